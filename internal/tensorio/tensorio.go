@@ -1,0 +1,284 @@
+package tensorio
+
+import (
+	"archive/zip"
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"codeberg.org/sbinet/npyio/npy"
+	"gorgonia.org/tensor"
+)
+
+// maxElements bounds one array: 1<<31 float32 values (8 GiB) is far beyond
+// any tensor of this project, and stops absurd headers early.
+const maxElements = 1 << 31
+
+// ReadNPY reads one float array from r. size is the number of bytes that r
+// holds (the .npy file's size), used to reject headers that promise more
+// data than there is; pass -1 when it is unknown.
+func ReadNPY(r io.Reader, size int64) (*tensor.Dense, error) {
+	nr, err := npy.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("not a .npy array: %w", err)
+	}
+	d := nr.Header.Descr
+	shape := append([]int(nil), d.Shape...)
+	n := 1
+	for _, s := range shape {
+		if s < 0 || (s > 0 && n > maxElements/s) {
+			return nil, fmt.Errorf("implausible shape %v", shape)
+		}
+		n *= s
+	}
+	if n == 0 {
+		// gorgonia's tensor cannot hold zero elements, and no tensor of this
+		// project is empty.
+		return nil, fmt.Errorf("empty array of shape %v", shape)
+	}
+	var esize int
+	switch strings.Trim(d.Type, "'\"") {
+	case "<f4", "|f4":
+		esize = 4
+	case "<f8", "|f8":
+		esize = 8
+	default:
+		return nil, fmt.Errorf("dtype %s: want float32 (<f4) or float64 (<f8)", d.Type)
+	}
+	if size >= 0 && int64(n)*int64(esize) > size {
+		return nil, fmt.Errorf("shape %v needs %d bytes of data, file has %d: truncated", shape, n*esize, size)
+	}
+	data := make([]float32, n)
+	if esize == 4 {
+		err = nr.Read(&data)
+	} else {
+		d64 := make([]float64, n)
+		err = nr.Read(&d64)
+		for i, v := range d64 {
+			data[i] = float32(v)
+		}
+	}
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("shape %v: data truncated: %w", shape, err)
+		}
+		return nil, fmt.Errorf("shape %v: %w", shape, err)
+	}
+	if d.Fortran && len(shape) > 1 {
+		data = fortranToC(data, shape)
+	}
+	if len(shape) == 0 {
+		shape = []int{1} // a NumPy scalar; tensor has no rank-0 dense backing
+	}
+	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data)), nil
+}
+
+// fortranToC reorders column-major data of the given shape to row-major.
+func fortranToC(src []float32, shape []int) []float32 {
+	dst := make([]float32, len(src))
+	idx := make([]int, len(shape))
+	for f := range src {
+		// f enumerates column-major order: first axis fastest.
+		c := 0
+		for ax := range shape {
+			c = c*shape[ax] + idx[ax]
+		}
+		dst[c] = src[f]
+		for ax := 0; ax < len(shape); ax++ {
+			idx[ax]++
+			if idx[ax] < shape[ax] {
+				break
+			}
+			idx[ax] = 0
+		}
+	}
+	return dst
+}
+
+// ReadNPYFile reads a .npy file.
+func ReadNPYFile(path string) (*tensor.Dense, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	t, err := ReadNPY(bufio.NewReader(f), st.Size())
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return t, nil
+}
+
+// WriteNPY writes t as a C-ordered little-endian float32 .npy array
+// (format version 1.0, header padded to 64 bytes as NumPy writes it).
+func WriteNPY(w io.Writer, t *tensor.Dense) error {
+	if t.Dtype() != tensor.Float32 {
+		return fmt.Errorf("write npy: dtype %v: want float32", t.Dtype())
+	}
+	if t.Shape().TotalSize() == 0 {
+		return errors.New("write npy: empty tensor")
+	}
+	data := t.Data().([]float32)
+	if t.RequiresIterator() {
+		return errors.New("write npy: tensor is a non-contiguous view; materialize it first")
+	}
+	shape := t.Shape()
+	dims := make([]string, len(shape))
+	for i, s := range shape {
+		dims[i] = strconv.Itoa(s)
+	}
+	tuple := strings.Join(dims, ", ")
+	if len(shape) == 1 {
+		tuple += ","
+	}
+	dict := fmt.Sprintf("{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", tuple)
+	const pre = 10 // magic (6) + version (2) + header length (2)
+	pad := 64 - (pre+len(dict)+1)%64
+	if pad == 64 {
+		pad = 0
+	}
+	hdr := make([]byte, 0, pre+len(dict)+pad+1)
+	hdr = append(hdr, "\x93NUMPY\x01\x00"...)
+	hdr = binary.LittleEndian.AppendUint16(hdr, uint16(len(dict)+pad+1))
+	hdr = append(hdr, dict...)
+	hdr = append(hdr, strings.Repeat(" ", pad)...)
+	hdr = append(hdr, '\n')
+	if _, err := w.Write(hdr); err != nil {
+		return err
+	}
+	buf := make([]byte, 0, 1<<16)
+	for i, v := range data {
+		buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+		if len(buf) == cap(buf) || i == len(data)-1 {
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+	}
+	return nil
+}
+
+// WriteNPYFile writes t to a new .npy file at path.
+func WriteNPYFile(path string, t *tensor.Dense) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(f)
+	err = WriteNPY(bw, t)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// Archive is an opened .npz file: a zip of .npy arrays.
+type Archive struct {
+	path  string
+	file  *os.File
+	zr    *zip.Reader
+	names []string
+	files map[string]*zip.File
+}
+
+// OpenNPZ opens an .npz archive. Names are reported without the ".npy"
+// suffix that numpy.savez adds inside the zip.
+func OpenNPZ(path string) (*Archive, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	zr, err := zip.NewReader(f, st.Size())
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open %s: not a valid .npz (zip) archive, perhaps truncated: %w", path, err)
+	}
+	a := &Archive{path: path, file: f, zr: zr, files: map[string]*zip.File{}}
+	for _, zf := range zr.File {
+		name := strings.TrimSuffix(zf.Name, ".npy")
+		a.files[name] = zf
+		a.names = append(a.names, name)
+	}
+	sort.Strings(a.names)
+	return a, nil
+}
+
+// Names lists the arrays in the archive, sorted.
+func (a *Archive) Names() []string { return a.names }
+
+// Has reports whether the archive holds the named array.
+func (a *Archive) Has(name string) bool { _, ok := a.files[name]; return ok }
+
+// Read reads the named array.
+func (a *Archive) Read(name string) (*tensor.Dense, error) {
+	zf, ok := a.files[name]
+	if !ok {
+		return nil, fmt.Errorf("%s: no array %q", a.path, name)
+	}
+	rc, err := zf.Open()
+	if err != nil {
+		return nil, fmt.Errorf("%s: array %q: %w", a.path, name, err)
+	}
+	defer rc.Close()
+	t, err := ReadNPY(bufio.NewReader(rc), int64(zf.UncompressedSize64))
+	if err != nil {
+		return nil, fmt.Errorf("%s: array %q: %w", a.path, name, err)
+	}
+	return t, nil
+}
+
+// Close releases the file.
+func (a *Archive) Close() error { return a.file.Close() }
+
+// WriteNPZ writes the named tensors to an .npz archive at path, in sorted
+// name order, uncompressed (as numpy.savez does).
+func WriteNPZ(path string, arrays map[string]*tensor.Dense) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	zw := zip.NewWriter(f)
+	names := make([]string, 0, len(arrays))
+	for n := range arrays {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: n + ".npy", Method: zip.Store})
+		if err == nil {
+			err = WriteNPY(w, arrays[n])
+		}
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("write %s: array %q: %w", path, n, err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Close()
+}

@@ -1,0 +1,152 @@
+package tensorio
+
+import (
+	"bytes"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gorgonia.org/tensor"
+)
+
+func TestRoundTrip(t *testing.T) {
+	for _, shape := range [][]int{{5}, {2, 3}, {2, 3, 4, 1}} {
+		n := 1
+		for _, s := range shape {
+			n *= s
+		}
+		data := make([]float32, n)
+		for i := range data {
+			data[i] = float32(i)*0.5 - 3
+		}
+		in := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data))
+		var buf bytes.Buffer
+		if err := WriteNPY(&buf, in); err != nil {
+			t.Fatal(err)
+		}
+		hdrLen := int(buf.Bytes()[8]) | int(buf.Bytes()[9])<<8
+		if (10+hdrLen)%64 != 0 {
+			t.Errorf("shape %v: header of %d bytes is not 64-aligned", shape, 10+hdrLen)
+		}
+		out, err := ReadNPY(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+		if err != nil {
+			t.Fatalf("shape %v: %v", shape, err)
+		}
+		if !out.Shape().Eq(in.Shape()) {
+			t.Fatalf("shape: got %v, want %v", out.Shape(), shape)
+		}
+		for i, v := range out.Data().([]float32) {
+			if v != data[i] {
+				t.Fatalf("shape %v: element %d: got %v, want %v", shape, i, v, data[i])
+			}
+		}
+	}
+}
+
+func TestNumpyHeader(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteNPY(&buf, tensor.New(tensor.WithShape(3), tensor.WithBacking([]float32{1, 2, 3}))); err != nil {
+		t.Fatal(err)
+	}
+	want := "\x93NUMPY\x01\x00"
+	if got := buf.String()[:8]; got != want {
+		t.Fatalf("magic: got %q, want %q", got, want)
+	}
+	if !strings.Contains(buf.String(), "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }") {
+		t.Fatalf("header dict not as numpy writes it: %q", buf.String()[10:74])
+	}
+}
+
+// npyBytes builds a .npy file by hand with the given descriptor and payload.
+func npyBytes(dict string, payload []byte) []byte {
+	pad := 64 - (10+len(dict)+1)%64
+	h := append([]byte("\x93NUMPY\x01\x00"), byte(len(dict)+pad+1), byte((len(dict)+pad+1)>>8))
+	h = append(h, dict...)
+	h = append(h, bytes.Repeat([]byte(" "), pad)...)
+	h = append(h, '\n')
+	return append(h, payload...)
+}
+
+func TestFloat64AndFortran(t *testing.T) {
+	// 2x3 matrix [[1 2 3] [4 5 6]] stored as float64 in Fortran order: 1 4 2 5 3 6.
+	var payload []byte
+	for _, v := range []float64{1, 4, 2, 5, 3, 6} {
+		var b [8]byte
+		u := math.Float64bits(v)
+		for i := range b {
+			b[i] = byte(u >> (8 * i))
+		}
+		payload = append(payload, b[:]...)
+	}
+	raw := npyBytes("{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }", payload)
+	out, err := ReadNPY(bytes.NewReader(raw), int64(len(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.Data().([]float32)
+	for i, want := range []float32{1, 2, 3, 4, 5, 6} {
+		if got[i] != want {
+			t.Fatalf("element %d: got %v, want %v (all %v)", i, got[i], want, got)
+		}
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		raw  []byte
+		want string
+	}{
+		{"not npy", []byte("hello world, not numpy"), "not a .npy"},
+		{"int dtype", npyBytes("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", make([]byte, 16)), "dtype"},
+		{"truncated", npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", make([]byte, 8)), "truncated"},
+		{"empty", npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 3), }", nil), "empty"},
+		{"huge", npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000, 100000), }", nil), "shape"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ReadNPY(bytes.NewReader(tc.raw), int64(len(tc.raw)))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got error %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestNPZ(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "w.npz")
+	arrays := map[string]*tensor.Dense{
+		"conv1_conv/kernel": tensor.New(tensor.WithShape(1, 1, 2, 2), tensor.WithBacking([]float32{1, 2, 3, 4})),
+		"conv1_conv/bias":   tensor.New(tensor.WithShape(2), tensor.WithBacking([]float32{5, 6})),
+	}
+	if err := WriteNPZ(path, arrays); err != nil {
+		t.Fatal(err)
+	}
+	a, err := OpenNPZ(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if got := strings.Join(a.Names(), ","); got != "conv1_conv/bias,conv1_conv/kernel" {
+		t.Fatalf("names: %s", got)
+	}
+	k, err := a.Read("conv1_conv/kernel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Shape()[2] != 2 || k.Data().([]float32)[3] != 4 {
+		t.Fatalf("kernel read back wrong: %v", k)
+	}
+	if _, err := a.Read("missing"); err == nil || !strings.Contains(err.Error(), `"missing"`) {
+		t.Fatalf("missing array: got %v", err)
+	}
+
+	raw, _ := os.ReadFile(path)
+	trunc := filepath.Join(dir, "trunc.npz")
+	os.WriteFile(trunc, raw[:len(raw)/2], 0o644)
+	if _, err := OpenNPZ(trunc); err == nil || !strings.Contains(err.Error(), "trunc.npz") {
+		t.Fatalf("truncated npz: got %v", err)
+	}
+}

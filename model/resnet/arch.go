@@ -1,0 +1,117 @@
+package resnet
+
+import "fmt"
+
+// Variant names the flavour of ResNet50 a weights file holds.
+type Variant string
+
+const (
+	// Keras is keras.applications.ResNet50 ("v1"): the stride of a stage's
+	// first block sits on its first 1x1 convolution, convolutions carry a
+	// bias, BatchNorm epsilon is 1.001e-5, inputs are 'caffe'-preprocessed.
+	Keras Variant = "keras"
+)
+
+// Keras' BatchNormalization epsilon in ResNet50.
+const kerasBNEpsilon = 1.001e-5
+
+// ConvSpec is one convolution of the network and the BatchNorm after it.
+type ConvSpec struct {
+	Name           string // Keras prefix: "conv1", "conv2_block1_0", ...
+	K, Stride, Pad int    // square kernel, stride and symmetric zero padding
+	In, Out        int    // channels
+}
+
+// Block is one bottleneck residual block.
+type Block struct {
+	Name     string    // "conv2_block1"
+	Shortcut *ConvSpec // the projection (_0) in a stage's first block, else nil
+	Convs    [3]ConvSpec
+}
+
+// Arch is the layer plan of a ResNet50 of a given width: every convolution
+// with its Keras name, in execution order. Width 64 is the real network;
+// narrower widths keep the topology and names with fewer channels.
+type Arch struct {
+	Variant Variant
+	Width   int
+	Stem    ConvSpec
+	Blocks  []Block
+}
+
+// stages lists ResNet50's four stages: name, base filters at width 64,
+// blocks and stride.
+var stages = [...]struct {
+	name            string
+	filters, blocks int
+	stride          int
+}{{"conv2", 64, 3, 1}, {"conv3", 128, 4, 2}, {"conv4", 256, 6, 2}, {"conv5", 512, 3, 2}}
+
+// NewArch returns the plan of a ResNet50 whose stem has width output
+// channels (64 for the real network).
+func NewArch(v Variant, width int) (*Arch, error) {
+	if v != Keras {
+		return nil, fmt.Errorf("resnet: unknown variant %q", v)
+	}
+	if width < 1 || width > 1024 {
+		return nil, fmt.Errorf("resnet: width %d out of range [1, 1024]", width)
+	}
+	a := &Arch{Variant: v, Width: width}
+	// Keras pads with ZeroPadding2D(3) before a valid 7x7/2 convolution.
+	a.Stem = ConvSpec{Name: "conv1", K: 7, Stride: 2, Pad: 3, In: 3, Out: width}
+	in := width
+	for _, st := range stages {
+		f := st.filters * width / 64
+		for b := 1; b <= st.blocks; b++ {
+			stride := 1
+			if b == 1 {
+				stride = st.stride
+			}
+			name := fmt.Sprintf("%s_block%d", st.name, b)
+			blk := Block{Name: name}
+			if b == 1 {
+				blk.Shortcut = &ConvSpec{Name: name + "_0", K: 1, Stride: stride, In: in, Out: 4 * f}
+			}
+			blk.Convs = [3]ConvSpec{
+				{Name: name + "_1", K: 1, Stride: stride, In: in, Out: f},
+				{Name: name + "_2", K: 3, Stride: 1, Pad: 1, In: f, Out: f},
+				{Name: name + "_3", K: 1, Stride: 1, In: f, Out: 4 * f},
+			}
+			a.Blocks = append(a.Blocks, blk)
+			in = 4 * f
+		}
+	}
+	return a, nil
+}
+
+// Convs lists every convolution in execution order (a block's shortcut
+// before its main path).
+func (a *Arch) Convs() []ConvSpec {
+	out := []ConvSpec{a.Stem}
+	for _, b := range a.Blocks {
+		if b.Shortcut != nil {
+			out = append(out, *b.Shortcut)
+		}
+		out = append(out, b.Convs[:]...)
+	}
+	return out
+}
+
+// FeatureDim is the number of pooled features: 2048 at width 64.
+func (a *Arch) FeatureDim() int { return a.Blocks[len(a.Blocks)-1].Convs[2].Out }
+
+// outSize is the spatial size after a convolution or pool.
+func outSize(in, k, stride, pad int) int { return (in+2*pad-k)/stride + 1 }
+
+// spatial returns the spatial sizes along the network for a square input:
+// after the stem conv, after the max pool, and after each block.
+func (a *Arch) spatial(size int) (stem, pool int, blocks []int) {
+	stem = outSize(size, 7, 2, 3)
+	pool = outSize(stem, 3, 2, 1)
+	s := pool
+	for _, b := range a.Blocks {
+		s = outSize(s, b.Convs[0].K, b.Convs[0].Stride, b.Convs[0].Pad)
+		blocks = append(blocks, s)
+	}
+	return stem, pool, blocks
+}

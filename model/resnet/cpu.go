@@ -1,0 +1,410 @@
+package resnet
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+
+	"gorgonia.org/tensor"
+
+	"gotransfer/internal/openblas"
+)
+
+// foldedConv is a convolution with its BatchNorm folded in: kernel rows in
+// (ky, kx, cin) order, one column per output channel, and one bias.
+type foldedConv struct {
+	spec ConvSpec
+	w, b []float32
+}
+
+type foldedBlock struct {
+	name     string
+	shortcut *foldedConv
+	convs    [3]foldedConv
+}
+
+// CPU runs the frozen ResNet50 on the CPU in NHWC layout. Every
+// convolution is one OpenBLAS sgemm: 1x1 convolutions multiply the
+// activations directly, larger or strided ones go through im2col. The
+// output is pre-filled with the bias (and, on a block's last convolution,
+// the shortcut), so sgemm accumulates into it, and ReLU follows in place.
+// Buffers grow to the largest batch seen and are reused, so nothing is
+// allocated per batch after the first.
+//
+// A CPU is safe for concurrent use; forward passes are serialized.
+type CPU struct {
+	weights *Weights
+	stem    foldedConv
+	blocks  []foldedBlock
+	top     *foldedConv // predictions, as a 1x1 "conv" on the pooled features
+
+	mu   sync.Mutex
+	bufs [4][]float32
+	col  []float32
+}
+
+// NewCPU folds the weights' BatchNorms into their convolutions and returns
+// an engine ready to run.
+func NewCPU(w *Weights) (*CPU, error) {
+	if w == nil || w.Arch == nil {
+		return nil, errors.New("resnet: no weights")
+	}
+	e := &CPU{weights: w, stem: fold(w, w.Arch.Stem)}
+	for _, b := range w.Arch.Blocks {
+		fb := foldedBlock{name: b.Name}
+		if b.Shortcut != nil {
+			c := fold(w, *b.Shortcut)
+			fb.shortcut = &c
+		}
+		for i, c := range b.Convs {
+			fb.convs[i] = fold(w, c)
+		}
+		e.blocks = append(e.blocks, fb)
+	}
+	if w.Classes > 0 {
+		e.top = &foldedConv{
+			spec: ConvSpec{Name: "predictions", K: 1, Stride: 1, In: w.Arch.FeatureDim(), Out: w.Classes},
+			w:    w.data("predictions/kernel"),
+			b:    w.data("predictions/bias"),
+		}
+	}
+	return e, nil
+}
+
+// fold computes W' = W*s and b' = (b-mean)*s + beta with
+// s = gamma/sqrt(var+eps), in float64.
+func fold(w *Weights, c ConvSpec) foldedConv {
+	k := w.data(c.Name + "_conv/kernel")
+	bias := w.data(c.Name + "_conv/bias")
+	gamma := w.data(c.Name + "_bn/gamma")
+	beta := w.data(c.Name + "_bn/beta")
+	mean := w.data(c.Name + "_bn/moving_mean")
+	variance := w.data(c.Name + "_bn/moving_variance")
+	f := foldedConv{spec: c, w: make([]float32, len(k)), b: make([]float32, c.Out)}
+	scale := make([]float64, c.Out)
+	for o := range c.Out {
+		scale[o] = float64(gamma[o]) / math.Sqrt(float64(variance[o])+kerasBNEpsilon)
+		f.b[o] = float32((float64(bias[o])-float64(mean[o]))*scale[o] + float64(beta[o]))
+	}
+	// HWIO flattened row-major is already (ky, kx, cin) x cout.
+	for i, v := range k {
+		f.w[i] = float32(float64(v) * scale[i%c.Out])
+	}
+	return f
+}
+
+// Weights returns the weights the engine was built from.
+func (e *CPU) Weights() *Weights { return e.weights }
+
+// FeatureDim is the length of each image's feature vector.
+func (e *CPU) FeatureDim() int { return e.weights.Arch.FeatureDim() }
+
+// Close releases the buffers.
+func (e *CPU) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.bufs = [4][]float32{}
+	e.col = nil
+	return nil
+}
+
+// Features runs the backbone on a batch of preprocessed images, (N, H, W, 3)
+// float32 NHWC, and returns the globally average-pooled features (N, F).
+func (e *CPU) Features(x *tensor.Dense) (*tensor.Dense, error) {
+	return e.forward(x, nil, false)
+}
+
+// Predict runs the backbone and the ImageNet top: class probabilities
+// (N, classes). It fails when the weights have no predictions layer.
+func (e *CPU) Predict(x *tensor.Dense) (*tensor.Dense, error) {
+	if e.top == nil {
+		return nil, fmt.Errorf("resnet: weights %s have no predictions layer (a 'notop' file)", e.weights.Source)
+	}
+	return e.forward(x, nil, true)
+}
+
+// Tap receives a named intermediate activation (NHWC) during a forward
+// pass: conv1_relu, pool1_pool and every block's output, e.g.
+// conv2_block1_out. The tensor is a copy the callee may keep.
+type Tap func(name string, activation *tensor.Dense)
+
+// FeaturesWithTaps is Features that also reports intermediate activations,
+// for parity tests and debugging.
+func (e *CPU) FeaturesWithTaps(x *tensor.Dense, tap Tap) (*tensor.Dense, error) {
+	return e.forward(x, tap, false)
+}
+
+func checkInput(x *tensor.Dense) (n, h, w int, data []float32, err error) {
+	if x == nil {
+		return 0, 0, 0, nil, errors.New("resnet: nil input")
+	}
+	s := x.Shape()
+	if len(s) != 4 || s[3] != 3 {
+		return 0, 0, 0, nil, fmt.Errorf("resnet: input shape %v: want (N, H, W, 3) NHWC", s)
+	}
+	if x.Dtype() != tensor.Float32 {
+		return 0, 0, 0, nil, fmt.Errorf("resnet: input dtype %v: want float32", x.Dtype())
+	}
+	n, h, w = s[0], s[1], s[2]
+	if h < 32 || w < 32 {
+		return 0, 0, 0, nil, fmt.Errorf("resnet: input %dx%d: ResNet50 needs at least 32x32", h, w)
+	}
+	if x.RequiresIterator() {
+		x = x.Materialize().(*tensor.Dense)
+	}
+	return n, h, w, x.Data().([]float32), nil
+}
+
+func (e *CPU) forward(x *tensor.Dense, tap Tap, predict bool) (*tensor.Dense, error) {
+	n, h, w, in, err := checkInput(x)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.reserve(n, h, w)
+
+	emit := func(name string, act []float32, h, w, c int) {
+		if tap != nil {
+			d := append([]float32(nil), act[:n*h*w*c]...)
+			tap(name, tensor.New(tensor.WithShape(n, h, w, c), tensor.WithBacking(d)))
+		}
+	}
+
+	// Stem: 7x7/2 convolution, ReLU, 3x3/2 max pool.
+	h, w = e.conv(&e.stem, in, n, h, w, e.bufs[0], nil, true)
+	emit("conv1_relu", e.bufs[0], h, w, e.stem.spec.Out)
+	h, w = maxPool3x3s2(e.bufs[0], n, h, w, e.stem.spec.Out, e.bufs[1])
+	emit("pool1_pool", e.bufs[1], h, w, e.stem.spec.Out)
+
+	// cur holds the block input; the other buffers take the shortcut and the
+	// two inner activations. The block output lands in the first inner
+	// buffer, free again once the 3x3 convolution has read it.
+	cur := 1
+	for i := range e.blocks {
+		b := &e.blocks[i]
+		free := make([]int, 0, 3)
+		for j := range e.bufs {
+			if j != cur {
+				free = append(free, j)
+			}
+		}
+		short, t1, t2 := cur, free[0], free[1]
+		if b.shortcut != nil {
+			short = free[2]
+			e.conv(b.shortcut, e.bufs[cur], n, h, w, e.bufs[short], nil, false)
+		}
+		h1, w1 := e.conv(&b.convs[0], e.bufs[cur], n, h, w, e.bufs[t1], nil, true)
+		e.conv(&b.convs[1], e.bufs[t1], n, h1, w1, e.bufs[t2], nil, true)
+		h, w = e.conv(&b.convs[2], e.bufs[t2], n, h1, w1, e.bufs[t1], e.bufs[short], true)
+		cur = t1
+		emit(b.name+"_out", e.bufs[cur], h, w, b.convs[2].spec.Out)
+	}
+
+	f := e.FeatureDim()
+	feats := make([]float32, n*f)
+	globalAvgPool(e.bufs[cur], n, h*w, f, feats)
+	if !predict {
+		return tensor.New(tensor.WithShape(n, f), tensor.WithBacking(feats)), nil
+	}
+	probs := make([]float32, n*e.top.spec.Out)
+	e.conv(e.top, feats, n, 1, 1, probs, nil, false)
+	softmaxRows(probs, e.top.spec.Out)
+	return tensor.New(tensor.WithShape(n, e.top.spec.Out), tensor.WithBacking(probs)), nil
+}
+
+// reserve grows the buffers to what a batch of n images of h x w needs.
+func (e *CPU) reserve(n, h, w int) {
+	act, col := 0, 0
+	need := func(c *foldedConv, h, w int) (int, int) {
+		s := c.spec
+		oh, ow := outSize(h, s.K, s.Stride, s.Pad), outSize(w, s.K, s.Stride, s.Pad)
+		act = max(act, n*h*w*s.In, n*oh*ow*s.Out)
+		if s.K != 1 || s.Stride != 1 || s.Pad != 0 {
+			col = max(col, n*oh*ow*s.K*s.K*s.In)
+		}
+		return oh, ow
+	}
+	h, w = need(&e.stem, h, w)
+	h, w = outSize(h, 3, 2, 1), outSize(w, 3, 2, 1)
+	for i := range e.blocks {
+		b := &e.blocks[i]
+		if b.shortcut != nil {
+			need(b.shortcut, h, w)
+		}
+		h1, w1 := need(&b.convs[0], h, w)
+		need(&b.convs[1], h1, w1)
+		h, w = need(&b.convs[2], h1, w1)
+	}
+	for i := range e.bufs {
+		if len(e.bufs[i]) < act {
+			e.bufs[i] = make([]float32, act)
+		}
+	}
+	if len(e.col) < col {
+		e.col = make([]float32, col)
+	}
+}
+
+// conv computes out = act(conv(in) + bias [+ residual]) and returns the
+// output's spatial size.
+func (e *CPU) conv(c *foldedConv, in []float32, n, h, w int, out, residual []float32, relu bool) (oh, ow int) {
+	s := c.spec
+	oh, ow = outSize(h, s.K, s.Stride, s.Pad), outSize(w, s.K, s.Stride, s.Pad)
+	rows := n * oh * ow
+	out = out[:rows*s.Out]
+	parallelFor(rows, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			o := out[r*s.Out : (r+1)*s.Out]
+			if residual == nil {
+				copy(o, c.b)
+				continue
+			}
+			res := residual[r*s.Out : (r+1)*s.Out]
+			for j, bj := range c.b {
+				o[j] = res[j] + bj
+			}
+		}
+	})
+	kdim := s.K * s.K * s.In
+	var a []float32
+	if s.K == 1 && s.Stride == 1 && s.Pad == 0 {
+		a = in[:rows*kdim]
+	} else {
+		a = e.col[:rows*kdim]
+		im2col(in, n, h, w, s, oh, ow, a)
+	}
+	openblas.Sgemm(rows, s.Out, kdim, 1, a, c.w, 1, out)
+	if relu {
+		parallelFor(len(out)/s.Out, func(lo, hi int) {
+			o := out[lo*s.Out : hi*s.Out]
+			for j, v := range o {
+				if v < 0 {
+					o[j] = 0
+				}
+			}
+		})
+	}
+	return oh, ow
+}
+
+// im2col lays out, for each output pixel, its receptive field as one row in
+// (ky, kx, cin) order, with zeros where the window leaves the image.
+func im2col(in []float32, n, h, w int, s ConvSpec, oh, ow int, col []float32) {
+	kdim := s.K * s.K * s.In
+	parallelFor(n*oh*ow, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			b, rem := r/(oh*ow), r%(oh*ow)
+			oy, ox := rem/ow, rem%ow
+			dst := col[r*kdim : (r+1)*kdim]
+			for ky := range s.K {
+				iy := oy*s.Stride - s.Pad + ky
+				row := dst[ky*s.K*s.In : (ky+1)*s.K*s.In]
+				if iy < 0 || iy >= h {
+					clear(row)
+					continue
+				}
+				base := (b*h + iy) * w
+				for kx := range s.K {
+					ix := ox*s.Stride - s.Pad + kx
+					seg := row[kx*s.In : (kx+1)*s.In]
+					if ix < 0 || ix >= w {
+						clear(seg)
+						continue
+					}
+					copy(seg, in[(base+ix)*s.In:(base+ix+1)*s.In])
+				}
+			}
+		}
+	})
+}
+
+// maxPool3x3s2 is Keras' ZeroPadding2D(1) + MaxPooling2D(3, 2). Its input
+// comes out of a ReLU, so zero padding never wins a max and the window can
+// simply skip the border.
+func maxPool3x3s2(in []float32, n, h, w, c int, out []float32) (oh, ow int) {
+	oh, ow = outSize(h, 3, 2, 1), outSize(w, 3, 2, 1)
+	parallelFor(n*oh*ow, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			b, rem := r/(oh*ow), r%(oh*ow)
+			oy, ox := rem/ow, rem%ow
+			dst := out[r*c : (r+1)*c]
+			clear(dst) // the zero padding
+			for ky := range 3 {
+				iy := 2*oy - 1 + ky
+				if iy < 0 || iy >= h {
+					continue
+				}
+				for kx := range 3 {
+					ix := 2*ox - 1 + kx
+					if ix < 0 || ix >= w {
+						continue
+					}
+					src := in[((b*h+iy)*w+ix)*c : ((b*h+iy)*w+ix+1)*c]
+					for j, v := range src {
+						if v > dst[j] {
+							dst[j] = v
+						}
+					}
+				}
+			}
+		}
+	})
+	return oh, ow
+}
+
+// globalAvgPool averages each image's hw pixels per channel, in float64.
+func globalAvgPool(in []float32, n, hw, c int, out []float32) {
+	acc := make([]float64, c)
+	for b := range n {
+		clear(acc)
+		for p := range hw {
+			row := in[(b*hw+p)*c : (b*hw+p+1)*c]
+			for j, v := range row {
+				acc[j] += float64(v)
+			}
+		}
+		for j := range acc {
+			out[b*c+j] = float32(acc[j] / float64(hw))
+		}
+	}
+}
+
+// softmaxRows replaces each row of logits by its softmax.
+func softmaxRows(x []float32, c int) {
+	for r := 0; r < len(x); r += c {
+		row := x[r : r+c]
+		m := row[0]
+		for _, v := range row {
+			m = max(m, v)
+		}
+		var sum float64
+		for _, v := range row {
+			sum += math.Exp(float64(v - m))
+		}
+		for j, v := range row {
+			row[j] = float32(math.Exp(float64(v-m)) / sum)
+		}
+	}
+}
+
+// parallelFor splits [0, n) into one contiguous range per CPU.
+func parallelFor(n int, fn func(lo, hi int)) {
+	workers := runtime.GOMAXPROCS(0)
+	if workers == 1 || n < 64 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (n + workers - 1) / workers
+	for lo := 0; lo < n; lo += chunk {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			fn(lo, hi)
+		}(lo, min(lo+chunk, n))
+	}
+	wg.Wait()
+}

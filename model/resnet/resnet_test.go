@@ -1,0 +1,280 @@
+package resnet
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gorgonia.org/tensor"
+
+	"gotransfer/internal/tensorio"
+)
+
+// goldens are narrow Keras-layout ResNet50s with reference activations
+// computed in float64 (see testdata/README.md).
+var goldens = []string{"resnet50_w8_s64", "resnet50_w16_s112"}
+
+type goldenMeta struct {
+	Width              int `json:"width"`
+	Classes            int `json:"classes"`
+	ParamsTotal        int `json:"params_total"`
+	ParamsTrainable    int `json:"params_trainable"`
+	ParamsNonTrainable int `json:"params_non_trainable"`
+}
+
+func readMeta(t *testing.T, dir string) goldenMeta {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "meta.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m goldenMeta
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func readNPY(t *testing.T, path string) *tensor.Dense {
+	t.Helper()
+	x, err := tensorio.ReadNPYFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// assertNear checks |got-want| <= tol * max|want| element-wise.
+func assertNear(t *testing.T, what string, got, want *tensor.Dense, tol float64) {
+	t.Helper()
+	if !got.Shape().Eq(want.Shape()) {
+		t.Fatalf("%s: shape %v, want %v", what, got.Shape(), want.Shape())
+	}
+	g, w := got.Data().([]float32), want.Data().([]float32)
+	var scale float64
+	for _, v := range w {
+		scale = math.Max(scale, math.Abs(float64(v)))
+	}
+	var worst float64
+	at := 0
+	for i := range w {
+		if d := math.Abs(float64(g[i] - w[i])); d > worst {
+			worst, at = d, i
+		}
+	}
+	if worst > tol*scale {
+		t.Errorf("%s: max |diff| %.3g at %d (got %v, want %v) exceeds %.0e x max|ref| %.3g", what, worst, at, g[at], w[at], tol, scale)
+	} else {
+		t.Logf("%s: max |diff| / max|ref| = %.2g", what, worst/scale)
+	}
+}
+
+func TestKerasParity(t *testing.T) {
+	for _, name := range goldens {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join("testdata", name)
+			meta := readMeta(t, dir)
+			w, err := Load(filepath.Join(dir, "weights.npz"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w.Arch.Width != meta.Width || w.Classes != meta.Classes {
+				t.Fatalf("width %d classes %d, want %d %d", w.Arch.Width, w.Classes, meta.Width, meta.Classes)
+			}
+			e, err := NewCPU(w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := readNPY(t, filepath.Join(dir, "inputs.npy"))
+			acts := map[string]*tensor.Dense{}
+			feats, err := e.FeaturesWithTaps(x, func(name string, a *tensor.Dense) { acts[name] = a })
+			if err != nil {
+				t.Fatal(err)
+			}
+			files, _ := filepath.Glob(filepath.Join(dir, "act_*.npy"))
+			if len(files) == 0 {
+				t.Fatal("no act_*.npy references")
+			}
+			for _, f := range files {
+				layer := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "act_"), ".npy")
+				got, ok := acts[layer]
+				if !ok {
+					t.Errorf("no activation tapped for %s", layer)
+					continue
+				}
+				assertNear(t, layer, got, readNPY(t, f), 1e-4)
+			}
+			assertNear(t, "features", feats, readNPY(t, filepath.Join(dir, "features.npy")), 1e-4)
+			probs, err := e.Predict(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertNear(t, "probs", probs, readNPY(t, filepath.Join(dir, "probs.npy")), 1e-4)
+		})
+	}
+}
+
+func TestParamCounts(t *testing.T) {
+	for _, name := range goldens {
+		dir := filepath.Join("testdata", name)
+		meta := readMeta(t, dir)
+		w, err := Load(filepath.Join(dir, "weights.npz"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		total, tr, non := w.ParamCounts()
+		if total != meta.ParamsTotal || tr != meta.ParamsTrainable || non != meta.ParamsNonTrainable {
+			t.Errorf("%s: counts %d/%d/%d, want %d/%d/%d", name, total, tr, non, meta.ParamsTotal, meta.ParamsTrainable, meta.ParamsNonTrainable)
+		}
+	}
+	// The real network, with the ImageNet top, as Keras' model.summary() reports it.
+	full, err := Random(64, 1000, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total, tr, non := full.ParamCounts()
+	if total != 25_636_712 || tr != 25_583_592 || non != 53_120 {
+		t.Errorf("ResNet50: counts %d/%d/%d, want 25636712/25583592/53120", total, tr, non)
+	}
+}
+
+// TestBatchIndependence checks that an image's features do not depend on
+// the rest of its batch or on buffers left by a larger earlier batch.
+func TestBatchIndependence(t *testing.T) {
+	dir := filepath.Join("testdata", "resnet50_w8_s64")
+	w, err := Load(filepath.Join(dir, "weights.npz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := NewCPU(w)
+	x := readNPY(t, filepath.Join(dir, "inputs.npy"))
+	all, err := e.Features(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := x.Shape()[1] * x.Shape()[2] * 3
+	one := append([]float32(nil), x.Data().([]float32)[2*per:3*per]...)
+	single, err := e.Features(tensor.New(tensor.WithShape(1, x.Shape()[1], x.Shape()[2], 3), tensor.WithBacking(one)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := all.Shape()[1]
+	a, s := all.Data().([]float32)[2*f:3*f], single.Data().([]float32)
+	// OpenBLAS blocks a product by its size, so sums run in another order
+	// for another batch size: equal to float32 rounding, not bit for bit.
+	var scale float64
+	for _, v := range a {
+		scale = math.Max(scale, math.Abs(float64(v)))
+	}
+	for j := range s {
+		if math.Abs(float64(a[j]-s[j])) > 1e-5*scale {
+			t.Fatalf("feature %d: alone %v, in batch %v", j, s[j], a[j])
+		}
+	}
+}
+
+func TestRandomWeightsDeterministic(t *testing.T) {
+	a, err := Random(8, 0, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Random(8, 0, 7)
+	c, _ := Random(8, 0, 8)
+	if a.Digest() != b.Digest() {
+		t.Fatal("same seed gave different weights")
+	}
+	if a.Digest() == c.Digest() {
+		t.Fatal("different seeds gave the same weights")
+	}
+	// Activations keep a sane scale through all blocks.
+	e, _ := NewCPU(a)
+	x := readNPY(t, filepath.Join("testdata", "resnet50_w8_s64", "inputs.npy"))
+	feats, err := e.Features(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m float64
+	for _, v := range feats.Data().([]float32) {
+		m = math.Max(m, math.Abs(float64(v)))
+	}
+	if m < 0.01 || m > 100 {
+		t.Fatalf("random-weight features peak at %v: want a sane scale", m)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	src, err := Load(filepath.Join("testdata", "resnet50_w8_s64", "weights.npz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, edit func(m map[string]*tensor.Dense)) string {
+		m := map[string]*tensor.Dense{}
+		for _, n := range src.Names() {
+			m[n] = src.Tensor(n).Clone().(*tensor.Dense)
+		}
+		edit(m)
+		p := filepath.Join(dir, name)
+		if err := tensorio.WriteNPZ(p, m); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	raw, _ := os.ReadFile(filepath.Join("testdata", "resnet50_w8_s64", "weights.npz"))
+	trunc := filepath.Join(dir, "trunc.npz")
+	os.WriteFile(trunc, raw[:len(raw)*2/3], 0o644)
+	notnpz := filepath.Join(dir, "cat.npz")
+	os.WriteFile(notnpz, []byte("this is not a zip"), 0o644)
+
+	for _, tc := range []struct {
+		name, path string
+		want       []string
+	}{
+		{"missing file", filepath.Join(dir, "nope.npz"), []string{"nope.npz", "no such file"}},
+		{"not npz", notnpz, []string{"cat.npz", "not a valid .npz"}},
+		{"truncated", trunc, []string{"trunc.npz"}},
+		{"missing tensor", write("missing.npz", func(m map[string]*tensor.Dense) { delete(m, "conv3_block2_2_bn/gamma") }),
+			[]string{"missing.npz", `"conv3_block2_2_bn/gamma"`, "missing"}},
+		{"wrong shape", write("shape.npz", func(m map[string]*tensor.Dense) {
+			m["conv4_block1_1_conv/kernel"] = tensor.New(tensor.WithShape(1, 1, 64, 5), tensor.WithBacking(make([]float32, 320)))
+		}), []string{"shape.npz", `"conv4_block1_1_conv/kernel"`, "(1, 1, 64, 32)", "(1, 1, 64, 5)"}},
+		{"not finite", write("nan.npz", func(m map[string]*tensor.Dense) {
+			m["conv2_block1_3_bn/beta"].Data().([]float32)[3] = float32(math.NaN())
+		}), []string{"nan.npz", `"conv2_block1_3_bn/beta"`, "finite"}},
+		{"half a top", write("top.npz", func(m map[string]*tensor.Dense) { delete(m, "predictions/bias") }), []string{"top.npz", "predictions"}},
+		{"not resnet", write("other.npz", func(m map[string]*tensor.Dense) { delete(m, "conv1_conv/kernel") }), []string{"other.npz", "not a Keras ResNet50"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(tc.path)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestInputErrors(t *testing.T) {
+	w, _ := Random(8, 0, 1)
+	e, _ := NewCPU(w)
+	for _, x := range []*tensor.Dense{
+		tensor.New(tensor.WithShape(1, 64, 64), tensor.WithBacking(make([]float32, 64*64))),
+		tensor.New(tensor.WithShape(1, 64, 64, 1), tensor.WithBacking(make([]float32, 64*64))),
+		tensor.New(tensor.WithShape(1, 16, 16, 3), tensor.WithBacking(make([]float32, 16*16*3))),
+		tensor.New(tensor.WithShape(1, 64, 64, 3), tensor.WithBacking(make([]float64, 64*64*3))),
+	} {
+		if _, err := e.Features(x); err == nil {
+			t.Errorf("input %v %v accepted", x.Shape(), x.Dtype())
+		}
+	}
+	if _, err := e.Predict(tensor.New(tensor.WithShape(1, 64, 64, 3), tensor.WithBacking(make([]float32, 64*64*3)))); err == nil {
+		t.Error("Predict without a top succeeded")
+	}
+}

@@ -1,0 +1,265 @@
+package resnet
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strings"
+
+	"gorgonia.org/tensor"
+
+	"gotransfer/internal/tensorio"
+)
+
+// Weights are the parameters of a ResNet50 keyed by Keras weight names
+// ("conv1_conv/kernel", "conv1_bn/gamma", ..., "predictions/bias"), checked
+// against the architecture their stem's width implies.
+type Weights struct {
+	// Source says where the weights came from: a file path, or a
+	// description of generated weights.
+	Source string
+	Arch   *Arch
+	// Classes is the size of the optional 'predictions' layer (the ImageNet
+	// top), 0 when the file has none.
+	Classes int
+
+	tensors map[string]*tensor.Dense
+	digest  string
+}
+
+// convParams lists the tensors of one convolution and its BatchNorm, with
+// their expected shapes.
+func convParams(c ConvSpec) []struct {
+	name  string
+	shape []int
+} {
+	conv, bn := c.Name+"_conv/", c.Name+"_bn/"
+	return []struct {
+		name  string
+		shape []int
+	}{
+		{conv + "kernel", []int{c.K, c.K, c.In, c.Out}},
+		{conv + "bias", []int{c.Out}},
+		{bn + "gamma", []int{c.Out}},
+		{bn + "beta", []int{c.Out}},
+		{bn + "moving_mean", []int{c.Out}},
+		{bn + "moving_variance", []int{c.Out}},
+	}
+}
+
+// Load reads a ResNet50 .npz weights file (see the package documentation
+// for its layout) and checks every tensor: present, of the expected shape,
+// finite. float64 arrays are converted to float32.
+func Load(path string) (*Weights, error) {
+	a, err := tensorio.OpenNPZ(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("load weights: %w", err)
+		}
+		return nil, fmt.Errorf("load weights: %w", err)
+	}
+	defer a.Close()
+	if !a.Has("conv1_conv/kernel") {
+		return nil, fmt.Errorf("load weights %s: no tensor %q: not a Keras ResNet50 weights file (it holds %d arrays)", path, "conv1_conv/kernel", len(a.Names()))
+	}
+	m := make(map[string]*tensor.Dense, len(a.Names()))
+	for _, name := range a.Names() {
+		t, err := a.Read(name)
+		if err != nil {
+			return nil, fmt.Errorf("load weights: %w", err)
+		}
+		m[name] = t
+	}
+	w, err := FromTensors(path, m)
+	if err != nil {
+		return nil, fmt.Errorf("load weights %s: %w", path, err)
+	}
+	return w, nil
+}
+
+// FromTensors checks a set of named tensors as ResNet50 weights. The width
+// is read from conv1_conv/kernel; every other tensor must then match.
+func FromTensors(source string, m map[string]*tensor.Dense) (*Weights, error) {
+	stem, ok := m["conv1_conv/kernel"]
+	if !ok {
+		return nil, fmt.Errorf("tensor %q missing", "conv1_conv/kernel")
+	}
+	if s := stem.Shape(); len(s) != 4 || s[0] != 7 || s[1] != 7 || s[2] != 3 {
+		return nil, fmt.Errorf("tensor %q: want shape (7, 7, 3, width), got %v", "conv1_conv/kernel", s)
+	}
+	arch, err := NewArch(Keras, stem.Shape()[3])
+	if err != nil {
+		return nil, err
+	}
+	w := &Weights{Source: source, Arch: arch, tensors: m}
+	for _, c := range arch.Convs() {
+		for _, p := range convParams(c) {
+			if err := w.check(p.name, p.shape); err != nil {
+				return nil, err
+			}
+		}
+	}
+	k, hasK := m["predictions/kernel"]
+	_, hasB := m["predictions/bias"]
+	switch {
+	case hasK != hasB:
+		return nil, errors.New("predictions layer incomplete: want both predictions/kernel and predictions/bias")
+	case hasK:
+		if s := k.Shape(); len(s) != 2 || s[0] != arch.FeatureDim() || s[1] < 1 {
+			return nil, fmt.Errorf("tensor %q: want shape (%d, classes), got %v", "predictions/kernel", arch.FeatureDim(), s)
+		}
+		w.Classes = k.Shape()[1]
+		if err := w.check("predictions/kernel", []int{arch.FeatureDim(), w.Classes}); err != nil {
+			return nil, err
+		}
+		if err := w.check("predictions/bias", []int{w.Classes}); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+func (w *Weights) check(name string, shape []int) error {
+	t, ok := w.tensors[name]
+	if !ok {
+		return fmt.Errorf("tensor %q missing", name)
+	}
+	if !t.Shape().Eq(tensor.Shape(shape)) {
+		return fmt.Errorf("tensor %q: want shape %v, got %v", name, tensor.Shape(shape), t.Shape())
+	}
+	if t.Dtype() != tensor.Float32 {
+		return fmt.Errorf("tensor %q: want float32, got %v", name, t.Dtype())
+	}
+	for i, v := range t.Data().([]float32) {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("tensor %q: element %d is %v: weights must be finite", name, i, v)
+		}
+	}
+	if strings.HasSuffix(name, "moving_variance") {
+		for i, v := range t.Data().([]float32) {
+			if v < 0 {
+				return fmt.Errorf("tensor %q: element %d is %v: a variance cannot be negative", name, i, v)
+			}
+		}
+	}
+	return nil
+}
+
+// data returns the backing slice of a checked tensor.
+func (w *Weights) data(name string) []float32 { return w.tensors[name].Data().([]float32) }
+
+// Names lists the tensors, sorted.
+func (w *Weights) Names() []string {
+	names := make([]string, 0, len(w.tensors))
+	for n := range w.tensors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Tensor returns the named tensor, or nil.
+func (w *Weights) Tensor(name string) *tensor.Dense { return w.tensors[name] }
+
+// Save writes the weights as an .npz file that Load (and numpy.load) reads.
+func (w *Weights) Save(path string) error { return tensorio.WriteNPZ(path, w.tensors) }
+
+// Digest is a sha256 over every tensor's name, shape and values: two weight
+// sets with the same digest compute the same features.
+func (w *Weights) Digest() string {
+	if w.digest != "" {
+		return w.digest
+	}
+	h := sha256.New()
+	var buf []byte
+	for _, n := range w.Names() {
+		t := w.tensors[n]
+		buf = append(buf[:0], n...)
+		buf = append(buf, 0)
+		for _, s := range t.Shape() {
+			buf = binary.LittleEndian.AppendUint64(buf, uint64(s))
+		}
+		for _, v := range t.Data().([]float32) {
+			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+		}
+		h.Write(buf)
+	}
+	w.digest = hex.EncodeToString(h.Sum(nil))
+	return w.digest
+}
+
+// Random returns deterministic random weights of the given width, for
+// smoke runs and tests where no pretrained file is at hand: He-normal
+// kernels and BatchNorm statistics chosen so that activations keep a sane
+// scale through all sixteen blocks. classes > 0 adds a predictions layer.
+// Features from random weights separate classes only weakly; real use needs
+// pretrained weights.
+func Random(width, classes int, seed uint64) (*Weights, error) {
+	arch, err := NewArch(Keras, width)
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x5eed_0f_4e5e7))
+	m := map[string]*tensor.Dense{}
+	vec := func(n int, f func() float64) *tensor.Dense {
+		d := make([]float32, n)
+		for i := range d {
+			d[i] = float32(f())
+		}
+		return tensor.New(tensor.WithShape(n), tensor.WithBacking(d))
+	}
+	for _, c := range arch.Convs() {
+		fanIn := float64(c.K * c.K * c.In)
+		std := math.Sqrt(2 / fanIn)
+		k := vec(c.K*c.K*c.In*c.Out, func() float64 { return rng.NormFloat64() * std })
+		k.Reshape(c.K, c.K, c.In, c.Out)
+		m[c.Name+"_conv/kernel"] = k
+		m[c.Name+"_conv/bias"] = vec(c.Out, func() float64 { return 0 })
+		// He-normal kernels keep a ReLU network's scale from layer to layer;
+		// a small gamma on the residual branch's last BatchNorm stops the
+		// sum from growing block by block.
+		gamma := 1.0
+		if strings.HasSuffix(c.Name, "_3") {
+			gamma = 0.3
+		}
+		m[c.Name+"_bn/gamma"] = vec(c.Out, func() float64 { return gamma * (0.8 + 0.4*rng.Float64()) })
+		m[c.Name+"_bn/beta"] = vec(c.Out, func() float64 { return 0.05 * rng.NormFloat64() })
+		m[c.Name+"_bn/moving_mean"] = vec(c.Out, func() float64 { return 0 })
+		// The stem sees 'caffe' pixels (a spread of about 60 around zero);
+		// later layers see activations near unit scale.
+		variance := 1.0
+		if c.Name == "conv1" {
+			variance = 2 * 60 * 60
+		}
+		m[c.Name+"_bn/moving_variance"] = vec(c.Out, func() float64 { return variance })
+	}
+	if classes > 0 {
+		f := arch.FeatureDim()
+		lim := math.Sqrt(6 / float64(f+classes))
+		k := vec(f*classes, func() float64 { return (2*rng.Float64() - 1) * lim })
+		k.Reshape(f, classes)
+		m["predictions/kernel"] = k
+		m["predictions/bias"] = vec(classes, func() float64 { return 0 })
+	}
+	return FromTensors(fmt.Sprintf("random(width=%d, classes=%d, seed=%d)", width, classes, seed), m)
+}
+
+// ParamCounts returns Keras' parameter counts for these weights: every
+// kernel and bias is trainable, as are BatchNorm's gamma and beta; the
+// moving statistics are not.
+func (w *Weights) ParamCounts() (total, trainable, nonTrainable int) {
+	for _, c := range w.Arch.Convs() {
+		trainable += c.K*c.K*c.In*c.Out + c.Out + 2*c.Out
+		nonTrainable += 2 * c.Out
+	}
+	if w.Classes > 0 {
+		trainable += w.Arch.FeatureDim()*w.Classes + w.Classes
+	}
+	return trainable + nonTrainable, trainable, nonTrainable
+}
