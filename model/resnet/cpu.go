@@ -38,7 +38,6 @@ type CPU struct {
 	weights *Weights
 	stem    foldedConv
 	blocks  []foldedBlock
-	top     *foldedConv // predictions, as a 1x1 "conv" on the pooled features
 
 	mu   sync.Mutex
 	bufs [4][]float32
@@ -62,13 +61,6 @@ func NewCPU(w *Weights) (*CPU, error) {
 			fb.convs[i] = fold(w, c)
 		}
 		e.blocks = append(e.blocks, fb)
-	}
-	if w.Classes > 0 {
-		e.top = &foldedConv{
-			spec: ConvSpec{Name: "predictions", K: 1, Stride: 1, In: w.Arch.FeatureDim(), Out: w.Classes},
-			w:    w.data("predictions/kernel"),
-			b:    w.data("predictions/bias"),
-		}
 	}
 	return e, nil
 }
@@ -113,16 +105,7 @@ func (e *CPU) Close() error {
 // Features runs the backbone on a batch of preprocessed images, (N, H, W, 3)
 // float32 NHWC, and returns the globally average-pooled features (N, F).
 func (e *CPU) Features(x *tensor.Dense) (*tensor.Dense, error) {
-	return e.forward(x, nil, false)
-}
-
-// Predict runs the backbone and the ImageNet top: class probabilities
-// (N, classes). It fails when the weights have no predictions layer.
-func (e *CPU) Predict(x *tensor.Dense) (*tensor.Dense, error) {
-	if e.top == nil {
-		return nil, fmt.Errorf("resnet: weights %s have no predictions layer (a 'notop' file)", e.weights.Source)
-	}
-	return e.forward(x, nil, true)
+	return e.forward(x, nil)
 }
 
 // Tap receives a named intermediate activation (NHWC) during a forward
@@ -133,7 +116,7 @@ type Tap func(name string, activation *tensor.Dense)
 // FeaturesWithTaps is Features that also reports intermediate activations,
 // for parity tests and debugging.
 func (e *CPU) FeaturesWithTaps(x *tensor.Dense, tap Tap) (*tensor.Dense, error) {
-	return e.forward(x, tap, false)
+	return e.forward(x, tap)
 }
 
 func checkInput(x *tensor.Dense) (n, h, w int, data []float32, err error) {
@@ -157,7 +140,7 @@ func checkInput(x *tensor.Dense) (n, h, w int, data []float32, err error) {
 	return n, h, w, x.Data().([]float32), nil
 }
 
-func (e *CPU) forward(x *tensor.Dense, tap Tap, predict bool) (*tensor.Dense, error) {
+func (e *CPU) forward(x *tensor.Dense, tap Tap) (*tensor.Dense, error) {
 	n, h, w, in, err := checkInput(x)
 	if err != nil {
 		return nil, err
@@ -206,13 +189,7 @@ func (e *CPU) forward(x *tensor.Dense, tap Tap, predict bool) (*tensor.Dense, er
 	f := e.FeatureDim()
 	feats := make([]float32, n*f)
 	globalAvgPool(e.bufs[cur], n, h*w, f, feats)
-	if !predict {
-		return tensor.New(tensor.WithShape(n, f), tensor.WithBacking(feats)), nil
-	}
-	probs := make([]float32, n*e.top.spec.Out)
-	e.conv(e.top, feats, n, 1, 1, probs, nil, false)
-	softmaxRows(probs, e.top.spec.Out)
-	return tensor.New(tensor.WithShape(n, e.top.spec.Out), tensor.WithBacking(probs)), nil
+	return tensor.New(tensor.WithShape(n, f), tensor.WithBacking(feats)), nil
 }
 
 // reserve grows the buffers to what a batch of n images of h x w needs.
@@ -368,24 +345,6 @@ func globalAvgPool(in []float32, n, hw, c int, out []float32) {
 		}
 		for j := range acc {
 			out[b*c+j] = float32(acc[j] / float64(hw))
-		}
-	}
-}
-
-// softmaxRows replaces each row of logits by its softmax.
-func softmaxRows(x []float32, c int) {
-	for r := 0; r < len(x); r += c {
-		row := x[r : r+c]
-		m := row[0]
-		for _, v := range row {
-			m = max(m, v)
-		}
-		var sum float64
-		for _, v := range row {
-			sum += math.Exp(float64(v - m))
-		}
-		for j, v := range row {
-			row[j] = float32(math.Exp(float64(v-m)) / sum)
 		}
 	}
 }

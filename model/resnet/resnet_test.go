@@ -108,7 +108,7 @@ func TestKerasParity(t *testing.T) {
 				assertNear(t, layer, got, readNPY(t, f), 1e-4)
 			}
 			assertNear(t, "features", feats, readNPY(t, filepath.Join(dir, "features.npy")), 1e-4)
-			probs, err := e.Predict(x)
+			probs, err := w.Classify(feats)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -170,7 +170,7 @@ func TestBatchIndependence(t *testing.T) {
 		scale = math.Max(scale, math.Abs(float64(v)))
 	}
 	for j := range s {
-		if math.Abs(float64(a[j]-s[j])) > 1e-5*scale {
+		if math.Abs(float64(a[j]-s[j])) > 1e-4*scale {
 			t.Fatalf("feature %d: alone %v, in batch %v", j, s[j], a[j])
 		}
 	}
@@ -274,7 +274,43 @@ func TestInputErrors(t *testing.T) {
 			t.Errorf("input %v %v accepted", x.Shape(), x.Dtype())
 		}
 	}
-	if _, err := e.Predict(tensor.New(tensor.WithShape(1, 64, 64, 3), tensor.WithBacking(make([]float32, 64*64*3)))); err == nil {
-		t.Error("Predict without a top succeeded")
+	if _, err := w.Classify(tensor.New(tensor.WithShape(1, 256), tensor.WithBacking(make([]float32, 256)))); err == nil {
+		t.Error("Classify without a top succeeded")
+	}
+}
+
+func TestLayers(t *testing.T) {
+	w, err := Random(64, 1000, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := w.Arch.Layers(224, 224, 1000)
+	if len(ls) != 177 {
+		t.Errorf("%d layers with the top, want Keras' 177", len(ls))
+	}
+	var total, non int
+	for _, l := range ls {
+		total += l.Params
+		non += l.NonTrainable
+	}
+	if total != 25_636_712 || non != 53_120 {
+		t.Errorf("summary counts %d total / %d non-trainable, want 25,636,712 / 53,120", total, non)
+	}
+	last := ls[len(ls)-3]
+	if last.Name != "conv5_block3_out" || !tensor.Shape(last.Shape).Eq(tensor.Shape{7, 7, 2048}) {
+		t.Errorf("last conv layer %s %v, want conv5_block3_out (7, 7, 2048)", last.Name, last.Shape)
+	}
+	if n := len(w.Arch.Layers(224, 224, 0)); n != 175 {
+		t.Errorf("%d layers without the top, want 175", n)
+	}
+}
+
+func TestNewDevice(t *testing.T) {
+	w, _ := Random(8, 0, 1)
+	if b, err := New(w, "cpu"); err != nil || b.FeatureDim() != 256 {
+		t.Fatalf("cpu: %v, %v", b, err)
+	}
+	if _, err := New(w, "tpu"); err == nil || !strings.Contains(err.Error(), `"tpu"`) {
+		t.Fatalf("unknown device: %v", err)
 	}
 }

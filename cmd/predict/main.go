@@ -1,0 +1,228 @@
+// Command predict classifies images with a ResNet50, or runs it on an
+// already-preprocessed batch for parity checks against Keras.
+//
+//	predict --weights resnet50.npz [--top 5] cat.jpg [more images]
+//	predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]
+//	predict [--weights W.npz] --summary
+//
+// With ImageNet weights (a file with the 'predictions' layer), each image's
+// top classes are printed as Keras' decode_predictions gives them: rank,
+// WordNet id, class name, probability. Images are decoded (JPEG, PNG, GIF,
+// BMP, WebP), resized to --size and 'caffe'-preprocessed.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"gorgonia.org/tensor"
+
+	"gotransfer/dataset"
+	"gotransfer/internal/cli"
+	"gotransfer/internal/tensorio"
+	"gotransfer/model"
+	"gotransfer/model/imagenet"
+	"gotransfer/model/resnet"
+)
+
+func main() { cli.Main("predict", run) }
+
+type options struct {
+	weights, device, preprocess  string
+	npyIn, featuresOut, probsOut string
+	top, size, batch             int
+	summary, ignoreEXIF, verbose bool
+	images                       []string
+}
+
+func parse(args []string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet("predict", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := &options{}
+	fs.StringVar(&o.weights, "weights", "", "ResNet50 weights: `.npz` keyed by Keras weight names (see README)")
+	fs.StringVar(&o.device, "device", "cpu", "where the backbone runs: cpu or cuda")
+	fs.StringVar(&o.preprocess, "preprocess", dataset.PreprocessCaffe, "image preprocessing: caffe (Keras ResNet50) or torch")
+	fs.StringVar(&o.npyIn, "npy", "", "run on this preprocessed NHWC float32 batch (`.npy`) instead of image files")
+	fs.StringVar(&o.featuresOut, "features-out", "", "with --npy: write the pooled features (N, F) to this `.npy`")
+	fs.StringVar(&o.probsOut, "probs-out", "", "with --npy: write the class probabilities (N, classes) to this `.npy`")
+	fs.IntVar(&o.top, "top", 5, "how many classes to print per image")
+	fs.IntVar(&o.size, "size", 224, "input size: images are resized to size x size")
+	fs.IntVar(&o.batch, "batch", 16, "images per forward pass")
+	fs.BoolVar(&o.summary, "summary", false, "print the network's layers and parameter counts, like Keras' model.summary()")
+	fs.BoolVar(&o.ignoreEXIF, "ignore-exif", false, "do not apply JPEG EXIF orientation (Keras ignores it)")
+	fs.BoolVar(&o.verbose, "v", false, "verbose logging")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: predict --weights W.npz [flags] image...\n       predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]\n       predict [--weights W.npz] --summary\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, cli.Usagef("%v", err)
+	}
+	o.images = fs.Args()
+	switch {
+	case o.top < 1:
+		return nil, cli.Usagef("--top %d: want at least 1", o.top)
+	case o.size < 32:
+		return nil, cli.Usagef("--size %d: want at least 32", o.size)
+	case o.batch < 1:
+		return nil, cli.Usagef("--batch %d: want at least 1", o.batch)
+	case o.summary:
+		return o, nil
+	case o.weights == "":
+		return nil, cli.Usagef("--weights is required (a ResNet50 .npz; see README)")
+	case o.npyIn != "" && len(o.images) > 0:
+		return nil, cli.Usagef("give either --npy or image files, not both")
+	case o.npyIn != "" && o.featuresOut == "" && o.probsOut == "":
+		return nil, cli.Usagef("--npy needs --features-out and/or --probs-out")
+	case o.npyIn == "" && len(o.images) == 0:
+		return nil, cli.Usagef("no images given (try --help)")
+	}
+	return o, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	o, err := parse(args, stderr)
+	if err != nil {
+		return err
+	}
+	cli.Init(stderr, o.verbose)
+	if o.summary {
+		return summary(o, stdout)
+	}
+	w, err := resnet.Load(o.weights)
+	if err != nil {
+		return err
+	}
+	bb, err := resnet.New(w, o.device)
+	if err != nil {
+		return err
+	}
+	defer bb.Close()
+	if o.npyIn != "" {
+		return parity(o, w, bb)
+	}
+	return classify(o, w, bb, stdout)
+}
+
+// summary prints the layers of the weights' network, or of the full
+// ImageNet ResNet50 when no weights are given.
+func summary(o *options, stdout io.Writer) error {
+	arch, classes := (*resnet.Arch)(nil), 1000
+	if o.weights != "" {
+		w, err := resnet.Load(o.weights)
+		if err != nil {
+			return err
+		}
+		arch, classes = w.Arch, w.Classes
+	} else {
+		var err error
+		if arch, err = resnet.NewArch(resnet.Keras, 64); err != nil {
+			return err
+		}
+	}
+	return model.WriteSummary(stdout, "resnet50", arch.Layers(o.size, o.size, classes))
+}
+
+// parity runs the backbone on a preprocessed batch and writes its outputs.
+func parity(o *options, w *resnet.Weights, bb resnet.Backbone) error {
+	x, err := tensorio.ReadNPYFile(o.npyIn)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	feats, err := bb.Features(x)
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.npyIn, err)
+	}
+	slog.Info("features computed", "images", x.Shape()[0], "seconds", time.Since(start).Seconds())
+	if o.featuresOut != "" {
+		if err := tensorio.WriteNPYFile(o.featuresOut, feats); err != nil {
+			return err
+		}
+	}
+	if o.probsOut != "" {
+		probs, err := w.Classify(feats)
+		if err != nil {
+			return err
+		}
+		if err := tensorio.WriteNPYFile(o.probsOut, probs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// classify prints the top classes of each image, in batches of o.batch.
+func classify(o *options, w *resnet.Weights, bb resnet.Backbone, stdout io.Writer) error {
+	if w.Classes == 0 {
+		return fmt.Errorf("weights %s have no predictions layer (a 'notop' file): they cannot classify ImageNet classes", o.weights)
+	}
+	cfg := dataset.Config{Height: o.size, Width: o.size, Preprocess: o.preprocess, IgnoreEXIF: o.ignoreEXIF}
+	per := o.size * o.size * 3
+	for lo := 0; lo < len(o.images); lo += o.batch {
+		paths := o.images[lo:min(lo+o.batch, len(o.images))]
+		data := make([]float32, len(paths)*per)
+		for i, p := range paths {
+			pix, _, err := dataset.Load(cfg, p)
+			if err != nil {
+				return err
+			}
+			copy(data[i*per:], pix)
+		}
+		x := tensor.New(tensor.WithShape(len(paths), o.size, o.size, 3), tensor.WithBacking(data))
+		feats, err := bb.Features(x)
+		if err != nil {
+			return err
+		}
+		probs, err := w.Classify(feats)
+		if err != nil {
+			return err
+		}
+		for i, p := range paths {
+			row := probs.Data().([]float32)[i*w.Classes : (i+1)*w.Classes]
+			if err := printTop(stdout, p, row, o.top); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// printTop prints one image's ranked classes: named ImageNet classes for a
+// 1000-class top, class indices otherwise.
+func printTop(out io.Writer, path string, probs []float32, k int) error {
+	fmt.Fprintf(out, "%s\n", path)
+	if len(probs) == 1000 {
+		top, err := imagenet.Top(probs, k)
+		if err != nil {
+			return err
+		}
+		for _, p := range top {
+			fmt.Fprintf(out, "%4d  %s  %-30s %.4f\n", p.Rank, p.Class.WNID, p.Class.Name, p.Probability)
+		}
+		return nil
+	}
+	idx := make([]int, len(probs))
+	for i := range idx {
+		idx[i] = i
+	}
+	// Selection of the k best; the list is short.
+	for r := 0; r < min(k, len(idx)); r++ {
+		best := r
+		for j := r + 1; j < len(idx); j++ {
+			if probs[idx[j]] > probs[idx[best]] {
+				best = j
+			}
+		}
+		idx[r], idx[best] = idx[best], idx[r]
+		fmt.Fprintf(out, "%4d  class %-4d %.4f\n", r+1, idx[r], probs[idx[r]])
+	}
+	return nil
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gotransfer/internal/cli"
+	"gotransfer/internal/tensorio"
+)
+
+// The narrow Keras-layout golden of the backbone's tests, and the cat
+// photo of the dataset's tests.
+var (
+	golden  = filepath.Join("..", "..", "model", "resnet", "testdata", "resnet50_w8_s64")
+	weights = filepath.Join(golden, "weights.npz")
+	cat     = filepath.Join("..", "..", "dataset", "testdata", "chelsea.png")
+)
+
+func predict(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e strings.Builder
+	code = cli.Run("predict", args, &o, &e, run)
+	return code, o.String(), e.String()
+}
+
+func TestParityMode(t *testing.T) {
+	dir := t.TempDir()
+	f, p := filepath.Join(dir, "f.npy"), filepath.Join(dir, "p.npy")
+	code, _, stderr := predict(t, "--weights", weights, "--npy", filepath.Join(golden, "inputs.npy"), "--features-out", f, "--probs-out", p)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, pair := range [][2]string{{f, "features.npy"}, {p, "probs.npy"}} {
+		got, err := tensorio.ReadNPYFile(pair[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := tensorio.ReadNPYFile(filepath.Join(golden, pair[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Shape().Eq(want.Shape()) {
+			t.Fatalf("%s: shape %v, want %v", pair[1], got.Shape(), want.Shape())
+		}
+		g, w := got.Data().([]float32), want.Data().([]float32)
+		var scale float64
+		for _, v := range w {
+			scale = math.Max(scale, math.Abs(float64(v)))
+		}
+		for i := range w {
+			if math.Abs(float64(g[i]-w[i])) > 1e-4*scale {
+				t.Fatalf("%s[%d] = %v, want %v", pair[1], i, g[i], w[i])
+			}
+		}
+	}
+}
+
+func TestClassifyImages(t *testing.T) {
+	code, out, stderr := predict(t, "--weights", weights, "--size", "64", "--top", "3", cat, cat)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	// Two images, each a path line and three ranked classes.
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 8 || lines[0] != cat || !strings.HasPrefix(strings.TrimSpace(lines[1]), "1  class ") {
+		t.Fatalf("unexpected output:\n%s", out)
+	}
+	if strings.Join(lines[:4], "\n") != strings.Join(lines[4:], "\n") {
+		t.Fatalf("the same image classified twice differs:\n%s", out)
+	}
+}
+
+func TestSummary(t *testing.T) {
+	code, out, stderr := predict(t, "--summary")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"Total params: 25,636,712", "Trainable params: 25,583,592", "Non-trainable params: 53,120", "predictions (Dense)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q", want)
+		}
+	}
+	code, out, _ = predict(t, "--summary", "--weights", weights, "--size", "64")
+	if code != 0 || !strings.Contains(out, "Total params: 386,682") {
+		t.Errorf("narrow summary: exit %d:\n%s", code, out)
+	}
+}
+
+// TestBadInput: every mistake exits non-zero with one clear line on stderr.
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	notImage := filepath.Join(dir, "cat.jpg")
+	os.WriteFile(notImage, []byte("not a jpeg at all"), 0o644)
+	raw, _ := os.ReadFile(weights)
+	trunc := filepath.Join(dir, "trunc.npz")
+	os.WriteFile(trunc, raw[:len(raw)/3], 0o644)
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no weights", []string{cat}, 2, "--weights is required"},
+		{"no images", []string{"--weights", weights}, 2, "no images given"},
+		{"missing weights", []string{"--weights", filepath.Join(dir, "none.npz"), cat}, 1, "none.npz"},
+		{"truncated weights", []string{"--weights", trunc, cat}, 1, "trunc.npz"},
+		{"missing image", []string{"--weights", weights, "--size", "64", filepath.Join(dir, "gone.png")}, 1, "gone.png"},
+		{"not an image", []string{"--weights", weights, "--size", "64", notImage}, 1, "cat.jpg"},
+		{"bad flag", []string{"--frobnicate"}, 2, "frobnicate"},
+		{"bad device", []string{"--weights", weights, "--device", "tpu", cat}, 1, `"tpu"`},
+		{"cuda not built", []string{"--weights", weights, "--device", "cuda", cat}, 1, "rebuild with -tags cuda"},
+		{"npy without outputs", []string{"--weights", weights, "--npy", "x.npy"}, 2, "--features-out"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := predict(t, tc.args...)
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			last := lines[len(lines)-1]
+			if code != tc.code || !strings.Contains(last, tc.want) || strings.Contains(stderr, "goroutine") {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit %d and a line mentioning %q", code, stderr, tc.code, tc.want)
+			}
+		})
+	}
+}
