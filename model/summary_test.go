@@ -62,4 +62,3 @@ func ExampleWriteSummary() {
 	//  Non-trainable params: 0
 	//  Layers: 2
 }
-

@@ -1,0 +1,130 @@
+package features
+
+import (
+	"crypto/sha256"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gorgonia.org/tensor"
+)
+
+func digest(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+func rows(n, dim int, base float32) *tensor.Dense {
+	d := make([]float32, n*dim)
+	for i := range d {
+		d[i] = base + float32(i)
+	}
+	return tensor.New(tensor.WithShape(n, dim), tensor.WithBacking(d))
+}
+
+var key = Key{Weights: "abc", Preprocess: "caffe", Height: 64, Width: 64, EXIF: true}
+
+func TestAddGetReopen(t *testing.T) {
+	root := t.TempDir()
+	c, err := Open(root, key, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := [][32]byte{digest("a"), digest("b")}
+	b := [][32]byte{digest("c")}
+	if err := c.Add(a, []string{"cats/a.jpg", "cats/b.jpg"}, rows(2, 3, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Add(b, []string{"dogs/c.jpg"}, rows(1, 3, 100)); err != nil {
+		t.Fatal(err)
+	}
+	// Reopen: everything is found again, in any order asked.
+	c2, err := Open(root, key, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2.Len() != 3 || !c2.Has(digest("c")) || c2.Has(digest("z")) {
+		t.Fatalf("reopened cache: len %d", c2.Len())
+	}
+	got, err := c2.Get([][32]byte{digest("c"), digest("a"), digest("b")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []float32{100, 101, 102, 0, 1, 2, 3, 4, 5}
+	for i, v := range got.Data().([]float32) {
+		if v != want[i] {
+			t.Fatalf("element %d: got %v, want %v", i, v, want[i])
+		}
+	}
+	if _, err := c2.Get([][32]byte{digest("z")}); err == nil {
+		t.Fatal("Get of an unknown image succeeded")
+	}
+	// Another key is another folder.
+	other := key
+	other.Preprocess = "torch"
+	c3, err := Open(root, other, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c3.Len() != 0 || c3.Dir() == c.Dir() {
+		t.Fatal("a different key shares the cache")
+	}
+}
+
+// TestUnfinishedShardIgnored: a shard whose .json never landed (a run
+// killed mid-write) is removed and its images count as missing.
+func TestUnfinishedShardIgnored(t *testing.T) {
+	root := t.TempDir()
+	c, _ := Open(root, key, 2)
+	if err := c.Add([][32]byte{digest("a")}, []string{"a"}, rows(1, 2, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Add([][32]byte{digest("b")}, []string{"b"}, rows(1, 2, 0)); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(c.Dir(), "shard-000001.json"))
+	os.WriteFile(filepath.Join(c.Dir(), ".tmp-123"), []byte("partial"), 0o644)
+	c2, err := Open(root, key, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c2.Has(digest("a")) || c2.Has(digest("b")) {
+		t.Fatal("unfinished shard counted as cached")
+	}
+	for _, f := range []string{"shard-000001.npy", ".tmp-123"} {
+		if _, err := os.Stat(filepath.Join(c.Dir(), f)); !os.IsNotExist(err) {
+			t.Errorf("%s left behind", f)
+		}
+	}
+	// New shards do not collide with the removed one's leftovers.
+	if err := c2.Add([][32]byte{digest("b")}, []string{"b"}, rows(1, 2, 7)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c2.Get([][32]byte{digest("b")})
+	if err != nil || got.Data().([]float32)[0] != 7 {
+		t.Fatalf("re-added shard: %v %v", got, err)
+	}
+}
+
+func TestCorruptShard(t *testing.T) {
+	root := t.TempDir()
+	c, _ := Open(root, key, 2)
+	c.Add([][32]byte{digest("a")}, []string{"a"}, rows(1, 2, 0))
+	os.WriteFile(filepath.Join(c.Dir(), "shard-000000.json"), []byte("{not json"), 0o644)
+	if _, err := Open(root, key, 2); err == nil || !strings.Contains(err.Error(), "shard-000000.json") {
+		t.Fatalf("corrupt index: got %v", err)
+	}
+	c.Add([][32]byte{digest("b")}, []string{"b"}, rows(1, 2, 0))
+	os.WriteFile(filepath.Join(c.Dir(), "shard-000001.npy"), []byte("garbage"), 0o644)
+	if _, err := c.Get([][32]byte{digest("b")}); err == nil || !strings.Contains(err.Error(), "shard-000001.npy") {
+		t.Fatalf("corrupt shard: got %v", err)
+	}
+}
+
+func TestAddRejectsMismatch(t *testing.T) {
+	c, _ := Open(t.TempDir(), key, 4)
+	if err := c.Add([][32]byte{digest("a")}, []string{"a"}, rows(1, 3, 0)); err == nil {
+		t.Fatal("features of the wrong width accepted")
+	}
+	if err := c.Add([][32]byte{digest("a"), digest("b")}, []string{"a", "b"}, rows(1, 4, 0)); err == nil {
+		t.Fatal("fewer rows than images accepted")
+	}
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what building the project needs beyond Go and gcc: the OpenBLAS
+# headers and library (Debian/Ubuntu: libopenblas-dev). Does nothing when
+# they are already there. Sourced by the other scripts.
+set -euo pipefail
+if ! printf '#include <cblas.h>\nint main(void){return 0;}\n' | cc -x c - -lopenblas -o /dev/null 2>/dev/null; then
+  echo "setup: installing libopenblas-dev" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev >/dev/null
+fi

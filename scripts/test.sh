@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The project's checks, as CI runs them: set-up, gofmt, go vet, go test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+go vet ./...
+go test ./...
