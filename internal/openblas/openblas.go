@@ -76,6 +76,14 @@ func Sgemm(m, n, k int, alpha float32, a, b []float32, beta float32, c []float32
 	Implementation{}.Sgemm(blas.NoTrans, blas.NoTrans, m, n, k, alpha, a, k, b, n, beta, c, n)
 }
 
+// Threads returns the number of threads OpenBLAS uses for one call.
+func Threads() int { return int(C.openblas_get_num_threads()) }
+
+// SetThreads sets the number of threads OpenBLAS uses for one call. Callers
+// that split work across goroutines themselves set it to 1, so that no
+// idle OpenBLAS thread spins beside them.
+func SetThreads(n int) { C.openblas_set_num_threads(C.int(max(1, n))) }
+
 // ptr32 returns the address of a's first element, or nil for an empty slice
 // (valid when k == 0, where BLAS never reads it).
 func ptr32(a []float32) unsafe.Pointer {

@@ -148,6 +148,9 @@ func (e *CPU) forward(x *tensor.Dense, tap Tap) (*tensor.Dense, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.reserve(n, h, w)
+	// The workers of conv each run a single-threaded sgemm.
+	defer openblas.SetThreads(openblas.Threads())
+	openblas.SetThreads(1)
 
 	emit := func(name string, act []float32, h, w, c int) {
 		if tap != nil {
@@ -226,56 +229,58 @@ func (e *CPU) reserve(n, h, w int) {
 }
 
 // conv computes out = act(conv(in) + bias [+ residual]) and returns the
-// output's spatial size.
+// output's spatial size. The output rows (pixels) are split among the
+// CPUs; each worker lays out its own rows' receptive fields, pre-fills its
+// rows with the bias and residual, runs a single-threaded sgemm on them and
+// applies ReLU while they are still in cache.
 func (e *CPU) conv(c *foldedConv, in []float32, n, h, w int, out, residual []float32, relu bool) (oh, ow int) {
 	s := c.spec
 	oh, ow = outSize(h, s.K, s.Stride, s.Pad), outSize(w, s.K, s.Stride, s.Pad)
 	rows := n * oh * ow
-	out = out[:rows*s.Out]
+	kdim := s.K * s.K * s.In
+	direct := s.K == 1 && s.Stride == 1 && s.Pad == 0
 	parallelFor(rows, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			o := out[r*s.Out : (r+1)*s.Out]
+		o := out[lo*s.Out : hi*s.Out]
+		for r := 0; r < hi-lo; r++ {
+			row := o[r*s.Out : (r+1)*s.Out]
 			if residual == nil {
-				copy(o, c.b)
+				copy(row, c.b)
 				continue
 			}
-			res := residual[r*s.Out : (r+1)*s.Out]
+			res := residual[(lo+r)*s.Out : (lo+r+1)*s.Out]
 			for j, bj := range c.b {
-				o[j] = res[j] + bj
+				row[j] = res[j] + bj
 			}
 		}
-	})
-	kdim := s.K * s.K * s.In
-	var a []float32
-	if s.K == 1 && s.Stride == 1 && s.Pad == 0 {
-		a = in[:rows*kdim]
-	} else {
-		a = e.col[:rows*kdim]
-		im2col(in, n, h, w, s, oh, ow, a)
-	}
-	openblas.Sgemm(rows, s.Out, kdim, 1, a, c.w, 1, out)
-	if relu {
-		parallelFor(len(out)/s.Out, func(lo, hi int) {
-			o := out[lo*s.Out : hi*s.Out]
+		var a []float32
+		if direct {
+			a = in[lo*kdim : hi*kdim]
+		} else {
+			a = e.col[lo*kdim : hi*kdim]
+			im2col(in, n, h, w, s, oh, ow, lo, hi, a)
+		}
+		openblas.Sgemm(hi-lo, s.Out, kdim, 1, a, c.w, 1, o)
+		if relu {
 			for j, v := range o {
 				if v < 0 {
 					o[j] = 0
 				}
 			}
-		})
-	}
+		}
+	})
 	return oh, ow
 }
 
 // im2col lays out, for each output pixel, its receptive field as one row in
 // (ky, kx, cin) order, with zeros where the window leaves the image.
-func im2col(in []float32, n, h, w int, s ConvSpec, oh, ow int, col []float32) {
+// Only output rows [lo, hi) are laid out, into col from its start.
+func im2col(in []float32, n, h, w int, s ConvSpec, oh, ow, lo, hi int, col []float32) {
 	kdim := s.K * s.K * s.In
-	parallelFor(n*oh*ow, func(lo, hi int) {
+	{
 		for r := lo; r < hi; r++ {
 			b, rem := r/(oh*ow), r%(oh*ow)
 			oy, ox := rem/ow, rem%ow
-			dst := col[r*kdim : (r+1)*kdim]
+			dst := col[(r-lo)*kdim : (r-lo+1)*kdim]
 			for ky := range s.K {
 				iy := oy*s.Stride - s.Pad + ky
 				row := dst[ky*s.K*s.In : (ky+1)*s.K*s.In]
@@ -295,7 +300,7 @@ func im2col(in []float32, n, h, w int, s ConvSpec, oh, ow int, col []float32) {
 				}
 			}
 		}
-	})
+	}
 }
 
 // maxPool3x3s2 is Keras' ZeroPadding2D(1) + MaxPooling2D(3, 2). Its input
