@@ -1,0 +1,306 @@
+package checkpoints
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func quietManager(t *testing.T, dir string, keep int) *Manager {
+	t.Helper()
+	m, err := NewManager(dir, Options{Keep: keep, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// names lists the entries of dir.
+func names(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ns []string
+	for _, e := range es {
+		ns = append(ns, e.Name())
+	}
+	return ns
+}
+
+func readLink(t *testing.T, path string) string {
+	t.Helper()
+	s, err := os.Readlink(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestManagerKeepsLastKAndBest(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "checkpoints")
+	m := quietManager(t, dir, 2)
+	if _, err := m.Latest(); !errors.Is(err, ErrNoCheckpoint) {
+		t.Fatalf("Latest of an empty folder: %v", err)
+	}
+	if _, err := m.Best(); !errors.Is(err, ErrNoCheckpoint) {
+		t.Fatalf("Best of an empty folder: %v", err)
+	}
+	steps := []struct {
+		step    int64
+		valLoss float64 // < 0: no validation metric
+	}{{10, 0.9}, {20, 0.3}, {25, -1}, {30, 0.5}, {40, 0.4}, {50, 0.35}}
+	for _, s := range steps {
+		man := sampleManifest(s.step, s.valLoss)
+		if s.valLoss < 0 {
+			man.Metrics = nil
+		}
+		got, err := m.Save(man, sample(uint64(s.step)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := filepath.Join(dir, Name(s.step)); got != want {
+			t.Errorf("Save returned %s, want %s", got, want)
+		}
+		if l := readLink(t, filepath.Join(dir, LastLink)); l != Name(s.step) {
+			t.Errorf("after step %d: last -> %s", s.step, l)
+		}
+	}
+	want := []string{BestLink, LastLink, "step-000020", "step-000040", "step-000050"}
+	if got := names(t, dir); !slices.Equal(got, want) {
+		t.Errorf("folder holds %v, want %v", got, want)
+	}
+	if b := readLink(t, filepath.Join(dir, BestLink)); b != "step-000020" {
+		t.Errorf("best -> %s, want step-000020", b)
+	}
+	latest, err := m.Latest()
+	if err != nil || latest.Manifest.Step != 50 || latest.Dir != filepath.Join(dir, "step-000050") {
+		t.Errorf("Latest = %+v, %v; want step 50", latest, err)
+	}
+	best, err := m.Best()
+	if err != nil || best.Manifest.Step != 20 {
+		t.Errorf("Best = %+v, %v; want step 20", best, err)
+	}
+	if _, err := Load(latest.Dir); err != nil {
+		t.Errorf("the latest checkpoint does not load: %v", err)
+	}
+	// A better one takes over "best"; the old best goes with the others.
+	if _, err := m.Save(sampleManifest(60, 0.1), sample(60)); err != nil {
+		t.Fatal(err)
+	}
+	want = []string{BestLink, LastLink, "step-000050", "step-000060"}
+	if got := names(t, dir); !slices.Equal(got, want) {
+		t.Errorf("folder holds %v, want %v", got, want)
+	}
+	if b := readLink(t, filepath.Join(dir, BestLink)); b != "step-000060" {
+		t.Errorf("best -> %s, want step-000060", b)
+	}
+}
+
+func TestManagerReplacesSameStepAndRefusesOlder(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "checkpoints")
+	m := quietManager(t, dir, 3)
+	if _, err := m.Save(sampleManifest(30, 0.5), sample(1)); err != nil {
+		t.Fatal(err)
+	}
+	// The epoch ends on the step just saved: the same step again, with the
+	// epoch counters moved on.
+	man := sampleManifest(30, 0.4)
+	man.Epoch, man.StepInEpoch = 4, 0
+	if _, err := m.Save(man, sample(2)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(filepath.Join(dir, Name(30)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Manifest.Epoch != 4 || !sameBits(c.Tensors[0].Value.Float32s(), sample(2)[0].Value.Float32s()) {
+		t.Errorf("step 30 not replaced: epoch %d", c.Manifest.Epoch)
+	}
+	if got := names(t, dir); !slices.Equal(got, []string{BestLink, LastLink, "step-000030"}) {
+		t.Errorf("folder holds %v", got)
+	}
+	if _, err := m.Save(sampleManifest(20, 0.1), sample(3)); err == nil || !strings.Contains(err.Error(), "step 20 is below the newest checkpoint's, 30") {
+		t.Errorf("saving an older step: %v", err)
+	}
+}
+
+func TestManagerIgnoresAndCleansPartialSaves(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "checkpoints")
+	m := quietManager(t, dir, 3)
+	if _, err := m.Save(sampleManifest(10, 0.5), sample(1)); err != nil {
+		t.Fatal(err)
+	}
+	// What crashes leave: a temporary folder with some files, a temporary
+	// link, and a step folder without a manifest (made by hand, since Save
+	// never makes one).
+	tmp := filepath.Join(dir, tmpPrefix+"step-000020-123")
+	if err := os.MkdirAll(filepath.Join(tmp, "dense_0"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "dense_0", "kernel.npy"), []byte("\x93NUMPY"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("step-000020", filepath.Join(dir, tmpPrefix+LastLink)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "step-000030", "dense_0"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in, err := m.Latest()
+	if err != nil || in.Manifest.Step != 10 {
+		t.Fatalf("Latest = %+v, %v; want step 10", in, err)
+	}
+	if got := names(t, dir); !slices.Equal(got, []string{BestLink, LastLink, "step-000010", "step-000030"}) {
+		t.Errorf("after Latest the folder holds %v, want the temporary entries gone", got)
+	}
+	// "last" pointing at nothing complete: Latest falls back to the newest
+	// complete checkpoint.
+	if err := os.Remove(filepath.Join(dir, LastLink)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("step-000030", filepath.Join(dir, LastLink)); err != nil {
+		t.Fatal(err)
+	}
+	if in, err := m.Latest(); err != nil || in.Manifest.Step != 10 {
+		t.Errorf("Latest with last -> an incomplete folder = %+v, %v; want step 10", in, err)
+	}
+	// A new manager cleans up too.
+	if err := os.Mkdir(filepath.Join(dir, tmpPrefix+"step-000040-9"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	quietManager(t, dir, 3)
+	for _, n := range names(t, dir) {
+		if strings.HasPrefix(n, tmpPrefix) {
+			t.Errorf("NewManager left %s", n)
+		}
+	}
+}
+
+// failingFile fails with ENOSPC once more than budget bytes were written.
+type failingFile struct {
+	*os.File
+	budget *int
+}
+
+func (f failingFile) Write(p []byte) (int, error) {
+	if len(p) > *f.budget {
+		n, _ := f.File.Write(p[:*f.budget])
+		*f.budget = 0
+		return n, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
+	}
+	*f.budget -= len(p)
+	return f.File.Write(p)
+}
+
+func TestFailedSaveLeavesPreviousCheckpoint(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "checkpoints")
+	m := quietManager(t, dir, 3)
+	if _, err := m.Save(sampleManifest(10, 0.5), sample(1)); err != nil {
+		t.Fatal(err)
+	}
+	before := readTree(t, filepath.Join(dir, Name(10)))
+
+	t.Run("disk full", func(t *testing.T) {
+		for _, budget := range []int{0, 100, 500, 1000} {
+			b := budget
+			orig := createFile
+			createFile = func(path string) (fileWriter, error) {
+				f, err := orig(path)
+				if err != nil {
+					return nil, err
+				}
+				return failingFile{f.(*os.File), &b}, nil
+			}
+			_, err := m.Save(sampleManifest(20, 0.1), sample(2))
+			createFile = orig
+			if err == nil || !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "step-000020") {
+				t.Errorf("budget %d: error %v, want ENOSPC naming step-000020", budget, err)
+			}
+		}
+	})
+	t.Run("folder is a file", func(t *testing.T) {
+		parent := filepath.Join(t.TempDir(), "run")
+		if err := os.WriteFile(parent, []byte("not a folder"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := NewManager(filepath.Join(parent, "checkpoints"), Options{}); err == nil || !strings.Contains(err.Error(), "not a directory") {
+			t.Errorf("NewManager under a file: %v", err)
+		}
+		if err := Save(filepath.Join(parent, "ck"), Manifest{}, sample(1)); err == nil || !strings.Contains(err.Error(), "not a directory") {
+			t.Errorf("Save under a file: %v", err)
+		}
+	})
+	t.Run("same step, disk full", func(t *testing.T) {
+		orig := createFile
+		createFile = func(string) (fileWriter, error) { return nil, syscall.ENOSPC }
+		_, err := m.Save(sampleManifest(10, 0.1), sample(3))
+		createFile = orig
+		if !errors.Is(err, syscall.ENOSPC) {
+			t.Errorf("error %v, want ENOSPC", err)
+		}
+	})
+
+	if got := names(t, dir); !slices.Equal(got, []string{BestLink, LastLink, "step-000010"}) {
+		t.Errorf("after failed saves the folder holds %v", got)
+	}
+	if l := readLink(t, filepath.Join(dir, LastLink)); l != Name(10) {
+		t.Errorf("last -> %s", l)
+	}
+	after := readTree(t, filepath.Join(dir, Name(10)))
+	if len(after) != len(before) {
+		t.Errorf("previous checkpoint has %d files, had %d", len(after), len(before))
+	}
+	for n, b := range before {
+		if string(after[n]) != string(b) {
+			t.Errorf("previous checkpoint's %s changed", n)
+		}
+	}
+	if _, err := Load(filepath.Join(dir, Name(10))); err != nil {
+		t.Errorf("previous checkpoint no longer loads: %v", err)
+	}
+}
+
+func TestReplaceDirRenames(t *testing.T) {
+	root := t.TempDir()
+	dir, tmp := filepath.Join(root, "d"), filepath.Join(root, "t")
+	for _, d := range []string{dir, tmp} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "f"), []byte(d), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := replaceDirRenames(tmp, dir); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "f")); string(b) != tmp {
+		t.Errorf("d/f holds %q, want %q", b, tmp)
+	}
+	if got := names(t, root); !slices.Equal(got, []string{"d"}) {
+		t.Errorf("root holds %v", got)
+	}
+}
+
+func TestManagerOptions(t *testing.T) {
+	if _, err := NewManager(t.TempDir(), Options{Keep: -1}); err == nil || !strings.Contains(err.Error(), "keep -1") {
+		t.Errorf("keep -1: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		step int64
+		ok   bool
+	}{{"step-000123", 123, true}, {"step-1234567", 1234567, true}, {"step-123", 0, false}, {"step-0000123", 0, false}, {"step--00001", 0, false}, {"best", 0, false}} {
+		if step, ok := parseName(tc.name); ok != tc.ok || step != tc.step {
+			t.Errorf("parseName(%q) = %d, %v", tc.name, step, ok)
+		}
+	}
+}

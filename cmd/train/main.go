@@ -1,0 +1,122 @@
+// Command train trains an image classifier from a labelled folder: a
+// frozen ResNet50 computes (and caches) features, and a dense head learns
+// from them with Adam.
+//
+//	train --config configs/cats_dogs.yaml            a new run
+//	train --config configs/cats_dogs.yaml --resume   continue from the last checkpoint
+//	train --config C --check-data                    decode every image once and report
+//	train --config C --summary                       the backbone and head, like Keras
+//
+// See configs/cats_dogs.yaml for every setting.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"gotransfer/configs"
+	"gotransfer/dataset"
+	"gotransfer/internal/cli"
+	"gotransfer/model"
+	"gotransfer/model/head"
+	"gotransfer/model/resnet"
+	"gotransfer/pipeline"
+)
+
+func main() { cli.Main("train", run) }
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config := fs.String("config", "", "the run's YAML configuration (see configs/cats_dogs.yaml)")
+	resume := fs.Bool("resume", false, "continue the run from its last complete checkpoint")
+	checkData := fs.Bool("check-data", false, "decode every image once, print classes, counts and unusable files, and exit")
+	summary := fs.Bool("summary", false, "print the backbone and head layers and parameter counts, and exit")
+	verbose := fs.Bool("v", false, "verbose logging")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: train --config FILE [--resume | --check-data | --summary]\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return cli.Usagef("%v", err)
+	}
+	switch {
+	case *config == "":
+		return cli.Usagef("--config is required (e.g. --config configs/cats_dogs.yaml)")
+	case fs.NArg() > 0:
+		return cli.Usagef("unexpected arguments %q", fs.Args())
+	}
+	cli.Init(stderr, *verbose)
+	cfg, err := configs.Load(*config)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch {
+	case *checkData:
+		return checkDataset(ctx, cfg, stdout)
+	case *summary:
+		return printSummary(cfg, stdout)
+	}
+	_, err = pipeline.Train(ctx, cfg, pipeline.Options{Resume: *resume, Out: stdout})
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("interrupted; the last checkpoint is kept: continue with --resume")
+	}
+	return err
+}
+
+// checkDataset decodes every image once and prints what training would see.
+func checkDataset(ctx context.Context, cfg *configs.Config, stdout io.Writer) error {
+	sum, err := dataset.Check(ctx, pipeline.DataConfig(cfg), nil)
+	if sum != nil {
+		sum.WriteTo(stdout)
+	}
+	return err
+}
+
+// printSummary prints the backbone's and the head's layers, and the
+// combined model's, as Keras' model.summary() would for the Keras original
+// (ResNet50 without its top, global average pooling, the dense head).
+func printSummary(cfg *configs.Config, stdout io.Writer) error {
+	var arch *resnet.Arch
+	var err error
+	if cfg.Backbone.Weights != "" {
+		w, err := resnet.Load(cfg.Backbone.Weights)
+		if err != nil {
+			return err
+		}
+		arch = w.Arch
+	} else if arch, err = resnet.NewArch(resnet.Keras, cfg.Backbone.RandomWidth); err != nil {
+		return err
+	}
+	classes := len(cfg.Data.Classes)
+	if classes == 0 {
+		idx, err := dataset.Scan(pipeline.DataConfig(cfg))
+		if err != nil {
+			return err
+		}
+		classes = len(idx.Classes)
+	}
+	h, err := head.New(head.Config{InputDim: arch.FeatureDim(), Hidden: cfg.Head.Layers, Classes: classes, Seed: uint64(cfg.Data.Seed)})
+	if err != nil {
+		return err
+	}
+	// The backbone is frozen: all its parameters count as non-trainable.
+	layers := arch.Layers(cfg.Data.ImageSize[0], cfg.Data.ImageSize[1], 0)
+	for i := range layers {
+		layers[i].NonTrainable = layers[i].Params
+	}
+	layers = append(layers, model.Layer{Name: "avg_pool", Type: "GlobalAveragePooling2D", Shape: []int{arch.FeatureDim()}})
+	layers = append(layers, h.Layers()...)
+	return model.WriteSummary(stdout, "resnet50_transfer", layers)
+}

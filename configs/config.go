@@ -1,0 +1,271 @@
+package configs
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Config is a training run's configuration. Load returns it with defaults
+// applied, values checked and relative paths resolved against the folder of
+// the configuration file.
+type Config struct {
+	Data     Data     `yaml:"data"`
+	Backbone Backbone `yaml:"backbone"`
+	Head     Head     `yaml:"head"`
+	Train    Train    `yaml:"train" resume:"no"`
+	Run      Run      `yaml:"run" resume:"no"`
+	Cache    Cache    `yaml:"cache" resume:"no"`
+
+	// File is the configuration file the Config was loaded from ("" if none).
+	File string `yaml:"-"`
+}
+
+// Data says where the images are and how to read them.
+type Data struct {
+	// Dir holds one sub-folder of images per class. Required.
+	Dir string `yaml:"dir" path:"yes"`
+	// Classes lists the class folders to use, in label order; empty means
+	// all sub-folders of Dir, sorted.
+	Classes []string `yaml:"classes"`
+	// ImageSize is [height, width] of the images fed to the backbone.
+	ImageSize []int `yaml:"image_size"`
+	// ValidationSplit is the fraction of the images held out, in [0, 1).
+	ValidationSplit float64 `yaml:"validation_split"`
+	// Seed fixes the validation split and the order of every epoch.
+	Seed int64 `yaml:"seed"`
+	// Workers decode images in parallel; 0 means one per CPU.
+	Workers int `yaml:"workers" resume:"no"`
+	// MaxPixels skips images with more pixels, after reading only their
+	// header (decompression bombs).
+	MaxPixels int `yaml:"max_pixels"`
+	// FollowSymlinks follows symbolic links to files and folders in Dir.
+	FollowSymlinks bool `yaml:"follow_symlinks"`
+	// EXIFOrientation rotates JPEGs as their EXIF orientation says.
+	EXIFOrientation bool `yaml:"exif_orientation"`
+	// CropToAspectRatio center-crops to ImageSize's aspect ratio before
+	// resizing instead of stretching (Keras' crop_to_aspect_ratio).
+	CropToAspectRatio bool `yaml:"crop_to_aspect_ratio"`
+	// Preprocess is "caffe" (BGR, ImageNet means subtracted), "torch" (RGB
+	// scaled to [0,1] and standardized) or "none" (RGB in 0..255); empty
+	// means the backbone variant's own: caffe for keras, torch for
+	// torchvision.
+	Preprocess string `yaml:"preprocess"`
+}
+
+// Backbone is the frozen ResNet50 feature extractor.
+type Backbone struct {
+	// Weights is the weights file; empty means deterministic random weights
+	// of a narrow network (RandomWidth), for smoke runs.
+	Weights string `yaml:"weights" path:"yes"`
+	// RandomWidth is the base width of the random network (64 is ResNet50's).
+	RandomWidth int `yaml:"random_width"`
+	// Variant is the weights' layout: "keras" or "torchvision".
+	Variant string `yaml:"variant"`
+	// Device runs the backbone: "cpu" or "cuda".
+	Device string `yaml:"device" resume:"no"`
+	// Batch is the number of images per backbone forward pass.
+	Batch int `yaml:"batch" resume:"no"`
+}
+
+// Head is the trained classifier on top of the features.
+type Head struct {
+	// Layers are the widths of the hidden dense layers.
+	Layers []int `yaml:"layers"`
+	// Activation of the hidden layers; only "relu".
+	Activation string `yaml:"activation"`
+}
+
+// Train holds the optimization settings.
+type Train struct {
+	Epochs        int           `yaml:"epochs"`
+	Batch         int           `yaml:"batch"`
+	Adam          Adam          `yaml:"adam"`
+	EarlyStopping EarlyStopping `yaml:"early_stopping"`
+}
+
+// Adam holds Adam's hyper-parameters (Keras' defaults).
+type Adam struct {
+	LR      float64 `yaml:"lr"`
+	Beta1   float64 `yaml:"beta1"`
+	Beta2   float64 `yaml:"beta2"`
+	Epsilon float64 `yaml:"epsilon"`
+}
+
+// EarlyStopping stops training when the validation loss has not improved by
+// more than MinDelta for Patience epochs; Patience 0 turns it off.
+type EarlyStopping struct {
+	Patience int     `yaml:"patience"`
+	MinDelta float64 `yaml:"min_delta"`
+}
+
+// Run says where a run keeps its state.
+type Run struct {
+	// Dir holds the run's checkpoints and logs.
+	Dir string `yaml:"dir" path:"yes"`
+	// CheckpointEvery saves a checkpoint every so many steps; 0 saves only
+	// at the end of each epoch.
+	CheckpointEvery int `yaml:"checkpoint_every"`
+	// Keep is how many of the newest checkpoints to keep (besides the best).
+	Keep int `yaml:"keep"`
+}
+
+// Cache is the feature cache.
+type Cache struct {
+	// Dir holds the cached backbone features; empty means feature-cache
+	// next to the run folder (<run.dir>/../feature-cache), so runs on the
+	// same data and backbone share it.
+	Dir string `yaml:"dir" path:"yes"`
+}
+
+// Default returns the defaults of every setting. Data.Dir has none, and
+// Run.Dir's default, runs/<name of the configuration file>, and Cache.Dir's
+// are filled in by Load.
+func Default() Config {
+	return Config{
+		Data: Data{
+			ImageSize:       []int{224, 224},
+			ValidationSplit: 0.2,
+			Seed:            1337,
+			MaxPixels:       50_000_000,
+			EXIFOrientation: true,
+		},
+		Backbone: Backbone{RandomWidth: 8, Variant: "keras", Device: "cpu", Batch: 16},
+		Head:     Head{Layers: []int{1024, 1024, 1024, 512}, Activation: "relu"},
+		Train: Train{
+			Epochs: 10,
+			Batch:  32,
+			Adam:   Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-7},
+		},
+		Run: Run{Keep: 3},
+	}
+}
+
+// Preprocessing that each backbone variant was trained with.
+var variantPreprocess = map[string]string{"keras": "caffe", "torchvision": "torch"}
+
+// finish fills the defaults that depend on other settings and resolves the
+// relative paths against base (the configuration file's folder).
+func (c *Config) finish(base string) {
+	if c.Data.Preprocess == "" {
+		c.Data.Preprocess = variantPreprocess[c.Backbone.Variant]
+	}
+	if c.Run.Dir == "" {
+		name := strings.TrimSuffix(filepath.Base(c.File), filepath.Ext(c.File))
+		if name == "" || name == "." {
+			name = "run"
+		}
+		c.Run.Dir = filepath.Join("runs", name)
+	}
+	resolve := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	resolve(&c.Data.Dir)
+	resolve(&c.Backbone.Weights)
+	resolve(&c.Run.Dir)
+	if c.Cache.Dir == "" {
+		c.Cache.Dir = filepath.Join(filepath.Dir(c.Run.Dir), "feature-cache")
+	} else {
+		resolve(&c.Cache.Dir)
+	}
+}
+
+// check reports every out-of-range value to at, with the dotted path of the
+// setting.
+func (c *Config) check(at func(path, format string, args ...any)) {
+	d := c.Data
+	if strings.TrimSpace(d.Dir) == "" {
+		at("data.dir", "required: the folder with one sub-folder of images per class")
+	}
+	if len(d.Classes) == 1 {
+		at("data.classes", "lists 1 class, want at least 2 (or none, for all sub-folders)")
+	}
+	for i, name := range d.Classes {
+		p := fmt.Sprintf("data.classes[%d]", i)
+		switch {
+		case name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`):
+			at(p, "%q is not a folder name", name)
+		case slices.Index(d.Classes, name) < i:
+			at(p, "class %q listed twice", name)
+		}
+	}
+	if len(d.ImageSize) != 2 {
+		at("data.image_size", "want [height, width], got %d values", len(d.ImageSize))
+	}
+	for i, s := range d.ImageSize {
+		if s < 32 || s > 8192 {
+			at(fmt.Sprintf("data.image_size[%d]", i), "%d is outside [32, 8192]", s)
+		}
+	}
+	if !(d.ValidationSplit >= 0 && d.ValidationSplit < 1) {
+		at("data.validation_split", "%v is outside [0, 1)", d.ValidationSplit)
+	}
+	if d.Workers < 0 || d.Workers > 1024 {
+		at("data.workers", "%d is outside [0, 1024] (0 means one per CPU)", d.Workers)
+	}
+	if d.MaxPixels < 1 {
+		at("data.max_pixels", "%d must be positive", d.MaxPixels)
+	}
+	if d.Preprocess != "" && d.Preprocess != "caffe" && d.Preprocess != "torch" && d.Preprocess != "none" {
+		at("data.preprocess", "%q: want caffe, torch or none", d.Preprocess)
+	}
+
+	b := c.Backbone
+	if _, ok := variantPreprocess[b.Variant]; !ok {
+		at("backbone.variant", "%q: want keras or torchvision", b.Variant)
+	}
+	if b.Device != "cpu" && b.Device != "cuda" {
+		at("backbone.device", "%q: want cpu or cuda", b.Device)
+	}
+	if b.RandomWidth < 1 || b.RandomWidth > 64 {
+		at("backbone.random_width", "%d is outside [1, 64]", b.RandomWidth)
+	}
+	if b.Batch < 1 || b.Batch > 4096 {
+		at("backbone.batch", "%d is outside [1, 4096]", b.Batch)
+	}
+
+	for i, w := range c.Head.Layers {
+		if w < 1 || w > 1<<16 {
+			at(fmt.Sprintf("head.layers[%d]", i), "width %d is outside [1, 65536]", w)
+		}
+	}
+	if c.Head.Activation != "relu" {
+		at("head.activation", "%q: only relu is supported", c.Head.Activation)
+	}
+
+	t := c.Train
+	if t.Epochs < 1 {
+		at("train.epochs", "%d must be at least 1", t.Epochs)
+	}
+	if t.Batch < 1 || t.Batch > 1<<16 {
+		at("train.batch", "%d is outside [1, 65536]", t.Batch)
+	}
+	if !(t.Adam.LR > 0 && t.Adam.LR < 1e3) {
+		at("train.adam.lr", "%v must be positive (and below 1000)", t.Adam.LR)
+	}
+	if !(t.Adam.Beta1 >= 0 && t.Adam.Beta1 < 1) {
+		at("train.adam.beta1", "%v is outside [0, 1)", t.Adam.Beta1)
+	}
+	if !(t.Adam.Beta2 >= 0 && t.Adam.Beta2 < 1) {
+		at("train.adam.beta2", "%v is outside [0, 1)", t.Adam.Beta2)
+	}
+	if !(t.Adam.Epsilon > 0 && t.Adam.Epsilon < 1) {
+		at("train.adam.epsilon", "%v is outside (0, 1)", t.Adam.Epsilon)
+	}
+	if t.EarlyStopping.Patience < 0 {
+		at("train.early_stopping.patience", "%d is negative (0 turns early stopping off)", t.EarlyStopping.Patience)
+	}
+	if !(t.EarlyStopping.MinDelta >= 0 && t.EarlyStopping.MinDelta < 1e9) {
+		at("train.early_stopping.min_delta", "%v must be a finite number ≥ 0", t.EarlyStopping.MinDelta)
+	}
+
+	if c.Run.CheckpointEvery < 0 {
+		at("run.checkpoint_every", "%d is negative (0 saves at epoch ends only)", c.Run.CheckpointEvery)
+	}
+	if c.Run.Keep < 1 {
+		at("run.keep", "%d must be at least 1", c.Run.Keep)
+	}
+}

@@ -1,0 +1,313 @@
+package configs
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestShippedConfigsParse(t *testing.T) {
+	c, err := Load("cats_dogs.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// cats_dogs.yaml spells out every default: apart from the paths it sets
+	// and its classes, it must equal the defaults.
+	def := Default()
+	def.File = "cats_dogs.yaml"
+	def.Data.Dir, def.Backbone.Weights = "../data/PetImages", "../weights/resnet50_notop.npz"
+	def.Run.Dir, def.Cache.Dir = "../runs/cats_dogs", "../runs/feature-cache"
+	def.Data.Classes = []string{"Cat", "Dog"}
+	def.finish(".")
+	if cs := Diff(&def, c); len(cs) != 0 {
+		t.Errorf("cats_dogs.yaml differs from the defaults: %v", cs)
+	}
+	if c.Data.Dir != filepath.Join("..", "data", "PetImages") || c.Data.Preprocess != "caffe" {
+		t.Errorf("cats_dogs.yaml: data.dir %q, preprocess %q", c.Data.Dir, c.Data.Preprocess)
+	}
+
+	s, err := Load("smoke.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		what      string
+		got, want any
+	}{
+		{"data.dir", s.Data.Dir, filepath.Join("..", "runs", "smoke-data")},
+		{"data.image_size", s.Data.ImageSize, []int{64, 64}},
+		{"backbone.weights", s.Backbone.Weights, ""},
+		{"backbone.random_width", s.Backbone.RandomWidth, 8},
+		{"head.layers", s.Head.Layers, []int{64, 32}},
+		{"train.epochs", s.Train.Epochs, 3},
+		{"run.dir", s.Run.Dir, filepath.Join("..", "runs", "smoke")},
+		{"cache.dir", s.Cache.Dir, filepath.Join("..", "runs", "feature-cache")},
+		{"train.adam.lr (default)", s.Train.Adam.LR, 1e-3},
+	} {
+		if !reflect.DeepEqual(tc.got, tc.want) {
+			t.Errorf("smoke.yaml: %s = %v, want %v", tc.what, tc.got, tc.want)
+		}
+	}
+}
+
+func TestDefaultsAndPaths(t *testing.T) {
+	base := filepath.Join("somewhere", "cfg")
+	for _, tc := range []struct {
+		name, yaml string
+		check      func(c *Config) string
+	}{
+		{"defaults", "data: {dir: imgs}\n", func(c *Config) string {
+			want := Default()
+			want.File = c.File
+			want.Data.Dir = "imgs"
+			want.finish(base)
+			if !reflect.DeepEqual(*c, want) {
+				return "not the defaults"
+			}
+			if c.Run.Dir != filepath.Join(base, "runs", "exp1") || c.Cache.Dir != filepath.Join(base, "runs", "feature-cache") {
+				return "run " + c.Run.Dir + ", cache " + c.Cache.Dir
+			}
+			return ""
+		}},
+		{"relative paths", "data: {dir: ../data/train}\nbackbone: {weights: w/r50.npz}\nrun: {dir: out}\ncache: {dir: /abs/cache}\n", func(c *Config) string {
+			if c.Data.Dir != filepath.Join("somewhere", "data", "train") || c.Backbone.Weights != filepath.Join(base, "w", "r50.npz") ||
+				c.Run.Dir != filepath.Join(base, "out") || c.Cache.Dir != "/abs/cache" {
+				return "got " + c.Data.Dir + ", " + c.Backbone.Weights + ", " + c.Run.Dir + ", " + c.Cache.Dir
+			}
+			return ""
+		}},
+		{"variant picks preprocessing", "data: {dir: d}\nbackbone: {variant: torchvision}\n", func(c *Config) string {
+			if c.Data.Preprocess != "torch" {
+				return "preprocess " + c.Data.Preprocess
+			}
+			return ""
+		}},
+		{"explicit zero and false kept", "data: {dir: d, validation_split: 0, exif_orientation: false}\ntrain: {early_stopping: {patience: 0}}\n", func(c *Config) string {
+			if c.Data.ValidationSplit != 0 || c.Data.EXIFOrientation {
+				return "zero values replaced by defaults"
+			}
+			return ""
+		}},
+		{"null means default", "data:\n  dir: d\n  image_size:\nhead:\n", func(c *Config) string {
+			if !slices.Equal(c.Data.ImageSize, []int{224, 224}) || len(c.Head.Layers) != 4 {
+				return "null did not keep the defaults"
+			}
+			return ""
+		}},
+		{"empty head", "data: {dir: d}\nhead: {layers: []}\n", func(c *Config) string {
+			if c.Head.Layers == nil || len(c.Head.Layers) != 0 {
+				return "layers: [] not kept"
+			}
+			return ""
+		}},
+		{"anchors", "data: {dir: d, image_size: &s [96, 128]}\nbackbone: {batch: 4}\n", func(c *Config) string {
+			if !slices.Equal(c.Data.ImageSize, []int{96, 128}) {
+				return "anchored list lost"
+			}
+			return ""
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.yaml), filepath.Join(base, "exp1.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if msg := tc.check(c); msg != "" {
+				t.Error(msg)
+			}
+		})
+	}
+}
+
+func TestErrorsNameFileLineColumn(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string // substrings of the error, each reported
+	}{
+		{"unknown top-level key", "data: {dir: d}\nmodel: {}\n",
+			[]string{`x.yaml:2:1: model: unknown key "model" at the top level (known keys: data, backbone, head, train, run, cache)`}},
+		{"unknown nested key", "data:\n  dir: d\ntrain:\n  adam:\n    learning_rate: 0.1\n",
+			[]string{`x.yaml:5:5: train.adam.learning_rate: unknown key "learning_rate" in train.adam (known keys: lr, beta1, beta2, epsilon)`}},
+		{"string for int", "data: {dir: d}\ntrain:\n  epochs: ten\n",
+			[]string{`x.yaml:3:11: train.epochs: want a whole number, got str "ten"`}},
+		{"fraction for int", "data: {dir: d}\ntrain: {batch: 1.5}\n",
+			[]string{`x.yaml:2:16: train.batch: want a whole number, got float "1.5"`}},
+		{"bool for number", "data: {dir: d, validation_split: yes}\n",
+			[]string{`x.yaml:1:34: data.validation_split: want a number, got str "yes"`}},
+		{"list for scalar", "data: {dir: [a, b]}\n",
+			[]string{`x.yaml:1:13: data.dir: want a string, got a list`}},
+		{"scalar for section", "data: d\n",
+			[]string{`x.yaml:1:7: data: want a mapping with keys dir, classes,`}},
+		{"scalar for list", "data: {dir: d, image_size: 224}\n",
+			[]string{`x.yaml:1:28: data.image_size: want a list, got int "224"`}},
+		{"bad list element", "data: {dir: d, image_size: [224, big]}\n",
+			[]string{`x.yaml:1:34: data.image_size[1]: want a whole number, got str "big"`}},
+		{"duplicate key", "data:\n  dir: a\n  dir: b\n",
+			[]string{`x.yaml:3:3: data.dir: key "dir" given twice (first at line 2)`}},
+		{"missing data.dir", "train: {epochs: 2}\n",
+			[]string{`x.yaml: data.dir: required`}},
+		{"null data.dir", "data:\n  dir:\n",
+			[]string{`x.yaml:2:7: data.dir: required`}},
+		{"out of range", "data: {dir: d, validation_split: 1.5}\ntrain:\n  epochs: 0\n  adam: {lr: -0.001}\nbackbone: {variant: tf}\n",
+			[]string{
+				`x.yaml:1:34: data.validation_split: 1.5 is outside [0, 1)`,
+				`x.yaml:3:11: train.epochs: 0 must be at least 1`,
+				`x.yaml:4:14: train.adam.lr: -0.001 must be positive`,
+				`x.yaml:5:21: backbone.variant: "tf": want keras or torchvision`,
+			}},
+		{"bad image size element", "data: {dir: d, image_size: [16, 224]}\n",
+			[]string{`x.yaml:1:29: data.image_size[0]: 16 is outside [32, 8192]`}},
+		{"image size length", "data: {dir: d, image_size: [224]}\n",
+			[]string{`x.yaml:1:28: data.image_size: want [height, width], got 1 values`}},
+		{"classes", "data: {dir: d, classes: [cat, dog, cat, ../x]}\n",
+			[]string{`x.yaml:1:36: data.classes[2]: class "cat" listed twice`, `x.yaml:1:41: data.classes[3]: "../x" is not a folder name`}},
+		{"negative seed is fine but NaN is not", "data: {dir: d, seed: -1}\ntrain: {adam: {beta1: .nan}}\n",
+			[]string{`x.yaml:2:23: train.adam.beta1: want a finite number, got .nan`}},
+		{"negative keep", "data: {dir: d}\nrun: {keep: 0, checkpoint_every: -5}\n",
+			[]string{`x.yaml:2:13: run.keep: 0 must be at least 1`, `x.yaml:2:34: run.checkpoint_every: -5 is negative`}},
+		{"type and range errors together", "data: {dir: d}\ntrain: {epochs: ten, batch: 0}\n",
+			[]string{`x.yaml:2:17: train.epochs: want a whole number, got str "ten"`, `x.yaml:2:29: train.batch: 0 is outside [1, 65536]`}},
+		{"syntax", "data:\n  dir: [a\n  b: c\n",
+			[]string{`x.yaml:1: YAML syntax: did not find expected ',' or ']'`}}, // yaml.v3 gives the line where the list starts, counted from 0
+		{"two documents", "data: {dir: d}\n---\ndata: {dir: e}\n",
+			[]string{`x.yaml:2:1: a second YAML document`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.yaml), filepath.Join("cfg", "x.yaml"))
+			if err == nil {
+				t.Fatalf("no error; config %+v", c)
+			}
+			for _, w := range tc.want {
+				w = strings.Replace(w, "x.yaml", filepath.Join("cfg", "x.yaml"), 1)
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error\n%v\nlacks %q", err, w)
+				}
+			}
+			if n := strings.Count(err.Error(), "\n") + 1; n != len(tc.want) {
+				t.Errorf("%d errors reported, want %d:\n%v", n, len(tc.want), err)
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.File != filepath.Join("cfg", "x.yaml") {
+				t.Errorf("error is not an *Error naming the file: %#v", err)
+			}
+		})
+	}
+}
+
+func TestHashCoversWhatResumingNeeds(t *testing.T) {
+	base, err := Load("smoke.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := Load("smoke.yaml")
+	if base.Hash() != again.Hash() {
+		t.Fatal("the same file hashes differently")
+	}
+	// The hash is the sha256 of these lines: a change to what is hashed, or
+	// how, must be deliberate (and breaks resuming old runs).
+	canonical := `gotransfer config v1
+data.dir="smoke-data"
+data.classes=[]
+data.image_size=[64 64]
+data.validation_split=0.25
+data.seed=1
+data.max_pixels=50000000
+data.follow_symlinks=false
+data.exif_orientation=true
+data.crop_to_aspect_ratio=false
+data.preprocess="caffe"
+backbone.weights=""
+backbone.random_width=8
+backbone.variant="keras"
+head.layers=[64 32]
+head.activation="relu"
+`
+	sum := sha256.Sum256([]byte(canonical))
+	if got := base.Hash(); got != hex.EncodeToString(sum[:]) {
+		t.Errorf("Hash() = %s, want the sha256 of\n%s", got, canonical)
+	}
+	for _, tc := range []struct {
+		name       string
+		edit       func(c *Config)
+		sameHash   bool
+		wantChange string
+		resume     bool // the change is in a setting that Hash covers
+	}{
+		{"head layers", func(c *Config) { c.Head.Layers = []int{64, 16} }, false, "head.layers changed from [64 32] to [64 16]", true},
+		{"classes", func(c *Config) { c.Data.Classes = []string{"dogs", "cats"} }, false, `data.classes changed from [] to ["dogs" "cats"]`, true},
+		{"image size", func(c *Config) { c.Data.ImageSize = []int{64, 96} }, false, "data.image_size changed from [64 64] to [64 96]", true},
+		{"weights", func(c *Config) { c.Backbone.Weights = "/w/r50.npz" }, false, `backbone.weights changed from "" to "/w/r50.npz"`, true},
+		{"variant", func(c *Config) { c.Backbone.Variant = "torchvision" }, false, `backbone.variant changed from "keras" to "torchvision"`, true},
+		{"epochs", func(c *Config) { c.Train.Epochs = 30 }, true, "train.epochs changed from 3 to 30", false},
+		{"learning rate", func(c *Config) { c.Train.Adam.LR = 1e-4 }, true, "train.adam.lr changed from 0.001 to 0.0001", false},
+		{"workers", func(c *Config) { c.Data.Workers = 2 }, true, "data.workers changed from 0 to 2", false},
+		{"device", func(c *Config) { c.Backbone.Device = "cuda" }, true, `backbone.device changed from "cpu" to "cuda"`, false},
+		{"data moved", func(c *Config) { c.Data.Dir = filepath.Join("elsewhere", "smoke-data") }, true, "data.dir changed from ", true},
+		{"data renamed", func(c *Config) { c.Data.Dir = filepath.Join("..", "runs", "other-data") }, false, "data.dir changed from ", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := Load("smoke.yaml")
+			tc.edit(c)
+			if same := c.Hash() == base.Hash(); same != tc.sameHash {
+				t.Errorf("hash unchanged: %v, want %v", same, tc.sameHash)
+			}
+			cs := Diff(base, c)
+			if len(cs) != 1 || !strings.HasPrefix(cs[0].String(), tc.wantChange) || cs[0].Resume != tc.resume {
+				t.Errorf("Diff = %+v, want one change %q (resume %v)", cs, tc.wantChange, tc.resume)
+			}
+		})
+	}
+}
+
+func TestMarshalLoadsBackTheSame(t *testing.T) {
+	for _, file := range []string{"cats_dogs.yaml", "smoke.yaml"} {
+		c, err := Load(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runDir := filepath.Join(t.TempDir(), "run")
+		if err := os.MkdirAll(runDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b, err := c.Marshal(runDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copyPath := filepath.Join(runDir, "config.yaml")
+		if err := os.WriteFile(copyPath, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		back, err := Load(copyPath)
+		if err != nil {
+			t.Fatalf("%s: the marshalled copy does not load: %v\n%s", file, err, b)
+		}
+		if cs := Diff(c, back); len(cs) != 0 {
+			t.Errorf("%s: the copy differs: %v", file, cs)
+		}
+		if c.Hash() != back.Hash() {
+			t.Errorf("%s: the copy hashes differently", file)
+		}
+	}
+}
+
+func TestValidateCodeBuiltConfig(t *testing.T) {
+	c := Default()
+	c.Data.Dir = "d"
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults with a data dir: %v", err)
+	}
+	c.Train.Batch = 0
+	c.Head.Layers = []int{64, 0}
+	err := c.Validate()
+	for _, w := range []string{"config: train.batch: 0 is outside [1, 65536]", "config: head.layers[1]: width 0 is outside [1, 65536]"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("Validate: %v, want %q", err, w)
+		}
+	}
+}

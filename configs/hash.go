@@ -1,0 +1,139 @@
+package configs
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strconv"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// leaf is one setting, flattened for hashing and comparing.
+type leaf struct {
+	path   string
+	value  string // for Diff: paths made absolute
+	hashed string // for Hash: paths reduced to their last element
+	resume bool   // part of Hash
+}
+
+// leaves lists the settings of c in declaration order.
+func leaves(c *Config) []leaf {
+	var ls []leaf
+	var walk func(v reflect.Value, path string, resume bool)
+	walk = func(v reflect.Value, path string, resume bool) {
+		if v.Kind() == reflect.Struct {
+			t := v.Type()
+			for i := 0; i < t.NumField(); i++ {
+				f := t.Field(i)
+				k := yamlKey(f)
+				if k == "" {
+					continue
+				}
+				walk(v.Field(i), join(path, k), resume && f.Tag.Get("resume") != "no")
+				if f.Tag.Get("path") == "yes" {
+					l := &ls[len(ls)-1]
+					p := v.Field(i).String()
+					l.hashed = strconv.Quote(filepath.Base(p))
+					if p == "" {
+						l.hashed = `""`
+					} else if abs, err := filepath.Abs(p); err == nil {
+						l.value = strconv.Quote(abs)
+					}
+				}
+			}
+			return
+		}
+		s := format(v)
+		ls = append(ls, leaf{path: path, value: s, hashed: s, resume: resume})
+	}
+	walk(reflect.ValueOf(c).Elem(), "", true)
+	return ls
+}
+
+func format(v reflect.Value) string {
+	switch v.Kind() {
+	case reflect.String:
+		return strconv.Quote(v.String())
+	case reflect.Float64:
+		return strconv.FormatFloat(v.Float(), 'g', -1, 64)
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.String {
+			return fmt.Sprintf("%q", v.Interface())
+		}
+	}
+	return fmt.Sprint(v.Interface())
+}
+
+// Hash returns a stable hash (hex sha256) of the settings a resumed run must
+// share with the run that wrote its checkpoints: data (but the number of
+// workers), backbone (but device and batch) and head. Training, run and
+// cache settings may change between runs (more epochs, say), and so may the
+// location of the data and the weights: paths enter the hash by their last
+// element only, so a project can move.
+func (c *Config) Hash() string {
+	h := sha256.New()
+	fmt.Fprintln(h, "gotransfer config v1")
+	for _, l := range leaves(c) {
+		if l.resume {
+			fmt.Fprintf(h, "%s=%s\n", l.path, l.hashed)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Change is one setting that differs between two configurations.
+type Change struct {
+	Path     string // e.g. "head.layers"
+	From, To string // values as Go prints them, strings quoted, paths absolute
+	Resume   bool   // whether the setting is part of Hash
+}
+
+func (c Change) String() string {
+	return fmt.Sprintf("%s changed from %s to %s", c.Path, c.From, c.To)
+}
+
+// Diff lists the settings that differ from old to new, in the order of the
+// Config struct, e.g. "head.layers changed from [64 32] to [64 16]".
+func Diff(old, new *Config) []Change {
+	a, b := leaves(old), leaves(new)
+	var cs []Change
+	for i := range a {
+		if a[i].value != b[i].value {
+			cs = append(cs, Change{Path: a[i].path, From: a[i].value, To: b[i].value, Resume: a[i].resume})
+		}
+	}
+	return cs
+}
+
+// Marshal writes c as YAML with every setting spelled out and paths relative
+// to dir, so that a copy saved in dir (a run folder, say) loads back to the
+// same configuration.
+func (c *Config) Marshal(dir string) ([]byte, error) {
+	cp := *c
+	absDir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("config: marshal: %w", err)
+	}
+	for _, p := range []*string{&cp.Data.Dir, &cp.Backbone.Weights, &cp.Run.Dir, &cp.Cache.Dir} {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return nil, fmt.Errorf("config: marshal: %w", err)
+		}
+		if rel, err := filepath.Rel(absDir, abs); err == nil {
+			*p = filepath.ToSlash(rel)
+		} else {
+			*p = abs
+		}
+	}
+	b, err := yaml.Marshal(&cp)
+	if err != nil {
+		return nil, fmt.Errorf("config: marshal: %w", err)
+	}
+	return b, nil
+}

@@ -1,0 +1,99 @@
+package dataset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// Summary is what Check found: the classes, the usable images of each class
+// in each split, and the files skipped.
+type Summary struct {
+	Root    string
+	Classes []string
+	// Train[i] and Validation[i] count the usable images of class i.
+	Train, Validation []int
+	// Skipped lists the unusable files with their reasons.
+	Skipped []Skip
+}
+
+// Check scans cfg.Root and decodes every image once, as a dry run of
+// training (what `train --check-data` prints). Progress goes to skips, which
+// may be nil. It returns the summary, even when it also returns an error:
+// one wrapping ErrNoUsableImages if a class has no usable image, or Scan's
+// error (then the summary is nil), or ctx's.
+func Check(ctx context.Context, cfg Config, skips *SkipLog) (*Summary, error) {
+	cfg = cfg.WithDefaults()
+	idx, err := Scan(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if skips == nil {
+		skips = &SkipLog{}
+	}
+	cfg.Classes = idx.Classes
+	s := &Summary{Root: cfg.Root, Classes: idx.Classes, Train: make([]int, len(idx.Classes)), Validation: make([]int, len(idx.Classes))}
+	count := func(samples []Sample, into []int) error {
+		for b, err := range Stream(ctx, cfg, samples, 16, skips) {
+			if err != nil {
+				if errors.Is(err, ErrNoUsableImages) {
+					return nil // judged below, over both splits
+				}
+				return err
+			}
+			for _, l := range b.Labels {
+				into[l]++
+			}
+			b.Release()
+		}
+		return nil
+	}
+	if err := count(idx.Train, s.Train); err != nil {
+		return s, err
+	}
+	if err := count(idx.Validation, s.Validation); err != nil {
+		return s, err
+	}
+	s.Skipped = skips.Entries()
+	var dead []string
+	for i, c := range s.Classes {
+		if s.Train[i]+s.Validation[i] == 0 {
+			dead = append(dead, fmt.Sprintf("%q", c))
+		}
+	}
+	if len(dead) > 0 {
+		return s, fmt.Errorf("dataset: %s: class %s: %w", cfg.Root, strings.Join(dead, ", "), ErrNoUsableImages)
+	}
+	return s, nil
+}
+
+// WriteTo prints the summary as a table followed by the skipped files.
+func (s *Summary) WriteTo(w io.Writer) (int64, error) {
+	cw := &countWriter{w: w}
+	tw := tabwriter.NewWriter(cw, 0, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "label\tclass\ttrain\tvalidation\t\n")
+	var tt, tv int
+	for i, c := range s.Classes {
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t\n", i, c, s.Train[i], s.Validation[i])
+		tt, tv = tt+s.Train[i], tv+s.Validation[i]
+	}
+	fmt.Fprintf(tw, "\ttotal\t%d\t%d\t\n", tt, tv)
+	if err := tw.Flush(); err != nil {
+		return cw.n, err
+	}
+	fmt.Fprintf(cw, "%d file(s) skipped\n", len(s.Skipped))
+	for _, k := range s.Skipped {
+		fmt.Fprintf(cw, "  %s: %s\n", k.Path, k.Reason)
+	}
+	return cw.n, nil
+}
+
+// String returns what WriteTo prints.
+func (s *Summary) String() string {
+	var b strings.Builder
+	s.WriteTo(&b)
+	return b.String()
+}

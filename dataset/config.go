@@ -1,0 +1,84 @@
+package dataset
+
+import (
+	"fmt"
+	"runtime"
+)
+
+// Default values filled in by [Config.WithDefaults].
+const (
+	DefaultSize      = 224
+	DefaultMaxPixels = 50_000_000
+	// Preprocessing modes accepted in Config.Preprocess.
+	PreprocessCaffe = "caffe" // Keras ResNet50: RGB->BGR, minus the ImageNet BGR means
+	PreprocessTorch = "torch" // /255, minus the ImageNet mean, divided by its std
+	PreprocessNone  = "none"  // RGB values in 0..255, unchanged
+)
+
+// Config says where the images are and how they become network inputs.
+// The zero value of every field except Root is usable: call
+// [Config.WithDefaults] (every function of this package does) to fill them.
+type Config struct {
+	// Root holds one sub-folder per class: Root/<class>/**/<image>.
+	Root string
+	// Classes, if not empty, lists the class folders to use and fixes their
+	// order (label i is Classes[i]); other folders are ignored. Empty means
+	// every non-hidden sub-folder of Root, sorted (Keras' order).
+	Classes []string
+	// Height and Width of the network input, 224 when zero.
+	Height, Width int
+	// ValidationSplit is the fraction of each class held out for
+	// validation, in [0, 1). The choice depends only on (Seed, path).
+	ValidationSplit float64
+	// Seed for the validation split and the per-epoch shuffles.
+	Seed int64
+	// Workers is the number of decode goroutines; 0 means runtime.NumCPU().
+	Workers int
+	// MaxPixels is the largest width*height decoded; larger images are
+	// skipped after reading only their header. 0 means 50 megapixels.
+	MaxPixels int
+	// FollowSymlinks makes Scan follow symbolic links to files and folders
+	// (with loop protection); otherwise they are ignored.
+	FollowSymlinks bool
+	// IgnoreEXIF turns off the JPEG EXIF orientation (Keras ignores it).
+	IgnoreEXIF bool
+	// CropToAspectRatio centre-crops each image to the target aspect
+	// ratio before resizing, as Keras' crop_to_aspect_ratio does.
+	CropToAspectRatio bool
+	// Preprocess is "caffe" (default), "torch" or "none".
+	Preprocess string
+}
+
+// WithDefaults returns a copy of c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Height == 0 {
+		c.Height = DefaultSize
+	}
+	if c.Width == 0 {
+		c.Width = DefaultSize
+	}
+	if c.Workers <= 0 {
+		c.Workers = runtime.NumCPU()
+	}
+	if c.MaxPixels <= 0 {
+		c.MaxPixels = DefaultMaxPixels
+	}
+	if c.Preprocess == "" {
+		c.Preprocess = PreprocessCaffe
+	}
+	return c
+}
+
+// validate reports the first invalid field of a defaulted Config.
+func (c Config) validate() error {
+	switch {
+	case c.Height <= 0 || c.Width <= 0:
+		return fmt.Errorf("dataset: invalid target size %dx%d", c.Width, c.Height)
+	case !(c.ValidationSplit >= 0 && c.ValidationSplit < 1):
+		return fmt.Errorf("dataset: validation split %v not in [0, 1)", c.ValidationSplit)
+	}
+	if _, err := newPreprocessor(c.Preprocess); err != nil {
+		return err
+	}
+	return nil
+}

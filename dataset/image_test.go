@@ -1,0 +1,318 @@
+package dataset
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"image"
+	"image/color"
+	"image/gif"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/image/bmp"
+)
+
+// decodeFile runs the decoder on data; the image is copied out of its buffers.
+func decodeBytes(t *testing.T, data []byte, exif bool) (rgb8, error) {
+	t.Helper()
+	d := decoder{maxPixels: DefaultMaxPixels, exif: exif}
+	m, err := d.decode(data)
+	m.pix = bytes.Clone(m.pix)
+	return m, err
+}
+
+// TestColourModels decodes files of each colour model and checks every pixel
+// against the colour written, alpha dropped and colour kept.
+func TestColourModels(t *testing.T) {
+	type px = [3]uint8
+	gray := image.NewGray(image.Rect(0, 0, 3, 1))
+	gray.Pix = []uint8{0, 77, 255}
+
+	pal := image.NewPaletted(image.Rect(0, 0, 3, 1), color.Palette{
+		color.NRGBA{200, 10, 20, 0},    // fully transparent: colour kept
+		color.NRGBA{30, 40, 250, 128},  // half transparent
+		color.NRGBA{90, 180, 45, 255}}) // opaque
+	pal.Pix = []uint8{2, 0, 1}
+
+	n16 := image.NewNRGBA64(image.Rect(0, 0, 2, 1))
+	n16.SetNRGBA64(0, 0, color.NRGBA64{0xABCD, 0x1234, 0xFF00, 0x0000})
+	n16.SetNRGBA64(1, 0, color.NRGBA64{0x00FF, 0x8080, 0x7F7F, 0x8000})
+
+	r16 := image.NewRGBA64(image.Rect(0, 0, 2, 1))
+	r16.SetRGBA64(0, 0, color.RGBA64{0xABCD, 0x1234, 0xFF00, 0xFFFF})
+	r16.SetRGBA64(1, 0, color.RGBA64{0x0101, 0x0202, 0xFEFE, 0xFFFF})
+
+	g16 := image.NewGray16(image.Rect(0, 0, 2, 1))
+	g16.SetGray16(0, 0, color.Gray16{0x12FF})
+	g16.SetGray16(1, 0, color.Gray16{0xFE01})
+
+	nrgba := image.NewNRGBA(image.Rect(0, 0, 2, 1))
+	nrgba.SetNRGBA(0, 0, color.NRGBA{10, 200, 30, 0})
+	nrgba.SetNRGBA(1, 0, color.NRGBA{250, 5, 99, 7})
+
+	gifImg := image.NewPaletted(image.Rect(0, 0, 2, 1), color.Palette{color.RGBA{1, 2, 3, 255}, color.RGBA{250, 128, 0, 255}})
+	gifImg.Pix = []uint8{1, 0}
+	var gifBuf bytes.Buffer
+	if err := gif.Encode(&gifBuf, gifImg, nil); err != nil {
+		t.Fatal(err)
+	}
+	var bmpBuf bytes.Buffer
+	if err := bmp.Encode(&bmpBuf, solid(2, 2, color.NRGBA{12, 34, 56, 255})); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name string
+		data []byte
+		want []px
+	}{
+		{"gray png", encodePNG(t, gray), []px{{0, 0, 0}, {77, 77, 77}, {255, 255, 255}}},
+		{"palette png with alpha", encodePNG(t, pal), []px{{90, 180, 45}, {200, 10, 20}, {30, 40, 250}}},
+		{"16-bit png with alpha", encodePNG(t, n16), []px{{0xAB, 0x12, 0xFF}, {0x00, 0x80, 0x7F}}},
+		{"16-bit png", encodePNG(t, r16), []px{{0xAB, 0x12, 0xFF}, {0x01, 0x02, 0xFE}}},
+		{"16-bit gray png", encodePNG(t, g16), []px{{0x12, 0x12, 0x12}, {0xFE, 0xFE, 0xFE}}},
+		{"nrgba png, alpha kept out", encodePNG(t, nrgba), []px{{10, 200, 30}, {250, 5, 99}}},
+		{"gif", gifBuf.Bytes(), []px{{250, 128, 0}, {1, 2, 3}}},
+		{"bmp", bmpBuf.Bytes(), []px{{12, 34, 56}, {12, 34, 56}, {12, 34, 56}, {12, 34, 56}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := decodeBytes(t, tc.data, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.w*m.h != len(tc.want) {
+				t.Fatalf("%dx%d image, want %d pixels", m.w, m.h, len(tc.want))
+			}
+			for i, w := range tc.want {
+				if got := (px{m.pix[3*i], m.pix[3*i+1], m.pix[3*i+2]}); got != w {
+					t.Errorf("pixel %d = %v, want %v", i, got, w)
+				}
+			}
+		})
+	}
+}
+
+// TestCMYK checks the conversion of CMYK (what the JPEG decoder gives for
+// CMYK and YCCK files; the standard library cannot write one) against
+// PIL's formula: (255-c)(255-k)/255.
+func TestCMYK(t *testing.T) {
+	m := image.NewCMYK(image.Rect(0, 0, 4, 1))
+	in := []color.CMYK{{0, 0, 0, 0}, {255, 0, 0, 0}, {0, 128, 255, 64}, {30, 60, 90, 255}}
+	for i, c := range in {
+		m.SetCMYK(i, 0, c)
+	}
+	got := toRGB(m, nil)
+	for i, c := range in {
+		for j, v := range []uint8{c.C, c.M, c.Y} {
+			want := int(255-v) * int(255-c.K) / 255
+			if d := int(got[3*i+j]) - want; d < -1 || d > 1 {
+				t.Errorf("CMYK %v channel %d = %d, want %d±1", c, j, got[3*i+j], want)
+			}
+		}
+	}
+}
+
+// TestFastPathsMatchGeneric checks each specialised conversion against the
+// colour of every pixel as image.Image.At reports it, on sub-images (non-zero
+// origin) with random contents.
+func TestFastPathsMatchGeneric(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	fill := func(b []byte) {
+		for i := range b {
+			b[i] = byte(r.IntN(256))
+		}
+	}
+	rect := image.Rect(0, 0, 13, 9)
+	sub := image.Rect(3, 1, 12, 8)
+	var imgs []image.Image
+	for _, ratio := range []image.YCbCrSubsampleRatio{image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422,
+		image.YCbCrSubsampleRatio420, image.YCbCrSubsampleRatio440, image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410} {
+		y := image.NewYCbCr(rect, ratio)
+		fill(y.Y)
+		fill(y.Cb)
+		fill(y.Cr)
+		imgs = append(imgs, y.SubImage(sub))
+		a := image.NewNYCbCrA(rect, ratio)
+		fill(a.Y)
+		fill(a.Cb)
+		fill(a.Cr)
+		fill(a.A)
+		imgs = append(imgs, a.SubImage(sub))
+	}
+	g, n, n64, c := image.NewGray(rect), image.NewNRGBA(rect), image.NewNRGBA64(rect), image.NewCMYK(rect)
+	p := image.NewPaletted(rect, color.Palette{color.NRGBA{1, 2, 3, 0}, color.RGBA{100, 50, 25, 128}, color.Gray{9}})
+	fill(g.Pix)
+	fill(n.Pix)
+	fill(n64.Pix)
+	fill(c.Pix)
+	for i := range p.Pix {
+		p.Pix[i] = uint8(r.IntN(3))
+	}
+	imgs = append(imgs, g.SubImage(sub), n.SubImage(sub), n64.SubImage(sub), c.SubImage(sub), p.SubImage(sub))
+	for _, m := range imgs {
+		got := toRGB(m, nil)
+		b := m.Bounds()
+		i := 0
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				var want [3]uint8
+				switch c := m.At(x, y).(type) {
+				case color.NYCbCrA:
+					want[0], want[1], want[2] = color.YCbCrToRGB(c.Y, c.Cb, c.Cr)
+				case color.NRGBA:
+					want = [3]uint8{c.R, c.G, c.B}
+				case color.NRGBA64:
+					want = [3]uint8{uint8(c.R >> 8), uint8(c.G >> 8), uint8(c.B >> 8)}
+				default:
+					nc := color.NRGBAModel.Convert(c).(color.NRGBA)
+					want = [3]uint8{nc.R, nc.G, nc.B}
+				}
+				if [3]uint8(got[i:i+3]) != want {
+					t.Fatalf("%T at (%d,%d): got %v, want %v", m, x, y, got[i:i+3], want)
+				}
+				i += 3
+			}
+		}
+	}
+}
+
+func TestWebP(t *testing.T) {
+	for _, name := range []string{"blue-purple-pink.lossy.webp", "gopher-doc.8bpp.lossless.webp"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := decodeBytes(t, data, true)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if m.w != cfg.Width || m.h != cfg.Height {
+			t.Errorf("%s: %dx%d, want %dx%d", name, m.w, m.h, cfg.Width, cfg.Height)
+		}
+	}
+}
+
+// withEXIF inserts an APP1 EXIF segment holding orientation o after the SOI
+// marker of a JPEG, in the given TIFF byte order ("II" or "MM").
+func withEXIF(jpg []byte, o uint16, order string) []byte {
+	var bo binary.AppendByteOrder = binary.LittleEndian
+	if order == "MM" {
+		bo = binary.BigEndian
+	}
+	tiff := []byte(order)
+	tiff = bo.AppendUint16(tiff, 42)
+	tiff = bo.AppendUint32(tiff, 8)      // IFD0 offset
+	tiff = bo.AppendUint16(tiff, 2)      // two entries
+	tiff = bo.AppendUint16(tiff, 0x010F) // Make, ASCII, 4 bytes inline: not the one
+	tiff = bo.AppendUint16(tiff, 2)
+	tiff = bo.AppendUint32(tiff, 4)
+	tiff = append(tiff, "Go\x00\x00"...)
+	tiff = bo.AppendUint16(tiff, 0x0112) // Orientation, SHORT, 1 value
+	tiff = bo.AppendUint16(tiff, 3)
+	tiff = bo.AppendUint32(tiff, 1)
+	tiff = bo.AppendUint16(tiff, o)
+	tiff = append(tiff, 0, 0)
+	tiff = bo.AppendUint32(tiff, 0) // no next IFD
+	seg := append([]byte("Exif\x00\x00"), tiff...)
+	out := []byte{0xFF, 0xD8, 0xFF, 0xE1, byte((len(seg) + 2) >> 8), byte(len(seg) + 2)}
+	out = append(out, seg...)
+	return append(out, jpg[2:]...)
+}
+
+func TestEXIFOrientation(t *testing.T) {
+	// Source 48x32: quadrants A (top left), B (top right), C, D.
+	cols := map[byte]color.NRGBA{'A': {255, 0, 0, 255}, 'B': {0, 255, 0, 255}, 'C': {0, 0, 255, 255}, 'D': {255, 255, 255, 255}}
+	src := image.NewNRGBA(image.Rect(0, 0, 48, 32))
+	for y := range 32 {
+		for x := range 48 {
+			q := byte('A')
+			if x >= 24 {
+				q++
+			}
+			if y >= 16 {
+				q += 2
+			}
+			src.SetNRGBA(x, y, cols[q])
+		}
+	}
+	plain := encodeJPEG(t, src, 100)
+	// Corners TL, TR, BL, BR after applying each orientation (EXIF 2.3, 4.6.4 A).
+	want := map[uint16]string{1: "ABCD", 2: "BADC", 3: "DCBA", 4: "CDAB", 5: "ACBD", 6: "CADB", 7: "DBCA", 8: "BDAC"}
+	for o := uint16(1); o <= 8; o++ {
+		for _, order := range []string{"II", "MM"} {
+			for _, ignore := range []bool{false, true} {
+				data := withEXIF(plain, o, order)
+				if got := exifOrientation(data); got != int(o) {
+					t.Fatalf("exifOrientation(%d, %s) = %d", o, order, got)
+				}
+				m, err := decodeBytes(t, data, !ignore)
+				if err != nil {
+					t.Fatal(err)
+				}
+				corners, w, h := want[o], 32, 48
+				if ignore || o < 5 {
+					w, h = 48, 32
+				}
+				if ignore {
+					corners = "ABCD"
+				}
+				if m.w != w || m.h != h {
+					t.Fatalf("orientation %d (ignore %v): %dx%d, want %dx%d", o, ignore, m.w, m.h, w, h)
+				}
+				at := [4][2]int{{w / 4, h / 4}, {3 * w / 4, h / 4}, {w / 4, 3 * h / 4}, {3 * w / 4, 3 * h / 4}}
+				for k, xy := range at {
+					c := cols[corners[k]]
+					p := m.pix[3*(xy[1]*m.w+xy[0]):]
+					for j, v := range []uint8{c.R, c.G, c.B} {
+						if d := int(p[j]) - int(v); d < -8 || d > 8 {
+							t.Fatalf("orientation %d %s (ignore %v): corner %d = %v, want %c %v", o, order, ignore, k, p[:3], corners[k], c)
+						}
+					}
+				}
+			}
+		}
+	}
+	for _, bad := range [][]byte{nil, plain[:10], []byte("\xFF\xD8\xFF\xE1\x00\x08Exif\x00\x00"), withEXIF(plain, 9, "II")} {
+		if got := exifOrientation(bad); got != 1 {
+			t.Errorf("exifOrientation(%q...) = %d, want 1", bad[:min(len(bad), 12)], got)
+		}
+	}
+}
+
+func TestBadImageErrors(t *testing.T) {
+	noise := image.NewGray(image.Rect(0, 0, 64, 48))
+	for i := range noise.Pix {
+		noise.Pix[i] = uint8(i * 7919 % 251)
+	}
+	good, pngNoise := encodeJPEG(t, noise, 90), encodePNG(t, noise)
+	tests := []struct {
+		name   string
+		data   []byte
+		reason string
+	}{
+		{"empty", nil, "empty file"},
+		{"text", []byte("<html>not an image</html>"), "not a supported image format"},
+		{"tiff", []byte("II*\x00\x08\x00\x00\x00"), "not a supported image format"},
+		{"truncated header", good[:20], "bad jpeg header: unexpected EOF"},
+		{"bad header", append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 30)...), "bad png header"},
+		{"truncated jpeg", good[:len(good)/2], "corrupt or truncated jpeg: invalid JPEG format: short Huffman data"},
+		{"truncated png", pngNoise[:len(pngNoise)/2], "corrupt or truncated png: png: invalid format: not enough pixel data"},
+		{"too large", encodePNG(t, solid(100, 60, color.NRGBA{A: 255})), "too large: 100x60 = 6000 pixels > limit 5000"},
+	}
+	for _, tc := range tests {
+		d := decoder{maxPixels: 5000}
+		_, err := d.decode(tc.data)
+		if !errors.Is(err, ErrBadImage) || !strings.HasPrefix(err.Error(), tc.reason) {
+			t.Errorf("%s: error %v, want ErrBadImage with reason %q", tc.name, err, tc.reason)
+		}
+	}
+}

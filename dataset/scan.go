@@ -1,0 +1,234 @@
+package dataset
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// Sample is one image file of the dataset.
+type Sample struct {
+	// Path is relative to Config.Root and slash-separated, e.g. "cats/001.jpg".
+	Path string
+	// Label is the index of the class in Index.Classes.
+	Label int
+}
+
+// Index lists a dataset's files without decoding them.
+type Index struct {
+	// Classes are the class names; a sample's Label indexes this slice.
+	Classes []string
+	// Train and Validation hold the samples of each split, class by class,
+	// each class in lexical order of its paths.
+	Train, Validation []Sample
+}
+
+// extensions are the file name extensions Scan accepts, compared in lower case:
+// those of Keras' image_dataset_from_directory plus WebP.
+var extensions = map[string]bool{
+	".jpg": true, ".jpeg": true, ".png": true, ".gif": true, ".bmp": true, ".webp": true,
+}
+
+func hidden(name string) bool { return strings.HasPrefix(name, ".") }
+
+// Scan lists the images under cfg.Root, labels them by class folder and splits
+// them into training and validation sets. It reads folders only, never image
+// contents, so unusable files are found later by Stream or Check.
+//
+// Scan fails if Root cannot be read, if fewer than two classes are found, if a
+// class listed in cfg.Classes is missing, or if a class has no image file.
+func Scan(cfg Config) (*Index, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	classes, err := listClasses(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if len(classes) < 2 {
+		return nil, fmt.Errorf("dataset: need at least two classes, found %d in %s", len(classes), cfg.Root)
+	}
+	idx := &Index{Classes: classes}
+	for label, class := range classes {
+		w := walker{follow: cfg.FollowSymlinks, visited: map[string]bool{}}
+		if err := w.walk(filepath.Join(cfg.Root, filepath.FromSlash(class)), class); err != nil {
+			return nil, err
+		}
+		if len(w.files) == 0 {
+			return nil, fmt.Errorf("dataset: class %q has no image file under %s", class, filepath.Join(cfg.Root, class))
+		}
+		for _, rel := range w.files {
+			s := Sample{Path: rel, Label: label}
+			if inValidation(cfg.Seed, rel, cfg.ValidationSplit) {
+				idx.Validation = append(idx.Validation, s)
+			} else {
+				idx.Train = append(idx.Train, s)
+			}
+		}
+	}
+	return idx, nil
+}
+
+// listClasses returns the configured classes, checked, or the sorted
+// non-hidden sub-folders of Root.
+func listClasses(cfg Config) ([]string, error) {
+	if len(cfg.Classes) > 0 {
+		seen := map[string]bool{}
+		for _, c := range cfg.Classes {
+			if c == "" || seen[c] {
+				return nil, fmt.Errorf("dataset: class list %q: empty or repeated name %q", cfg.Classes, c)
+			}
+			seen[c] = true
+			if ok, err := isDir(filepath.Join(cfg.Root, filepath.FromSlash(c)), cfg.FollowSymlinks); err != nil {
+				return nil, fmt.Errorf("dataset: class %q: %w", c, err)
+			} else if !ok {
+				return nil, fmt.Errorf("dataset: class %q: %s is not a folder", c, filepath.Join(cfg.Root, c))
+			}
+		}
+		return append([]string(nil), cfg.Classes...), nil
+	}
+	entries, err := os.ReadDir(cfg.Root)
+	if err != nil {
+		return nil, fmt.Errorf("dataset: list classes: %w", err)
+	}
+	var classes []string // os.ReadDir sorts by name, as Python's sorted() does
+	for _, e := range entries {
+		if hidden(e.Name()) {
+			continue
+		}
+		if ok, err := isDir(filepath.Join(cfg.Root, e.Name()), cfg.FollowSymlinks); err == nil && ok {
+			classes = append(classes, e.Name())
+		}
+	}
+	return classes, nil
+}
+
+// isDir reports whether p is a folder; a symbolic link counts only if follow.
+func isDir(p string, follow bool) (bool, error) {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return false, err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		if !follow {
+			return false, nil
+		}
+		if fi, err = os.Stat(p); err != nil {
+			return false, err
+		}
+	}
+	return fi.IsDir(), nil
+}
+
+// walker collects the image files of one class folder.
+type walker struct {
+	follow  bool
+	visited map[string]bool // real paths of the folders walked (symlink loops)
+	files   []string
+}
+
+func (w *walker) walk(dir, rel string) error {
+	if w.follow {
+		real, err := filepath.EvalSymlinks(dir)
+		if err != nil {
+			return fmt.Errorf("dataset: resolve %s: %w", dir, err)
+		}
+		if w.visited[real] {
+			slog.Warn("dataset: folder already walked (symbolic link loop?), not entered again", "path", dir, "target", real)
+			return nil
+		}
+		w.visited[real] = true
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("dataset: list %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if hidden(name) {
+			continue
+		}
+		p, r := filepath.Join(dir, name), path.Join(rel, name)
+		typ := e.Type()
+		if typ&fs.ModeSymlink != 0 {
+			if !w.follow {
+				continue
+			}
+			fi, err := os.Stat(p)
+			if err != nil {
+				slog.Warn("dataset: broken symbolic link ignored", "path", p, "err", err)
+				continue
+			}
+			typ = fi.Mode().Type()
+		}
+		switch {
+		case typ.IsDir():
+			if err := w.walk(p, r); err != nil {
+				return err
+			}
+		case typ.IsRegular() && extensions[strings.ToLower(path.Ext(name))]:
+			w.files = append(w.files, r)
+		}
+	}
+	return nil
+}
+
+// splitValue maps (seed, relative path) to a number uniform in [0, 1): the
+// first 53 bits of sha256(seed as 8 little-endian bytes || path).
+func splitValue(seed int64, rel string) float64 {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(seed))
+	h := sha256.New()
+	h.Write(b[:])
+	h.Write([]byte(rel))
+	var sum [sha256.Size]byte
+	return float64(binary.BigEndian.Uint64(h.Sum(sum[:0]))>>11) / (1 << 53)
+}
+
+// inValidation reports whether the file rel belongs to the validation split.
+func inValidation(seed int64, rel string, fraction float64) bool {
+	return fraction > 0 && splitValue(seed, rel) < fraction
+}
+
+// Shuffle returns a permutation of items (samples, or indices of cached
+// features) that depends only on (seed, epoch) and the input order: calling
+// it again, in this run or a resumed one, gives the same order. items is not
+// modified.
+func Shuffle[T any](items []T, seed int64, epoch int) []T {
+	out := append([]T(nil), items...)
+	r := splitmix{state: uint64(seed)*0x9e3779b97f4a7c15 ^ uint64(epoch)*0xd1b54a32d192ed03}
+	for i := len(out) - 1; i > 0; i-- {
+		j := r.below(uint64(i + 1))
+		out[i], out[j] = out[j], out[i]
+	}
+	return out
+}
+
+// splitmix is the SplitMix64 generator: fixed here so that shuffles do not
+// change with the Go release.
+type splitmix struct{ state uint64 }
+
+func (s *splitmix) next() uint64 {
+	s.state += 0x9e3779b97f4a7c15
+	z := s.state
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
+}
+
+// below returns a uniform integer in [0, n) by rejection sampling.
+func (s *splitmix) below(n uint64) uint64 {
+	limit := -n % n // (2^64 - n) mod n: values below it are rejected
+	for {
+		if v := s.next(); v >= limit {
+			return v % n
+		}
+	}
+}

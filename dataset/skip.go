@@ -1,0 +1,109 @@
+package dataset
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+)
+
+// Skip is one file that could not be used, and why.
+type Skip struct {
+	Path   string `json:"path"`   // relative to Config.Root, as in Sample.Path
+	Reason string `json:"reason"` // e.g. "empty file", "corrupt or truncated png: ..."
+}
+
+// SkipLog collects the files skipped by Stream and Check. Each file is logged
+// (slog, level Warn) and recorded once, however many epochs meet it. The zero
+// value is ready to use and logs to slog.Default(); a SkipLog is safe for
+// concurrent use.
+type SkipLog struct {
+	// Logger receives one Warn record per skipped file; nil means slog.Default().
+	Logger *slog.Logger
+
+	mu      sync.Mutex
+	seen    map[string]bool
+	entries []Skip
+}
+
+// Add records that path was skipped for reason, unless it already was.
+func (l *SkipLog) Add(path, reason string) {
+	l.mu.Lock()
+	if l.seen[path] {
+		l.mu.Unlock()
+		return
+	}
+	if l.seen == nil {
+		l.seen = map[string]bool{}
+	}
+	l.seen[path] = true
+	l.entries = append(l.entries, Skip{Path: path, Reason: reason})
+	logger := l.Logger
+	l.mu.Unlock()
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger.Warn("dataset: skipped file", "path", path, "reason", reason)
+}
+
+// Len returns the number of distinct files skipped.
+func (l *SkipLog) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.entries)
+}
+
+// Entries returns a copy of the skipped files, in the order they were met.
+func (l *SkipLog) Entries() []Skip {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Skip(nil), l.entries...)
+}
+
+// WriteTo writes the report as JSON lines, one {"path": ..., "reason": ...}
+// object per skipped file.
+func (l *SkipLog) WriteTo(w io.Writer) (int64, error) {
+	cw := &countWriter{w: w}
+	enc := json.NewEncoder(cw)
+	for _, s := range l.Entries() {
+		if err := enc.Encode(s); err != nil {
+			return cw.n, fmt.Errorf("dataset: write skip report: %w", err)
+		}
+	}
+	return cw.n, nil
+}
+
+// WriteReport writes the report (see WriteTo) to the file at path, replacing it.
+func (l *SkipLog) WriteReport(path string) (err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("dataset: skip report: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("dataset: skip report %s: %w", path, cerr)
+		}
+	}()
+	bw := bufio.NewWriter(f)
+	if _, err := l.WriteTo(bw); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("dataset: skip report %s: %w", path, err)
+	}
+	return nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

@@ -1,0 +1,304 @@
+package dataset
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"image"
+	"iter"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"gorgonia.org/tensor"
+)
+
+// ErrNoUsableImages is wrapped by the error that ends a Stream (and Check)
+// when every file of some class was skipped.
+var ErrNoUsableImages = errors.New("no usable image")
+
+// Batch is a batch of preprocessed images, in the order of the samples given
+// to Stream, skipped files left out.
+type Batch struct {
+	// Images is (N, Height, Width, 3) float32, preprocessed per Config.Preprocess.
+	Images *tensor.Dense
+	// Labels, Paths (relative to Config.Root) and Digests (sha256 of each
+	// file's bytes) describe image i of Images.
+	Labels  []int
+	Paths   []string
+	Digests [][32]byte
+
+	recycle chan<- []float32 // where Release hands the images' memory back
+}
+
+// Release hands the memory of b.Images back to the Stream that made it, for
+// a later batch. It is optional (without it the garbage collector reclaims
+// the memory) and saves a large allocation per batch, which keeps the peak
+// RSS flat; call it only once nothing uses b.Images or its data any more.
+func (b Batch) Release() {
+	if b.recycle == nil || b.Images == nil {
+		return
+	}
+	data, ok := b.Images.Data().([]float32)
+	if !ok {
+		return
+	}
+	select {
+	case b.recycle <- data[:cap(data)]:
+	default:
+	}
+}
+
+// Len returns the number of images in the batch.
+func (b Batch) Len() int { return len(b.Labels) }
+
+// bigBuffer is the capacity above which a worker frees a buffer after use,
+// so that one huge image does not pin its memory for the rest of the run.
+const bigBuffer = 64 << 20
+
+// worker turns one file into preprocessed pixels; its buffers are reused.
+type worker struct {
+	cfg  Config
+	pp   preprocessor
+	dec  decoder
+	rz   resizer
+	file bytes.Buffer
+}
+
+func newWorker(cfg Config) (*worker, error) {
+	pp, err := newPreprocessor(cfg.Preprocess)
+	if err != nil {
+		return nil, err
+	}
+	return &worker{cfg: cfg, pp: pp, dec: decoder{maxPixels: cfg.MaxPixels, exif: !cfg.IgnoreEXIF}}, nil
+}
+
+// process reads the file at path, decodes it and writes Height*Width*3
+// preprocessed values into out. All its errors wrap ErrBadImage.
+func (w *worker) process(path string, out []float32) (digest [32]byte, err error) {
+	defer w.trim()
+	f, err := os.Open(path)
+	if err != nil {
+		return digest, &badImage{reason: fmt.Sprintf("open: %v", err), err: err}
+	}
+	w.file.Reset()
+	_, err = w.file.ReadFrom(f)
+	f.Close()
+	if err != nil {
+		return digest, &badImage{reason: fmt.Sprintf("read: %v", err), err: err}
+	}
+	data := w.file.Bytes()
+	digest = sha256.Sum256(data)
+	img, err := w.dec.decode(data)
+	if err != nil {
+		return digest, err
+	}
+	r := image.Rect(0, 0, img.w, img.h)
+	if w.cfg.CropToAspectRatio {
+		r = cropBox(img.w, img.h, w.cfg.Width, w.cfg.Height)
+	}
+	w.rz.resize(img, r, w.cfg.Width, w.cfg.Height, &w.pp, out)
+	return digest, nil
+}
+
+func (w *worker) trim() {
+	if w.file.Cap() > bigBuffer {
+		w.file = bytes.Buffer{}
+	}
+	if cap(w.dec.rgb) > bigBuffer {
+		w.dec.rgb = nil
+	}
+	if cap(w.dec.tmp) > bigBuffer {
+		w.dec.tmp = nil
+	}
+}
+
+// Load reads and preprocesses one image file (path as on disk, not relative
+// to Root), returning Height*Width*3 float32 values in HWC order and the
+// sha256 of the file's bytes. An unusable file gives an error wrapping
+// ErrBadImage (and the cause, such as fs.ErrNotExist).
+func Load(cfg Config, path string) ([]float32, [32]byte, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, [32]byte{}, err
+	}
+	w, err := newWorker(cfg)
+	if err != nil {
+		return nil, [32]byte{}, err
+	}
+	out := make([]float32, cfg.Height*cfg.Width*3)
+	digest, err := w.process(path, out)
+	if err != nil {
+		return nil, digest, fmt.Errorf("dataset: load %s: %w", path, err)
+	}
+	return out, digest, nil
+}
+
+type job struct {
+	i   int
+	res chan<- result
+}
+
+type result struct {
+	pix    []float32
+	digest [32]byte
+	err    error
+}
+
+// Stream decodes samples with cfg.Workers goroutines and yields them in
+// batches of batchSize (the last may be shorter), in the order of samples
+// whatever the number of workers. Unusable files are left out and recorded
+// in skips (a nil skips uses a private SkipLog, which still logs). At most
+// batchSize + 2*Workers decoded images wait in memory, however long samples
+// is.
+//
+// The sequence yields a non-nil error once, as its last element, when cfg or
+// batchSize is invalid, when ctx is cancelled, or (wrapping ErrNoUsableImages)
+// when every sample of some label was skipped. Stopping the iteration early
+// stops the workers; Stream leaves no goroutine behind.
+func Stream(ctx context.Context, cfg Config, samples []Sample, batchSize int, skips *SkipLog) iter.Seq2[Batch, error] {
+	return func(yield func(Batch, error) bool) {
+		cfg = cfg.WithDefaults()
+		if err := cfg.validate(); err != nil {
+			yield(Batch{}, err)
+			return
+		}
+		if batchSize <= 0 {
+			yield(Batch{}, fmt.Errorf("dataset: batch size %d, want > 0", batchSize))
+			return
+		}
+		if skips == nil {
+			skips = &SkipLog{}
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		defer func() {
+			cancel()
+			wg.Wait()
+		}()
+
+		size := cfg.Height * cfg.Width * 3
+		window := 2*cfg.Workers + 2
+		pending := make(chan chan result, window)
+		jobs := make(chan job)
+		free := make(chan []float32, window+cfg.Workers)
+
+		wg.Add(1)
+		go func() { // producer: one result channel per sample, in order
+			defer wg.Done()
+			defer close(jobs)
+			defer close(pending)
+			for i := range samples {
+				ch := make(chan result, 1)
+				select {
+				case pending <- ch:
+				case <-ctx.Done():
+					return
+				}
+				select {
+				case jobs <- job{i, ch}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		for range cfg.Workers {
+			w, err := newWorker(cfg)
+			if err != nil { // unreachable: cfg was validated
+				yield(Batch{}, err)
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := range jobs {
+					var pix []float32
+					select {
+					case pix = <-free:
+					default:
+						pix = make([]float32, size)
+					}
+					path := filepath.Join(cfg.Root, filepath.FromSlash(samples[j.i].Path))
+					digest, err := w.process(path, pix)
+					j.res <- result{pix, digest, err}
+				}
+			}()
+		}
+
+		recycled := make(chan []float32, 2)
+		var b Batch
+		var data []float32
+		total, usable := map[int]int{}, map[int]int{}
+		flush := func() bool {
+			if len(b.Labels) == 0 {
+				return true
+			}
+			b.Images = tensor.New(tensor.WithShape(len(b.Labels), cfg.Height, cfg.Width, 3), tensor.WithBacking(data[:len(b.Labels)*size]))
+			b.recycle = recycled
+			ok := yield(b, nil)
+			b, data = Batch{}, nil
+			return ok
+		}
+		i := 0
+		for ch := range pending {
+			var r result
+			select {
+			case r = <-ch:
+			case <-ctx.Done():
+				yield(Batch{}, fmt.Errorf("dataset: stream stopped at sample %d of %d: %w", i, len(samples), ctx.Err()))
+				return
+			}
+			s := samples[i]
+			i++
+			total[s.Label]++
+			if r.err != nil {
+				skips.Add(s.Path, r.err.Error())
+			} else {
+				usable[s.Label]++
+				if data == nil {
+					select {
+					case data = <-recycled:
+					default:
+						data = make([]float32, batchSize*size)
+					}
+				}
+				copy(data[len(b.Labels)*size:], r.pix)
+				b.Labels = append(b.Labels, s.Label)
+				b.Paths = append(b.Paths, s.Path)
+				b.Digests = append(b.Digests, r.digest)
+			}
+			select {
+			case free <- r.pix:
+			default:
+			}
+			if len(b.Labels) == batchSize && !flush() {
+				return
+			}
+		}
+		if i < len(samples) { // the producer stopped: ctx was cancelled
+			yield(Batch{}, fmt.Errorf("dataset: stream stopped at sample %d of %d: %w", i, len(samples), ctx.Err()))
+			return
+		}
+		if !flush() {
+			return
+		}
+		dead := -1
+		for label := range total {
+			if usable[label] == 0 && (dead < 0 || label < dead) {
+				dead = label
+			}
+		}
+		if dead >= 0 {
+			yield(Batch{}, fmt.Errorf("dataset: %s: all %d files skipped: %w", labelName(cfg, dead), total[dead], ErrNoUsableImages))
+		}
+	}
+}
+
+func labelName(cfg Config, label int) string {
+	if label >= 0 && label < len(cfg.Classes) {
+		return fmt.Sprintf("class %q (label %d)", cfg.Classes[label], label)
+	}
+	return fmt.Sprintf("label %d", label)
+}

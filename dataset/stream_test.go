@@ -1,0 +1,403 @@
+package dataset
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image/color"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// collected is everything a Stream produced, concatenated.
+type collected struct {
+	labels  []int
+	paths   []string
+	digests [][32]byte
+	pixels  []float32
+	sizes   []int
+}
+
+// collect runs Stream and concatenates what it yields; the batches are
+// released after use when cfg.Seed is odd (so both paths are exercised).
+func collect(t *testing.T, cfg Config, samples []Sample, batch int, skips *SkipLog) (collected, error) {
+	t.Helper()
+	var c collected
+	for b, err := range Stream(context.Background(), cfg, samples, batch, skips) {
+		if err != nil {
+			return c, err
+		}
+		shape := b.Images.Shape()
+		if want := []int{b.Len(), cfg.Height, cfg.Width, 3}; !reflect.DeepEqual([]int(shape), want) {
+			t.Fatalf("batch shape %v, want %v", shape, want)
+		}
+		if len(b.Paths) != b.Len() || len(b.Digests) != b.Len() {
+			t.Fatalf("batch of %d labels, %d paths, %d digests", b.Len(), len(b.Paths), len(b.Digests))
+		}
+		c.labels = append(c.labels, b.Labels...)
+		c.paths = append(c.paths, b.Paths...)
+		c.digests = append(c.digests, b.Digests...)
+		c.pixels = append(c.pixels, b.Images.Data().([]float32)...)
+		c.sizes = append(c.sizes, b.Len())
+		if cfg.Seed%2 != 0 {
+			b.Release()
+		}
+	}
+	return c, nil
+}
+
+// messyTree writes a synthetic dataset plus one file of each kind of trouble.
+func messyTree(t *testing.T) (root string, bad map[string]string) {
+	t.Helper()
+	root = t.TempDir()
+	if err := Synthesize(root, 9, 3); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(filepath.Join(root, "cats", "cat_00000.jpg"))
+	if err != nil {
+		good, err = os.ReadFile(filepath.Join(root, "cats", "cat_00000.png"))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, root, map[string][]byte{
+		"cats/empty.jpg":        nil,
+		"cats/truncated.jpg":    good[:len(good)/2],
+		"dogs/readme.jpg":       []byte("this is not an image\n"),
+		"dogs/huge.png":         encodePNG(t, solid(700, 600, color.NRGBA{A: 255})),
+		"dogs/sub/tiff.gif":     []byte("II*\x00\x08\x00\x00\x00\x00\x00"),
+		"dogs/png_named.JPG":    tinyPNG(t, 1), // decoded by content: usable
+		"cats/notes.txt":        []byte("not listed at all"),
+		"cats/.hidden/x.jpg":    nil,
+		"dogs/.DS_Store":        []byte{0},
+		"cats/sub/deep/ok.jpeg": encodeJPEG(t, solid(30, 20, color.NRGBA{9, 9, 9, 255}), 90),
+	})
+	return root, map[string]string{
+		"cats/empty.jpg":     "empty file",
+		"cats/truncated.jpg": "corrupt or truncated",
+		"dogs/readme.jpg":    "not a supported image format",
+		"dogs/huge.png":      "too large: 700x600 = 420000 pixels > limit 400000",
+		"dogs/sub/tiff.gif":  "not a supported image format",
+	}
+}
+
+func TestStreamDeterministicOrder(t *testing.T) {
+	root, bad := messyTree(t)
+	base := Config{Root: root, Height: 24, Width: 32, MaxPixels: 400_000, ValidationSplit: 0.3, Seed: 11}
+	idx, err := Scan(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples := Shuffle(append(idx.Train, idx.Validation...), 4, 0)
+	var want []string // the samples in order, bad files left out
+	for _, s := range samples {
+		if _, ok := bad[s.Path]; !ok {
+			want = append(want, s.Path)
+		}
+	}
+	var ref collected
+	for i, run := range []struct{ workers, batch int }{{1, 5}, {2, 5}, {7, 5}, {3, 1}, {4, 64}, {2, 3}} {
+		cfg := base
+		cfg.Workers = run.workers
+		cfg.Seed += int64(i) // odd: batches released (see collect); the split is fixed by Scan above
+		got, err := collect(t, cfg, samples, run.batch, &SkipLog{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatalf("workers %d: %v", run.workers, err)
+		}
+		if !reflect.DeepEqual(got.paths, want) {
+			t.Fatalf("workers %d batch %d: paths\n%q\nwant\n%q", run.workers, run.batch, got.paths, want)
+		}
+		for j, size := range got.sizes {
+			if size != run.batch && j != len(got.sizes)-1 {
+				t.Fatalf("batch %d of %d has %d images, want %d", j, len(got.sizes), size, run.batch)
+			}
+		}
+		if i == 0 {
+			ref = got
+			continue
+		}
+		if !reflect.DeepEqual(got.labels, ref.labels) || !reflect.DeepEqual(got.digests, ref.digests) || !reflect.DeepEqual(got.pixels, ref.pixels) {
+			t.Fatalf("workers %d batch %d: labels, digests or pixels differ from workers 1", run.workers, run.batch)
+		}
+	}
+	for i, p := range ref.paths {
+		data, err := os.ReadFile(filepath.Join(root, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ref.digests[i] != sha256.Sum256(data) {
+			t.Errorf("%s: digest is not the sha256 of the file", p)
+		}
+	}
+}
+
+func TestBatchRelease(t *testing.T) {
+	root := t.TempDir()
+	if err := Synthesize(root, 6, 1); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Root: root, Height: 4, Width: 4, Workers: 2}
+	idx, err := Scan(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var backing []*float32
+	for b, err := range Stream(context.Background(), cfg, idx.Train, 3, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		backing = append(backing, &b.Images.Data().([]float32)[0])
+		b.Release()
+	}
+	if len(backing) != 4 || backing[1] != backing[0] || backing[3] != backing[0] {
+		t.Errorf("released batches' memory not reused: %d batches at %v", len(backing), backing)
+	}
+	Batch{}.Release() // a zero Batch is fine
+}
+
+func TestSkipsReported(t *testing.T) {
+	root, bad := messyTree(t)
+	var logs bytes.Buffer
+	skips := &SkipLog{Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	cfg := Config{Root: root, Height: 16, Width: 16, MaxPixels: 400_000, Workers: 2}
+	idx, err := Scan(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for epoch := range 2 { // a second epoch meets the same files: no new entries
+		if _, err := collect(t, cfg, Shuffle(idx.Train, 1, epoch), 4, skips); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if skips.Len() != len(bad) {
+		t.Errorf("%d skipped files, want %d: %v", skips.Len(), len(bad), skips.Entries())
+	}
+	for _, s := range skips.Entries() {
+		reason, ok := bad[s.Path]
+		if !ok || !strings.HasPrefix(s.Reason, reason) {
+			t.Errorf("skipped %s (%s), want reason %q", s.Path, s.Reason, reason)
+		}
+		if n := strings.Count(logs.String(), "path="+s.Path+" "); n != 1 {
+			t.Errorf("%s logged %d times, want once", s.Path, n)
+		}
+	}
+
+	report := filepath.Join(t.TempDir(), "skipped.jsonl")
+	if err := skips.WriteReport(report); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lines []Skip
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var s Skip
+		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
+			t.Fatalf("report line %q: %v", sc.Text(), err)
+		}
+		lines = append(lines, s)
+	}
+	if !reflect.DeepEqual(lines, skips.Entries()) {
+		t.Errorf("report %v, want %v", lines, skips.Entries())
+	}
+	if err := skips.WriteReport(filepath.Join(t.TempDir(), "missing", "x.jsonl")); err == nil {
+		t.Error("WriteReport into a missing folder did not fail")
+	}
+}
+
+func TestNoUsableImages(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, map[string][]byte{
+		"cats/a.png": tinyPNG(t, 1), "cats/b.png": tinyPNG(t, 2),
+		"dogs/a.jpg": nil, "dogs/b.jpg": []byte("GIF89a garbage"),
+	})
+	cfg := Config{Root: root, Classes: []string{"cats", "dogs"}, Height: 8, Width: 8}
+	idx, err := Scan(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := &SkipLog{Logger: slog.New(slog.DiscardHandler)}
+	_, err = collect(t, cfg, idx.Train, 2, quiet)
+	if !errors.Is(err, ErrNoUsableImages) || !strings.Contains(err.Error(), `class "dogs"`) {
+		t.Errorf("Stream error = %v, want ErrNoUsableImages naming dogs", err)
+	}
+	sum, err := Check(context.Background(), cfg, quiet)
+	if !errors.Is(err, ErrNoUsableImages) || !strings.Contains(err.Error(), `"dogs"`) {
+		t.Errorf("Check error = %v, want ErrNoUsableImages naming dogs", err)
+	}
+	if sum == nil || !reflect.DeepEqual(sum.Train, []int{2, 0}) || len(sum.Skipped) != 2 {
+		t.Errorf("Check summary = %+v, want train counts [2 0] and 2 skipped", sum)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	root, bad := messyTree(t)
+	cfg := Config{Root: root, Height: 16, Width: 16, MaxPixels: 400_000, ValidationSplit: 0.4, Seed: 2}
+	sum, err := Check(context.Background(), cfg, &SkipLog{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := Scan(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(samples []Sample) []int {
+		n := make([]int, len(idx.Classes))
+		for _, s := range samples {
+			if _, isBad := bad[s.Path]; !isBad {
+				n[s.Label]++
+			}
+		}
+		return n
+	}
+	if !reflect.DeepEqual(sum.Classes, []string{"cats", "dogs"}) || !reflect.DeepEqual(sum.Train, count(idx.Train)) ||
+		!reflect.DeepEqual(sum.Validation, count(idx.Validation)) || len(sum.Skipped) != len(bad) {
+		t.Errorf("summary %+v; want train %v, validation %v, %d skipped", sum, count(idx.Train), count(idx.Validation), len(bad))
+	}
+	text := sum.String()
+	for _, want := range []string{"cats", "dogs", "total", fmt.Sprintf("%d file(s) skipped", len(bad)), "dogs/huge.png: too large"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("summary text lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+func TestStreamStop(t *testing.T) {
+	root := t.TempDir()
+	if err := Synthesize(root, 20, 5); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Root: root, Height: 8, Width: 8, Workers: 3}
+	idx, err := Scan(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+
+	// Breaking out of the loop stops the workers.
+	for range Stream(context.Background(), cfg, idx.Train, 2, nil) {
+		break
+	}
+	// Cancelling the context ends the sequence with ctx's error.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var n int
+	var last error
+	for b, err := range Stream(ctx, cfg, idx.Train, 2, nil) {
+		if err != nil {
+			last = err
+			break
+		}
+		n += b.Len()
+		cancel()
+	}
+	if !errors.Is(last, context.Canceled) || n >= len(idx.Train) {
+		t.Errorf("after cancel: error %v, %d of %d images; want context.Canceled early", last, n, len(idx.Train))
+	}
+	for _, bad := range []struct {
+		cfg   Config
+		batch int
+	}{{cfg, 0}, {Config{Root: root, Preprocess: "tf"}, 4}, {Config{Root: root, ValidationSplit: 1}, 4}} {
+		for _, err := range Stream(context.Background(), bad.cfg, idx.Train, bad.batch, nil) {
+			if err == nil {
+				t.Errorf("Stream(%+v, batch %d) yielded a batch, want an error", bad.cfg, bad.batch)
+			}
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Errorf("%d goroutines before, %d after: Stream leaked", before, after)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	root := t.TempDir()
+	if err := Synthesize(root, 3, 9); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Root: root, Height: 20, Width: 30, Preprocess: PreprocessTorch, CropToAspectRatio: true}
+	idx, err := Scan(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := collect(t, cfg, idx.Train, 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := 20 * 30 * 3
+	for i, p := range got.paths {
+		pix, digest, err := Load(cfg, filepath.Join(root, filepath.FromSlash(p)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if digest != got.digests[i] || !reflect.DeepEqual(pix, got.pixels[i*size:(i+1)*size]) {
+			t.Errorf("%s: Load differs from Stream", p)
+		}
+	}
+	_, _, err = Load(cfg, filepath.Join(root, "missing.jpg"))
+	if !errors.Is(err, ErrBadImage) || !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "missing.jpg") {
+		t.Errorf("Load(missing) error = %v, want ErrBadImage and ErrNotExist naming the file", err)
+	}
+}
+
+// TestStreamRSS streams images under $DATASET_RSS_ROOT (the first
+// $DATASET_RSS_N of a shuffle, or all), releasing each batch unless
+// DATASET_RSS_RELEASE=0, and prints the count and the peak resident set
+// size; scripts/dataset_rss.sh compares two counts with it. Skipped unless
+// DATASET_RSS_ROOT is set.
+func TestStreamRSS(t *testing.T) {
+	root := os.Getenv("DATASET_RSS_ROOT")
+	if root == "" {
+		t.Skip("DATASET_RSS_ROOT not set")
+	}
+	cfg := Config{Root: root}
+	idx, err := Scan(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples := Shuffle(idx.Train, 1, 0)
+	if s := os.Getenv("DATASET_RSS_N"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n > len(samples) {
+			t.Fatalf("DATASET_RSS_N=%q: want a number up to %d", s, len(samples))
+		}
+		samples = samples[:n]
+	}
+	n := 0
+	start := time.Now()
+	for b, err := range Stream(context.Background(), cfg, samples, 32, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += b.Len()
+		if os.Getenv("DATASET_RSS_RELEASE") != "0" {
+			b.Release()
+		}
+	}
+	status, _ := os.ReadFile("/proc/self/status")
+	var hwm string
+	for _, line := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			hwm = strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:"))
+		}
+	}
+	el := time.Since(start)
+	fmt.Printf("streamed %d images in %v (%.0f images/s), VmHWM %s\n", n, el.Round(time.Millisecond), float64(n)/el.Seconds(), hwm)
+}

@@ -1,0 +1,144 @@
+package dataset
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+)
+
+// SynthClasses are the class folders written by Synthesize, in label order.
+var SynthClasses = []string{"cats", "dogs"}
+
+// Synthesize writes perClass images into root/cats and root/dogs (creating
+// them) so that tests, smoke runs and demos need no download. The two classes
+// are visually separable whatever the colours: "cats" images show smooth
+// filled ellipses, "dogs" images striped rectangles, on a smooth gradient;
+// colours, positions, sizes, image sizes (96 to 512 pixels a side, any aspect
+// ratio) and formats (about half JPEG, half PNG) are random. Image i of a
+// class depends only on (seed, class, i), so the output is byte-identical for
+// a given seed (and Go release), and a larger perClass only adds files.
+func Synthesize(root string, perClass int, seed int64) error {
+	if perClass < 0 {
+		return fmt.Errorf("dataset: synthesize: negative count %d", perClass)
+	}
+	for _, c := range SynthClasses {
+		if err := os.MkdirAll(filepath.Join(root, c), 0o755); err != nil {
+			return fmt.Errorf("dataset: synthesize: %w", err)
+		}
+	}
+	type item struct{ class, i int }
+	items := make(chan item)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	for range min(runtime.GOMAXPROCS(0), 4) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range items {
+				name, data, err := synthImage(it.class, it.i, seed)
+				if err == nil {
+					err = os.WriteFile(filepath.Join(root, SynthClasses[it.class], name), data, 0o644)
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("dataset: synthesize %s image %d: %w", SynthClasses[it.class], it.i, err)
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := range perClass {
+		for c := range SynthClasses {
+			items <- item{c, i}
+		}
+	}
+	close(items)
+	wg.Wait()
+	return firstErr
+}
+
+// synthImage draws image i of class (0 = ellipses, 1 = stripes) and returns
+// its file name and encoded bytes.
+func synthImage(class, i int, seed int64) (string, []byte, error) {
+	r := splitmix{state: uint64(seed)*0x9e3779b97f4a7c15 ^ uint64(class)<<40 ^ uint64(i)}
+	r.next()
+	unit := func() float64 { return float64(r.next()>>11) / (1 << 53) }
+	between := func(lo, hi int) int { return lo + int(r.below(uint64(hi-lo+1))) }
+	colour := func() [3]float64 { return [3]float64{unit() * 255, unit() * 255, unit() * 255} }
+
+	w, h := between(96, 512), between(96, 512)
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	// Background: a linear gradient between two colours, in a random direction.
+	c0, c1 := colour(), colour()
+	angle := unit() * 2 * math.Pi
+	dx, dy := math.Cos(angle), math.Sin(angle)
+	norm := math.Abs(dx)*float64(w) + math.Abs(dy)*float64(h)
+	for y := range h {
+		for x := range w {
+			t := ((float64(x)-float64(w)/2)*dx+(float64(y)-float64(h)/2)*dy)/norm + 0.5
+			set(m, x, y, mix(c0, c1, t))
+		}
+	}
+	side := float64(min(w, h))
+	for range between(1, 3) {
+		cx, cy := (0.15+0.7*unit())*float64(w), (0.15+0.7*unit())*float64(h)
+		rx, ry := side*(0.1+0.25*unit()), side*(0.1+0.25*unit())
+		fg, fg2 := colour(), colour()
+		for dist(fg, fg2) < 150 { // stripes must show
+			fg2 = colour()
+		}
+		period := float64(between(6, 16))
+		sa := unit() * math.Pi
+		sx, sy := math.Cos(sa), math.Sin(sa)
+		for y := max(0, int(cy-ry)); y < min(h, int(cy+ry)+1); y++ {
+			for x := max(0, int(cx-rx)); x < min(w, int(cx+rx)+1); x++ {
+				u, v := (float64(x)-cx)/rx, (float64(y)-cy)/ry
+				if class == 0 { // a filled ellipse
+					if u*u+v*v <= 1 {
+						set(m, x, y, fg)
+					}
+				} else if math.Abs(u) <= 1 && math.Abs(v) <= 1 { // a striped rectangle
+					if math.Mod(math.Abs(float64(x)*sx+float64(y)*sy), period) < period/2 {
+						set(m, x, y, fg)
+					} else {
+						set(m, x, y, fg2)
+					}
+				}
+			}
+		}
+	}
+	var buf bytes.Buffer
+	base := fmt.Sprintf("%s_%05d", SynthClasses[class][:3], i)
+	if r.next()&1 == 0 {
+		err := jpeg.Encode(&buf, m, &jpeg.Options{Quality: between(75, 95)})
+		return base + ".jpg", buf.Bytes(), err
+	}
+	err := png.Encode(&buf, m)
+	return base + ".png", buf.Bytes(), err
+}
+
+func dist(a, b [3]float64) float64 {
+	return math.Abs(a[0]-b[0]) + math.Abs(a[1]-b[1]) + math.Abs(a[2]-b[2])
+}
+
+func mix(a, b [3]float64, t float64) [3]float64 {
+	t = min(max(t, 0), 1)
+	return [3]float64{a[0] + (b[0]-a[0])*t, a[1] + (b[1]-a[1])*t, a[2] + (b[2]-a[2])*t}
+}
+
+func set(m *image.RGBA, x, y int, c [3]float64) {
+	o := m.PixOffset(x, y)
+	m.Pix[o], m.Pix[o+1], m.Pix[o+2], m.Pix[o+3] = uint8(c[0]+0.5), uint8(c[1]+0.5), uint8(c[2]+0.5), 255
+}

@@ -1,0 +1,230 @@
+package head
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+
+	"gorgonia.org/tensor"
+)
+
+// Prefixes of the names of Adam's moment tensors in State.
+const (
+	FirstMomentPrefix  = "adam_m/"
+	SecondMomentPrefix = "adam_v/"
+)
+
+// AdamConfig holds Adam's hyper-parameters. The zero AdamConfig means
+// DefaultAdamConfig(); any other value is taken as it is.
+type AdamConfig struct {
+	LR, Beta1, Beta2, Epsilon float64
+}
+
+// DefaultAdamConfig returns the Keras defaults: learning rate 1e-3, beta1 0.9,
+// beta2 0.999, epsilon 1e-7.
+func DefaultAdamConfig() AdamConfig {
+	return AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-7}
+}
+
+// Validate reports whether the hyper-parameters are usable.
+func (c AdamConfig) Validate() error {
+	if c == (AdamConfig{}) {
+		return nil
+	}
+	var errs []error
+	if !(c.LR > 0) || math.IsInf(c.LR, 0) {
+		errs = append(errs, fmt.Errorf("adam: learning rate %v must be positive and finite", c.LR))
+	}
+	if !(c.Beta1 >= 0 && c.Beta1 < 1) {
+		errs = append(errs, fmt.Errorf("adam: beta1 %v must be in [0, 1)", c.Beta1))
+	}
+	if !(c.Beta2 >= 0 && c.Beta2 < 1) {
+		errs = append(errs, fmt.Errorf("adam: beta2 %v must be in [0, 1)", c.Beta2))
+	}
+	if !(c.Epsilon > 0) || math.IsInf(c.Epsilon, 0) {
+		errs = append(errs, fmt.Errorf("adam: epsilon %v must be positive and finite", c.Epsilon))
+	}
+	return errors.Join(errs...)
+}
+
+// Adam is the Adam optimizer with the Keras update rule. At step t = 1, 2, …
+// each parameter w with gradient g and moments m, v becomes
+//
+//	m ← m + (g − m)·(1 − β1)
+//	v ← v + (g² − v)·(1 − β2)
+//	w ← w − lr·sqrt(1 − β2^t)/(1 − β1^t) · m/(sqrt(v) + ε)
+//
+// (the step size is computed in float64, the rest in float32). Its whole state
+// (Step and the moments) is exported so that a checkpoint can restore it.
+type Adam struct {
+	cfg    AdamConfig
+	params []Param
+	m, v   []*tensor.Dense
+	step   int64
+}
+
+// NewAdam returns an optimizer for params (usually Head.Params()), with zero
+// moments and step 0.
+func NewAdam(cfg AdamConfig, params []Param) (*Adam, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg == (AdamConfig{}) {
+		cfg = DefaultAdamConfig()
+	}
+	a := &Adam{cfg: cfg, params: make([]Param, len(params))}
+	seen := make(map[string]bool, len(params))
+	for i, p := range params {
+		if p.Value == nil || p.Value.Dtype() != tensor.Float32 || p.Value.IsView() {
+			return nil, fmt.Errorf("adam: parameter %q must be a float32 tensor that is not a view", p.Name)
+		}
+		if seen[p.Name] {
+			return nil, fmt.Errorf("adam: parameter %q given twice", p.Name)
+		}
+		seen[p.Name] = true
+		a.params[i] = p
+		a.m = append(a.m, newF32(p.Value.Shape()...))
+		a.v = append(a.v, newF32(p.Value.Shape()...))
+	}
+	return a, nil
+}
+
+// Config returns the hyper-parameters in use.
+func (a *Adam) Config() AdamConfig { return a.cfg }
+
+// Step returns the number of updates applied so far.
+func (a *Adam) Step() int64 { return a.step }
+
+// Moments returns the first and second moment tensors, named like the
+// parameters. The tensors are the optimizer's own.
+func (a *Adam) Moments() (m, v []Param) {
+	m = make([]Param, len(a.params))
+	v = make([]Param, len(a.params))
+	for i, p := range a.params {
+		m[i] = Param{Name: p.Name, Value: a.m[i]}
+		v[i] = Param{Name: p.Name, Value: a.v[i]}
+	}
+	return m, v
+}
+
+// State returns the moments named "adam_m/<param>" (all of them, in parameter
+// order) then "adam_v/<param>", the names /work/shared/golden's final.npz
+// uses. The tensors are the optimizer's own.
+func (a *Adam) State() []Param {
+	m, v := a.Moments()
+	s := make([]Param, 0, 2*len(m))
+	for _, p := range m {
+		s = append(s, Param{Name: FirstMomentPrefix + p.Name, Value: p.Value})
+	}
+	for _, p := range v {
+		s = append(s, Param{Name: SecondMomentPrefix + p.Name, Value: p.Value})
+	}
+	return s
+}
+
+// SetState restores the step and the moments, which must be named as State
+// names them, each exactly once, with the parameters' shapes.
+func (a *Adam) SetState(step int64, state []Param) error {
+	if step < 0 {
+		return fmt.Errorf("adam: set state: step %d is negative", step)
+	}
+	want := a.State()
+	src, err := matchParams("adam: set state", want, state)
+	if err != nil {
+		return err
+	}
+	for i, p := range want {
+		copy(p.Value.Float32s(), src[i])
+	}
+	a.step = step
+	return nil
+}
+
+// checkParams reports whether the optimizer was made for exactly these
+// parameter tensors.
+func (a *Adam) checkParams(ps []Param) error {
+	if len(ps) != len(a.params) {
+		return fmt.Errorf("adam: made for %d parameters, used with %d", len(a.params), len(ps))
+	}
+	for i, p := range ps {
+		if a.params[i].Value != p.Value {
+			return fmt.Errorf("adam: parameter %d (%q) is not the tensor the optimizer was made for", i, p.Name)
+		}
+	}
+	return nil
+}
+
+// Update applies one Adam step with grads, given in the order of the
+// parameters passed to NewAdam.
+func (a *Adam) Update(grads []*tensor.Dense) error {
+	if len(grads) != len(a.params) {
+		return fmt.Errorf("adam: update: want %d gradients, got %d", len(a.params), len(grads))
+	}
+	for i, g := range grads {
+		p := a.params[i]
+		if g == nil || g.Dtype() != tensor.Float32 || g.IsView() || !sameShape(g.Shape(), p.Value.Shape()) {
+			var s any = "nil"
+			if g != nil {
+				s = fmt.Sprintf("%v %v", g.Dtype(), g.Shape())
+			}
+			return fmt.Errorf("adam: update: gradient of %q: want float32 %v, got %v", p.Name, p.Value.Shape(), s)
+		}
+	}
+	t := float64(a.step + 1)
+	c := a.cfg
+	k := adamKernel{
+		alpha: float32(c.LR * math.Sqrt(1-math.Pow(c.Beta2, t)) / (1 - math.Pow(c.Beta1, t))),
+		omb1:  float32(1 - c.Beta1),
+		omb2:  float32(1 - c.Beta2),
+		eps:   float32(c.Epsilon),
+	}
+	// Split the concatenation of all parameters into one contiguous range per
+	// worker: the update is element-wise, so the result does not depend on the
+	// split.
+	total := 0
+	for _, p := range a.params {
+		total += p.Value.Shape().TotalSize()
+	}
+	workers := min(runtime.GOMAXPROCS(0), max(1, total/(1<<16)))
+	do := func(lo, hi int) {
+		off := 0
+		for i, p := range a.params {
+			n := p.Value.Shape().TotalSize()
+			s, e := max(lo-off, 0), min(hi-off, n)
+			if s < e {
+				k.apply(p.Value.Float32s()[s:e], grads[i].Float32s()[s:e], a.m[i].Float32s()[s:e], a.v[i].Float32s()[s:e])
+			}
+			off += n
+		}
+	}
+	if workers == 1 {
+		do(0, total)
+	} else {
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func(lo, hi int) {
+				defer wg.Done()
+				do(lo, hi)
+			}(w*total/workers, (w+1)*total/workers)
+		}
+		wg.Wait()
+	}
+	a.step++
+	return nil
+}
+
+type adamKernel struct{ alpha, omb1, omb2, eps float32 }
+
+func (k adamKernel) apply(w, g, m, v []float32) {
+	g, m, v = g[:len(w)], m[:len(w)], v[:len(w)]
+	for i := range w {
+		gi := g[i]
+		mi := m[i] + (gi-m[i])*k.omb1
+		vi := v[i] + (gi*gi-v[i])*k.omb2
+		m[i], v[i] = mi, vi
+		w[i] -= k.alpha * mi / (float32(math.Sqrt(float64(vi))) + k.eps)
+	}
+}

@@ -1,0 +1,27 @@
+// Package pipeline trains a classifier on a labelled image folder: it ties
+// the dataset, the frozen backbone, the feature cache, the head and the
+// checkpoints together.
+//
+// Data flows
+//
+//	dataset (scan, split, decode, preprocess)
+//	  -> model/resnet (frozen ResNet50 features)
+//	  -> features (on-disk cache, keyed by image bytes, preprocessing, weights)
+//	  -> model/head (dense head, Adam)
+//	  -> checkpoints (npy folders, atomic)
+//
+// Train runs all of it from a configs.Config. Features are extracted once:
+// a first run pays the backbone for every image, later epochs and later
+// runs (another head, another learning rate) read the cache. Extraction is
+// resumable shard by shard, training step by step: a run killed at any
+// moment and resumed ends with the same bytes as one never interrupted.
+//
+// The run folder holds:
+//
+//	config.yaml          the configuration the run was started with
+//	checkpoints/         step-NNNNNN folders, and the links last and best
+//	metrics.jsonl        one line per epoch: losses, accuracies, speed
+//	metrics.png          the loss and accuracy curves
+//	confusion.txt        the validation confusion matrix at the end
+//	skipped.tsv          the image files that could not be used, and why
+package pipeline

@@ -1,0 +1,219 @@
+package pipeline
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"image/color"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+)
+
+// EpochMetrics is one line of metrics.jsonl.
+type EpochMetrics struct {
+	Epoch     int     `json:"epoch"` // 1-based
+	Step      int64   `json:"step"`  // global optimizer step at the epoch's end
+	TrainLoss float64 `json:"train_loss"`
+	TrainAcc  float64 `json:"train_accuracy"`
+	ValLoss   float64 `json:"val_loss,omitempty"`
+	ValAcc    float64 `json:"val_accuracy,omitempty"`
+	HasVal    bool    `json:"has_validation"`
+	// SamplesPerSec is the head's training throughput over the epoch.
+	SamplesPerSec float64 `json:"samples_per_s"`
+	Seconds       float64 `json:"seconds"`
+}
+
+// writeMetrics rewrites <run>/metrics.jsonl from the whole history, so that
+// a resumed run's file holds each epoch once.
+func writeMetrics(runDir string, history []EpochMetrics) error {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for _, m := range history {
+		if err := enc.Encode(m); err != nil {
+			return err
+		}
+	}
+	return writeFileAtomic(filepath.Join(runDir, "metrics.jsonl"), b.Bytes())
+}
+
+// plotMetrics draws the loss and accuracy curves, train and validation,
+// into a PNG.
+func plotMetrics(path string, history []EpochMetrics) error {
+	if len(history) == 0 {
+		return nil
+	}
+	series := func(f func(EpochMetrics) (float64, bool)) plotter.XYs {
+		var xy plotter.XYs
+		for _, m := range history {
+			if v, ok := f(m); ok {
+				xy = append(xy, plotter.XY{X: float64(m.Epoch), Y: v})
+			}
+		}
+		return xy
+	}
+	panel := func(title, ylabel string, train, val plotter.XYs) (*plot.Plot, error) {
+		p := plot.New()
+		p.Title.Text = title
+		p.X.Label.Text = "epoch"
+		p.Y.Label.Text = ylabel
+		p.Add(plotter.NewGrid())
+		for i, s := range []struct {
+			name string
+			xy   plotter.XYs
+		}{{"train", train}, {"validation", val}} {
+			if len(s.xy) == 0 {
+				continue
+			}
+			l, pts, err := plotter.NewLinePoints(s.xy)
+			if err != nil {
+				return nil, err
+			}
+			c := []color.RGBA{{R: 31, G: 119, B: 180, A: 255}, {R: 255, G: 127, B: 14, A: 255}}[i]
+			l.Color, pts.Color = c, c
+			p.Add(l, pts)
+			p.Legend.Add(s.name, l, pts)
+		}
+		p.Legend.Top = true
+		return p, nil
+	}
+	loss, err := panel("Loss", "cross-entropy",
+		series(func(m EpochMetrics) (float64, bool) { return m.TrainLoss, true }),
+		series(func(m EpochMetrics) (float64, bool) { return m.ValLoss, m.HasVal }))
+	if err != nil {
+		return err
+	}
+	acc, err := panel("Accuracy", "accuracy",
+		series(func(m EpochMetrics) (float64, bool) { return m.TrainAcc, true }),
+		series(func(m EpochMetrics) (float64, bool) { return m.ValAcc, m.HasVal }))
+	if err != nil {
+		return err
+	}
+	img := vg.Length(5) * vg.Inch
+	canvas := vgimg.New(2*img, img)
+	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Millimeter * 4, PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 2}
+	plots := [][]*plot.Plot{{loss, acc}}
+	canvases := plot.Align(plots, tiles, draw.New(canvas))
+	loss.Draw(canvases[0][0])
+	acc.Draw(canvases[0][1])
+	var buf bytes.Buffer
+	if _, err := (vgimg.PngCanvas{Canvas: canvas}).WriteTo(&buf); err != nil {
+		return err
+	}
+	return writeFileAtomic(path, buf.Bytes())
+}
+
+// Confusion counts validation predictions: Counts[true][predicted].
+type Confusion struct {
+	Classes []string `json:"classes"`
+	Counts  [][]int  `json:"counts"`
+}
+
+// NewConfusion returns an empty matrix over classes.
+func NewConfusion(classes []string) *Confusion {
+	c := &Confusion{Classes: classes, Counts: make([][]int, len(classes))}
+	for i := range c.Counts {
+		c.Counts[i] = make([]int, len(classes))
+	}
+	return c
+}
+
+// Add records one prediction.
+func (c *Confusion) Add(truth, pred int) { c.Counts[truth][pred]++ }
+
+// WriteTo prints the matrix as a table, rows the true classes.
+func (c *Confusion) WriteTo(w io.Writer) (int64, error) {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "true \\ predicted\t")
+	for _, name := range c.Classes {
+		fmt.Fprintf(tw, "%s\t", name)
+	}
+	fmt.Fprintln(tw)
+	for i, row := range c.Counts {
+		fmt.Fprintf(tw, "%s\t", c.Classes[i])
+		for _, n := range row {
+			fmt.Fprintf(tw, "%d\t", n)
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	n, err := io.WriteString(w, b.String())
+	return int64(n), err
+}
+
+// Progress reports training as it goes: a live bar redrawn in place on a
+// terminal, or nothing but the per-epoch lines elsewhere (CI logs).
+type Progress struct {
+	w        io.Writer
+	terminal bool
+	last     time.Time
+}
+
+// NewProgress writes to w, live when w is a terminal.
+func NewProgress(w io.Writer) *Progress {
+	p := &Progress{w: w}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			p.terminal = true
+		}
+	}
+	return p
+}
+
+// Bar redraws the live bar (at most ten times a second); a no-op when not
+// on a terminal.
+func (p *Progress) Bar(label string, done, total int, extra string) {
+	if !p.terminal || total <= 0 {
+		return
+	}
+	if now := time.Now(); done < total && now.Sub(p.last) < 100*time.Millisecond {
+		return
+	} else {
+		p.last = now
+	}
+	const width = 30
+	filled := width * done / total
+	fmt.Fprintf(p.w, "\r\033[K%s [%s%s] %d/%d %s", label, strings.Repeat("=", filled), strings.Repeat(" ", width-filled), done, total, extra)
+}
+
+// Line prints a permanent line, clearing the live bar first.
+func (p *Progress) Line(format string, args ...any) {
+	if p.terminal {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+	fmt.Fprintf(p.w, format+"\n", args...)
+}
+
+// writeFileAtomic replaces path with data through a synced temporary file
+// and a rename.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,286 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gorgonia.org/tensor"
+
+	"gotransfer/checkpoints"
+	"gotransfer/configs"
+	"gotransfer/dataset"
+	"gotransfer/features"
+	"gotransfer/model/head"
+	"gotransfer/model/resnet"
+)
+
+// Options are the choices of one invocation, beside the configuration.
+type Options struct {
+	// Resume continues from the run folder's last checkpoint.
+	Resume bool
+	// Out receives the progress and per-epoch lines (a live bar when it is
+	// a terminal).
+	Out io.Writer
+	// ShardSize is the number of images per feature-cache shard; 0 means
+	// 512.
+	ShardSize int
+}
+
+// RunInfo is what a checkpoint records of its run beyond the head, so that
+// `predict --checkpoint` can rebuild the whole classifier.
+type RunInfo struct {
+	Config        *configs.Config `json:"config"`
+	WeightsSHA256 string          `json:"weights_sha256"`
+	FeatureDim    int             `json:"feature_dim"`
+}
+
+// Result sums up a finished run.
+type Result struct {
+	History   []EpochMetrics
+	Confusion *Confusion // nil without a validation split
+	Skipped   int
+	RunDir    string
+}
+
+// Train runs the whole pipeline for cfg: scan the data, extract (or read)
+// the features, train the head, checkpoint, report.
+func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, error) {
+	if opts.Out == nil {
+		opts.Out = io.Discard
+	}
+	if opts.ShardSize <= 0 {
+		opts.ShardSize = 512
+	}
+	progress := NewProgress(opts.Out)
+	runDir := cfg.Run.Dir
+	ckDir := filepath.Join(runDir, "checkpoints")
+	if err := prepareRunDir(cfg, opts.Resume); err != nil {
+		return nil, err
+	}
+
+	dcfg := DataConfig(cfg)
+	idx, err := dataset.Scan(dcfg)
+	if err != nil {
+		return nil, err
+	}
+	weights, err := LoadWeights(cfg)
+	if err != nil {
+		return nil, err
+	}
+	bb, err := resnet.New(weights, cfg.Backbone.Device)
+	if err != nil {
+		return nil, err
+	}
+	defer bb.Close()
+
+	skips := &dataset.SkipLog{}
+	cache, err := features.Open(cfg.Cache.Dir, CacheKey(cfg, weights), bb.FeatureDim())
+	if err != nil {
+		return nil, err
+	}
+	all := append(append([]dataset.Sample(nil), idx.Train...), idx.Validation...)
+	progress.Line("data: %d classes %v, %d training and %d validation images; feature cache %s (%d images cached)",
+		len(idx.Classes), idx.Classes, len(idx.Train), len(idx.Validation), cache.Dir(), cache.Len())
+	extractStart := time.Now()
+	ex := &Extraction{
+		Data: dcfg, Backbone: bb, Cache: cache, Batch: cfg.Backbone.Batch, Shard: opts.ShardSize, Skips: skips,
+		Progress: func(done, total int) {
+			rate := float64(done) / time.Since(extractStart).Seconds()
+			progress.Bar("features", done, total, fmt.Sprintf("%.1f images/s", rate))
+		},
+	}
+	kept, feats, err := ex.Features(ctx, all)
+	writeSkips(runDir, skips)
+	if err != nil {
+		return nil, err
+	}
+	if n := skips.Len(); n > 0 {
+		progress.Line("skipped %d unusable files (listed in %s)", n, filepath.Join(runDir, "skipped.tsv"))
+	}
+	progress.Line("features ready in %s", time.Since(extractStart).Round(time.Millisecond))
+	train, val, err := splitFeatures(idx, kept, feats)
+	if err != nil {
+		return nil, err
+	}
+
+	h, err := head.New(head.Config{InputDim: bb.FeatureDim(), Hidden: cfg.Head.Layers, Classes: len(idx.Classes), Seed: uint64(cfg.Data.Seed)})
+	if err != nil {
+		return nil, err
+	}
+	opt, err := head.NewAdam(head.AdamConfig{LR: cfg.Train.Adam.LR, Beta1: cfg.Train.Adam.Beta1, Beta2: cfg.Train.Adam.Beta2, Epsilon: cfg.Train.Adam.Epsilon}, h.Params())
+	if err != nil {
+		return nil, err
+	}
+	mgr, err := checkpoints.NewManager(ckDir, checkpoints.Options{Keep: cfg.Run.Keep})
+	if err != nil {
+		return nil, err
+	}
+	info, err := json.Marshal(RunInfo{Config: cfg, WeightsSHA256: weights.Digest(), FeatureDim: bb.FeatureDim()})
+	if err != nil {
+		return nil, err
+	}
+	t := &Trainer{
+		Head: h, Opt: opt, Train: train, Val: val, Classes: idx.Classes,
+		Epochs: cfg.Train.Epochs, Batch: cfg.Train.Batch, Seed: cfg.Data.Seed,
+		Every: cfg.Run.CheckpointEvery, Patience: cfg.Train.EarlyStopping.Patience, MinDelta: cfg.Train.EarlyStopping.MinDelta,
+		Checkpoints: mgr, ConfigHash: cfg.Hash(), Run: info, RunDir: runDir, Progress: progress,
+	}
+	if opts.Resume {
+		last, err := mgr.Latest()
+		switch {
+		case errors.Is(err, checkpoints.ErrNoCheckpoint):
+			progress.Line("resume: no checkpoint in %s yet, starting from the beginning", ckDir)
+		case err != nil:
+			return nil, err
+		default:
+			ck, err := checkpoints.Load(last.Dir)
+			if err != nil {
+				return nil, err
+			}
+			if ck.Manifest.ConfigHash != cfg.Hash() {
+				return nil, fmt.Errorf("resume: checkpoint %s was written with another configuration (hash %.12s, now %.12s)", last.Dir, ck.Manifest.ConfigHash, cfg.Hash())
+			}
+			if err := t.Resume(ck); err != nil {
+				return nil, err
+			}
+			progress.Line("resumed from %s: epoch %d, step %d of the epoch (global step %d)", last.Dir, ck.Manifest.Epoch+1, ck.Manifest.StepInEpoch, ck.Manifest.Step)
+		}
+	}
+	history, err := t.Fit(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{History: history, Skipped: skips.Len(), RunDir: runDir}
+	if val.Len() > 0 {
+		// The confusion matrix of the best checkpoint's head is what a user
+		// will deploy; that of the last epoch is what Keras shows. Show the
+		// last, saved next to the metrics.
+		conf, err := t.Confusion()
+		if err != nil {
+			return nil, err
+		}
+		var b strings.Builder
+		conf.WriteTo(&b)
+		if err := writeFileAtomic(filepath.Join(runDir, "confusion.txt"), []byte(b.String())); err != nil {
+			return nil, err
+		}
+		progress.Line("validation confusion matrix (rows: true class):\n%s", strings.TrimRight(b.String(), "\n"))
+		res.Confusion = conf
+	}
+	progress.Line("run folder %s: checkpoints/last, checkpoints/best, metrics.jsonl, metrics.png", runDir)
+	return res, nil
+}
+
+// prepareRunDir creates the run folder and saves the configuration in it.
+// A fresh run refuses a folder that already has checkpoints; a resumed run
+// refuses a configuration whose data, backbone or head changed.
+func prepareRunDir(cfg *configs.Config, resume bool) error {
+	runDir := cfg.Run.Dir
+	saved := filepath.Join(runDir, "config.yaml")
+	if entries, err := os.ReadDir(filepath.Join(runDir, "checkpoints")); err == nil && len(entries) > 0 && !resume {
+		return fmt.Errorf("run folder %s already has checkpoints: add --resume to continue it, or set run.dir to a new folder", runDir)
+	}
+	if resume {
+		if old, err := configs.Load(saved); err == nil {
+			var changed []string
+			for _, c := range configs.Diff(old, cfg) {
+				if c.Resume {
+					changed = append(changed, c.String())
+				}
+			}
+			if len(changed) > 0 {
+				return fmt.Errorf("cannot resume %s: %s (start a new run folder for a new configuration)", runDir, strings.Join(changed, "; "))
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("resume: %w", err)
+		}
+	}
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return fmt.Errorf("run folder: %w", err)
+	}
+	raw, err := cfg.Marshal(runDir)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(saved, raw)
+}
+
+// DataConfig is the dataset's view of a configuration.
+func DataConfig(cfg *configs.Config) dataset.Config {
+	d := cfg.Data
+	return dataset.Config{
+		Root: d.Dir, Classes: d.Classes, Height: d.ImageSize[0], Width: d.ImageSize[1],
+		ValidationSplit: d.ValidationSplit, Seed: d.Seed, Workers: d.Workers, MaxPixels: d.MaxPixels,
+		FollowSymlinks: d.FollowSymlinks, IgnoreEXIF: !d.EXIFOrientation, CropToAspectRatio: d.CropToAspectRatio,
+		Preprocess: d.Preprocess,
+	}
+}
+
+// LoadWeights loads the configured backbone weights, or makes the
+// deterministic random ones of a smoke run.
+func LoadWeights(cfg *configs.Config) (*resnet.Weights, error) {
+	if cfg.Backbone.Weights != "" {
+		return resnet.Load(cfg.Backbone.Weights)
+	}
+	slog.Warn("backbone.weights is empty: using deterministic RANDOM weights (a smoke run; features from random weights separate classes only weakly)",
+		"width", cfg.Backbone.RandomWidth, "seed", cfg.Data.Seed)
+	return resnet.Random(cfg.Backbone.RandomWidth, 0, uint64(cfg.Data.Seed))
+}
+
+// CacheKey is what the configuration's features depend on besides images.
+func CacheKey(cfg *configs.Config, w *resnet.Weights) features.Key {
+	d := cfg.Data
+	return features.Key{Weights: w.Digest(), Preprocess: d.Preprocess, Height: d.ImageSize[0], Width: d.ImageSize[1], Crop: d.CropToAspectRatio, EXIF: d.EXIFOrientation}
+}
+
+// splitFeatures separates the kept samples' feature rows into the training
+// and validation splits, and checks that every class kept a training image.
+func splitFeatures(idx *dataset.Index, kept []dataset.Sample, feats *tensor.Dense) (train, val Split, err error) {
+	inVal := make(map[string]bool, len(idx.Validation))
+	for _, s := range idx.Validation {
+		inVal[s.Path] = true
+	}
+	data := feats.Data().([]float32)
+	dim := len(data) / len(kept)
+	var tx, vx []float32
+	perClass := make([]int, len(idx.Classes))
+	for i, s := range kept {
+		row := data[i*dim : (i+1)*dim]
+		if inVal[s.Path] {
+			vx = append(vx, row...)
+			val.Y = append(val.Y, s.Label)
+		} else {
+			tx = append(tx, row...)
+			train.Y = append(train.Y, s.Label)
+			perClass[s.Label]++
+		}
+	}
+	for c, n := range perClass {
+		if n == 0 {
+			return Split{}, Split{}, fmt.Errorf("%w: class %q has no usable training image", dataset.ErrNoUsableImages, idx.Classes[c])
+		}
+	}
+	train.X = denseRows(tx, dim)
+	if len(vx) > 0 {
+		val.X = denseRows(vx, dim)
+	}
+	return train, val, nil
+}
+
+// writeSkips saves the skipped files' report in the run folder.
+func writeSkips(runDir string, skips *dataset.SkipLog) {
+	if skips.Len() == 0 {
+		return
+	}
+	if err := skips.WriteReport(filepath.Join(runDir, "skipped.tsv")); err != nil {
+		slog.Warn("could not write the skipped-files report", "err", err)
+	}
+}

@@ -1,0 +1,333 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"gorgonia.org/tensor"
+
+	"gotransfer/checkpoints"
+	"gotransfer/dataset"
+	"gotransfer/model/head"
+)
+
+// Split is a set of examples as cached features: X is (N, F), Y the labels.
+type Split struct {
+	X *tensor.Dense
+	Y []int
+}
+
+// Len is the number of examples.
+func (s Split) Len() int { return len(s.Y) }
+
+// Trainer trains a head on cached features, epoch by epoch, saving
+// checkpoints from which a killed run resumes exactly: the order of every
+// epoch is a pure function of (Seed, epoch), and a checkpoint holds the
+// head, Adam's moments and step, and the running sums of the epoch in
+// progress, so a resumed run makes the same updates in the same order and
+// ends with the same bytes.
+type Trainer struct {
+	Head        *head.Head
+	Opt         *head.Adam
+	Train, Val  Split
+	Classes     []string
+	Epochs      int
+	Batch       int
+	Seed        int64
+	Every       int // checkpoint every this many steps; 0: at epoch ends only
+	Patience    int // early stopping: epochs without improvement; 0: off
+	MinDelta    float64
+	Checkpoints *checkpoints.Manager
+	ConfigHash  string
+	// Run is the resolved configuration, stored in every checkpoint so that
+	// `predict --checkpoint` can rebuild the backbone and preprocessing.
+	Run      []byte
+	RunDir   string
+	Progress *Progress
+
+	// state
+	epoch, stepInEpoch int
+	step               int64
+	history            []EpochMetrics
+	best               float64
+	wait               int
+	// running sums of the epoch in progress
+	lossSum       float64
+	correct, seen int
+}
+
+// Metric names kept in checkpoint manifests.
+const (
+	metricValLoss   = "val_loss"
+	metricBest      = "best_val_loss"
+	metricWait      = "epochs_without_improvement"
+	metricLossSum   = "epoch_loss_sum"
+	metricCorrect   = "epoch_correct"
+	metricSeen      = "epoch_seen"
+	metricHistoryOf = "history/" // history/<epoch>/<field>
+)
+
+// Resume restores the trainer from a checkpoint.
+func (t *Trainer) Resume(ck *checkpoints.Checkpoint) error {
+	man := ck.Manifest
+	var params, state []head.Param
+	for _, p := range t.Head.Params() {
+		v, ok := ck.Tensor(p.Name)
+		if !ok {
+			return fmt.Errorf("resume from %s: tensor %q missing", ck.Dir, p.Name)
+		}
+		params = append(params, head.Param{Name: p.Name, Value: v})
+	}
+	if err := t.Head.SetParams(params); err != nil {
+		return fmt.Errorf("resume from %s: %w", ck.Dir, err)
+	}
+	for _, p := range t.Opt.State() {
+		v, ok := ck.Tensor(p.Name)
+		if !ok {
+			return fmt.Errorf("resume from %s: tensor %q missing", ck.Dir, p.Name)
+		}
+		state = append(state, head.Param{Name: p.Name, Value: v})
+	}
+	if err := t.Opt.SetState(man.OptimizerStep, state); err != nil {
+		return fmt.Errorf("resume from %s: %w", ck.Dir, err)
+	}
+	t.epoch, t.stepInEpoch, t.step = man.Epoch, man.StepInEpoch, man.Step
+	t.best, t.wait = math.Inf(1), 0
+	if v, ok := man.Metrics[metricBest]; ok {
+		t.best = v
+	}
+	t.wait = int(man.Metrics[metricWait])
+	t.lossSum = man.Metrics[metricLossSum]
+	t.correct = int(man.Metrics[metricCorrect])
+	t.seen = int(man.Metrics[metricSeen])
+	t.history = historyFromMetrics(man.Metrics, man.Epoch)
+	return nil
+}
+
+// Fit runs the remaining epochs. It returns the metrics of every epoch,
+// those before a resume included.
+func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
+	if t.history == nil && t.step == 0 {
+		t.best = math.Inf(1)
+	}
+	if t.Batch < 1 || t.Train.Len() == 0 {
+		return nil, fmt.Errorf("train: %d training examples, batch %d", t.Train.Len(), t.Batch)
+	}
+	if t.Patience > 0 && t.wait >= t.Patience {
+		t.Progress.Line("early stopping already triggered at epoch %d", t.epoch)
+		return t.history, nil
+	}
+	dim := t.Train.X.Shape()[1]
+	rows := make([]int, t.Train.Len())
+	for i := range rows {
+		rows[i] = i
+	}
+	steps := (t.Train.Len() + t.Batch - 1) / t.Batch
+	start, startEpoch := time.Now(), t.epoch
+	for t.epoch < t.Epochs {
+		epochStart := time.Now()
+		order := dataset.Shuffle(rows, t.Seed, t.epoch)
+		seenAtStart := t.seen
+		for ; t.stepInEpoch < steps; t.stepInEpoch++ {
+			if err := ctx.Err(); err != nil {
+				return t.history, err
+			}
+			idx := order[t.stepInEpoch*t.Batch : min((t.stepInEpoch+1)*t.Batch, len(order))]
+			x, y := gather(t.Train, idx, dim)
+			loss, correct, err := t.Head.TrainStep(x, y, t.Opt)
+			if err != nil {
+				return t.history, fmt.Errorf("epoch %d step %d: %w", t.epoch+1, t.stepInEpoch+1, err)
+			}
+			if math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) {
+				return t.history, fmt.Errorf("epoch %d step %d: loss is %v: training diverged (lower train.adam.learning_rate?)", t.epoch+1, t.stepInEpoch+1, loss)
+			}
+			t.lossSum += float64(loss) * float64(len(idx))
+			t.correct += correct
+			t.seen += len(idx)
+			t.step++
+			rate := float64(t.seen-seenAtStart) / time.Since(epochStart).Seconds()
+			t.Progress.Bar(fmt.Sprintf("epoch %d/%d", t.epoch+1, t.Epochs), t.stepInEpoch+1, steps,
+				fmt.Sprintf("loss %.4f acc %.3f  %.0f samples/s", t.lossSum/float64(t.seen), float64(t.correct)/float64(t.seen), rate))
+			if t.Every > 0 && t.step%int64(t.Every) == 0 && t.stepInEpoch+1 < steps {
+				t.stepInEpoch++ // the checkpoint resumes after this step
+				err := t.save(nil)
+				t.stepInEpoch--
+				if err != nil {
+					return t.history, err
+				}
+			}
+		}
+		m := EpochMetrics{
+			Epoch: t.epoch + 1, Step: t.step,
+			TrainLoss: t.lossSum / float64(t.seen), TrainAcc: float64(t.correct) / float64(t.seen),
+			SamplesPerSec: float64(t.seen-seenAtStart) / time.Since(epochStart).Seconds(),
+			Seconds:       time.Since(epochStart).Seconds(),
+		}
+		improved := false
+		if t.Val.Len() > 0 {
+			loss, acc, _, err := t.evaluate(t.Val)
+			if err != nil {
+				return t.history, err
+			}
+			m.ValLoss, m.ValAcc, m.HasVal = loss, acc, true
+			if loss < t.best-t.MinDelta {
+				t.best, t.wait, improved = loss, 0, true
+			} else {
+				t.wait++
+			}
+		}
+		t.history = append(t.history, m)
+		t.epoch++
+		t.stepInEpoch, t.lossSum, t.correct, t.seen = 0, 0, 0, 0
+		var val map[string]float64
+		if m.HasVal {
+			val = map[string]float64{metricValLoss: m.ValLoss}
+		}
+		if err := t.save(val); err != nil {
+			return t.history, err
+		}
+		elapsed := time.Since(start)
+		eta := time.Duration(float64(elapsed) / float64(t.epoch-startEpoch) * float64(t.Epochs-t.epoch))
+		line := fmt.Sprintf("epoch %d/%d  loss %.4f  accuracy %.4f", m.Epoch, t.Epochs, m.TrainLoss, m.TrainAcc)
+		if m.HasVal {
+			line += fmt.Sprintf("  val_loss %.4f  val_accuracy %.4f", m.ValLoss, m.ValAcc)
+			if improved {
+				line += " *"
+			}
+		}
+		line += fmt.Sprintf("  %.0f samples/s  elapsed %s  ETA %s", m.SamplesPerSec, elapsed.Round(time.Second), eta.Round(time.Second))
+		t.Progress.Line("%s", line)
+		if err := writeMetrics(t.RunDir, t.history); err != nil {
+			return t.history, err
+		}
+		if err := plotMetrics(t.RunDir+"/metrics.png", t.history); err != nil {
+			slog.Warn("could not draw the metrics plot", "err", err)
+		}
+		if t.Patience > 0 && t.wait >= t.Patience {
+			t.Progress.Line("early stopping: val_loss has not improved by %g for %d epochs (best %.4f)", t.MinDelta, t.Patience, t.best)
+			break
+		}
+	}
+	return t.history, nil
+}
+
+// save writes a checkpoint of the current state.
+func (t *Trainer) save(extra map[string]float64) error {
+	metrics := map[string]float64{
+		metricWait: float64(t.wait), metricLossSum: t.lossSum,
+		metricCorrect: float64(t.correct), metricSeen: float64(t.seen),
+	}
+	if !math.IsInf(t.best, 0) {
+		metrics[metricBest] = t.best
+	}
+	for k, v := range extra {
+		metrics[k] = v
+	}
+	historyToMetrics(t.history, metrics)
+	man := checkpoints.Manifest{
+		Epoch: t.epoch, Step: t.step, StepInEpoch: t.stepInEpoch, OptimizerStep: t.Opt.Step(),
+		Seed: uint64(t.Seed), Classes: t.Classes, ConfigHash: t.ConfigHash, Metrics: metrics, Run: t.Run,
+	}
+	var tensors []checkpoints.Tensor
+	for _, p := range t.Head.Params() {
+		tensors = append(tensors, checkpoints.Tensor{Name: p.Name, Value: p.Value})
+	}
+	for _, p := range t.Opt.State() {
+		tensors = append(tensors, checkpoints.Tensor{Name: p.Name, Value: p.Value})
+	}
+	if _, err := t.Checkpoints.Save(man, tensors); err != nil {
+		return fmt.Errorf("save checkpoint at step %d: %w", t.step, err)
+	}
+	return nil
+}
+
+// evaluate returns the mean loss and the accuracy over a split, and its
+// confusion matrix.
+func (t *Trainer) evaluate(s Split) (loss, acc float64, conf *Confusion, err error) {
+	dim := s.X.Shape()[1]
+	conf = NewConfusion(t.Classes)
+	const batch = 256
+	correct := 0
+	idx := make([]int, 0, batch)
+	for lo := 0; lo < s.Len(); lo += batch {
+		idx = idx[:0]
+		for i := lo; i < min(lo+batch, s.Len()); i++ {
+			idx = append(idx, i)
+		}
+		x, y := gather(s, idx, dim)
+		l, c, preds, err := t.Head.Evaluate(x, y)
+		if err != nil {
+			return 0, 0, nil, fmt.Errorf("evaluate: %w", err)
+		}
+		loss += float64(l) * float64(len(idx))
+		correct += c
+		for i, p := range preds {
+			conf.Add(y[i], p)
+		}
+	}
+	return loss / float64(s.Len()), float64(correct) / float64(s.Len()), conf, nil
+}
+
+// Confusion evaluates the head on the validation split.
+func (t *Trainer) Confusion() (*Confusion, error) {
+	if t.Val.Len() == 0 {
+		return nil, errors.New("no validation split")
+	}
+	_, _, c, err := t.evaluate(t.Val)
+	return c, err
+}
+
+// gather copies the rows idx of a split into a new batch.
+func gather(s Split, idx []int, dim int) (*tensor.Dense, []int) {
+	src := s.X.Data().([]float32)
+	data := make([]float32, len(idx)*dim)
+	y := make([]int, len(idx))
+	for i, r := range idx {
+		copy(data[i*dim:(i+1)*dim], src[r*dim:(r+1)*dim])
+		y[i] = s.Y[r]
+	}
+	return tensor.New(tensor.WithShape(len(idx), dim), tensor.WithBacking(data)), y
+}
+
+// historyToMetrics stores the per-epoch history in a manifest's metrics, so
+// a resumed run rewrites metrics.jsonl exactly.
+func historyToMetrics(h []EpochMetrics, m map[string]float64) {
+	for _, e := range h {
+		p := fmt.Sprintf("%s%d/", metricHistoryOf, e.Epoch)
+		m[p+"step"] = float64(e.Step)
+		m[p+"train_loss"] = e.TrainLoss
+		m[p+"train_accuracy"] = e.TrainAcc
+		m[p+"samples_per_s"] = e.SamplesPerSec
+		m[p+"seconds"] = e.Seconds
+		if e.HasVal {
+			m[p+"val_loss"] = e.ValLoss
+			m[p+"val_accuracy"] = e.ValAcc
+		}
+	}
+}
+
+func historyFromMetrics(m map[string]float64, epochs int) []EpochMetrics {
+	var h []EpochMetrics
+	for e := 1; e <= epochs; e++ {
+		p := fmt.Sprintf("%s%d/", metricHistoryOf, e)
+		if _, ok := m[p+"step"]; !ok {
+			continue
+		}
+		em := EpochMetrics{Epoch: e, Step: int64(m[p+"step"]), TrainLoss: m[p+"train_loss"], TrainAcc: m[p+"train_accuracy"],
+			SamplesPerSec: m[p+"samples_per_s"], Seconds: m[p+"seconds"]}
+		if v, ok := m[p+"val_loss"]; ok {
+			em.ValLoss, em.ValAcc, em.HasVal = v, m[p+"val_accuracy"], true
+		}
+		h = append(h, em)
+	}
+	return h
+}
+
+// denseRows wraps n rows of dim values as an (n, dim) tensor.
+func denseRows(data []float32, dim int) *tensor.Dense {
+	return tensor.New(tensor.WithShape(len(data)/dim, dim), tensor.WithBacking(data))
+}
