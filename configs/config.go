@@ -117,6 +117,9 @@ type Cache struct {
 	// next to the run folder (<run.dir>/../feature-cache), so runs on the
 	// same data and backbone share it.
 	Dir string `yaml:"dir" path:"yes"`
+	// ShardSize is the number of images per cache file: the most work a
+	// killed extraction loses.
+	ShardSize int `yaml:"shard_size"`
 }
 
 // Default returns the defaults of every setting. Data.Dir has none, and
@@ -138,7 +141,8 @@ func Default() Config {
 			Batch:  32,
 			Adam:   Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-7},
 		},
-		Run: Run{Keep: 3},
+		Run:   Run{Keep: 3},
+		Cache: Cache{ShardSize: 512},
 	}
 }
 
@@ -267,5 +271,8 @@ func (c *Config) check(at func(path, format string, args ...any)) {
 	}
 	if c.Run.Keep < 1 {
 		at("run.keep", "%d must be at least 1", c.Run.Keep)
+	}
+	if c.Cache.ShardSize < 1 {
+		at("cache.shard_size", "%d must be at least 1", c.Cache.ShardSize)
 	}
 }

@@ -29,9 +29,6 @@ type Options struct {
 	// Out receives the progress and per-epoch lines (a live bar when it is
 	// a terminal).
 	Out io.Writer
-	// ShardSize is the number of images per feature-cache shard; 0 means
-	// 512.
-	ShardSize int
 }
 
 // RunInfo is what a checkpoint records of its run beyond the head, so that
@@ -56,9 +53,6 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	if opts.Out == nil {
 		opts.Out = io.Discard
 	}
-	if opts.ShardSize <= 0 {
-		opts.ShardSize = 512
-	}
 	progress := NewProgress(opts.Out)
 	runDir := cfg.Run.Dir
 	ckDir := filepath.Join(runDir, "checkpoints")
@@ -74,6 +68,11 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	weights, err := LoadWeights(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Backbone.Weights == "" {
+		if weights, err = calibrate(ctx, weights, dcfg, idx.Train); err != nil {
+			return nil, err
+		}
 	}
 	bb, err := resnet.New(weights, cfg.Backbone.Device)
 	if err != nil {
@@ -91,7 +90,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		len(idx.Classes), idx.Classes, len(idx.Train), len(idx.Validation), cache.Dir(), cache.Len())
 	extractStart := time.Now()
 	ex := &Extraction{
-		Data: dcfg, Backbone: bb, Cache: cache, Batch: cfg.Backbone.Batch, Shard: opts.ShardSize, Skips: skips,
+		Data: dcfg, Backbone: bb, Cache: cache, Batch: cfg.Backbone.Batch, Shard: cfg.Cache.ShardSize, Skips: skips,
 		Progress: func(done, total int) {
 			rate := float64(done) / time.Since(extractStart).Seconds()
 			progress.Bar("features", done, total, fmt.Sprintf("%.1f images/s", rate))
@@ -233,6 +232,31 @@ func LoadWeights(cfg *configs.Config) (*resnet.Weights, error) {
 	slog.Warn("backbone.weights is empty: using deterministic RANDOM weights (a smoke run; features from random weights separate classes only weakly)",
 		"width", cfg.Backbone.RandomWidth, "seed", cfg.Data.Seed)
 	return resnet.Random(cfg.Backbone.RandomWidth, 0, uint64(cfg.Data.Seed))
+}
+
+// calibrationImages is how many training images set the BatchNorm
+// statistics of random weights.
+const calibrationImages = 32
+
+// calibrate sets random weights' BatchNorm statistics from the first
+// training images (in the index's fixed order, so every run of a
+// configuration gets the same weights). See resnet.Calibrate.
+func calibrate(ctx context.Context, w *resnet.Weights, dcfg dataset.Config, train []dataset.Sample) (*resnet.Weights, error) {
+	// Spread the picks over the classes: the index lists them class by class.
+	step := max(1, len(train)/calibrationImages)
+	var picks []dataset.Sample
+	for i := 0; i < len(train) && len(picks) < calibrationImages; i += step {
+		picks = append(picks, train[i])
+	}
+	for b, err := range dataset.Stream(ctx, dcfg, picks, len(picks), &dataset.SkipLog{Logger: slog.New(slog.DiscardHandler)}) {
+		if err != nil && !errors.Is(err, dataset.ErrNoUsableImages) {
+			return nil, fmt.Errorf("calibrate random weights: %w", err)
+		}
+		if err == nil {
+			return resnet.Calibrate(w, b.Images)
+		}
+	}
+	return nil, errors.New("calibrate random weights: no usable training image")
 }
 
 // CacheKey is what the configuration's features depend on besides images.

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"gotransfer/dataset"
+	"gotransfer/internal/cli"
+)
+
+// The test binary doubles as the train command: with this variable set it
+// runs main, so the tests can start it, kill it and start it again.
+const asTrain = "GOTRANSFER_TEST_RUN_TRAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asTrain) == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// smokeConfig writes a tiny configuration for data in dataDir, running in
+// runDir with its feature cache in cacheDir.
+func smokeConfig(t *testing.T, dir, dataDir, runDir, cacheDir string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`data:
+  dir: %s
+  image_size: [64, 64]
+  validation_split: 0.25
+  seed: 3
+  workers: 2
+backbone:
+  random_width: 8
+  batch: 4
+head:
+  layers: [32, 16]
+train:
+  epochs: 3
+  batch: 4
+run:
+  dir: %s
+  checkpoint_every: 3
+  keep: 2
+cache:
+  dir: %s
+  shard_size: 8
+`, dataDir, runDir, cacheDir)
+	path := filepath.Join(dir, "smoke.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func trainCmd(args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), asTrain+"=1")
+	return cmd
+}
+
+func train(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e strings.Builder
+	code = cli.Run("train", args, &o, &e, run)
+	return code, o.String(), e.String()
+}
+
+// headFiles reads the tensors of the run's last checkpoint.
+func headFiles(t *testing.T, runDir string) map[string][]byte {
+	t.Helper()
+	last := filepath.Join(runDir, "checkpoints", "last")
+	files := map[string][]byte{}
+	err := filepath.Walk(last+"/", func(path string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() || !strings.HasSuffix(path, ".npy") {
+			return err
+		}
+		raw, err := os.ReadFile(path)
+		rel, _ := filepath.Rel(last, path)
+		files[rel] = raw
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatalf("no tensors in %s", last)
+	}
+	return files
+}
+
+// TestKillAndResume kills training with SIGKILL at random moments (during
+// feature extraction, training and checkpointing alike), resumes until it
+// finishes, and requires the final head and optimizer state to be
+// byte-identical to an uninterrupted run's.
+func TestKillAndResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts many processes")
+	}
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := dataset.Synthesize(data, 24, 7); err != nil {
+		t.Fatal(err)
+	}
+	refCfg := smokeConfig(t, filepath.Join(dir), data, filepath.Join(dir, "ref"), filepath.Join(dir, "ref-cache"))
+	start := time.Now()
+	if out, err := trainCmd("--config", refCfg).CombinedOutput(); err != nil {
+		t.Fatalf("uninterrupted run: %v\n%s", err, out)
+	}
+	full := time.Since(start)
+
+	killDir := filepath.Join(dir, "killed")
+	os.MkdirAll(killDir, 0o755)
+	cfg := smokeConfig(t, killDir, data, filepath.Join(dir, "run"), filepath.Join(dir, "cache"))
+	rng := rand.New(rand.NewPCG(1, 2))
+	kills := 0
+	for attempt := 0; ; attempt++ {
+		if attempt > 40 {
+			t.Fatalf("not finished after %d attempts", attempt)
+		}
+		args := []string{"--config", cfg}
+		if attempt > 0 {
+			args = append(args, "--resume")
+		}
+		cmd := trainCmd(args...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		// Kill the first runs at random moments within the first half of
+		// a full run's duration (each resumed run gets further), then let
+		// one finish.
+		var timer <-chan time.Time
+		if kills < 8 {
+			timer = time.After(time.Duration((0.1 + 0.4*rng.Float64()) * float64(full)))
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("attempt %d: %v\n%s", attempt, err, out.String())
+			}
+			t.Logf("finished after %d kills (uninterrupted run: %s)", kills, full.Round(time.Millisecond))
+			goto compare
+		case <-timer:
+			cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+			kills++
+		}
+	}
+compare:
+	want, got := headFiles(t, filepath.Join(dir, "ref")), headFiles(t, filepath.Join(dir, "run"))
+	if len(got) != len(want) {
+		t.Fatalf("%d tensors after kills, %d uninterrupted", len(got), len(want))
+	}
+	for name, w := range want {
+		if !bytes.Equal(got[name], w) {
+			t.Errorf("%s differs from the uninterrupted run's", name)
+		}
+	}
+	if kills == 0 {
+		t.Error("the run was never killed")
+	}
+}
+
+func TestResumeRefusesChangedConfig(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := dataset.Synthesize(data, 8, 1); err != nil {
+		t.Fatal(err)
+	}
+	cfg := smokeConfig(t, dir, data, filepath.Join(dir, "run"), filepath.Join(dir, "cache"))
+	if code, _, stderr := train(t, "--config", cfg); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	// A fresh start over existing checkpoints is refused.
+	if code, _, stderr := train(t, "--config", cfg); code != 1 || !strings.Contains(stderr, "--resume") {
+		t.Fatalf("restart over a run: exit %d: %s", code, stderr)
+	}
+	// More epochs may be resumed.
+	raw, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, bytes.Replace(raw, []byte("epochs: 3"), []byte("epochs: 4"), 1), 0o644)
+	code, out, stderr := train(t, "--config", cfg, "--resume")
+	if code != 0 || !strings.Contains(out, "epoch 4/4") || strings.Contains(out, "epoch 1/4") {
+		t.Fatalf("resume with more epochs: exit %d\n%s\n%s", code, out, stderr)
+	}
+	// Another head may not.
+	raw, _ = os.ReadFile(cfg)
+	os.WriteFile(cfg, bytes.Replace(raw, []byte("layers: [32, 16]"), []byte("layers: [32, 8]"), 1), 0o644)
+	code, _, stderr = train(t, "--config", cfg, "--resume")
+	if code != 1 || !strings.Contains(stderr, "head.layers changed from [32 16] to [32 8]") {
+		t.Fatalf("resume with another head: exit %d: %s", code, stderr)
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("data:\n  dir: x\n  colour: red\n"), 0o644)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "--config is required"},
+		{[]string{"--config", filepath.Join(dir, "none.yaml")}, 1, "none.yaml"},
+		{[]string{"--config", bad}, 1, "bad.yaml:3:3"},
+	} {
+		code, _, stderr := train(t, tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) || strings.Contains(stderr, "goroutine") {
+			t.Errorf("train %v: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, stderr, tc.code, tc.want)
+		}
+	}
+}
+
+func TestSummaryOfKerasOriginal(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("data:\n  dir: x\n  classes: [cats, dogs]\nbackbone:\n  random_width: 64\n"), 0o644)
+	code, out, stderr := train(t, "--config", cfg, "--summary")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"Layers: 181", "Trainable params: 4,723,202", "dense_4 (Dense)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out[max(0, len(out)-600):])
+		}
+	}
+}
