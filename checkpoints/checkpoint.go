@@ -348,11 +348,17 @@ func Load(dir string) (*Checkpoint, error) {
 		}
 		c.Tensors = append(c.Tensors, Tensor{Name: f.Tensor, Value: t})
 	}
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	// The walk must start inside the folder: dir may be the "last" or
+	// "best" link, which WalkDir would not follow.
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	err = filepath.WalkDir(real, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		rel, err := filepath.Rel(dir, path)
+		rel, err := filepath.Rel(real, path)
 		if err != nil {
 			return err
 		}

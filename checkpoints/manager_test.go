@@ -91,6 +91,12 @@ func TestManagerKeepsLastKAndBest(t *testing.T) {
 	if _, err := Load(latest.Dir); err != nil {
 		t.Errorf("the latest checkpoint does not load: %v", err)
 	}
+	// Through the links, as users name them (`predict --checkpoint run/checkpoints/best`).
+	for _, link := range []string{LastLink, BestLink} {
+		if ck, err := Load(filepath.Join(dir, link)); err != nil || len(ck.Tensors) == 0 {
+			t.Errorf("Load(%s): %v", link, err)
+		}
+	}
 	// A better one takes over "best"; the old best goes with the others.
 	if _, err := m.Save(sampleManifest(60, 0.1), sample(60)); err != nil {
 		t.Fatal(err)

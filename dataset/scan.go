@@ -35,6 +35,12 @@ var extensions = map[string]bool{
 	".jpg": true, ".jpeg": true, ".png": true, ".gif": true, ".bmp": true, ".webp": true,
 }
 
+// IsImageName reports whether a file name has one of the extensions Scan
+// accepts (any case) and is not hidden.
+func IsImageName(name string) bool {
+	return !hidden(name) && extensions[strings.ToLower(path.Ext(name))]
+}
+
 func hidden(name string) bool { return strings.HasPrefix(name, ".") }
 
 // Scan lists the images under cfg.Root, labels them by class folder and splits
@@ -173,7 +179,7 @@ func (w *walker) walk(dir, rel string) error {
 			if err := w.walk(p, r); err != nil {
 				return err
 			}
-		case typ.IsRegular() && extensions[strings.ToLower(path.Ext(name))]:
+		case typ.IsRegular() && IsImageName(name):
 			w.files = append(w.files, r)
 		}
 	}

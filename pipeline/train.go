@@ -34,9 +34,12 @@ type Options struct {
 // RunInfo is what a checkpoint records of its run beyond the head, so that
 // `predict --checkpoint` can rebuild the whole classifier.
 type RunInfo struct {
-	Config        *configs.Config `json:"config"`
-	WeightsSHA256 string          `json:"weights_sha256"`
-	FeatureDim    int             `json:"feature_dim"`
+	Config *configs.Config `json:"config"`
+	// Weights is the backbone weights file: the configured one, or the
+	// run folder's backbone.npz for calibrated random weights.
+	Weights       string `json:"weights"`
+	WeightsSHA256 string `json:"weights_sha256"`
+	FeatureDim    int    `json:"feature_dim"`
 }
 
 // Result sums up a finished run.
@@ -69,10 +72,19 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Backbone.Weights == "" {
+	weightsPath := cfg.Backbone.Weights
+	if weightsPath == "" {
 		if weights, err = calibrate(ctx, weights, dcfg, idx.Train); err != nil {
 			return nil, err
 		}
+		// Saved so that predict can rebuild this exact backbone.
+		weightsPath = filepath.Join(runDir, "backbone.npz")
+		if err := weights.Save(weightsPath); err != nil {
+			return nil, fmt.Errorf("save calibrated random weights: %w", err)
+		}
+	}
+	if weightsPath, err = filepath.Abs(weightsPath); err != nil {
+		return nil, err
 	}
 	bb, err := resnet.New(weights, cfg.Backbone.Device)
 	if err != nil {
@@ -122,7 +134,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	info, err := json.Marshal(RunInfo{Config: cfg, WeightsSHA256: weights.Digest(), FeatureDim: bb.FeatureDim()})
+	info, err := json.Marshal(RunInfo{Config: cfg, Weights: weightsPath, WeightsSHA256: weights.Digest(), FeatureDim: bb.FeatureDim()})
 	if err != nil {
 		return nil, err
 	}

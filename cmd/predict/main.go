@@ -2,6 +2,7 @@
 // already-preprocessed batch for parity checks against Keras.
 //
 //	predict --weights resnet50.npz [--top 5] cat.jpg [more images]
+//	predict --checkpoint runs/cats_dogs/checkpoints/best cat.jpg dog.png photos/
 //	predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]
 //	predict [--weights W.npz] --summary
 //
@@ -9,14 +10,24 @@
 // top classes are printed as Keras' decode_predictions gives them: rank,
 // WordNet id, class name, probability. Images are decoded (JPEG, PNG, GIF,
 // BMP, WebP), resized to --size and 'caffe'-preprocessed.
+//
+// With a checkpoint of a trained run, each image's probability of each of
+// the run's classes is printed; a folder argument classifies every image in
+// it (recursively) and writes CSV (path, predicted class, one probability
+// per class) to stdout or to --csv.
 package main
 
 import (
+	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"gorgonia.org/tensor"
@@ -27,12 +38,14 @@ import (
 	"gotransfer/model"
 	"gotransfer/model/imagenet"
 	"gotransfer/model/resnet"
+	"gotransfer/pipeline"
 )
 
 func main() { cli.Main("predict", run) }
 
 type options struct {
 	weights, device, preprocess  string
+	checkpoint, csvOut           string
 	npyIn, featuresOut, probsOut string
 	top, size, batch             int
 	summary, ignoreEXIF, verbose bool
@@ -44,7 +57,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	o := &options{}
 	fs.StringVar(&o.weights, "weights", "", "ResNet50 weights: `.npz` keyed by Keras weight names (see README)")
-	fs.StringVar(&o.device, "device", "cpu", "where the backbone runs: cpu or cuda")
+	fs.StringVar(&o.checkpoint, "checkpoint", "", "a trained run's checkpoint `folder` (e.g. runs/cats_dogs/checkpoints/best): classify with its classes")
+	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint and folders: write the CSV to this `file` instead of stdout")
+	fs.StringVar(&o.device, "device", "", "where the backbone runs: cpu or cuda (default cpu, or the checkpoint's)")
 	fs.StringVar(&o.preprocess, "preprocess", dataset.PreprocessCaffe, "image preprocessing: caffe (Keras ResNet50) or torch")
 	fs.StringVar(&o.npyIn, "npy", "", "run on this preprocessed NHWC float32 batch (`.npy`) instead of image files")
 	fs.StringVar(&o.featuresOut, "features-out", "", "with --npy: write the pooled features (N, F) to this `.npy`")
@@ -75,6 +90,14 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, cli.Usagef("--batch %d: want at least 1", o.batch)
 	case o.summary:
 		return o, nil
+	case o.checkpoint != "":
+		if o.weights != "" || o.npyIn != "" {
+			return nil, cli.Usagef("--checkpoint brings its own backbone: give neither --weights nor --npy")
+		}
+		if len(o.images) == 0 {
+			return nil, cli.Usagef("no images given (try --help)")
+		}
+		return o, nil
 	case o.weights == "":
 		return nil, cli.Usagef("--weights is required (a ResNet50 .npz; see README)")
 	case o.npyIn != "" && len(o.images) > 0:
@@ -95,6 +118,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	cli.Init(stderr, o.verbose)
 	if o.summary {
 		return summary(o, stdout)
+	}
+	if o.checkpoint != "" {
+		return classifyWithCheckpoint(o, stdout)
 	}
 	w, err := resnet.Load(o.weights)
 	if err != nil {
@@ -224,5 +250,95 @@ func printTop(out io.Writer, path string, probs []float32, k int) error {
 		idx[r], idx[best] = idx[best], idx[r]
 		fmt.Fprintf(out, "%4d  class %-4d %.4f\n", r+1, idx[r], probs[idx[r]])
 	}
+	return nil
+}
+
+// classifyWithCheckpoint prints each image's probabilities by class name,
+// or, when any argument is a folder, CSV for every image found.
+func classifyWithCheckpoint(o *options, stdout io.Writer) error {
+	c, err := pipeline.LoadClassifier(o.checkpoint, o.device)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var paths []string
+	folders := false
+	for _, arg := range o.images {
+		st, err := os.Stat(arg)
+		if err != nil {
+			return err
+		}
+		if !st.IsDir() {
+			paths = append(paths, arg)
+			continue
+		}
+		folders = true
+		err = filepath.WalkDir(arg, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && p != arg && d.Name()[0] == '.' {
+				return filepath.SkipDir
+			}
+			if !d.IsDir() && dataset.IsImageName(d.Name()) {
+				paths = append(paths, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if !folders {
+		for _, p := range paths {
+			probs, err := c.Predict(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s\n", p)
+			for i, name := range c.Classes {
+				fmt.Fprintf(stdout, "  %-20s %.4f\n", name, probs[i])
+			}
+		}
+		return nil
+	}
+	out := stdout
+	if o.csvOut != "" {
+		f, err := os.Create(o.csvOut)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		out = f
+	}
+	w := csv.NewWriter(out)
+	header := append([]string{"path", "predicted"}, c.Classes...)
+	w.Write(append(header, "error"))
+	failed := 0
+	for _, p := range paths {
+		probs, err := c.Predict(p)
+		if err != nil {
+			// One unreadable image in a folder is reported, not fatal.
+			slog.Warn("image skipped", "path", p, "err", err)
+			w.Write(append(append([]string{p, ""}, make([]string, len(c.Classes))...), err.Error()))
+			failed++
+			continue
+		}
+		best := 0
+		row := []string{p, ""}
+		for i, v := range probs {
+			if v > probs[best] {
+				best = i
+			}
+			row = append(row, strconv.FormatFloat(float64(v), 'f', 6, 32))
+		}
+		row[1] = c.Classes[best]
+		w.Write(append(row, ""))
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return err
+	}
+	slog.Info("classified", "images", len(paths)-failed, "skipped", failed)
 	return nil
 }

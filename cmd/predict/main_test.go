@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"gotransfer/configs"
+	"gotransfer/dataset"
 	"gotransfer/internal/cli"
 	"gotransfer/internal/tensorio"
+	"gotransfer/pipeline"
 )
 
 // The narrow Keras-layout golden of the backbone's tests, and the cat
@@ -122,5 +126,57 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("exit %d, stderr:\n%s\nwant exit %d and a line mentioning %q", code, stderr, tc.code, tc.want)
 			}
 		})
+	}
+}
+
+// TestCheckpoint trains a tiny run and classifies with its checkpoint:
+// single images by class name, folders as CSV.
+func TestCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := dataset.Synthesize(data, 8, 2); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfgPath, []byte("data:\n  dir: data\n  image_size: [64, 64]\nhead:\n  layers: [16]\ntrain:\n  epochs: 1\n  batch: 4\nrun:\n  dir: run\n"), 0o644)
+	cfg, err := configs.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pipeline.Train(context.Background(), cfg, pipeline.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	ck := filepath.Join(dir, "run", "checkpoints", "last")
+	img := filepath.Join(data, "cats", "cat_00000.png")
+
+	code, out, stderr := predict(t, "--checkpoint", ck, img)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || lines[0] != img || !strings.Contains(lines[1], "cats") || !strings.Contains(lines[2], "dogs") {
+		t.Fatalf("unexpected output:\n%s", out)
+	}
+
+	// A folder: CSV with a header and one row per image, a broken file
+	// reported in its row without stopping the rest.
+	os.WriteFile(filepath.Join(data, "dogs", "broken.jpg"), []byte("not a jpeg"), 0o644)
+	csvPath := filepath.Join(dir, "out.csv")
+	if code, _, stderr := predict(t, "--checkpoint", ck, "--csv", csvPath, data); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	raw, _ := os.ReadFile(csvPath)
+	rows := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	if rows[0] != "path,predicted,cats,dogs,error" || len(rows) != 1+17 {
+		t.Fatalf("CSV has %d rows, header %q", len(rows), rows[0])
+	}
+	if !strings.Contains(string(raw), "broken.jpg,,,,") {
+		t.Errorf("the broken file has no error row:\n%s", raw)
+	}
+
+	// The backbone must be the one trained with.
+	os.WriteFile(filepath.Join(dir, "run", "backbone.npz"), raw, 0o644)
+	if code, _, stderr := predict(t, "--checkpoint", ck, img); code != 1 || !strings.Contains(stderr, "backbone") {
+		t.Fatalf("changed backbone: exit %d: %s", code, stderr)
 	}
 }

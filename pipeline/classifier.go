@@ -1,0 +1,92 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"gorgonia.org/tensor"
+
+	"gotransfer/checkpoints"
+	"gotransfer/configs"
+	"gotransfer/dataset"
+	"gotransfer/model/head"
+	"gotransfer/model/resnet"
+)
+
+// Classifier is a trained run put back together from a checkpoint: the
+// backbone it was trained on, its preprocessing, and the head.
+type Classifier struct {
+	Classes  []string
+	Config   *configs.Config
+	backbone resnet.Backbone
+	head     *head.Head
+	data     dataset.Config
+}
+
+// LoadClassifier rebuilds the classifier a checkpoint was trained as. The
+// backbone weights must be the very ones used in training (checked by their
+// sha256). device "" keeps the configured one.
+func LoadClassifier(checkpointDir, device string) (*Classifier, error) {
+	ck, err := checkpoints.Load(checkpointDir)
+	if err != nil {
+		return nil, err
+	}
+	var info RunInfo
+	if err := json.Unmarshal(ck.Manifest.Run, &info); err != nil || info.Config == nil {
+		return nil, fmt.Errorf("checkpoint %s: no usable run description (%v): was it written by train?", checkpointDir, err)
+	}
+	w, err := resnet.Load(info.Weights)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: backbone: %w", checkpointDir, err)
+	}
+	if w.Digest() != info.WeightsSHA256 {
+		return nil, fmt.Errorf("checkpoint %s: backbone weights %s changed since training (sha256 %.12s, trained with %.12s)", checkpointDir, info.Weights, w.Digest(), info.WeightsSHA256)
+	}
+	if device == "" {
+		device = info.Config.Backbone.Device
+	}
+	bb, err := resnet.New(w, device)
+	if err != nil {
+		return nil, err
+	}
+	h, err := head.New(head.Config{InputDim: bb.FeatureDim(), Hidden: info.Config.Head.Layers, Classes: len(ck.Manifest.Classes)})
+	if err != nil {
+		bb.Close()
+		return nil, err
+	}
+	var params []head.Param
+	for _, p := range h.Params() {
+		v, ok := ck.Tensor(p.Name)
+		if !ok {
+			bb.Close()
+			return nil, fmt.Errorf("checkpoint %s: tensor %q missing", checkpointDir, p.Name)
+		}
+		params = append(params, head.Param{Name: p.Name, Value: v})
+	}
+	if err := h.SetParams(params); err != nil {
+		bb.Close()
+		return nil, fmt.Errorf("checkpoint %s: %w", checkpointDir, err)
+	}
+	return &Classifier{Classes: ck.Manifest.Classes, Config: info.Config, backbone: bb, head: h, data: DataConfig(info.Config)}, nil
+}
+
+// Predict returns the class probabilities of one image file.
+func (c *Classifier) Predict(path string) ([]float32, error) {
+	pix, _, err := dataset.Load(c.data, path)
+	if err != nil {
+		return nil, err
+	}
+	x := tensor.New(tensor.WithShape(1, c.data.Height, c.data.Width, 3), tensor.WithBacking(pix))
+	f, err := c.backbone.Features(x)
+	if err != nil {
+		return nil, err
+	}
+	probs, err := c.head.Forward(f)
+	if err != nil {
+		return nil, err
+	}
+	return probs.Data().([]float32), nil
+}
+
+// Close releases the backbone.
+func (c *Classifier) Close() error { return c.backbone.Close() }
