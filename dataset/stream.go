@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"gorgonia.org/tensor"
 )
@@ -30,29 +31,32 @@ type Batch struct {
 	Paths   []string
 	Digests [][32]byte
 
-	recycle chan<- []float32 // where Release hands the images' memory back
+	release *release // hands the images' memory back to the Stream
 }
+
+type release struct {
+	done atomic.Bool
+	to   chan<- []float32
+	data []float32
+}
+
+// Len returns the number of images in the batch.
+func (b Batch) Len() int { return len(b.Labels) }
 
 // Release hands the memory of b.Images back to the Stream that made it, for
 // a later batch. It is optional (without it the garbage collector reclaims
 // the memory) and saves a large allocation per batch, which keeps the peak
 // RSS flat; call it only once nothing uses b.Images or its data any more.
+// Calls after the first (on b or a copy of it) do nothing.
 func (b Batch) Release() {
-	if b.recycle == nil || b.Images == nil {
-		return
-	}
-	data, ok := b.Images.Data().([]float32)
-	if !ok {
+	if b.release == nil || b.release.done.Swap(true) {
 		return
 	}
 	select {
-	case b.recycle <- data[:cap(data)]:
+	case b.release.to <- b.release.data:
 	default:
 	}
 }
-
-// Len returns the number of images in the batch.
-func (b Batch) Len() int { return len(b.Labels) }
 
 // bigBuffer is the capacity above which a worker frees a buffer after use,
 // so that one huge image does not pin its memory for the rest of the run.
@@ -150,9 +154,10 @@ type result struct {
 // Stream decodes samples with cfg.Workers goroutines and yields them in
 // batches of batchSize (the last may be shorter), in the order of samples
 // whatever the number of workers. Unusable files are left out and recorded
-// in skips (a nil skips uses a private SkipLog, which still logs). At most
-// batchSize + 2*Workers decoded images wait in memory, however long samples
-// is.
+// in skips (a nil skips uses a private SkipLog, which still logs). Memory is
+// bounded however long samples is: the batch being filled plus at most
+// 2*Workers+2 decoded images waiting; [Batch.Release] also recycles the
+// batches' memory.
 //
 // The sequence yields a non-nil error once, as its last element, when cfg or
 // batchSize is invalid, when ctx is cancelled, or (wrapping ErrNoUsableImages)
@@ -171,6 +176,14 @@ func Stream(ctx context.Context, cfg Config, samples []Sample, batchSize int, sk
 		}
 		if skips == nil {
 			skips = &SkipLog{}
+		}
+		workers := make([]*worker, cfg.Workers)
+		for k := range workers {
+			var err error
+			if workers[k], err = newWorker(cfg); err != nil {
+				yield(Batch{}, err)
+				return
+			}
 		}
 		ctx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
@@ -204,12 +217,7 @@ func Stream(ctx context.Context, cfg Config, samples []Sample, batchSize int, sk
 				}
 			}
 		}()
-		for range cfg.Workers {
-			w, err := newWorker(cfg)
-			if err != nil { // unreachable: cfg was validated
-				yield(Batch{}, err)
-				return
-			}
+		for _, w := range workers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -236,7 +244,7 @@ func Stream(ctx context.Context, cfg Config, samples []Sample, batchSize int, sk
 				return true
 			}
 			b.Images = tensor.New(tensor.WithShape(len(b.Labels), cfg.Height, cfg.Width, 3), tensor.WithBacking(data[:len(b.Labels)*size]))
-			b.recycle = recycled
+			b.release = &release{to: recycled, data: data}
 			ok := yield(b, nil)
 			b, data = Batch{}, nil
 			return ok

@@ -159,8 +159,9 @@ func TestBatchRelease(t *testing.T) {
 		}
 		backing = append(backing, &b.Images.Data().([]float32)[0])
 		b.Release()
+		b.Release() // no effect
 	}
-	if len(backing) != 4 || backing[1] != backing[0] || backing[3] != backing[0] {
+	if len(backing) != 4 || backing[1] != backing[0] || backing[3] != backing[0] || backing[2] != backing[0] {
 		t.Errorf("released batches' memory not reused: %d batches at %v", len(backing), backing)
 	}
 	Batch{}.Release() // a zero Batch is fine

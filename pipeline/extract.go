@@ -95,6 +95,7 @@ func (x *Extraction) extract(ctx context.Context, missing []dataset.Sample) erro
 				return fmt.Errorf("extract features: %w", err)
 			}
 			f, err := x.Backbone.Features(b.Images)
+			b.Release() // the features are a copy; the pixels can be reused
 			if err != nil {
 				return fmt.Errorf("extract features: %w", err)
 			}

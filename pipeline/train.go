@@ -265,6 +265,7 @@ func calibrate(ctx context.Context, w *resnet.Weights, dcfg dataset.Config, trai
 			return nil, fmt.Errorf("calibrate random weights: %w", err)
 		}
 		if err == nil {
+			defer b.Release()
 			return resnet.Calibrate(w, b.Images)
 		}
 	}
