@@ -55,6 +55,8 @@ type Trainer struct {
 	history            []EpochMetrics
 	best               float64
 	wait               int
+	// onStep, if set, is called after every step (tests stop runs with it).
+	onStep func()
 	// running sums of the epoch in progress
 	lossSum       float64
 	correct, seen int
@@ -152,6 +154,9 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 			rate := float64(t.seen-seenAtStart) / time.Since(epochStart).Seconds()
 			t.Progress.Bar(fmt.Sprintf("epoch %d/%d", t.epoch+1, t.Epochs), t.stepInEpoch+1, steps,
 				fmt.Sprintf("loss %.4f acc %.3f  %.0f samples/s", t.lossSum/float64(t.seen), float64(t.correct)/float64(t.seen), rate))
+			if t.onStep != nil {
+				t.onStep()
+			}
 			if t.Every > 0 && t.step%int64(t.Every) == 0 && t.stepInEpoch+1 < steps {
 				t.stepInEpoch++ // the checkpoint resumes after this step
 				err := t.save(nil)

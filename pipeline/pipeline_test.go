@@ -1,0 +1,267 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gorgonia.org/tensor"
+
+	"gotransfer/checkpoints"
+	"gotransfer/dataset"
+	"gotransfer/features"
+	"gotransfer/model/head"
+	"gotransfer/model/resnet"
+)
+
+// stopAfter is a backbone that cancels its context after n batches, as a
+// kill during extraction would stop the work.
+type stopAfter struct {
+	resnet.Backbone
+	n      int
+	cancel context.CancelFunc
+}
+
+func (s *stopAfter) Features(x *tensor.Dense) (*tensor.Dense, error) {
+	if s.n--; s.n < 0 {
+		s.cancel()
+	}
+	return s.Backbone.Features(x)
+}
+
+func smallData(t *testing.T, perClass int) (dataset.Config, []dataset.Sample) {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "data")
+	if err := dataset.Synthesize(root, perClass, 5); err != nil {
+		t.Fatal(err)
+	}
+	cfg := dataset.Config{Root: root, Height: 48, Width: 48, Seed: 1, Workers: 2}
+	idx, err := dataset.Scan(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, idx.Train
+}
+
+// TestExtractionResumesExactly: an extraction stopped part-way and started
+// again yields the same features, bit for bit, as one never stopped.
+func TestExtractionResumesExactly(t *testing.T) {
+	dcfg, samples := smallData(t, 7)
+	w, err := resnet.Random(8, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, _ := resnet.NewCPU(w)
+	key := features.Key{Weights: w.Digest(), Preprocess: "caffe", Height: 48, Width: 48}
+	run := func(root string, stopAfterBatches int) (*tensor.Dense, error) {
+		cache, err := features.Open(root, key, bb.FeatureDim())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var b resnet.Backbone = bb
+		if stopAfterBatches >= 0 {
+			b = &stopAfter{Backbone: bb, n: stopAfterBatches, cancel: cancel}
+		}
+		x := &Extraction{Data: dcfg, Backbone: b, Cache: cache, Batch: 3, Shard: 5, Skips: &dataset.SkipLog{}}
+		kept, f, err := x.Features(ctx, samples)
+		if err == nil && len(kept) != len(samples) {
+			t.Fatalf("kept %d of %d samples", len(kept), len(samples))
+		}
+		return f, err
+	}
+	want, err := run(filepath.Join(t.TempDir(), "a"), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(t.TempDir(), "b")
+	if _, err := run(root, 2); !errors.Is(err, context.Canceled) {
+		t.Fatalf("stopped extraction: got %v, want context.Canceled", err)
+	}
+	partial, _ := features.Open(root, key, bb.FeatureDim())
+	if n := partial.Len(); n == 0 || n >= len(samples) {
+		t.Fatalf("after the stop %d of %d images are cached, want some", n, len(samples))
+	}
+	got, err := run(root, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, wnt := got.Data().([]float32), want.Data().([]float32)
+	for i := range wnt {
+		if g[i] != wnt[i] {
+			t.Fatalf("feature %d: %v after the stop, %v without", i, g[i], wnt[i])
+		}
+	}
+}
+
+func randomSplit(rng *rand.Rand, n, dim, classes int) Split {
+	x := make([]float32, n*dim)
+	y := make([]int, n)
+	for i := range y {
+		y[i] = i % classes
+		for j := range dim {
+			x[i*dim+j] = float32(rng.NormFloat64()) + float32(y[i])*0.5
+		}
+	}
+	return Split{X: denseRows(x, dim), Y: y}
+}
+
+func newTrainer(t *testing.T, dir string, train, val Split) *Trainer {
+	t.Helper()
+	h, err := head.New(head.Config{InputDim: 6, Hidden: []int{8}, Classes: 2, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, err := head.NewAdam(head.AdamConfig{}, h.Params())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := checkpoints.NewManager(filepath.Join(dir, "checkpoints"), checkpoints.Options{Keep: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Trainer{Head: h, Opt: opt, Train: train, Val: val, Classes: []string{"a", "b"}, Epochs: 4, Batch: 5, Seed: 9,
+		Every: 3, Checkpoints: mgr, RunDir: dir, Progress: NewProgress(&bytes.Buffer{})}
+}
+
+// TestTrainerResumesExactly stops training at every possible step, resumes
+// from the last checkpoint and requires the uninterrupted run's bytes.
+func TestTrainerResumesExactly(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	train, val := randomSplit(rng, 23, 6, 2), randomSplit(rng, 8, 6, 2)
+	ref := newTrainer(t, t.TempDir(), train, val)
+	history, err := ref.Fit(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(history) != 4 || !history[0].HasVal {
+		t.Fatalf("history %+v", history)
+	}
+	for stop := 1; stop < 4*5; stop += 4 {
+		dir := t.TempDir()
+		first := newTrainer(t, dir, train, val)
+		ctx, cancel := context.WithCancel(context.Background())
+		n := 0
+		first.Progress = NewProgress(writerFunc(func(p []byte) (int, error) { return len(p), nil }))
+		stopper := &stepCounter{limit: stop, cancel: cancel, n: &n}
+		first.onStep = stopper.step
+		if _, err := first.Fit(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+		second := newTrainer(t, dir, train, val)
+		last, err := second.Checkpoints.Latest()
+		if err == nil {
+			ck, err := checkpoints.Load(last.Dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := second.Resume(ck); err != nil {
+				t.Fatal(err)
+			}
+		}
+		resumed, err := second.Fit(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range second.Head.Params() {
+			a, b := p.Value.Data().([]float32), ref.Head.Params()[i].Value.Data().([]float32)
+			for j := range a {
+				if a[j] != b[j] {
+					t.Fatalf("stopped after step %d: %s[%d] = %v, uninterrupted %v", stop, p.Name, j, a[j], b[j])
+				}
+			}
+		}
+		if len(resumed) != len(history) || resumed[3].TrainLoss != history[3].TrainLoss || resumed[3].ValLoss != history[3].ValLoss {
+			t.Fatalf("stopped after step %d: history %+v, want %+v", stop, resumed, history)
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+type stepCounter struct {
+	limit  int
+	cancel context.CancelFunc
+	n      *int
+}
+
+func (s *stepCounter) step() {
+	if *s.n++; *s.n >= s.limit {
+		s.cancel()
+	}
+}
+
+func TestEarlyStopping(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	// Labels independent of the features: validation cannot improve for long.
+	train, val := randomSplit(rng, 20, 6, 2), randomSplit(rng, 20, 6, 2)
+	for i := range val.Y {
+		val.Y[i] = rng.IntN(2)
+	}
+	tr := newTrainer(t, t.TempDir(), train, val)
+	tr.Epochs, tr.Patience, tr.MinDelta = 50, 2, 0.01
+	h, err := tr.Fit(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) >= 50 {
+		t.Fatalf("ran all %d epochs: early stopping never triggered", len(h))
+	}
+}
+
+func TestReports(t *testing.T) {
+	dir := t.TempDir()
+	h := []EpochMetrics{
+		{Epoch: 1, Step: 10, TrainLoss: 0.7, TrainAcc: 0.5, ValLoss: 0.69, ValAcc: 0.55, HasVal: true},
+		{Epoch: 2, Step: 20, TrainLoss: 0.4, TrainAcc: 0.8, ValLoss: 0.5, ValAcc: 0.75, HasVal: true},
+	}
+	if err := writeMetrics(dir, h); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
+	if lines := strings.Split(strings.TrimSpace(string(raw)), "\n"); len(lines) != 2 || !strings.Contains(lines[1], `"val_accuracy":0.75`) {
+		t.Fatalf("metrics.jsonl:\n%s", raw)
+	}
+	png := filepath.Join(dir, "metrics.png")
+	if err := plotMetrics(png, h); err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := os.ReadFile(png); !bytes.HasPrefix(raw, []byte("\x89PNG")) {
+		t.Fatal("metrics.png is not a PNG")
+	}
+	c := NewConfusion([]string{"cats", "dogs"})
+	c.Add(0, 0)
+	c.Add(0, 1)
+	c.Add(1, 1)
+	var b strings.Builder
+	c.WriteTo(&b)
+	if !strings.Contains(b.String(), "cats     1     1") || !strings.Contains(b.String(), "dogs     0     1") {
+		t.Fatalf("confusion matrix:\n%s", b.String())
+	}
+}
+
+func TestHistoryRoundTrip(t *testing.T) {
+	h := []EpochMetrics{{Epoch: 1, Step: 3, TrainLoss: 0.1234567890123, TrainAcc: 0.5, SamplesPerSec: 12, Seconds: 1}, {Epoch: 2, Step: 6, TrainLoss: 0.2, ValLoss: 0.3, ValAcc: 0.4, HasVal: true}}
+	m := map[string]float64{}
+	historyToMetrics(h, m)
+	got := historyFromMetrics(m, 2)
+	if len(got) != 2 || got[0] != h[0] || got[1] != h[1] {
+		t.Fatalf("got %+v, want %+v", got, h)
+	}
+}
+
+func TestSplitFeaturesNeedsEveryClass(t *testing.T) {
+	idx := &dataset.Index{Classes: []string{"a", "b"}, Train: []dataset.Sample{{Path: "a/1", Label: 0}, {Path: "b/1", Label: 1}}}
+	feats := denseRows([]float32{1, 2}, 1)
+	if _, _, err := splitFeatures(idx, []dataset.Sample{{Path: "a/1", Label: 0}, {Path: "a/2", Label: 0}}, feats); !errors.Is(err, dataset.ErrNoUsableImages) || !strings.Contains(err.Error(), `"b"`) {
+		t.Fatalf("got %v", err)
+	}
+}
