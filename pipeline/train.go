@@ -239,7 +239,14 @@ func DataConfig(cfg *configs.Config) dataset.Config {
 // deterministic random ones of a smoke run.
 func LoadWeights(cfg *configs.Config) (*resnet.Weights, error) {
 	if cfg.Backbone.Weights != "" {
-		return resnet.Load(cfg.Backbone.Weights)
+		w, err := resnet.Load(cfg.Backbone.Weights)
+		if err != nil {
+			return nil, err
+		}
+		if string(w.Arch.Variant) != cfg.Backbone.Variant {
+			return nil, fmt.Errorf("backbone.variant is %s, but %s holds %s weights: set backbone.variant: %s (and check data.preprocess)", cfg.Backbone.Variant, cfg.Backbone.Weights, w.Arch.Variant, w.Arch.Variant)
+		}
+		return w, nil
 	}
 	slog.Warn("backbone.weights is empty: using deterministic RANDOM weights (a smoke run; features from random weights separate classes only weakly)",
 		"width", cfg.Backbone.RandomWidth, "seed", cfg.Data.Seed)

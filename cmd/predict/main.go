@@ -9,7 +9,8 @@
 // With ImageNet weights (a file with the 'predictions' layer), each image's
 // top classes are printed as Keras' decode_predictions gives them: rank,
 // WordNet id, class name, probability. Images are decoded (JPEG, PNG, GIF,
-// BMP, WebP), resized to --size and 'caffe'-preprocessed.
+// BMP, WebP), resized to --size and preprocessed as the weights' variant expects
+// ('caffe' for Keras, 'torch' for torchvision).
 //
 // With a checkpoint of a trained run, each image's probability of each of
 // the run's classes is printed; a folder argument classifies every image in
@@ -60,7 +61,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.checkpoint, "checkpoint", "", "a trained run's checkpoint `folder` (e.g. runs/cats_dogs/checkpoints/best): classify with its classes")
 	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint and folders: write the CSV to this `file` instead of stdout")
 	fs.StringVar(&o.device, "device", "", "where the backbone runs: cpu or cuda (default cpu, or the checkpoint's)")
-	fs.StringVar(&o.preprocess, "preprocess", dataset.PreprocessCaffe, "image preprocessing: caffe (Keras ResNet50) or torch")
+	fs.StringVar(&o.preprocess, "preprocess", "", "image preprocessing: caffe or torch (default: what the weights' variant was trained with, caffe for Keras, torch for torchvision)")
 	fs.StringVar(&o.npyIn, "npy", "", "run on this preprocessed NHWC float32 batch (`.npy`) instead of image files")
 	fs.StringVar(&o.featuresOut, "features-out", "", "with --npy: write the pooled features (N, F) to this `.npy`")
 	fs.StringVar(&o.probsOut, "probs-out", "", "with --npy: write the class probabilities (N, classes) to this `.npy`")
@@ -190,7 +191,11 @@ func classify(o *options, w *resnet.Weights, bb resnet.Backbone, stdout io.Write
 	if w.Classes == 0 {
 		return fmt.Errorf("weights %s have no predictions layer (a 'notop' file): they cannot classify ImageNet classes", o.weights)
 	}
-	cfg := dataset.Config{Height: o.size, Width: o.size, Preprocess: o.preprocess, IgnoreEXIF: o.ignoreEXIF}
+	pre := o.preprocess
+	if pre == "" {
+		pre = w.Arch.Variant.Preprocess()
+	}
+	cfg := dataset.Config{Height: o.size, Width: o.size, Preprocess: pre, IgnoreEXIF: o.ignoreEXIF}
 	per := o.size * o.size * 3
 	for lo := 0; lo < len(o.images); lo += o.batch {
 		paths := o.images[lo:min(lo+o.batch, len(o.images))]

@@ -10,10 +10,35 @@ const (
 	// first block sits on its first 1x1 convolution, convolutions carry a
 	// bias, BatchNorm epsilon is 1.001e-5, inputs are 'caffe'-preprocessed.
 	Keras Variant = "keras"
+
+	// Torchvision is torchvision.models.resnet50 ("v1.5"): the stride of a
+	// stage's first block sits on its 3x3 convolution (the projection
+	// shortcut keeps it too), convolutions have no bias, BatchNorm epsilon
+	// is 1e-5, inputs are 'torch'-preprocessed.
+	Torchvision Variant = "torchvision"
 )
 
-// Keras' BatchNormalization epsilon in ResNet50.
-const kerasBNEpsilon = 1.001e-5
+// BatchNormalization epsilons: Keras' ResNet50 uses 1.001e-5 (cuDNN wants
+// more than 1e-5), PyTorch's default is 1e-5.
+const (
+	kerasBNEpsilon = 1.001e-5
+	torchBNEpsilon = 1e-5
+)
+
+// Preprocess is the image preprocessing the variant's pretrained weights
+// expect, as dataset.Config.Preprocess names it: "caffe" for Keras (BGR,
+// minus the ImageNet means), "torch" for torchvision (RGB/255, minus the
+// ImageNet mean, over its standard deviation). It is "" for an unknown
+// variant.
+func (v Variant) Preprocess() string {
+	switch v {
+	case Keras:
+		return "caffe"
+	case Torchvision:
+		return "torch"
+	}
+	return ""
+}
 
 // ConvSpec is one convolution of the network and the BatchNorm after it.
 type ConvSpec struct {
@@ -37,6 +62,13 @@ type Arch struct {
 	Width   int
 	Stem    ConvSpec
 	Blocks  []Block
+
+	// Epsilon is the BatchNorm epsilon the variant was trained with; the
+	// engines fold it into the convolutions.
+	Epsilon float64
+	// ConvBias says whether convolutions carry a bias (Keras) or not
+	// (torchvision, where the BatchNorm's beta does that job).
+	ConvBias bool
 }
 
 // stages lists ResNet50's four stages: name, base filters at width 64,
@@ -50,14 +82,20 @@ var stages = [...]struct {
 // NewArch returns the plan of a ResNet50 whose stem has width output
 // channels (64 for the real network).
 func NewArch(v Variant, width int) (*Arch, error) {
-	if v != Keras {
-		return nil, fmt.Errorf("resnet: unknown variant %q", v)
+	a := &Arch{Variant: v, Width: width}
+	switch v {
+	case Keras:
+		a.Epsilon, a.ConvBias = kerasBNEpsilon, true
+	case Torchvision:
+		a.Epsilon, a.ConvBias = torchBNEpsilon, false
+	default:
+		return nil, fmt.Errorf("resnet: unknown variant %q: want %q or %q", v, Keras, Torchvision)
 	}
 	if width < 1 || width > 1024 {
 		return nil, fmt.Errorf("resnet: width %d out of range [1, 1024]", width)
 	}
-	a := &Arch{Variant: v, Width: width}
-	// Keras pads with ZeroPadding2D(3) before a valid 7x7/2 convolution.
+	// Keras pads with ZeroPadding2D(3) before a valid 7x7/2 convolution;
+	// torchvision's padding=3 is the same thing.
 	a.Stem = ConvSpec{Name: "conv1", K: 7, Stride: 2, Pad: 3, In: 3, Out: width}
 	in := width
 	for _, st := range stages {
@@ -72,9 +110,15 @@ func NewArch(v Variant, width int) (*Arch, error) {
 			if b == 1 {
 				blk.Shortcut = &ConvSpec{Name: name + "_0", K: 1, Stride: stride, In: in, Out: 4 * f}
 			}
+			// v1 strides the first 1x1 convolution, which then skips
+			// three quarters of its input; v1.5 strides the 3x3 instead.
+			s1, s2 := stride, 1
+			if v == Torchvision {
+				s1, s2 = 1, stride
+			}
 			blk.Convs = [3]ConvSpec{
-				{Name: name + "_1", K: 1, Stride: stride, In: in, Out: f},
-				{Name: name + "_2", K: 3, Stride: 1, Pad: 1, In: f, Out: f},
+				{Name: name + "_1", K: 1, Stride: s1, In: in, Out: f},
+				{Name: name + "_2", K: 3, Stride: s2, Pad: 1, In: f, Out: f},
 				{Name: name + "_3", K: 1, Stride: 1, In: f, Out: 4 * f},
 			}
 			a.Blocks = append(a.Blocks, blk)
@@ -110,7 +154,9 @@ func (a *Arch) spatial(size int) (stem, pool int, blocks []int) {
 	pool = outSize(stem, 3, 2, 1)
 	s := pool
 	for _, b := range a.Blocks {
-		s = outSize(s, b.Convs[0].K, b.Convs[0].Stride, b.Convs[0].Pad)
+		for _, c := range b.Convs {
+			s = outSize(s, c.K, c.Stride, c.Pad)
+		}
 		blocks = append(blocks, s)
 	}
 	return stem, pool, blocks

@@ -66,10 +66,11 @@ func NewCPU(w *Weights) (*CPU, error) {
 }
 
 // fold computes W' = W*s and b' = (b-mean)*s + beta with
-// s = gamma/sqrt(var+eps), in float64.
+// s = gamma/sqrt(var+eps), in float64, with the variant's epsilon; a
+// convolution without a bias (torchvision) has b = 0.
 func fold(w *Weights, c ConvSpec) foldedConv {
 	k := w.data(c.Name + "_conv/kernel")
-	bias := w.data(c.Name + "_conv/bias")
+	bias := w.data(c.Name + "_conv/bias") // nil without a bias
 	gamma := w.data(c.Name + "_bn/gamma")
 	beta := w.data(c.Name + "_bn/beta")
 	mean := w.data(c.Name + "_bn/moving_mean")
@@ -77,8 +78,12 @@ func fold(w *Weights, c ConvSpec) foldedConv {
 	f := foldedConv{spec: c, w: make([]float32, len(k)), b: make([]float32, c.Out)}
 	scale := make([]float64, c.Out)
 	for o := range c.Out {
-		scale[o] = float64(gamma[o]) / math.Sqrt(float64(variance[o])+kerasBNEpsilon)
-		f.b[o] = float32((float64(bias[o])-float64(mean[o]))*scale[o] + float64(beta[o]))
+		scale[o] = float64(gamma[o]) / math.Sqrt(float64(variance[o])+w.Arch.Epsilon)
+		var b float64
+		if bias != nil {
+			b = float64(bias[o])
+		}
+		f.b[o] = float32((b-float64(mean[o]))*scale[o] + float64(beta[o]))
 	}
 	// HWIO flattened row-major is already (ky, kx, cin) x cout.
 	for i, v := range k {
@@ -182,9 +187,11 @@ func (e *CPU) forward(x *tensor.Dense, tap Tap) (*tensor.Dense, error) {
 			short = free[2]
 			e.conv(b.shortcut, e.bufs[cur], n, h, w, e.bufs[short], nil, false)
 		}
+		// The stride sits on the first convolution (Keras) or on the
+		// second (torchvision), so sizes are chained through all three.
 		h1, w1 := e.conv(&b.convs[0], e.bufs[cur], n, h, w, e.bufs[t1], nil, true)
-		e.conv(&b.convs[1], e.bufs[t1], n, h1, w1, e.bufs[t2], nil, true)
-		h, w = e.conv(&b.convs[2], e.bufs[t2], n, h1, w1, e.bufs[t1], e.bufs[short], true)
+		h2, w2 := e.conv(&b.convs[1], e.bufs[t1], n, h1, w1, e.bufs[t2], nil, true)
+		h, w = e.conv(&b.convs[2], e.bufs[t2], n, h2, w2, e.bufs[t1], e.bufs[short], true)
 		cur = t1
 		emit(b.name+"_out", e.bufs[cur], h, w, b.convs[2].spec.Out)
 	}
@@ -215,8 +222,8 @@ func (e *CPU) reserve(n, h, w int) {
 			need(b.shortcut, h, w)
 		}
 		h1, w1 := need(&b.convs[0], h, w)
-		need(&b.convs[1], h1, w1)
-		h, w = need(&b.convs[2], h1, w1)
+		h2, w2 := need(&b.convs[1], h1, w1)
+		h, w = need(&b.convs[2], h2, w2)
 	}
 	for i := range e.bufs {
 		if len(e.bufs[i]) < act {

@@ -245,7 +245,7 @@ func TestLoadErrors(t *testing.T) {
 			m["conv2_block1_3_bn/beta"].Data().([]float32)[3] = float32(math.NaN())
 		}), []string{"nan.npz", `"conv2_block1_3_bn/beta"`, "finite"}},
 		{"half a top", write("top.npz", func(m map[string]*tensor.Dense) { delete(m, "predictions/bias") }), []string{"top.npz", "predictions"}},
-		{"not resnet", write("other.npz", func(m map[string]*tensor.Dense) { delete(m, "conv1_conv/kernel") }), []string{"other.npz", "not a Keras ResNet50"}},
+		{"not resnet", write("other.npz", func(m map[string]*tensor.Dense) { delete(m, "conv1_conv/kernel") }), []string{"other.npz", "not a ResNet50"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load(tc.path)

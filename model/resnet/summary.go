@@ -5,12 +5,18 @@ import "gotransfer/model"
 // Layers lists the network's layers as Keras' ResNet50 builds them, with
 // their output shapes for an h x w input: 175 layers without the top, and
 // avg_pool and a predictions layer of classes outputs with it when
-// classes > 0 (177 in all, as Keras reports for the full model).
+// classes > 0 (177 in all, as Keras reports for the full model). A
+// torchvision network is listed with the same Keras names, its strides
+// where torchvision puts them and no convolution biases.
 func (a *Arch) Layers(h, wd, classes int) []model.Layer {
 	conv := func(c ConvSpec, h, w int) (model.Layer, model.Layer, int, int) {
 		oh, ow := outSize(h, c.K, c.Stride, c.Pad), outSize(w, c.K, c.Stride, c.Pad)
 		shape := []int{oh, ow, c.Out}
-		return model.Layer{Name: c.Name + "_conv", Type: "Conv2D", Shape: shape, Params: c.K*c.K*c.In*c.Out + c.Out},
+		params := c.K * c.K * c.In * c.Out
+		if a.ConvBias {
+			params += c.Out
+		}
+		return model.Layer{Name: c.Name + "_conv", Type: "Conv2D", Shape: shape, Params: params},
 			model.Layer{Name: c.Name + "_bn", Type: "BatchNormalization", Shape: shape, Params: 4 * c.Out, NonTrainable: 2 * c.Out},
 			oh, ow
 	}
@@ -33,14 +39,14 @@ func (a *Arch) Layers(h, wd, classes int) []model.Layer {
 			ls = append(ls, cv, bn)
 		}
 		cv1, bn1, h1, w1 := conv(b.Convs[0], h, wd)
-		cv2, bn2, _, _ := conv(b.Convs[1], h1, w1)
-		cv3, bn3, _, _ := conv(b.Convs[2], h1, w1)
+		cv2, bn2, h2, w2 := conv(b.Convs[1], h1, w1)
+		cv3, bn3, h3, w3 := conv(b.Convs[2], h2, w2)
 		ls = append(ls, cv1, bn1, act(b.Convs[0].Name+"_relu", cv1.Shape),
 			cv2, bn2, act(b.Convs[1].Name+"_relu", cv2.Shape),
 			cv3, bn3,
 			model.Layer{Name: b.Name + "_add", Type: "Add", Shape: cv3.Shape},
 			act(b.Name+"_out", cv3.Shape))
-		h, wd = h1, w1
+		h, wd = h3, w3
 	}
 	if classes > 0 {
 		f := a.FeatureDim()

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"sort"
 	"strings"
 
@@ -19,7 +18,8 @@ import (
 
 // Weights are the parameters of a ResNet50 keyed by Keras weight names
 // ("conv1_conv/kernel", "conv1_bn/gamma", ..., "predictions/bias"), checked
-// against the architecture their stem's width implies.
+// against the architecture their variant and stem's width imply. Both
+// variants use these names: torchvision's are mapped to them on import.
 type Weights struct {
 	// Source says where the weights came from: a file path, or a
 	// description of generated weights.
@@ -33,40 +33,64 @@ type Weights struct {
 	digest  string
 }
 
-// convParams lists the tensors of one convolution and its BatchNorm, with
-// their expected shapes.
-func convParams(c ConvSpec) []struct {
+// variantKey prefixes the array that records a non-Keras variant in an
+// .npz: "variant/torchvision", a float32 array holding 1. A name rather
+// than a string array, because the project's npz files hold float arrays
+// only; in Python, the variant of an np.load'ed file f is
+// next((k[8:] for k in f.files if k.startswith("variant/")), "keras").
+const variantKey = "variant/"
+
+type param struct {
 	name  string
 	shape []int
-} {
-	conv, bn := c.Name+"_conv/", c.Name+"_bn/"
-	return []struct {
-		name  string
-		shape []int
-	}{
-		{conv + "kernel", []int{c.K, c.K, c.In, c.Out}},
-		{conv + "bias", []int{c.Out}},
-		{bn + "gamma", []int{c.Out}},
-		{bn + "beta", []int{c.Out}},
-		{bn + "moving_mean", []int{c.Out}},
-		{bn + "moving_variance", []int{c.Out}},
-	}
 }
 
-// Load reads a ResNet50 .npz weights file (see the package documentation
-// for its layout) and checks every tensor: present, of the expected shape,
-// finite. float64 arrays are converted to float32.
+// convParams lists the tensors of one convolution and its BatchNorm, with
+// their expected shapes; the bias only where the variant has one.
+func convParams(c ConvSpec, bias bool) []param {
+	conv, bn := c.Name+"_conv/", c.Name+"_bn/"
+	ps := []param{{conv + "kernel", []int{c.K, c.K, c.In, c.Out}}}
+	if bias {
+		ps = append(ps, param{conv + "bias", []int{c.Out}})
+	}
+	return append(ps,
+		param{bn + "gamma", []int{c.Out}},
+		param{bn + "beta", []int{c.Out}},
+		param{bn + "moving_mean", []int{c.Out}},
+		param{bn + "moving_variance", []int{c.Out}},
+	)
+}
+
+// Load reads ResNet50 weights and checks every tensor: present, of the
+// expected shape, finite. It reads
+//
+//   - the project's .npz (see the package documentation for its layout),
+//     of either variant; float64 arrays are converted to float32;
+//   - a torchvision ResNet50 state dict as torch.save writes it (.pth, the
+//     zip format of PyTorch >= 1.6 or the older single-pickle format), such
+//     as torchvision's resnet50-11ad3fa6.pth. Nothing in the file is
+//     executed: the pickle may only build dicts and tensors.
+//
+// The format is told from the content, not the name.
 func Load(path string) (*Weights, error) {
+	torch, err := isTorchFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load weights: %w", err)
+	}
+	if torch {
+		w, err := loadPTH(path)
+		if err != nil {
+			return nil, fmt.Errorf("load weights %s: %w", path, err)
+		}
+		return w, nil
+	}
 	a, err := tensorio.OpenNPZ(path)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("load weights: %w", err)
-		}
 		return nil, fmt.Errorf("load weights: %w", err)
 	}
 	defer a.Close()
 	if !a.Has("conv1_conv/kernel") {
-		return nil, fmt.Errorf("load weights %s: no tensor %q: not a Keras ResNet50 weights file (it holds %d arrays)", path, "conv1_conv/kernel", len(a.Names()))
+		return nil, fmt.Errorf("load weights %s: no tensor %q: not a ResNet50 weights file in the project's layout (it holds %d arrays)", path, "conv1_conv/kernel", len(a.Names()))
 	}
 	m := make(map[string]*tensor.Dense, len(a.Names()))
 	for _, name := range a.Names() {
@@ -83,30 +107,50 @@ func Load(path string) (*Weights, error) {
 	return w, nil
 }
 
-// FromTensors checks a set of named tensors as ResNet50 weights. The width
-// is read from conv1_conv/kernel; every other tensor must then match.
+// FromTensors checks a set of named tensors as ResNet50 weights. The
+// variant is Keras unless the set holds a marker "variant/<name>" (as an
+// .npz written by Save does); the width is read from conv1_conv/kernel;
+// every other tensor must then match. A torchvision set has no convolution
+// biases; all-zero ones are accepted and dropped. The map is not modified.
 func FromTensors(source string, m map[string]*tensor.Dense) (*Weights, error) {
-	stem, ok := m["conv1_conv/kernel"]
+	variant, marker := Keras, ""
+	params := make(map[string]*tensor.Dense, len(m))
+	for name, t := range m {
+		if v, ok := strings.CutPrefix(name, variantKey); ok {
+			if marker != "" {
+				return nil, fmt.Errorf("two variant markers, %q and %q", marker, name)
+			}
+			variant, marker = Variant(v), name
+			continue
+		}
+		params[name] = t
+	}
+	stem, ok := params["conv1_conv/kernel"]
 	if !ok {
 		return nil, fmt.Errorf("tensor %q missing", "conv1_conv/kernel")
 	}
 	if s := stem.Shape(); len(s) != 4 || s[0] != 7 || s[1] != 7 || s[2] != 3 {
 		return nil, fmt.Errorf("tensor %q: want shape (7, 7, 3, width), got %v", "conv1_conv/kernel", s)
 	}
-	arch, err := NewArch(Keras, stem.Shape()[3])
+	arch, err := NewArch(variant, stem.Shape()[3])
 	if err != nil {
 		return nil, err
 	}
-	w := &Weights{Source: source, Arch: arch, tensors: m}
+	w := &Weights{Source: source, Arch: arch, tensors: params}
 	for _, c := range arch.Convs() {
-		for _, p := range convParams(c) {
+		for _, p := range convParams(c, arch.ConvBias) {
 			if err := w.check(p.name, p.shape); err != nil {
 				return nil, err
 			}
 		}
+		if !arch.ConvBias {
+			if err := w.dropZeroBias(c); err != nil {
+				return nil, err
+			}
+		}
 	}
-	k, hasK := m["predictions/kernel"]
-	_, hasB := m["predictions/bias"]
+	k, hasK := params["predictions/kernel"]
+	_, hasB := params["predictions/bias"]
 	switch {
 	case hasK != hasB:
 		return nil, errors.New("predictions layer incomplete: want both predictions/kernel and predictions/bias")
@@ -123,6 +167,27 @@ func FromTensors(source string, m map[string]*tensor.Dense) (*Weights, error) {
 		}
 	}
 	return w, nil
+}
+
+// dropZeroBias removes a bias that a variant without convolution biases
+// does not use, provided it is zero: a non-zero one would change the
+// features, so it means the file is not what it says it is.
+func (w *Weights) dropZeroBias(c ConvSpec) error {
+	name := c.Name + "_conv/bias"
+	t, ok := w.tensors[name]
+	if !ok {
+		return nil
+	}
+	if err := w.check(name, []int{c.Out}); err != nil {
+		return err
+	}
+	for i, v := range t.Data().([]float32) {
+		if v != 0 {
+			return fmt.Errorf("tensor %q: element %d is %v: %s convolutions have no bias", name, i, v, w.Arch.Variant)
+		}
+	}
+	delete(w.tensors, name)
+	return nil
 }
 
 func (w *Weights) check(name string, shape []int) error {
@@ -151,10 +216,18 @@ func (w *Weights) check(name string, shape []int) error {
 	return nil
 }
 
-// data returns the backing slice of a checked tensor.
-func (w *Weights) data(name string) []float32 { return w.tensors[name].Data().([]float32) }
+// data returns the backing slice of a checked tensor, nil for one the
+// variant does not have (a torchvision convolution's bias).
+func (w *Weights) data(name string) []float32 {
+	t, ok := w.tensors[name]
+	if !ok {
+		return nil
+	}
+	return t.Data().([]float32)
+}
 
-// Names lists the tensors, sorted.
+// Names lists the tensors, sorted; the variant marker of an .npz is not
+// one of them.
 func (w *Weights) Names() []string {
 	names := make([]string, 0, len(w.tensors))
 	for n := range w.tensors {
@@ -167,19 +240,41 @@ func (w *Weights) Names() []string {
 // Tensor returns the named tensor, or nil.
 func (w *Weights) Tensor(name string) *tensor.Dense { return w.tensors[name] }
 
-// Save writes the weights as an .npz file that Load (and numpy.load) reads.
-func (w *Weights) Save(path string) error { return tensorio.WriteNPZ(path, w.tensors) }
+// arrays returns what an .npz of the weights holds: the tensors and, for a
+// variant other than Keras, its marker.
+func (w *Weights) arrays() map[string]*tensor.Dense {
+	if w.Arch.Variant == Keras {
+		return w.tensors
+	}
+	m := make(map[string]*tensor.Dense, len(w.tensors)+1)
+	for n, t := range w.tensors {
+		m[n] = t
+	}
+	m[variantKey+string(w.Arch.Variant)] = tensor.New(tensor.WithShape(1), tensor.WithBacking([]float32{1}))
+	return m
+}
 
-// Digest is a sha256 over every tensor's name, shape and values: two weight
-// sets with the same digest compute the same features.
+// Save writes the weights as an .npz file that Load (and numpy.load) reads.
+func (w *Weights) Save(path string) error { return tensorio.WriteNPZ(path, w.arrays()) }
+
+// Digest is a sha256 over every array's name, shape and values, the
+// variant marker included: two weight sets with the same digest compute
+// the same features. Weights read from a .pth and from the .npz Save
+// writes of them have the same digest.
 func (w *Weights) Digest() string {
 	if w.digest != "" {
 		return w.digest
 	}
+	m := w.arrays()
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
 	h := sha256.New()
 	var buf []byte
-	for _, n := range w.Names() {
-		t := w.tensors[n]
+	for _, n := range names {
+		t := m[n]
 		buf = append(buf[:0], n...)
 		buf = append(buf, 0)
 		for _, s := range t.Shape() {
@@ -252,10 +347,15 @@ func Random(width, classes int, seed uint64) (*Weights, error) {
 
 // ParamCounts returns Keras' parameter counts for these weights: every
 // kernel and bias is trainable, as are BatchNorm's gamma and beta; the
-// moving statistics are not.
+// moving statistics are not. For torchvision, trainable is what
+// sum(p.numel() for p in model.parameters()) reports (25,557,032 for
+// ResNet50) and non-trainable counts the running statistics.
 func (w *Weights) ParamCounts() (total, trainable, nonTrainable int) {
 	for _, c := range w.Arch.Convs() {
-		trainable += c.K*c.K*c.In*c.Out + c.Out + 2*c.Out
+		trainable += c.K*c.K*c.In*c.Out + 2*c.Out
+		if w.Arch.ConvBias {
+			trainable += c.Out
+		}
 		nonTrainable += 2 * c.Out
 	}
 	if w.Classes > 0 {
