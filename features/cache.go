@@ -1,6 +1,7 @@
 package features
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 
 	"gorgonia.org/tensor"
 
+	"gotransfer/internal/atomicfile"
 	"gotransfer/internal/tensorio"
 )
 
@@ -68,7 +70,7 @@ func Open(root string, key Key, dim int) (*Cache, error) {
 		Key
 		Dim int `json:"feature_dim"`
 	}{key, dim}, "", "  ")
-	if err := writeAtomic(filepath.Join(dir, "key.json"), keyJSON); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "key.json"), keyJSON); err != nil {
 		return nil, fmt.Errorf("feature cache: %w", err)
 	}
 	c := &Cache{dir: dir, dim: dim, index: map[[32]byte]location{}}
@@ -78,7 +80,7 @@ func Open(root string, key Key, dim int) (*Cache, error) {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if strings.HasPrefix(name, ".tmp-") {
+		if strings.HasPrefix(name, atomicfile.TempPrefix) {
 			os.Remove(filepath.Join(dir, name))
 			continue
 		}
@@ -166,25 +168,14 @@ func (c *Cache) Add(digests [][32]byte, paths []string, feats *tensor.Dense) err
 	if err != nil {
 		return err
 	}
-	npyPath := filepath.Join(c.dir, shardName(n, ".npy"))
-	tmp, err := os.CreateTemp(c.dir, ".tmp-")
+	// The .npy first, the .json last: the .json is what makes a shard exist.
+	var npy bytes.Buffer
+	err = tensorio.WriteNPY(&npy, feats)
 	if err == nil {
-		err = tensorio.WriteNPY(tmp, feats)
-		if err == nil {
-			err = tmp.Sync()
-		}
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Rename(tmp.Name(), npyPath)
-		}
-		if err != nil {
-			os.Remove(tmp.Name())
-		}
+		err = atomicfile.WriteFile(filepath.Join(c.dir, shardName(n, ".npy")), npy.Bytes())
 	}
 	if err == nil {
-		err = writeAtomic(filepath.Join(c.dir, shardName(n, ".json")), raw)
+		err = atomicfile.WriteFile(filepath.Join(c.dir, shardName(n, ".json")), raw)
 	}
 	if err != nil {
 		return fmt.Errorf("feature cache: write shard %d: %w", n, err)
@@ -243,27 +234,4 @@ func (c *Cache) Get(digests [][32]byte) (*tensor.Dense, error) {
 		copy(out[i*c.dim:(i+1)*c.dim], data[l.row*c.dim:(l.row+1)*c.dim])
 	}
 	return tensor.New(tensor.WithShape(len(digests), c.dim), tensor.WithBacking(out)), nil
-}
-
-// writeAtomic writes data to path through a synced temporary file and a
-// rename, so that path holds either its old content or all of data.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
 }

@@ -17,6 +17,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"gotransfer/internal/atomicfile"
 )
 
 // EpochMetrics is one line of metrics.jsonl.
@@ -43,7 +45,7 @@ func writeMetrics(runDir string, history []EpochMetrics) error {
 			return err
 		}
 	}
-	return writeFileAtomic(filepath.Join(runDir, "metrics.jsonl"), b.Bytes())
+	return atomicfile.WriteFile(filepath.Join(runDir, "metrics.jsonl"), b.Bytes())
 }
 
 // plotMetrics draws the loss and accuracy curves, train and validation,
@@ -109,7 +111,7 @@ func plotMetrics(path string, history []EpochMetrics) error {
 	if _, err := (vgimg.PngCanvas{Canvas: canvas}).WriteTo(&buf); err != nil {
 		return err
 	}
-	return writeFileAtomic(path, buf.Bytes())
+	return atomicfile.WriteFile(path, buf.Bytes())
 }
 
 // Confusion counts validation predictions: Counts[true][predicted].
@@ -192,28 +194,4 @@ func (p *Progress) Line(format string, args ...any) {
 		fmt.Fprint(p.w, "\r\033[K")
 	}
 	fmt.Fprintf(p.w, format+"\n", args...)
-}
-
-// writeFileAtomic replaces path with data through a synced temporary file
-// and a rename.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

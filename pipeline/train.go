@@ -18,6 +18,7 @@ import (
 	"gotransfer/configs"
 	"gotransfer/dataset"
 	"gotransfer/features"
+	"gotransfer/internal/atomicfile"
 	"gotransfer/model/head"
 	"gotransfer/model/resnet"
 )
@@ -180,7 +181,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		}
 		var b strings.Builder
 		conf.WriteTo(&b)
-		if err := writeFileAtomic(filepath.Join(runDir, "confusion.txt"), []byte(b.String())); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(runDir, "confusion.txt"), []byte(b.String())); err != nil {
 			return nil, err
 		}
 		progress.Line("validation confusion matrix (rows: true class):\n%s", strings.TrimRight(b.String(), "\n"))
@@ -221,7 +222,7 @@ func prepareRunDir(cfg *configs.Config, resume bool) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(saved, raw)
+	return atomicfile.WriteFile(saved, raw)
 }
 
 // DataConfig is the dataset's view of a configuration.
