@@ -237,9 +237,9 @@ func (e *CPU) reserve(n, h, w int) {
 
 // conv computes out = act(conv(in) + bias [+ residual]) and returns the
 // output's spatial size. The output rows (pixels) are split among the
-// CPUs; each worker lays out its own rows' receptive fields, pre-fills its
-// rows with the bias and residual, runs a single-threaded sgemm on them and
-// applies ReLU while they are still in cache.
+// CPUs; each worker lays out its own rows' receptive fields, runs a
+// single-threaded sgemm on them and adds bias and residual and applies ReLU
+// in one vectorized pass while they are still in cache.
 func (e *CPU) conv(c *foldedConv, in []float32, n, h, w int, out, residual []float32, relu bool) (oh, ow int) {
 	s := c.spec
 	oh, ow = outSize(h, s.K, s.Stride, s.Pad), outSize(w, s.K, s.Stride, s.Pad)
@@ -248,17 +248,6 @@ func (e *CPU) conv(c *foldedConv, in []float32, n, h, w int, out, residual []flo
 	direct := s.K == 1 && s.Stride == 1 && s.Pad == 0
 	parallelFor(rows, func(lo, hi int) {
 		o := out[lo*s.Out : hi*s.Out]
-		for r := 0; r < hi-lo; r++ {
-			row := o[r*s.Out : (r+1)*s.Out]
-			if residual == nil {
-				copy(row, c.b)
-				continue
-			}
-			res := residual[(lo+r)*s.Out : (lo+r+1)*s.Out]
-			for j, bj := range c.b {
-				row[j] = res[j] + bj
-			}
-		}
 		var a []float32
 		if direct {
 			a = in[lo*kdim : hi*kdim]
@@ -266,14 +255,12 @@ func (e *CPU) conv(c *foldedConv, in []float32, n, h, w int, out, residual []flo
 			a = e.col[lo*kdim : hi*kdim]
 			im2col(in, n, h, w, s, oh, ow, lo, hi, a)
 		}
-		openblas.Sgemm(hi-lo, s.Out, kdim, 1, a, c.w, 1, o)
-		if relu {
-			for j, v := range o {
-				if v < 0 {
-					o[j] = 0
-				}
-			}
+		openblas.Sgemm(hi-lo, s.Out, kdim, 1, a, c.w, 0, o)
+		var res []float32
+		if residual != nil {
+			res = residual[lo*s.Out : hi*s.Out]
 		}
+		epilogue(o, c.b, res, relu)
 	})
 	return oh, ow
 }
