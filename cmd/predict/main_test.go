@@ -115,7 +115,7 @@ func TestBadInput(t *testing.T) {
 		{"not an image", []string{"--weights", weights, "--size", "64", notImage}, 1, "cat.jpg"},
 		{"bad flag", []string{"--frobnicate"}, 2, "frobnicate"},
 		{"bad device", []string{"--weights", weights, "--device", "tpu", cat}, 1, `"tpu"`},
-		{"cuda not built", []string{"--weights", weights, "--device", "cuda", cat}, 1, "rebuild with -tags cuda"},
+		{"cuda not built", []string{"--weights", weights, "--device", "cuda", cat}, 1, "rebuild with -tags gotransfer_cuda"},
 		{"npy without outputs", []string{"--weights", weights, "--npy", "x.npy"}, 2, "--features-out"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-//go:build !cuda
+//go:build !gotransfer_cuda && !cudaemu
 
 package resnet
 
@@ -11,7 +11,7 @@ import (
 func TestCUDAWithoutTag(t *testing.T) {
 	w, _ := Random(8, 0, 1)
 	_, err := New(w, "cuda")
-	if !errors.Is(err, ErrNoCUDA) || !strings.Contains(err.Error(), "rebuild with -tags cuda") {
+	if !errors.Is(err, ErrNoCUDA) || !strings.Contains(err.Error(), "rebuild with -tags gotransfer_cuda") {
 		t.Fatalf("got %v, want the rebuild-with-cuda error", err)
 	}
 }
