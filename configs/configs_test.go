@@ -43,7 +43,7 @@ func TestShippedConfigsParse(t *testing.T) {
 		{"data.dir", s.Data.Dir, filepath.Join("..", "runs", "smoke-data")},
 		{"data.image_size", s.Data.ImageSize, []int{64, 64}},
 		{"backbone.weights", s.Backbone.Weights, ""},
-		{"backbone.random_width", s.Backbone.RandomWidth, 8},
+		{"backbone.random_width", s.Backbone.RandomWidth, 32},
 		{"head.layers", s.Head.Layers, []int{64, 32}},
 		{"train.epochs", s.Train.Epochs, 3},
 		{"run.dir", s.Run.Dir, filepath.Join("..", "runs", "smoke")},
@@ -223,7 +223,7 @@ data.exif_orientation=true
 data.crop_to_aspect_ratio=false
 data.preprocess="caffe"
 backbone.weights=""
-backbone.random_width=8
+backbone.random_width=32
 backbone.variant="keras"
 head.layers=[64 32]
 head.activation="relu"

@@ -82,10 +82,12 @@
 //
 // # Synthetic data
 //
-// [Synthesize] writes a deterministic two-class dataset (cats: smooth
-// ellipses; dogs: striped rectangles; random colours, positions, sizes, image
-// sizes, JPEG or PNG) for tests, smoke runs and demos. The command
-// `go run ./scripts/synthdata -out DIR -n N -seed S` wraps it.
+// [Synthesize] writes a deterministic two-class dataset (cats: soft blobs
+// with no edges; dogs: large rectangles of coarse high-contrast checks;
+// random colours, positions, sizes, image sizes, JPEG or PNG) for tests,
+// smoke runs and demos. The classes differ by texture even after resizing to
+// 64x64, so that the features of a random backbone separate them too. The
+// command `go run ./scripts/synthdata -out DIR -n N -seed S` wraps it.
 //
 // # Speed and memory
 //

@@ -18,12 +18,18 @@ var SynthClasses = []string{"cats", "dogs"}
 
 // Synthesize writes perClass images into root/cats and root/dogs (creating
 // them) so that tests, smoke runs and demos need no download. The two classes
-// are visually separable whatever the colours: "cats" images show smooth
-// filled ellipses, "dogs" images striped rectangles, on a smooth gradient;
-// colours, positions, sizes, image sizes (96 to 512 pixels a side, any aspect
-// ratio) and formats (about half JPEG, half PNG) are random. Image i of a
-// class depends only on (seed, class, i), so the output is byte-identical for
-// a given seed (and Go release), and a larger perClass only adds files.
+// are visually separable whatever the colours, by texture and shape: "cats"
+// images show soft oval blobs that fade into a smooth gradient background,
+// with no edge anywhere; "dogs" images show large rectangles of coarse,
+// high-contrast checks on the same kind of background. Colours, positions,
+// sizes, image sizes (96 to 512 pixels a side, any aspect ratio) and formats
+// (about half JPEG, half PNG) are random. Shapes and checks are drawn in
+// coordinates relative to the image's width and height, so that they keep
+// their look after resizing to any square network input (the checks stay a
+// few pixels wide even at 64x64): texture, not colour, is the strongest cue,
+// which even the features of a random, untrained backbone pick up. Image i of
+// a class depends only on (seed, class, i), so the output is byte-identical
+// for a given seed (and Go release), and a larger perClass only adds files.
 func Synthesize(root string, perClass int, seed int64) error {
 	if perClass < 0 {
 		return fmt.Errorf("dataset: synthesize: negative count %d", perClass)
@@ -69,8 +75,8 @@ func Synthesize(root string, perClass int, seed int64) error {
 	return firstErr
 }
 
-// synthImage draws image i of class (0 = ellipses, 1 = stripes) and returns
-// its file name and encoded bytes.
+// synthImage draws image i of class (0 = blobs, 1 = checks) and returns its
+// file name and encoded bytes.
 func synthImage(class, i int, seed int64) (string, []byte, error) {
 	r := splitmix{state: uint64(seed)*0x9e3779b97f4a7c15 ^ uint64(class)<<40 ^ uint64(i)}
 	r.next()
@@ -79,38 +85,56 @@ func synthImage(class, i int, seed int64) (string, []byte, error) {
 	colour := func() [3]float64 { return [3]float64{unit() * 255, unit() * 255, unit() * 255} }
 
 	w, h := between(96, 512), between(96, 512)
+	fw, fh := float64(w), float64(h)
 	m := image.NewRGBA(image.Rect(0, 0, w, h))
 	// Background: a linear gradient between two colours, in a random direction.
 	c0, c1 := colour(), colour()
 	angle := unit() * 2 * math.Pi
 	dx, dy := math.Cos(angle), math.Sin(angle)
-	norm := math.Abs(dx)*float64(w) + math.Abs(dy)*float64(h)
+	norm := math.Abs(dx)*fw + math.Abs(dy)*fh
 	for y := range h {
 		for x := range w {
-			t := ((float64(x)-float64(w)/2)*dx+(float64(y)-float64(h)/2)*dy)/norm + 0.5
+			t := ((float64(x)-fw/2)*dx+(float64(y)-fh/2)*dy)/norm + 0.5
 			set(m, x, y, mix(c0, c1, t))
 		}
 	}
-	side := float64(min(w, h))
-	for range between(1, 3) {
-		cx, cy := (0.15+0.7*unit())*float64(w), (0.15+0.7*unit())*float64(h)
-		rx, ry := side*(0.1+0.25*unit()), side*(0.1+0.25*unit())
-		fg, fg2 := colour(), colour()
-		for dist(fg, fg2) < 150 { // stripes must show
-			fg2 = colour()
-		}
-		period := float64(between(6, 16))
-		sa := unit() * math.Pi
-		sx, sy := math.Cos(sa), math.Sin(sa)
-		for y := max(0, int(cy-ry)); y < min(h, int(cy+ry)+1); y++ {
-			for x := max(0, int(cx-rx)); x < min(w, int(cx+rx)+1); x++ {
-				u, v := (float64(x)-cx)/rx, (float64(y)-cy)/ry
-				if class == 0 { // a filled ellipse
-					if u*u+v*v <= 1 {
-						set(m, x, y, fg)
+	if class == 0 {
+		// One to three soft blobs: the colour fades from the centre to the
+		// background along a raised cosine, so no edge shows anywhere.
+		for range between(1, 3) {
+			cx, cy := (0.2+0.6*unit())*fw, (0.2+0.6*unit())*fh
+			rx, ry := fw*(0.2+0.3*unit()), fh*(0.2+0.3*unit())
+			fg := colour()
+			for y := max(0, int(cy-ry)); y < min(h, int(cy+ry)+1); y++ {
+				for x := max(0, int(cx-rx)); x < min(w, int(cx+rx)+1); x++ {
+					u, v := (float64(x)-cx)/rx, (float64(y)-cy)/ry
+					if d := math.Sqrt(u*u + v*v); d < 1 {
+						blend(m, x, y, fg, 0.5+0.5*math.Cos(math.Pi*d))
 					}
-				} else if math.Abs(u) <= 1 && math.Abs(v) <= 1 { // a striped rectangle
-					if math.Mod(math.Abs(float64(x)*sx+float64(y)*sy), period) < period/2 {
+				}
+			}
+		}
+	} else {
+		// One or two rectangles spanning 60% to 90% of the image's width
+		// and height (less where the border clips them), filled with a
+		// checkerboard of two strongly different colours turned by a random
+		// angle; a check is 5% to 7% of the image's width and height.
+		for range between(1, 2) {
+			cx, cy := (0.3+0.4*unit())*fw, (0.3+0.4*unit())*fh
+			rx, ry := fw*(0.3+0.15*unit()), fh*(0.3+0.15*unit())
+			fg, fg2 := colour(), colour()
+			for dist(fg, fg2) < 400 { // the checks must show
+				fg2 = colour()
+			}
+			period := 0.1 + 0.04*unit()
+			sa := unit() * math.Pi
+			sx, sy := math.Cos(sa), math.Sin(sa)
+			for y := max(0, int(cy-ry)); y < min(h, int(cy+ry)+1); y++ {
+				for x := max(0, int(cx-rx)); x < min(w, int(cx+rx)+1); x++ {
+					u, v := float64(x)/fw, float64(y)/fh
+					a := math.Floor((u*sx + v*sy) / (period / 2))
+					b := math.Floor((v*sx - u*sy) / (period / 2))
+					if int64(a+b)&1 == 0 {
 						set(m, x, y, fg)
 					} else {
 						set(m, x, y, fg2)
@@ -136,6 +160,12 @@ func dist(a, b [3]float64) float64 {
 func mix(a, b [3]float64, t float64) [3]float64 {
 	t = min(max(t, 0), 1)
 	return [3]float64{a[0] + (b[0]-a[0])*t, a[1] + (b[1]-a[1])*t, a[2] + (b[2]-a[2])*t}
+}
+
+// blend sets pixel (x, y) to mix(its colour, c, a).
+func blend(m *image.RGBA, x, y int, c [3]float64, a float64) {
+	p := m.Pix[m.PixOffset(x, y):]
+	set(m, x, y, mix([3]float64{float64(p[0]), float64(p[1]), float64(p[2])}, c, a))
 }
 
 func set(m *image.RGBA, x, y int, c [3]float64) {

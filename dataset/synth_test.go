@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -146,5 +147,58 @@ func TestSynthesizeSeparable(t *testing.T) {
 	}
 	if acc := float64(best) / float64(len(all)); acc < 0.95 {
 		t.Errorf("threshold accuracy %.2f, want >= 0.95 (scores %v)", acc, all)
+	}
+}
+
+// TestSynthesizeTextureSurvivesResize checks the property the smoke run
+// relies on: after resizing to the smoke's 64x64 input, the mean difference
+// between neighbouring pixels (texture energy) of every "dogs" image is
+// well above that of every "cats" image, whatever the colours and image
+// sizes, so that even a random backbone's features tell the classes apart.
+func TestSynthesizeTextureSurvivesResize(t *testing.T) {
+	root := t.TempDir()
+	if err := Synthesize(root, 24, 11); err != nil {
+		t.Fatal(err)
+	}
+	const side = 64
+	cfg := Config{Height: side, Width: side, Preprocess: PreprocessNone, Workers: 1}
+	energy := func(path string) float64 {
+		px, _, err := Load(cfg, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := 0.0
+		for y := range side {
+			for x := range side {
+				for c := range 3 {
+					v := px[(y*side+x)*3+c]
+					if x+1 < side {
+						sum += math.Abs(float64(v - px[(y*side+x+1)*3+c]))
+					}
+					if y+1 < side {
+						sum += math.Abs(float64(v - px[((y+1)*side+x)*3+c]))
+					}
+				}
+			}
+		}
+		return sum / (2 * side * (side - 1))
+	}
+	maxCat, minDog := 0.0, math.Inf(1)
+	for class, name := range SynthClasses {
+		files, err := filepath.Glob(filepath.Join(root, name, "*"))
+		if err != nil || len(files) != 24 {
+			t.Fatalf("%s: %d files, %v", name, len(files), err)
+		}
+		for _, f := range files {
+			if e := energy(f); class == 0 {
+				maxCat = max(maxCat, e)
+			} else {
+				minDog = min(minDog, e)
+			}
+		}
+	}
+	t.Logf("texture energy at %dx%d: cats at most %.1f, dogs at least %.1f", side, side, maxCat, minDog)
+	if minDog < 2*maxCat {
+		t.Errorf("texture energy at %dx%d: cats up to %.1f, dogs down to %.1f; want every dog at least twice every cat", side, side, maxCat, minDog)
 	}
 }
