@@ -115,7 +115,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		return nil, err
 	}
 	if n := skips.Len(); n > 0 {
-		progress.Line("skipped %d unusable files (listed in %s)", n, filepath.Join(runDir, "skipped.tsv"))
+		progress.Line("skipped %d unusable files (listed in %s)", n, filepath.Join(runDir, "skipped.jsonl"))
 	}
 	progress.Line("features ready in %s", time.Since(extractStart).Round(time.Millisecond))
 	train, val, err := splitFeatures(idx, kept, feats)
@@ -325,7 +325,7 @@ func writeSkips(runDir string, skips *dataset.SkipLog) {
 	if skips.Len() == 0 {
 		return
 	}
-	if err := skips.WriteReport(filepath.Join(runDir, "skipped.tsv")); err != nil {
+	if err := skips.WriteReport(filepath.Join(runDir, "skipped.jsonl")); err != nil {
 		slog.Warn("could not write the skipped-files report", "err", err)
 	}
 }

@@ -45,6 +45,6 @@
 // Weights.Save writes the .npz of any weights, so a .pth needs reading
 // only once.
 //
-// The scripts export_keras_h5.py and export_torchvision.py write the .npz
+// The scripts export_keras_resnet50.py and export_torchvision.py write the .npz
 // from Keras' .h5 files and from a .pth with Python.
 package resnet

@@ -79,7 +79,7 @@ func TestKerasH5Export(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	script := filepath.Join("..", "..", "scripts", "export_keras_h5.py")
+	script := filepath.Join("..", "..", "scripts", "export_keras_resnet50.py")
 	dir := t.TempDir()
 	run := func(args ...string) (string, error) {
 		b, err := exec.Command(py, args...).CombinedOutput()

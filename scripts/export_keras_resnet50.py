@@ -3,14 +3,14 @@
 
 From the official weight files, with h5py alone (no TensorFlow):
 
-    python3 scripts/export_keras_h5.py resnet50_weights_tf_dim_ordering_tf_kernels.h5 resnet50.npz
-    python3 scripts/export_keras_h5.py resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 resnet50_notop.npz
+    python3 scripts/export_keras_resnet50.py resnet50_weights_tf_dim_ordering_tf_kernels.h5 resnet50.npz
+    python3 scripts/export_keras_resnet50.py resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 resnet50_notop.npz
 
 or from a live Keras model, where TensorFlow / Keras is installed (the
 source is then an .h5 for keras.applications.ResNet50(weights=...), or
 "imagenet" to let Keras download it):
 
-    python3 scripts/export_keras_h5.py --from-keras imagenet resnet50.npz
+    python3 scripts/export_keras_resnet50.py --from-keras imagenet resnet50.npz
 
 Official files, and the md5 this script checks:
 
