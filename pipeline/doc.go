@@ -23,5 +23,5 @@
 //	metrics.jsonl        one line per epoch: losses, accuracies, speed
 //	metrics.png          the loss and accuracy curves
 //	confusion.txt        the validation confusion matrix at the end
-//	skipped.jsonl          the image files that could not be used, and why
+//	skipped.jsonl        the image files that could not be used, and why
 package pipeline

@@ -179,9 +179,20 @@ func TestResumeRefusesChangedConfig(t *testing.T) {
 	if err := dataset.Synthesize(data, 8, 1); err != nil {
 		t.Fatal(err)
 	}
+	// A broken file is skipped and reported, not fatal.
+	os.WriteFile(filepath.Join(data, "cats", "broken.jpg"), []byte("not a jpeg"), 0o644)
 	cfg := smokeConfig(t, dir, data, filepath.Join(dir, "run"), filepath.Join(dir, "cache"))
-	if code, _, stderr := train(t, "--config", cfg); code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
+	code, out, stderr := train(t, "--config", cfg)
+	if code != 0 || !strings.Contains(out, "skipped 1 unusable files") {
+		t.Fatalf("exit %d:\n%s\n%s", code, out, stderr)
+	}
+	if report, _ := os.ReadFile(filepath.Join(dir, "run", "skipped.jsonl")); !strings.Contains(string(report), "cats/broken.jpg") {
+		t.Fatalf("skipped.jsonl does not list the broken file: %q", report)
+	}
+	for _, f := range []string{"metrics.jsonl", "metrics.png", "confusion.txt", "config.yaml"} {
+		if _, err := os.Stat(filepath.Join(dir, "run", f)); err != nil {
+			t.Errorf("run folder lacks %s: %v", f, err)
+		}
 	}
 	// A fresh start over existing checkpoints is refused.
 	if code, _, stderr := train(t, "--config", cfg); code != 1 || !strings.Contains(stderr, "--resume") {
@@ -190,7 +201,7 @@ func TestResumeRefusesChangedConfig(t *testing.T) {
 	// More epochs may be resumed.
 	raw, _ := os.ReadFile(cfg)
 	os.WriteFile(cfg, bytes.Replace(raw, []byte("epochs: 3"), []byte("epochs: 4"), 1), 0o644)
-	code, out, stderr := train(t, "--config", cfg, "--resume")
+	code, out, stderr = train(t, "--config", cfg, "--resume")
 	if code != 0 || !strings.Contains(out, "epoch 4/4") || strings.Contains(out, "epoch 1/4") {
 		t.Fatalf("resume with more epochs: exit %d\n%s\n%s", code, out, stderr)
 	}
