@@ -161,3 +161,23 @@ func (a *Arch) spatial(size int) (stem, pool int, blocks []int) {
 	}
 	return stem, pool, blocks
 }
+
+// blockBuffers picks, for a block whose input is in buffer cur of the
+// engine's four, the buffers of its shortcut (the input itself without a
+// projection) and of its two inner activations. The block's output goes to
+// t1, free again once the 3x3 convolution has read it.
+func blockBuffers(cur int, projection bool) (short, t1, t2 int) {
+	var free [3]int
+	k := 0
+	for j := range 4 {
+		if j != cur {
+			free[k] = j
+			k++
+		}
+	}
+	short = cur
+	if projection {
+		short = free[2]
+	}
+	return short, free[0], free[1]
+}

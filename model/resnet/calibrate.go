@@ -88,15 +88,8 @@ func Calibrate(w *Weights, x *tensor.Dense) (*Weights, error) {
 	h, wd = maxPool3x3s2(b[0], n, h, wd, a.Stem.Out, b[1])
 	cur := 1
 	for _, blk := range a.Blocks {
-		free := []int{}
-		for j := range b {
-			if j != cur {
-				free = append(free, j)
-			}
-		}
-		short, t1, t2 := cur, free[0], free[1]
+		short, t1, t2 := blockBuffers(cur, blk.Shortcut != nil)
 		if blk.Shortcut != nil {
-			short = free[2]
 			convBN(*blk.Shortcut, b[cur], h, wd, b[short])
 		}
 		h1, w1 := convBN(blk.Convs[0], b[cur], h, wd, b[t1])

@@ -176,15 +176,8 @@ func (e *CPU) forward(x *tensor.Dense, tap Tap) (*tensor.Dense, error) {
 	cur := 1
 	for i := range e.blocks {
 		b := &e.blocks[i]
-		free := make([]int, 0, 3)
-		for j := range e.bufs {
-			if j != cur {
-				free = append(free, j)
-			}
-		}
-		short, t1, t2 := cur, free[0], free[1]
+		short, t1, t2 := blockBuffers(cur, b.shortcut != nil)
 		if b.shortcut != nil {
-			short = free[2]
 			e.conv(b.shortcut, e.bufs[cur], n, h, w, e.bufs[short], nil, false)
 		}
 		// The stride sits on the first convolution (Keras) or on the
