@@ -64,39 +64,10 @@ func newGPUOrSkip(t testing.TB, w *Weights) *GPU {
 	return b.(*GPU)
 }
 
-// relDiff is max|got-want| / max|want|.
-func relDiff(t testing.TB, what string, got, want *tensor.Dense) float64 {
-	t.Helper()
-	if !got.Shape().Eq(want.Shape()) {
-		t.Fatalf("%s: shape %v, want %v", what, got.Shape(), want.Shape())
-	}
-	g, w := got.Data().([]float32), want.Data().([]float32)
-	var scale, worst float64
-	for i := range w {
-		scale = math.Max(scale, math.Abs(float64(w[i])))
-		d := math.Abs(float64(g[i] - w[i]))
-		if math.IsNaN(d) {
-			d = math.Inf(1)
-		}
-		worst = math.Max(worst, d)
-	}
-	if scale == 0 {
-		return worst
-	}
-	return worst / scale
-}
-
-// checkNear fails the test when got is further than parityTol from want and
-// returns the relative difference.
+// checkNear is assertNear at the parity bound.
 func checkNear(t testing.TB, what string, got, want *tensor.Dense) float64 {
 	t.Helper()
-	r := relDiff(t, what, got, want)
-	if !(r <= parityTol) {
-		t.Errorf("%s: max |diff| / max|ref| = %.3g exceeds %.0e", what, r, parityTol)
-	} else {
-		t.Logf("%s: max |diff| / max|ref| = %.2g", what, r)
-	}
-	return r
+	return assertNear(t, what, got, want, parityTol)
 }
 
 func randomImages(n, h, w int, seed uint64) *tensor.Dense {
@@ -152,40 +123,15 @@ func TestGPUGoldenParity(t *testing.T) {
 				t.Fatal(err)
 			}
 			e := newGPUOrSkip(t, w)
-			x := readNPY(t, filepath.Join(dir, "inputs.npy"))
-			acts := map[string]*tensor.Dense{}
-			feats, err := e.FeaturesWithTaps(x, func(name string, a *tensor.Dense) { acts[name] = a })
-			if err != nil {
-				t.Fatal(err)
-			}
-			files, _ := filepath.Glob(filepath.Join(dir, "act_*.npy"))
-			if len(files) == 0 {
-				t.Fatal("no act_*.npy references")
-			}
-			var worst float64
-			for _, f := range files {
-				layer := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "act_"), ".npy")
-				got, ok := acts[layer]
-				if !ok {
-					t.Errorf("no activation tapped for %s", layer)
-					continue
-				}
-				worst = math.Max(worst, checkNear(t, layer, got, readNPY(t, f)))
-			}
-			fr := checkNear(t, "features", feats, readNPY(t, filepath.Join(dir, "features.npy")))
-			probs, err := w.Classify(feats)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pr := checkNear(t, "probs", probs, readNPY(t, filepath.Join(dir, "probs.npy")))
+			res := checkGolden(t, dir, w, e)
 			// Without taps the batch takes the normal (chunked) path.
-			plain, err := e.Features(x)
+			plain, err := e.Features(readNPY(t, filepath.Join(dir, "inputs.npy")))
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkNear(t, "features without taps", plain, feats)
+			checkNear(t, "features without taps", plain, res.feats)
 			detail = fmt.Sprintf("max|diff|/max|ref| activations %.2g, features %.2g, probs %.2g (bound %.0e, FP32, no TF32) on %s",
-				worst, fr, pr, parityTol, e.Device())
+				res.acts, res.features, res.probs, parityTol, e.Device())
 		})
 	}
 }

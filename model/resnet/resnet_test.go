@@ -47,29 +47,85 @@ func readNPY(t *testing.T, path string) *tensor.Dense {
 	return x
 }
 
-// assertNear checks |got-want| <= tol * max|want| element-wise.
-func assertNear(t *testing.T, what string, got, want *tensor.Dense, tol float64) {
+// relDiff is max|got-want| / max|want|; a NaN counts as infinitely far.
+func relDiff(t testing.TB, what string, got, want *tensor.Dense) float64 {
 	t.Helper()
 	if !got.Shape().Eq(want.Shape()) {
 		t.Fatalf("%s: shape %v, want %v", what, got.Shape(), want.Shape())
 	}
 	g, w := got.Data().([]float32), want.Data().([]float32)
-	var scale float64
-	for _, v := range w {
-		scale = math.Max(scale, math.Abs(float64(v)))
-	}
-	var worst float64
-	at := 0
+	var scale, worst float64
 	for i := range w {
-		if d := math.Abs(float64(g[i] - w[i])); d > worst {
-			worst, at = d, i
+		scale = math.Max(scale, math.Abs(float64(w[i])))
+		d := math.Abs(float64(g[i] - w[i]))
+		if math.IsNaN(d) {
+			d = math.Inf(1)
 		}
+		worst = math.Max(worst, d)
 	}
-	if worst > tol*scale {
-		t.Errorf("%s: max |diff| %.3g at %d (got %v, want %v) exceeds %.0e x max|ref| %.3g", what, worst, at, g[at], w[at], tol, scale)
+	if scale == 0 {
+		return worst
+	}
+	return worst / scale
+}
+
+// assertNear fails the test when got is further than tol x max|want| from
+// want anywhere, and returns the relative difference.
+func assertNear(t testing.TB, what string, got, want *tensor.Dense, tol float64) float64 {
+	t.Helper()
+	r := relDiff(t, what, got, want)
+	if !(r <= tol) {
+		t.Errorf("%s: max |diff| / max|ref| = %.3g exceeds %.0e", what, r, tol)
 	} else {
-		t.Logf("%s: max |diff| / max|ref| = %.2g", what, worst/scale)
+		t.Logf("%s: max |diff| / max|ref| = %.2g", what, r)
 	}
+	return r
+}
+
+// tapper is an engine that reports intermediate activations.
+type tapper interface {
+	FeaturesWithTaps(x *tensor.Dense, tap Tap) (*tensor.Dense, error)
+}
+
+// goldenResult is what checkGolden found: the worst relative differences,
+// and the engine's features.
+type goldenResult struct {
+	acts, features, probs float64
+	feats                 *tensor.Dense
+}
+
+// checkGolden runs a golden folder's inputs through e and checks every
+// tapped activation (act_<layer>.npy), the features and the probabilities
+// of w's top within 1e-4 of each reference's largest magnitude.
+func checkGolden(t *testing.T, dir string, w *Weights, e tapper) goldenResult {
+	t.Helper()
+	x := readNPY(t, filepath.Join(dir, "inputs.npy"))
+	acts := map[string]*tensor.Dense{}
+	feats, err := e.FeaturesWithTaps(x, func(name string, a *tensor.Dense) { acts[name] = a })
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "act_*.npy"))
+	if len(files) == 0 {
+		t.Fatal("no act_*.npy references")
+	}
+	res := goldenResult{feats: feats}
+	for _, f := range files {
+		layer := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "act_"), ".npy")
+		got, ok := acts[layer]
+		if !ok {
+			t.Errorf("no activation tapped for %s", layer)
+			continue
+		}
+		res.acts = math.Max(res.acts, assertNear(t, layer, got, readNPY(t, f), 1e-4))
+	}
+	res.features = assertNear(t, "features", feats, readNPY(t, filepath.Join(dir, "features.npy")), 1e-4)
+	probs, err := w.Classify(feats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.probs = assertNear(t, "probs", probs, readNPY(t, filepath.Join(dir, "probs.npy")), 1e-4)
+	return res
 }
 
 func TestKerasParity(t *testing.T) {
@@ -88,31 +144,7 @@ func TestKerasParity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			x := readNPY(t, filepath.Join(dir, "inputs.npy"))
-			acts := map[string]*tensor.Dense{}
-			feats, err := e.FeaturesWithTaps(x, func(name string, a *tensor.Dense) { acts[name] = a })
-			if err != nil {
-				t.Fatal(err)
-			}
-			files, _ := filepath.Glob(filepath.Join(dir, "act_*.npy"))
-			if len(files) == 0 {
-				t.Fatal("no act_*.npy references")
-			}
-			for _, f := range files {
-				layer := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "act_"), ".npy")
-				got, ok := acts[layer]
-				if !ok {
-					t.Errorf("no activation tapped for %s", layer)
-					continue
-				}
-				assertNear(t, layer, got, readNPY(t, f), 1e-4)
-			}
-			assertNear(t, "features", feats, readNPY(t, filepath.Join(dir, "features.npy")), 1e-4)
-			probs, err := w.Classify(feats)
-			if err != nil {
-				t.Fatal(err)
-			}
-			assertNear(t, "probs", probs, readNPY(t, filepath.Join(dir, "probs.npy")), 1e-4)
+			checkGolden(t, dir, w, e)
 		})
 	}
 }

@@ -56,31 +56,7 @@ func TestTorchvisionParity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := readNPY(t, filepath.Join(torchGolden, "inputs.npy"))
-	acts := map[string]*tensor.Dense{}
-	feats, err := e.FeaturesWithTaps(x, func(name string, a *tensor.Dense) { acts[name] = a })
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, _ := filepath.Glob(filepath.Join(torchGolden, "act_*.npy"))
-	if len(files) == 0 {
-		t.Fatal("no act_*.npy references")
-	}
-	for _, f := range files {
-		layer := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "act_"), ".npy")
-		got, ok := acts[layer]
-		if !ok {
-			t.Errorf("no activation tapped for %s", layer)
-			continue
-		}
-		assertNear(t, layer, got, readNPY(t, f), 1e-4)
-	}
-	assertNear(t, "features", feats, readNPY(t, filepath.Join(torchGolden, "features.npy")), 1e-4)
-	probs, err := w.Classify(feats)
-	if err != nil {
-		t.Fatal(err)
-	}
-	assertNear(t, "probs", probs, readNPY(t, filepath.Join(torchGolden, "probs.npy")), 1e-4)
+	checkGolden(t, torchGolden, w, e)
 }
 
 // TestTorchvisionNPZ checks that the .npz Save writes of .pth weights
