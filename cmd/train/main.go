@@ -43,11 +43,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(fs.Output(), "usage: train --config FILE [--resume | --check-data | --summary]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return cli.Usagef("%v", err)
+	if err := cli.Parse(fs, args, stderr); err != nil {
+		return err
 	}
 	switch {
 	case *config == "":

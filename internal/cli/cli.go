@@ -58,6 +58,23 @@ func Run(name string, args []string, stdout, stderr io.Writer, run func(args []s
 	}
 }
 
+// Parse parses args with fs. A mistake becomes a one-line UsageError
+// (without the flag package's usage dump); -h or --help prints the usage
+// to stderr and returns flag.ErrHelp.
+func Parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.Usage()
+		return err
+	case err != nil:
+		return Usagef("%v (see -help)", err)
+	}
+	return nil
+}
+
 // UsageError is a mistake in the command line.
 type UsageError struct{ Msg string }
 

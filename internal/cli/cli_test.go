@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"flag"
 	"io"
 	"strings"
 	"testing"
@@ -26,5 +27,24 @@ func TestRun(t *testing.T) {
 				t.Fatalf("code %d stderr %q, want %d %q", code, errb.String(), tc.code, tc.stderr)
 			}
 		})
+	}
+}
+
+func TestParse(t *testing.T) {
+	newFS := func() *flag.FlagSet {
+		fs := flag.NewFlagSet("tool", flag.ContinueOnError)
+		fs.Int("n", 1, "a number")
+		return fs
+	}
+	var errb strings.Builder
+	if err := Parse(newFS(), []string{"-n", "3"}, &errb); err != nil || errb.Len() != 0 {
+		t.Fatalf("good flags: %v, stderr %q", err, errb.String())
+	}
+	err := Parse(newFS(), []string{"-frobnicate"}, &errb)
+	if !errors.As(err, new(UsageError)) || !strings.Contains(err.Error(), "frobnicate") || errb.Len() != 0 {
+		t.Fatalf("bad flag: %v, stderr %q (want one error, no usage dump)", err, errb.String())
+	}
+	if err := Parse(newFS(), []string{"-help"}, &errb); !errors.Is(err, flag.ErrHelp) || !strings.Contains(errb.String(), "a number") {
+		t.Fatalf("-help: %v, stderr %q", err, errb.String())
 	}
 }
