@@ -1,8 +1,14 @@
 package pipeline
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
+	"sort"
+	"strings"
 
 	"gorgonia.org/tensor"
 
@@ -86,6 +92,85 @@ func (c *Classifier) Predict(path string) ([]float32, error) {
 		return nil, err
 	}
 	return probs.Data().([]float32), nil
+}
+
+// PredictFolder classifies every image under root (recursively, hidden
+// files and folders left out) in batches, decoding ahead of the backbone,
+// and calls fn for each image in path order: with its path under root and
+// its probabilities, or with the reason it could not be used.
+func (c *Classifier) PredictFolder(ctx context.Context, root string, batch int, fn func(path string, probs []float32, err error) error) error {
+	var samples []dataset.Sample
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && p != root && strings.HasPrefix(d.Name(), ".") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && dataset.IsImageName(d.Name()) {
+			rel, err := filepath.Rel(root, p)
+			if err != nil {
+				return err
+			}
+			samples = append(samples, dataset.Sample{Path: filepath.ToSlash(rel)})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.Slice(samples, func(i, j int) bool { return samples[i].Path < samples[j].Path })
+	cfg := c.data
+	cfg.Root = root
+	skips := &dataset.SkipLog{}
+	next := 0 // samples before next have been reported
+	// report calls fn for the samples up to path, the skipped ones with
+	// their reasons.
+	reasons := func() map[string]string {
+		m := map[string]string{}
+		for _, s := range skips.Entries() {
+			m[s.Path] = s.Reason
+		}
+		return m
+	}
+	flushSkipped := func(until string) error {
+		why := reasons()
+		for ; next < len(samples) && samples[next].Path != until; next++ {
+			p := samples[next].Path
+			if err := fn(filepath.Join(root, filepath.FromSlash(p)), nil, fmt.Errorf("%s", why[p])); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for b, err := range dataset.Stream(ctx, cfg, samples, batch, skips) {
+		if err != nil {
+			if errors.Is(err, dataset.ErrNoUsableImages) {
+				break // every image was unusable: each is reported below
+			}
+			return err
+		}
+		f, err := c.backbone.Features(b.Images)
+		b.Release()
+		if err != nil {
+			return err
+		}
+		probs, err := c.head.Forward(f)
+		if err != nil {
+			return err
+		}
+		k := len(c.Classes)
+		for i, p := range b.Paths {
+			if err := flushSkipped(p); err != nil {
+				return err
+			}
+			if err := fn(filepath.Join(root, filepath.FromSlash(p)), probs.Data().([]float32)[i*k:(i+1)*k], nil); err != nil {
+				return err
+			}
+			next++
+		}
+	}
+	return flushSkipped("")
 }
 
 // Close releases the backbone.

@@ -19,14 +19,13 @@
 package main
 
 import (
+	"context"
 	"encoding/csv"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -262,36 +261,20 @@ func classifyWithCheckpoint(o *options, stdout io.Writer) error {
 		return err
 	}
 	defer c.Close()
-	var paths []string
-	folders := false
+	var files, folders []string
 	for _, arg := range o.images {
 		st, err := os.Stat(arg)
 		if err != nil {
 			return err
 		}
-		if !st.IsDir() {
-			paths = append(paths, arg)
-			continue
-		}
-		folders = true
-		err = filepath.WalkDir(arg, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() && p != arg && d.Name()[0] == '.' {
-				return filepath.SkipDir
-			}
-			if !d.IsDir() && dataset.IsImageName(d.Name()) {
-				paths = append(paths, p)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
+		if st.IsDir() {
+			folders = append(folders, arg)
+		} else {
+			files = append(files, arg)
 		}
 	}
-	if !folders {
-		for _, p := range paths {
+	if len(folders) == 0 {
+		for _, p := range files {
 			probs, err := c.Predict(p)
 			if err != nil {
 				return err
@@ -313,33 +296,41 @@ func classifyWithCheckpoint(o *options, stdout io.Writer) error {
 		out = f
 	}
 	w := csv.NewWriter(out)
-	header := append([]string{"path", "predicted"}, c.Classes...)
-	w.Write(append(header, "error"))
-	failed := 0
-	for _, p := range paths {
-		probs, err := c.Predict(p)
+	w.Write(append(append([]string{"path", "predicted"}, c.Classes...), "error"))
+	done, failed := 0, 0
+	row := func(path string, probs []float32, err error) error {
 		if err != nil {
-			// One unreadable image in a folder is reported, not fatal.
-			slog.Warn("image skipped", "path", p, "err", err)
-			w.Write(append(append([]string{p, ""}, make([]string, len(c.Classes))...), err.Error()))
+			// One unusable image is reported in its row, not fatal.
 			failed++
-			continue
+			return w.Write(append(append([]string{path, ""}, make([]string, len(c.Classes))...), err.Error()))
 		}
+		done++
 		best := 0
-		row := []string{p, ""}
+		r := []string{path, ""}
 		for i, v := range probs {
 			if v > probs[best] {
 				best = i
 			}
-			row = append(row, strconv.FormatFloat(float64(v), 'f', 6, 32))
+			r = append(r, strconv.FormatFloat(float64(v), 'f', 6, 32))
 		}
-		row[1] = c.Classes[best]
-		w.Write(append(row, ""))
+		r[1] = c.Classes[best]
+		return w.Write(append(r, ""))
+	}
+	for _, p := range files {
+		probs, err := c.Predict(p)
+		if err := row(p, probs, err); err != nil {
+			return err
+		}
+	}
+	for _, dir := range folders {
+		if err := c.PredictFolder(context.Background(), dir, o.batch, row); err != nil {
+			return err
+		}
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
 		return err
 	}
-	slog.Info("classified", "images", len(paths)-failed, "skipped", failed)
+	slog.Info("classified", "images", done, "unusable", failed)
 	return nil
 }
