@@ -3,6 +3,7 @@ package tensorio
 import (
 	"archive/zip"
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 
 	"codeberg.org/sbinet/npyio/npy"
 	"gorgonia.org/tensor"
+
+	"gotransfer/internal/atomicfile"
 )
 
 // maxElements bounds one array: 1<<31 float32 values (8 GiB) is far beyond
@@ -254,13 +257,11 @@ func (a *Archive) Read(name string) (*tensor.Dense, error) {
 func (a *Archive) Close() error { return a.file.Close() }
 
 // WriteNPZ writes the named tensors to an .npz archive at path, in sorted
-// name order, uncompressed (as numpy.savez does).
+// name order, uncompressed (as numpy.savez does). The file appears whole
+// or not at all (see atomicfile).
 func WriteNPZ(path string, arrays map[string]*tensor.Dense) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	zw := zip.NewWriter(f)
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
 	names := make([]string, 0, len(arrays))
 	for n := range arrays {
 		names = append(names, n)
@@ -272,13 +273,11 @@ func WriteNPZ(path string, arrays map[string]*tensor.Dense) error {
 			err = WriteNPY(w, arrays[n])
 		}
 		if err != nil {
-			f.Close()
 			return fmt.Errorf("write %s: array %q: %w", path, n, err)
 		}
 	}
 	if err := zw.Close(); err != nil {
-		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return f.Close()
+	return atomicfile.WriteFile(path, buf.Bytes())
 }
