@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -92,6 +93,8 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		return nil, err
 	}
 	defer bb.Close()
+	progress.Line("backbone: ResNet50 (%s, width %d, %d features) on %s, from %s",
+		weights.Arch.Variant, weights.Arch.Width, bb.FeatureDim(), cmp.Or(cfg.Backbone.Device, "cpu"), weights.Source)
 
 	skips := &dataset.SkipLog{}
 	cache, err := features.Open(cfg.Cache.Dir, CacheKey(cfg, weights), bb.FeatureDim())
