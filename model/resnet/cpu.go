@@ -13,10 +13,13 @@ import (
 )
 
 // foldedConv is a convolution with its BatchNorm folded in: kernel rows in
-// (ky, kx, cin) order, one column per output channel, and one bias.
+// (ky, kx, cin) order, one column per output channel, and one bias. Where
+// the CPU engine runs the convolution with Winograd, u holds the kernel's
+// transform (see winogradFilter) instead, and w is nil; else u is nil.
 type foldedConv struct {
 	spec ConvSpec
 	w, b []float32
+	u    []float32
 }
 
 type foldedBlock struct {
@@ -25,11 +28,12 @@ type foldedBlock struct {
 	convs    [3]foldedConv
 }
 
-// CPU runs the frozen ResNet50 on the CPU in NHWC layout. Every
-// convolution is one OpenBLAS sgemm: 1x1 convolutions multiply the
-// activations directly, larger or strided ones go through im2col. The
-// output is pre-filled with the bias (and, on a block's last convolution,
-// the shortcut), so sgemm accumulates into it, and ReLU follows in place.
+// CPU runs the frozen ResNet50 on the CPU in NHWC layout. 1x1
+// convolutions are one OpenBLAS sgemm on the activations, 3x3 ones with
+// stride 1 use Winograd's F(2x2, 3x3) (16 smaller sgemms on transformed
+// tiles, see convWinograd), the others (the stem, torchvision's strided
+// 3x3) one sgemm after im2col. Bias, the shortcut on a block's last
+// convolution and ReLU are applied in one pass over the output.
 // Buffers grow to the largest batch seen and are reused, so nothing is
 // allocated per batch after the first.
 //
@@ -42,6 +46,13 @@ type CPU struct {
 	mu   sync.Mutex
 	bufs [4][]float32
 	col  []float32
+
+	// Winograd scratch, one per worker, and a row of zeros.
+	wino     [][]float32
+	winoZero []float32
+	// winogradConvs counts the convolutions run with Winograd, so that
+	// tests can tell the fast path is taken.
+	winogradConvs int
 }
 
 // NewCPU folds the weights' BatchNorms into their convolutions and returns
@@ -59,6 +70,12 @@ func NewCPU(w *Weights) (*CPU, error) {
 		}
 		for i, c := range b.Convs {
 			fb.convs[i] = fold(w, c)
+			if winograd(c) {
+				// Only the transform is used from here on; dropping the
+				// kernel keeps 16 floats per channel pair instead of 25.
+				fb.convs[i].u = winogradFilter(&fb.convs[i])
+				fb.convs[i].w = nil
+			}
 		}
 		e.blocks = append(e.blocks, fb)
 	}
@@ -104,6 +121,7 @@ func (e *CPU) Close() error {
 	defer e.mu.Unlock()
 	e.bufs = [4][]float32{}
 	e.col = nil
+	e.wino, e.winoZero = nil, nil
 	return nil
 }
 
@@ -197,13 +215,19 @@ func (e *CPU) forward(x *tensor.Dense, tap Tap) (*tensor.Dense, error) {
 
 // reserve grows the buffers to what a batch of n images of h x w needs.
 func (e *CPU) reserve(n, h, w int) {
-	act, col := 0, 0
+	act, col, wino, zero := 0, 0, 0, 0
 	need := func(c *foldedConv, h, w int) (int, int) {
 		s := c.spec
 		oh, ow := outSize(h, s.K, s.Stride, s.Pad), outSize(w, s.K, s.Stride, s.Pad)
 		act = max(act, n*h*w*s.In, n*oh*ow*s.Out)
+		// im2col room is kept for the Winograd convolutions too:
+		// Calibrate runs them with raw kernels, which have no Winograd
+		// transform, through this engine's buffers.
 		if s.K != 1 || s.Stride != 1 || s.Pad != 0 {
 			col = max(col, n*oh*ow*s.K*s.K*s.In)
+		}
+		if c.u != nil {
+			wino, zero = max(wino, winogradScratch(s)), max(zero, s.In, s.Out)
 		}
 		return oh, ow
 	}
@@ -226,6 +250,9 @@ func (e *CPU) reserve(n, h, w int) {
 	if len(e.col) < col {
 		e.col = make([]float32, col)
 	}
+	if wino > 0 {
+		e.growWinograd(runtime.GOMAXPROCS(0), wino, zero)
+	}
 }
 
 // conv computes out = act(conv(in) + bias [+ residual]) and returns the
@@ -234,6 +261,9 @@ func (e *CPU) reserve(n, h, w int) {
 // single-threaded sgemm on them and adds bias and residual and applies ReLU
 // in one vectorized pass while they are still in cache.
 func (e *CPU) conv(c *foldedConv, in []float32, n, h, w int, out, residual []float32, relu bool) (oh, ow int) {
+	if c.u != nil {
+		return e.convWinograd(c, in, n, h, w, out, residual, relu)
+	}
 	s := c.spec
 	oh, ow = outSize(h, s.K, s.Stride, s.Pad), outSize(w, s.K, s.Stride, s.Pad)
 	rows := n * oh * ow
@@ -288,40 +318,6 @@ func im2col(in []float32, n, h, w int, s ConvSpec, oh, ow, lo, hi int, col []flo
 			}
 		}
 	}
-}
-
-// maxPool3x3s2 is Keras' ZeroPadding2D(1) + MaxPooling2D(3, 2). Its input
-// comes out of a ReLU, so zero padding never wins a max and the window can
-// simply skip the border.
-func maxPool3x3s2(in []float32, n, h, w, c int, out []float32) (oh, ow int) {
-	oh, ow = outSize(h, 3, 2, 1), outSize(w, 3, 2, 1)
-	parallelFor(n*oh*ow, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			b, rem := r/(oh*ow), r%(oh*ow)
-			oy, ox := rem/ow, rem%ow
-			dst := out[r*c : (r+1)*c]
-			clear(dst) // the zero padding
-			for ky := range 3 {
-				iy := 2*oy - 1 + ky
-				if iy < 0 || iy >= h {
-					continue
-				}
-				for kx := range 3 {
-					ix := 2*ox - 1 + kx
-					if ix < 0 || ix >= w {
-						continue
-					}
-					src := in[((b*h+iy)*w+ix)*c : ((b*h+iy)*w+ix+1)*c]
-					for j, v := range src {
-						if v > dst[j] {
-							dst[j] = v
-						}
-					}
-				}
-			}
-		}
-	})
-	return oh, ow
 }
 
 // globalAvgPool averages each image's hw pixels per channel, in float64.
