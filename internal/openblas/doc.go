@@ -1,7 +1,7 @@
 // Package openblas routes the matrix products of this project to OpenBLAS.
 //
 // The frozen backbone spends nearly all of its time in single-precision
-// matrix products (every convolution is lowered to one), and the dense head
+// matrix products (every convolution is lowered to them), and the dense head
 // trained by gorgonia does too. Both go through this package so that one
 // library, OpenBLAS, does the heavy arithmetic with all cores.
 //
