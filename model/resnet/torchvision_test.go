@@ -135,17 +135,26 @@ func TestTorchvisionExportScript(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("export_torchvision.py: %v\n%s", err, b)
 	}
+	if b := sameAsGolden(t, out); b.Arch.Variant != Torchvision {
+		t.Fatalf("exported npz: variant %s", b.Arch.Variant)
+	}
+}
+
+// sameAsGolden loads path and requires the golden .pth's weights, by digest.
+func sameAsGolden(t *testing.T, path string) *Weights {
+	t.Helper()
 	a, err := Load(filepath.Join(torchGolden, "weights.pth"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Load(out)
+	b, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Arch.Variant != Torchvision || a.Digest() != b.Digest() {
-		t.Fatalf("exported npz: variant %s, digest equal %v", b.Arch.Variant, a.Digest() == b.Digest())
+	if a.Digest() != b.Digest() {
+		t.Fatalf("%s loads as other weights than the golden .pth", path)
 	}
+	return b
 }
 
 // TestTorchvisionLegacyFormat re-saves the golden state dict in the
@@ -159,17 +168,7 @@ torch.save(sd, sys.argv[2], _use_new_zipfile_serialization=False)`
 	if b, err := exec.Command(py, "-c", code, filepath.Join(torchGolden, "weights.pth"), out).CombinedOutput(); err != nil {
 		t.Fatalf("writing a legacy .pth: %v\n%s", err, b)
 	}
-	a, err := Load(filepath.Join(torchGolden, "weights.pth"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := Load(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.Digest() != b.Digest() {
-		t.Fatal("legacy and zip formats read differently")
-	}
+	sameAsGolden(t, out)
 	raw, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
