@@ -3,6 +3,7 @@ package dataset
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -85,21 +86,33 @@ func Scan(cfg Config) (*Index, error) {
 // listClasses returns the configured classes, checked, or the sorted
 // non-hidden sub-folders of Root.
 func listClasses(cfg Config) ([]string, error) {
-	if len(cfg.Classes) > 0 {
-		seen := map[string]bool{}
-		for _, c := range cfg.Classes {
-			if c == "" || seen[c] {
-				return nil, fmt.Errorf("dataset: class list %q: empty or repeated name %q", cfg.Classes, c)
-			}
-			seen[c] = true
-			if ok, err := isDir(filepath.Join(cfg.Root, filepath.FromSlash(c)), cfg.FollowSymlinks); err != nil {
-				return nil, fmt.Errorf("dataset: class %q: %w", c, err)
-			} else if !ok {
-				return nil, fmt.Errorf("dataset: class %q: %s is not a folder", c, filepath.Join(cfg.Root, c))
-			}
-		}
-		return append([]string(nil), cfg.Classes...), nil
+	if len(cfg.Classes) == 0 {
+		return subfolders(cfg)
 	}
+	seen := map[string]bool{}
+	for _, c := range cfg.Classes {
+		if c == "" || seen[c] {
+			return nil, fmt.Errorf("dataset: class list %q: empty or repeated name %q", cfg.Classes, c)
+		}
+		seen[c] = true
+		dir := filepath.Join(cfg.Root, filepath.FromSlash(c))
+		ok, err := isDir(dir, cfg.FollowSymlinks)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			// The usual slip is the name (Cat for cats): say what is there.
+			have, _ := subfolders(cfg)
+			return nil, fmt.Errorf("dataset: class %q: no folder %s (the class folders in %s are %q)", c, dir, cfg.Root, have)
+		case err != nil:
+			return nil, fmt.Errorf("dataset: class %q: %w", c, err)
+		case !ok:
+			return nil, fmt.Errorf("dataset: class %q: %s is not a folder", c, dir)
+		}
+	}
+	return append([]string(nil), cfg.Classes...), nil
+}
+
+// subfolders returns the sorted non-hidden sub-folders of Root.
+func subfolders(cfg Config) ([]string, error) {
 	entries, err := os.ReadDir(cfg.Root)
 	if err != nil {
 		return nil, fmt.Errorf("dataset: list classes: %w", err)

@@ -55,7 +55,8 @@ func TestScan(t *testing.T) {
 		},
 		{name: "one class", files: []string{"a/1.jpg", "b/readme.txt"}, err: "class \"b\" has no image file"},
 		{name: "single folder", files: []string{"a/1.jpg"}, err: "need at least two classes, found 1"},
-		{name: "missing configured class", files: []string{"a/1.jpg", "b/1.jpg"}, classes: []string{"a", "x"}, err: `class "x"`},
+		{name: "missing configured class", files: []string{"a/1.jpg", "b/1.jpg"}, classes: []string{"a", "x"}, err: `class "x": no folder`},
+		{name: "misspelt class lists the folders", files: []string{"cats/1.jpg", "dogs/1.jpg", ".git/x"}, classes: []string{"Cat", "Dog"}, err: `are ["cats" "dogs"]`},
 		{name: "repeated configured class", files: []string{"a/1.jpg", "b/1.jpg"}, classes: []string{"a", "a"}, err: "repeated"},
 	}
 	for _, tc := range tests {
