@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -183,6 +184,60 @@ func TestTrainerResumesExactly(t *testing.T) {
 	}
 }
 
+// TestTrainerResumesWithAnotherBatch stops a run in the middle of an epoch
+// and resumes it with another batch size: every epoch must still train on
+// each example exactly once.
+func TestTrainerResumesWithAnotherBatch(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	train, val := randomSplit(rng, 23, 6, 2), randomSplit(rng, 8, 6, 2)
+	for _, tc := range []struct{ before, after, stop int }{{5, 4, 2}, {4, 8, 3}, {3, 16, 1}, {8, 2, 2}} {
+		dir := t.TempDir()
+		seen := map[int][]int{} // epoch -> rows
+		epoch := func(tr *Trainer) func([]int) {
+			return func(rows []int) { seen[tr.epoch] = append(seen[tr.epoch], rows...) }
+		}
+		first := newTrainer(t, dir, train, val)
+		first.Batch, first.Every, first.Epochs = tc.before, 1, 2
+		ctx, cancel := context.WithCancel(context.Background())
+		steps := 0
+		record := epoch(first)
+		first.onStep = func(rows []int) {
+			record(rows)
+			if steps++; steps == tc.stop {
+				cancel()
+			}
+		}
+		if _, err := first.Fit(ctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("%+v: first run: %v", tc, err)
+		}
+		second := newTrainer(t, dir, train, val)
+		second.Batch, second.Epochs = tc.after, 2
+		last, err := second.Checkpoints.Latest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ck, err := checkpoints.Load(last.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := second.Resume(ck); err != nil {
+			t.Fatal(err)
+		}
+		second.onStep = epoch(second)
+		if _, err := second.Fit(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		for e := range 2 {
+			rows := slices.Sorted(slices.Values(seen[e]))
+			for i, r := range rows {
+				if i != r || len(rows) != train.Len() {
+					t.Fatalf("%+v: epoch %d trained on rows %v, want each of the %d once", tc, e+1, rows, train.Len())
+				}
+			}
+		}
+	}
+}
+
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
@@ -193,7 +248,7 @@ type stepCounter struct {
 	n      *int
 }
 
-func (s *stepCounter) step() {
+func (s *stepCounter) step([]int) {
 	if *s.n++; *s.n >= s.limit {
 		s.cancel()
 	}

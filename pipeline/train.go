@@ -61,8 +61,12 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	progress := NewProgress(opts.Out)
 	runDir := cfg.Run.Dir
 	ckDir := filepath.Join(runDir, "checkpoints")
-	if err := prepareRunDir(cfg, opts.Resume); err != nil {
+	applied, err := prepareRunDir(cfg, opts.Resume)
+	if err != nil {
 		return nil, err
+	}
+	if len(applied) > 0 {
+		progress.Line("resuming with changed settings: %s", strings.Join(applied, "; "))
 	}
 
 	dcfg := DataConfig(cfg)
@@ -196,36 +200,39 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 
 // prepareRunDir creates the run folder and saves the configuration in it.
 // A fresh run refuses a folder that already has checkpoints; a resumed run
-// refuses a configuration whose data, backbone or head changed.
-func prepareRunDir(cfg *configs.Config, resume bool) error {
+// refuses a configuration whose data, backbone or head changed, and returns
+// the other changes (epochs, learning rate, ...), which apply from here on.
+func prepareRunDir(cfg *configs.Config, resume bool) (applied []string, err error) {
 	runDir := cfg.Run.Dir
 	saved := filepath.Join(runDir, "config.yaml")
 	if entries, err := os.ReadDir(filepath.Join(runDir, "checkpoints")); err == nil && len(entries) > 0 && !resume {
-		return fmt.Errorf("run folder %s already has checkpoints: add --resume to continue it, or set run.dir to a new folder", runDir)
+		return nil, fmt.Errorf("run folder %s already has checkpoints: add --resume to continue it, or set run.dir to a new folder", runDir)
 	}
 	if resume {
 		if old, err := configs.Load(saved); err == nil {
-			var changed []string
+			var refused []string
 			for _, c := range configs.Diff(old, cfg) {
 				if c.Resume {
-					changed = append(changed, c.String())
+					refused = append(refused, c.String())
+				} else {
+					applied = append(applied, c.String())
 				}
 			}
-			if len(changed) > 0 {
-				return fmt.Errorf("cannot resume %s: %s (start a new run folder for a new configuration)", runDir, strings.Join(changed, "; "))
+			if len(refused) > 0 {
+				return nil, fmt.Errorf("cannot resume %s: %s (start a new run folder for a new configuration)", runDir, strings.Join(refused, "; "))
 			}
 		} else if !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("resume: %w", err)
+			return nil, fmt.Errorf("resume: %w", err)
 		}
 	}
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
-		return fmt.Errorf("run folder: %w", err)
+		return nil, fmt.Errorf("run folder: %w", err)
 	}
 	raw, err := cfg.Marshal(runDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return atomicfile.WriteFile(saved, raw)
+	return applied, atomicfile.WriteFile(saved, raw)
 }
 
 // DataConfig is the dataset's view of a configuration.

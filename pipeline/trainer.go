@@ -55,8 +55,9 @@ type Trainer struct {
 	history            []EpochMetrics
 	best               float64
 	wait               int
-	// onStep, if set, is called after every step (tests stop runs with it).
-	onStep func()
+	// onStep, if set, is called after every step with the rows of Train it
+	// used (tests stop runs with it and check which examples were seen).
+	onStep func(rows []int)
 	// running sums of the epoch in progress
 	lossSum       float64
 	correct, seen int
@@ -128,40 +129,41 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 	for i := range rows {
 		rows[i] = i
 	}
-	steps := (t.Train.Len() + t.Batch - 1) / t.Batch
 	start, startEpoch := time.Now(), t.epoch
 	for t.epoch < t.Epochs {
 		epochStart := time.Now()
 		order := dataset.Shuffle(rows, t.Seed, t.epoch)
 		seenAtStart := t.seen
-		for ; t.stepInEpoch < steps; t.stepInEpoch++ {
+		// The epoch goes on from the examples already seen, not from a step
+		// number, so that a run resumed mid-epoch with another train.batch
+		// still sees each example once.
+		steps := t.stepInEpoch + (len(order)-t.seen+t.Batch-1)/t.Batch
+		for t.seen < len(order) {
 			if err := ctx.Err(); err != nil {
 				return t.history, err
 			}
-			idx := order[t.stepInEpoch*t.Batch : min((t.stepInEpoch+1)*t.Batch, len(order))]
+			idx := order[t.seen:min(t.seen+t.Batch, len(order))]
 			x, y := gather(t.Train, idx, dim)
 			loss, correct, err := t.Head.TrainStep(x, y, t.Opt)
 			if err != nil {
 				return t.history, fmt.Errorf("epoch %d step %d: %w", t.epoch+1, t.stepInEpoch+1, err)
 			}
 			if math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) {
-				return t.history, fmt.Errorf("epoch %d step %d: loss is %v: training diverged (lower train.adam.learning_rate?)", t.epoch+1, t.stepInEpoch+1, loss)
+				return t.history, fmt.Errorf("epoch %d step %d: loss is %v: training diverged (lower train.adam.lr?)", t.epoch+1, t.stepInEpoch+1, loss)
 			}
 			t.lossSum += float64(loss) * float64(len(idx))
 			t.correct += correct
 			t.seen += len(idx)
 			t.step++
+			t.stepInEpoch++
 			rate := float64(t.seen-seenAtStart) / time.Since(epochStart).Seconds()
-			t.Progress.Bar(fmt.Sprintf("epoch %d/%d", t.epoch+1, t.Epochs), t.stepInEpoch+1, steps,
+			t.Progress.Bar(fmt.Sprintf("epoch %d/%d", t.epoch+1, t.Epochs), t.stepInEpoch, steps,
 				fmt.Sprintf("loss %.4f acc %.3f  %.0f samples/s", t.lossSum/float64(t.seen), float64(t.correct)/float64(t.seen), rate))
 			if t.onStep != nil {
-				t.onStep()
+				t.onStep(idx)
 			}
-			if t.Every > 0 && t.step%int64(t.Every) == 0 && t.stepInEpoch+1 < steps {
-				t.stepInEpoch++ // the checkpoint resumes after this step
-				err := t.save(nil)
-				t.stepInEpoch--
-				if err != nil {
+			if t.Every > 0 && t.step%int64(t.Every) == 0 && t.seen < len(order) {
+				if err := t.save(nil); err != nil {
 					return t.history, err
 				}
 			}

@@ -202,7 +202,8 @@ func TestResumeRefusesChangedConfig(t *testing.T) {
 	raw, _ := os.ReadFile(cfg)
 	os.WriteFile(cfg, bytes.Replace(raw, []byte("epochs: 3"), []byte("epochs: 4"), 1), 0o644)
 	code, out, stderr = train(t, "--config", cfg, "--resume")
-	if code != 0 || !strings.Contains(out, "epoch 4/4") || strings.Contains(out, "epoch 1/4") {
+	if code != 0 || !strings.Contains(out, "epoch 4/4") || strings.Contains(out, "epoch 1/4") ||
+		!strings.Contains(out, "resuming with changed settings: train.epochs changed from 3 to 4") {
 		t.Fatalf("resume with more epochs: exit %d\n%s\n%s", code, out, stderr)
 	}
 	// Another head may not.
