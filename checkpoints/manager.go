@@ -331,3 +331,24 @@ func (m *Manager) follow(link string) (Info, bool) {
 	}
 	return Info{Dir: dir, Manifest: man}, true
 }
+
+// Find returns the checkpoint folder that path names, reading only: path
+// itself if it holds a manifest; else the checkpoint that the "best" link,
+// or failing that the "last" link, names in path or in its checkpoints/
+// sub-folder, so that a manager's folder or a whole run folder will do.
+func Find(path string) (string, error) {
+	if _, err := os.Stat(filepath.Join(path, ManifestFile)); err == nil {
+		return path, nil
+	}
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	for _, dir := range []string{path, filepath.Join(path, "checkpoints")} {
+		for _, link := range []string{BestLink, LastLink} {
+			if _, err := os.Stat(filepath.Join(dir, link, ManifestFile)); err == nil {
+				return filepath.Join(dir, link), nil
+			}
+		}
+	}
+	return "", fmt.Errorf("checkpoint %s: no %s in it, and no %s or %s checkpoint in it or in its checkpoints/ folder", path, ManifestFile, BestLink, LastLink)
+}

@@ -310,3 +310,46 @@ func TestManagerOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestFind resolves what users pass as a checkpoint: the folder itself, the
+// manager's folder or the run folder, best before last.
+func TestFind(t *testing.T) {
+	run := t.TempDir()
+	ckDir := filepath.Join(run, "checkpoints")
+	m := quietManager(t, ckDir, 3)
+	if _, err := m.Save(sampleManifest(10, 0.1), sample(1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Save(sampleManifest(20, 0.5), sample(2)); err != nil {
+		t.Fatal(err)
+	}
+	noBest := filepath.Join(t.TempDir(), "checkpoints")
+	m2 := quietManager(t, noBest, 3)
+	if _, err := m2.Save(Manifest{Step: 5}, sample(3)); err != nil { // no val_loss: no best
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, want, err string }{
+		{path: filepath.Join(ckDir, Name(20)), want: filepath.Join(ckDir, Name(20))},
+		{path: filepath.Join(ckDir, LastLink), want: filepath.Join(ckDir, LastLink)},
+		{path: ckDir, want: filepath.Join(ckDir, BestLink)},
+		{path: run, want: filepath.Join(ckDir, BestLink)},
+		{path: noBest, want: filepath.Join(noBest, LastLink)},
+		{path: t.TempDir(), err: "no manifest.json in it, and no best or last checkpoint"},
+		{path: filepath.Join(run, "missing"), err: "no such file"},
+	} {
+		got, err := Find(tc.path)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("Find(%s) = %q, %v; want an error containing %q", tc.path, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("Find(%s) = %q, %v; want %q", tc.path, got, err, tc.want)
+			continue
+		}
+		if man, err := ReadManifest(got); err != nil || (tc.path == run && man.Step != 10) {
+			t.Errorf("Find(%s): %s: step %d, %v", tc.path, got, man.Step, err)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -29,10 +30,19 @@ type Classifier struct {
 	data     dataset.Config
 }
 
-// LoadClassifier rebuilds the classifier a checkpoint was trained as. The
-// backbone weights must be the very ones used in training (checked by their
+// LoadClassifier rebuilds the classifier a checkpoint was trained as.
+// path is a checkpoint folder, or a run (or its checkpoints/) folder, whose
+// best checkpoint, else its last, is used (checkpoints.Find). The backbone
+// weights must be the very ones used in training (checked by their
 // sha256). device "" keeps the configured one.
-func LoadClassifier(checkpointDir, device string) (*Classifier, error) {
+func LoadClassifier(path, device string) (*Classifier, error) {
+	checkpointDir, err := checkpoints.Find(path)
+	if err != nil {
+		return nil, err
+	}
+	if checkpointDir != path {
+		slog.Info("using checkpoint", "dir", checkpointDir)
+	}
 	ck, err := checkpoints.Load(checkpointDir)
 	if err != nil {
 		return nil, err

@@ -157,6 +157,10 @@ func TestCheckpoint(t *testing.T) {
 	if len(lines) != 3 || lines[0] != img || !strings.Contains(lines[1], "cats") || !strings.Contains(lines[2], "dogs") {
 		t.Fatalf("unexpected output:\n%s", out)
 	}
+	// The run folder will do: its best checkpoint (the only epoch's).
+	if code, runOut, stderr := predict(t, "--checkpoint", filepath.Join(dir, "run"), img); code != 0 || runOut != out {
+		t.Fatalf("--checkpoint with the run folder: exit %d, output %q, want %q: %s", code, runOut, out, stderr)
+	}
 
 	// A folder: CSV with a header and one row per image, a broken file
 	// reported in its row without stopping the rest.
