@@ -18,6 +18,9 @@
 #                 on a full-width 224x224 batch; images/s at batch 64 and
 #                 256) and prints one GPU-CHECK line per check; exits non-zero
 #                 if any check fails or is skipped
+#   gpu_peer_torch.py  PyTorch's figures for the same work, run after the
+#                 checks when the machine's python3 has torch (PEER lines;
+#                 they do not change the exit status)
 #   BUILD-INFO    the commit and settings it was built from
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +36,7 @@ mkdir -p "$out/lib" "$out/testdata"
 
 go test -c -tags gotransfer_cuda -trimpath -ldflags='-s -w' -o "$out/resnet.test" ./model/resnet
 
+cp scripts/gpu_peer_torch.py "$out/"
 for f in model/resnet/testdata/*/features.npy; do
   cp -r "$(dirname "$f")" "$out/testdata/"
 done
@@ -91,6 +95,11 @@ LD_LIBRARY_PATH="\$lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" GOTRANSFER_REQUIR
 rc=\$?
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 grep '^GPU-CHECK' "\$log"
+# The peer, in the same sitting: PyTorch on the same GPU, if it is there.
+if command -v python3 >/dev/null && python3 -c 'import torch, torchvision' 2>/dev/null; then
+  timeout 300 python3 gpu_peer_torch.py >"\$log.peer" 2>&1
+  grep '^PEER' "\$log.peer" || tail -n 20 "\$log.peer"
+fi
 if [ \$rc -ne 0 ] || grep -q '^GPU-CHECK \(FAIL\|SKIP\)' "\$log" || ! grep -q '^GPU-CHECK' "\$log"; then
   tail -n 60 "\$log"
   echo "gpu-check: FAILED (exit \$rc); full log in \$log"
