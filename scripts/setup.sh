@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building the project needs beyond Go and gcc: the OpenBLAS
-# headers and library (Debian/Ubuntu: libopenblas-dev). Does nothing when
-# they are already there. Sourced by the other scripts.
+# headers and the static library the commands link in (Debian/Ubuntu:
+# libopenblas-dev). Does nothing when they are already there. Sourced by the
+# other scripts.
 set -euo pipefail
-if ! printf '#include <cblas.h>\nint main(void){return 0;}\n' | cc -x c - -lopenblas -o /dev/null 2>/dev/null; then
+if ! printf '#include <cblas.h>\nint main(void){return 0;}\n' | cc -x c - -l:libopenblas.a -lm -lpthread -o /dev/null 2>/dev/null; then
   echo "setup: installing libopenblas-dev" >&2
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo

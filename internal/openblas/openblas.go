@@ -1,6 +1,5 @@
 package openblas
 
-// #cgo LDFLAGS: -lopenblas
 // #include <cblas.h>
 import "C"
 

@@ -1,0 +1,6 @@
+//go:build openblas_shared
+
+package openblas
+
+// #cgo LDFLAGS: -lopenblas
+import "C"
