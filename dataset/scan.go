@@ -87,7 +87,7 @@ func Scan(cfg Config) (*Index, error) {
 // non-hidden sub-folders of Root.
 func listClasses(cfg Config) ([]string, error) {
 	if len(cfg.Classes) == 0 {
-		return subfolders(cfg)
+		return ClassFolders(cfg.Root, cfg.FollowSymlinks)
 	}
 	seen := map[string]bool{}
 	for _, c := range cfg.Classes {
@@ -100,7 +100,7 @@ func listClasses(cfg Config) ([]string, error) {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			// The usual slip is the name (Cat for cats): say what is there.
-			have, _ := subfolders(cfg)
+			have, _ := ClassFolders(cfg.Root, cfg.FollowSymlinks)
 			return nil, fmt.Errorf("dataset: class %q: no folder %s (the class folders in %s are %q)", c, dir, cfg.Root, have)
 		case err != nil:
 			return nil, fmt.Errorf("dataset: class %q: %w", c, err)
@@ -111,9 +111,11 @@ func listClasses(cfg Config) ([]string, error) {
 	return append([]string(nil), cfg.Classes...), nil
 }
 
-// subfolders returns the sorted non-hidden sub-folders of Root.
-func subfolders(cfg Config) ([]string, error) {
-	entries, err := os.ReadDir(cfg.Root)
+// ClassFolders returns the sorted non-hidden sub-folders of root: the
+// classes Scan finds when none are configured. Symbolic links to folders
+// count only if followSymlinks.
+func ClassFolders(root string, followSymlinks bool) ([]string, error) {
+	entries, err := os.ReadDir(root)
 	if err != nil {
 		return nil, fmt.Errorf("dataset: list classes: %w", err)
 	}
@@ -122,7 +124,7 @@ func subfolders(cfg Config) ([]string, error) {
 		if hidden(e.Name()) {
 			continue
 		}
-		if ok, err := isDir(filepath.Join(cfg.Root, e.Name()), cfg.FollowSymlinks); err == nil && ok {
+		if ok, err := isDir(filepath.Join(root, e.Name()), followSymlinks); err == nil && ok {
 			classes = append(classes, e.Name())
 		}
 	}

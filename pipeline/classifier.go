@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -181,6 +182,77 @@ func (c *Classifier) PredictFolder(ctx context.Context, root string, batch int, 
 		}
 	}
 	return flushSkipped("")
+}
+
+// Evaluation is how a classifier did on a labelled folder.
+type Evaluation struct {
+	Images   int     // images classified
+	Unusable int     // images skipped (unreadable, too large, ...)
+	Loss     float64 // mean categorical cross-entropy, as the training's val_loss
+	Accuracy float64
+	// Confusion counts the predictions, rows the true classes.
+	Confusion *Confusion
+	// Ignored lists the sub-folders of the folder that are not among the
+	// classifier's classes: their images were not classified.
+	Ignored []string
+}
+
+// Evaluate classifies every image of a labelled folder laid out as for
+// training (one sub-folder per class, named as the classifier's classes;
+// each class must have an image), decoding ahead of the backbone in
+// batches, and scores the predictions against the folders' labels: what
+// Keras' model.evaluate gives, plus the confusion matrix. Unusable images
+// are counted and skipped, as in training.
+func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Evaluation, error) {
+	cfg := c.data
+	cfg.Root, cfg.Classes, cfg.ValidationSplit = root, c.Classes, 0
+	idx, err := dataset.Scan(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", root, err)
+	}
+	ev := &Evaluation{Confusion: NewConfusion(c.Classes)}
+	folders, err := dataset.ClassFolders(root, cfg.FollowSymlinks)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", root, err)
+	}
+	for _, f := range folders {
+		if !slices.Contains(c.Classes, f) {
+			ev.Ignored = append(ev.Ignored, f)
+		}
+	}
+	samples := append(idx.Train, idx.Validation...)
+	skips := &dataset.SkipLog{}
+	var lossSum float64
+	correct := 0
+	for b, err := range dataset.Stream(ctx, cfg, samples, batch, skips) {
+		if err != nil {
+			if errors.Is(err, dataset.ErrNoUsableImages) {
+				break
+			}
+			return nil, fmt.Errorf("evaluate %s: %w", root, err)
+		}
+		f, err := c.backbone.Features(b.Images)
+		b.Release()
+		if err != nil {
+			return nil, err
+		}
+		loss, ok, preds, err := c.head.Evaluate(f, b.Labels)
+		if err != nil {
+			return nil, err
+		}
+		lossSum += float64(loss) * float64(len(preds))
+		correct += ok
+		for i, p := range preds {
+			ev.Confusion.Add(b.Labels[i], p)
+		}
+		ev.Images += len(preds)
+	}
+	ev.Unusable = len(skips.Entries())
+	if ev.Images == 0 {
+		return ev, fmt.Errorf("evaluate %s: none of its %d images could be used", root, len(samples))
+	}
+	ev.Loss, ev.Accuracy = lossSum/float64(ev.Images), float64(correct)/float64(ev.Images)
+	return ev, nil
 }
 
 // Close releases the backbone.

@@ -22,6 +22,6 @@
 //	checkpoints/         step-NNNNNN folders, and the links last and best
 //	metrics.jsonl        one line per epoch: losses, accuracies, speed
 //	metrics.png          the loss and accuracy curves
-//	confusion.txt        the validation confusion matrix at the end
+//	confusion.txt        the validation confusion matrix and per-class precision, recall, F1 at the end
 //	skipped.jsonl        the image files that could not be used, and why
 package pipeline

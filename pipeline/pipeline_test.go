@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -318,5 +319,28 @@ func TestSplitFeaturesNeedsEveryClass(t *testing.T) {
 	feats := denseRows([]float32{1, 2}, 1)
 	if _, _, err := splitFeatures(idx, []dataset.Sample{{Path: "a/1", Label: 0}, {Path: "a/2", Label: 0}}, feats); !errors.Is(err, dataset.ErrNoUsableImages) || !strings.Contains(err.Error(), `"b"`) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestConfusionScores checks precision, recall and F1 on a matrix worked
+// by hand, a class that is never predicted included.
+func TestConfusionScores(t *testing.T) {
+	c := &Confusion{Classes: []string{"a", "b", "c"}, Counts: [][]int{{5, 1, 0}, {2, 2, 0}, {1, 0, 0}}}
+	want := []ClassScores{
+		{"a", 5.0 / 8, 5.0 / 6, 2 * (5.0 / 8) * (5.0 / 6) / (5.0/8 + 5.0/6), 6},
+		{"b", 2.0 / 3, 0.5, 2 * (2.0 / 3) * 0.5 / (2.0/3 + 0.5), 4},
+		{"c", 0, 0, 0, 1},
+	}
+	got := c.Scores()
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.Class != w.Class || g.Support != w.Support || math.Abs(g.Precision-w.Precision) > 1e-12 ||
+			math.Abs(g.Recall-w.Recall) > 1e-12 || math.Abs(g.F1-w.F1) > 1e-12 {
+			t.Errorf("class %s: got %+v, want %+v", w.Class, g, w)
+		}
+	}
+	var b strings.Builder
+	if err := c.WriteScores(&b); err != nil || !strings.Contains(b.String(), "0.6250") {
+		t.Errorf("WriteScores: %v\n%s", err, b.String())
 	}
 }

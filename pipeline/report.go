@@ -153,6 +153,50 @@ func (c *Confusion) WriteTo(w io.Writer) (int64, error) {
 	return int64(n), err
 }
 
+// ClassScores are one class's precision (of the images predicted as the
+// class, the share that are), recall (of the class's images, the share
+// predicted as it), their harmonic mean F1, and the class's image count.
+type ClassScores struct {
+	Class                 string
+	Precision, Recall, F1 float64
+	Support               int
+}
+
+// Scores returns every class's precision, recall and F1, as scikit-learn's
+// classification_report computes them (0 where a ratio has no denominator).
+func (c *Confusion) Scores() []ClassScores {
+	out := make([]ClassScores, len(c.Classes))
+	for k, name := range c.Classes {
+		tp, predicted, support := c.Counts[k][k], 0, 0
+		for i := range c.Counts {
+			predicted += c.Counts[i][k]
+			support += c.Counts[k][i]
+		}
+		s := ClassScores{Class: name, Support: support}
+		if predicted > 0 {
+			s.Precision = float64(tp) / float64(predicted)
+		}
+		if support > 0 {
+			s.Recall = float64(tp) / float64(support)
+		}
+		if s.Precision+s.Recall > 0 {
+			s.F1 = 2 * s.Precision * s.Recall / (s.Precision + s.Recall)
+		}
+		out[k] = s
+	}
+	return out
+}
+
+// WriteScores prints Scores as a table.
+func (c *Confusion) WriteScores(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "class\tprecision\trecall\tf1\timages\t")
+	for _, s := range c.Scores() {
+		fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.4f\t%d\t\n", s.Class, s.Precision, s.Recall, s.F1, s.Support)
+	}
+	return tw.Flush()
+}
+
 // Progress reports training as it goes: a live bar redrawn in place on a
 // terminal, or nothing but the per-epoch lines elsewhere (CI logs).
 type Progress struct {

@@ -188,10 +188,12 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		}
 		var b strings.Builder
 		conf.WriteTo(&b)
+		b.WriteString("\n")
+		conf.WriteScores(&b)
 		if err := atomicfile.WriteFile(filepath.Join(runDir, "confusion.txt"), []byte(b.String())); err != nil {
 			return nil, err
 		}
-		progress.Line("validation confusion matrix (rows: true class):\n%s", strings.TrimRight(b.String(), "\n"))
+		progress.Line("validation confusion matrix (rows: true class) and scores:\n%s", strings.TrimRight(b.String(), "\n"))
 		res.Confusion = conf
 	}
 	progress.Line("run folder %s: checkpoints/last, checkpoints/best, metrics.jsonl, metrics.png", runDir)

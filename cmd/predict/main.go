@@ -3,6 +3,7 @@
 //
 //	predict --weights resnet50.npz [--top 5] cat.jpg [more images]
 //	predict --checkpoint runs/cats_dogs/checkpoints/best cat.jpg dog.png photos/
+//	predict --checkpoint runs/cats_dogs --evaluate data/test
 //	predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]
 //	predict [--weights W.npz] --summary
 //
@@ -15,7 +16,9 @@
 // With a checkpoint of a trained run, each image's probability of each of
 // the run's classes is printed; a folder argument classifies every image in
 // it (recursively) and writes CSV (path, predicted class, one probability
-// per class) to stdout or to --csv.
+// per class) to stdout or to --csv. --evaluate scores the run on a labelled
+// folder laid out as for training: loss, accuracy, per-class precision,
+// recall and F1, and the confusion matrix.
 package main
 
 import (
@@ -44,7 +47,7 @@ func main() { cli.Main("predict", run) }
 
 type options struct {
 	weights, device, preprocess  string
-	checkpoint, csvOut           string
+	checkpoint, csvOut, evaluate string
 	npyIn, featuresOut, probsOut string
 	top, size, batch             int
 	summary, ignoreEXIF, verbose bool
@@ -57,6 +60,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs.StringVar(&o.weights, "weights", "", "ResNet50 weights: `.npz` keyed by Keras weight names (see README)")
 	fs.StringVar(&o.checkpoint, "checkpoint", "", "a trained run's checkpoint `folder` (e.g. runs/cats_dogs/checkpoints/best; a run folder means its best checkpoint): classify with its classes")
+	fs.StringVar(&o.evaluate, "evaluate", "", "with --checkpoint: score the run on this labelled `folder` (one sub-folder per class, as for training) and print loss, accuracy, per-class scores and the confusion matrix")
 	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint and folders: write the CSV to this `file` instead of stdout")
 	fs.StringVar(&o.device, "device", "", "where the backbone runs: cpu or cuda (default cpu, or the checkpoint's)")
 	fs.StringVar(&o.preprocess, "preprocess", "", "image preprocessing: caffe or torch (default: what the weights' variant was trained with, caffe for Keras, torch for torchvision)")
@@ -70,7 +74,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.ignoreEXIF, "ignore-exif", false, "do not apply JPEG EXIF orientation (Keras ignores it)")
 	fs.BoolVar(&o.verbose, "v", false, "verbose logging")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: predict --weights W.npz [flags] image...\n       predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]\n       predict [--weights W.npz] --summary\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: predict --weights W.npz [flags] image...\n       predict --checkpoint RUN [--csv out.csv] image-or-folder...\n       predict --checkpoint RUN --evaluate labelled-folder\n       predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]\n       predict [--weights W.npz] --summary\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := cli.Parse(fs, args, stderr); err != nil {
@@ -90,10 +94,15 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		if o.weights != "" || o.npyIn != "" {
 			return nil, cli.Usagef("--checkpoint brings its own backbone: give neither --weights nor --npy")
 		}
-		if len(o.images) == 0 {
+		if o.evaluate != "" && (len(o.images) > 0 || o.csvOut != "") {
+			return nil, cli.Usagef("--evaluate scores one labelled folder: give no images and no --csv with it")
+		}
+		if o.evaluate == "" && len(o.images) == 0 {
 			return nil, cli.Usagef("no images given (try --help)")
 		}
 		return o, nil
+	case o.evaluate != "":
+		return nil, cli.Usagef("--evaluate needs --checkpoint (a trained run)")
 	case o.weights == "":
 		return nil, cli.Usagef("--weights is required (a ResNet50 .npz; see README)")
 	case o.npyIn != "" && len(o.images) > 0:
@@ -114,6 +123,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	cli.Init(stderr, o.verbose)
 	if o.summary {
 		return summary(o, stdout)
+	}
+	if o.checkpoint != "" && o.evaluate != "" {
+		return evaluate(o, stdout)
 	}
 	if o.checkpoint != "" {
 		return classifyWithCheckpoint(o, stdout)
@@ -251,6 +263,33 @@ func printTop(out io.Writer, path string, probs []float32, k int) error {
 		fmt.Fprintf(out, "%4d  class %-4d %.4f\n", r+1, idx[r], probs[idx[r]])
 	}
 	return nil
+}
+
+// evaluate scores a checkpoint on a labelled folder.
+func evaluate(o *options, stdout io.Writer) error {
+	c, err := pipeline.LoadClassifier(o.checkpoint, o.device)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ev, err := c.Evaluate(context.Background(), o.evaluate, o.batch)
+	if err != nil {
+		return err
+	}
+	if len(ev.Ignored) > 0 {
+		slog.Warn("folders that are not among the run's classes were not evaluated", "folders", ev.Ignored, "classes", c.Classes)
+	}
+	fmt.Fprintf(stdout, "evaluated %d images of %d classes in %s", ev.Images, len(c.Classes), o.evaluate)
+	if ev.Unusable > 0 {
+		fmt.Fprintf(stdout, " (%d unusable, skipped)", ev.Unusable)
+	}
+	fmt.Fprintf(stdout, "\nloss %.4f  accuracy %.4f\n\n", ev.Loss, ev.Accuracy)
+	if err := ev.Confusion.WriteScores(stdout); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "\nconfusion matrix (rows: true class):")
+	_, err = ev.Confusion.WriteTo(stdout)
+	return err
 }
 
 // classifyWithCheckpoint prints each image's probabilities by class name,

@@ -129,11 +129,11 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// TestCheckpoint trains a tiny run and classifies with its checkpoint:
-// single images by class name, folders as CSV.
-func TestCheckpoint(t *testing.T) {
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
+// trainTinyRun trains a run of one epoch on 8 synthetic images a class, in
+// dir/run from dir/data.
+func trainTinyRun(t *testing.T, dir string) (data string) {
+	t.Helper()
+	data = filepath.Join(dir, "data")
 	if err := dataset.Synthesize(data, 8, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -146,6 +146,14 @@ func TestCheckpoint(t *testing.T) {
 	if _, err := pipeline.Train(context.Background(), cfg, pipeline.Options{}); err != nil {
 		t.Fatal(err)
 	}
+	return data
+}
+
+// TestCheckpoint trains a tiny run and classifies with its checkpoint:
+// single images by class name, folders as CSV.
+func TestCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	data := trainTinyRun(t, dir)
 	ck := filepath.Join(dir, "run", "checkpoints", "last")
 	img := filepath.Join(data, "cats", "cat_00000.png")
 
@@ -182,5 +190,92 @@ func TestCheckpoint(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "run", "backbone.npz"), raw, 0o644)
 	if code, _, stderr := predict(t, "--checkpoint", ck, img); code != 1 || !strings.Contains(stderr, "backbone") {
 		t.Fatalf("changed backbone: exit %d: %s", code, stderr)
+	}
+}
+
+// TestEvaluate scores a tiny run on a labelled folder and holds the scores
+// against the images' own predictions.
+func TestEvaluate(t *testing.T) {
+	dir := t.TempDir()
+	data := trainTinyRun(t, dir)
+	run := filepath.Join(dir, "run")
+	os.WriteFile(filepath.Join(data, "dogs", "broken.jpg"), []byte("not a jpeg"), 0o644)
+
+	c, err := pipeline.LoadClassifier(run, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ev, err := c.Evaluate(context.Background(), data, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var loss float64
+	images, correct := 0, 0
+	for label, class := range c.Classes {
+		files, _ := filepath.Glob(filepath.Join(data, class, "*"))
+		for _, f := range files {
+			probs, err := c.Predict(f)
+			if err != nil {
+				continue // the broken file
+			}
+			images++
+			loss -= math.Log(float64(probs[label]))
+			best := 0
+			for k, p := range probs {
+				if p > probs[best] {
+					best = k
+				}
+			}
+			if best == label {
+				correct++
+			}
+		}
+	}
+	if ev.Images != images || ev.Unusable != 1 || images != 16 {
+		t.Fatalf("evaluated %d images (%d unusable), want %d (1)", ev.Images, ev.Unusable, images)
+	}
+	if want := float64(correct) / float64(images); ev.Accuracy != want {
+		t.Errorf("accuracy %v, want %v", ev.Accuracy, want)
+	}
+	if want := loss / float64(images); math.Abs(ev.Loss-want) > 1e-4*(1+want) {
+		t.Errorf("loss %v, want %v", ev.Loss, want)
+	}
+	n := 0
+	for _, row := range ev.Confusion.Counts {
+		for _, v := range row {
+			n += v
+		}
+	}
+	if n != images {
+		t.Errorf("confusion matrix counts %d images, want %d", n, images)
+	}
+
+	// The command: the scores, and a warning for a folder of another class.
+	birds := filepath.Join(data, "birds")
+	os.Mkdir(birds, 0o755)
+	os.WriteFile(filepath.Join(birds, "b.png"), nil, 0o644)
+	code, out, stderr := predict(t, "--checkpoint", run, "--evaluate", data)
+	if code != 0 || !strings.Contains(out, "evaluated 16 images of 2 classes") || !strings.Contains(out, "(1 unusable, skipped)") ||
+		!strings.Contains(out, "precision") || !strings.Contains(out, "confusion matrix") || !strings.Contains(stderr, "birds") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
+	}
+
+	// A labelled folder without one of the run's classes, and misuse.
+	partial := filepath.Join(dir, "partial")
+	os.MkdirAll(filepath.Join(partial, "cats"), 0o755)
+	os.Link(filepath.Join(data, "cats", "cat_00001.jpg"), filepath.Join(partial, "cats", "c.jpg"))
+	for _, tc := range []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"--checkpoint", run, "--evaluate", partial}, 1, `class "dogs": no folder`},
+		{[]string{"--evaluate", data}, 2, "--evaluate needs --checkpoint"},
+		{[]string{"--checkpoint", run, "--evaluate", data, "x.jpg"}, 2, "give no images"},
+	} {
+		if code, _, stderr := predict(t, tc.args...); code != tc.code || !strings.Contains(stderr, tc.err) {
+			t.Errorf("%q: exit %d, want %d: %s", tc.args, code, tc.code, stderr)
+		}
 	}
 }
