@@ -52,6 +52,7 @@ type Trainer struct {
 	// state
 	epoch, stepInEpoch int
 	step               int64
+	saved              int64 // the step of the last checkpoint saved or resumed from
 	history            []EpochMetrics
 	best               float64
 	wait               int
@@ -98,7 +99,7 @@ func (t *Trainer) Resume(ck *checkpoints.Checkpoint) error {
 	if err := t.Opt.SetState(man.OptimizerStep, state); err != nil {
 		return fmt.Errorf("resume from %s: %w", ck.Dir, err)
 	}
-	t.epoch, t.stepInEpoch, t.step = man.Epoch, man.StepInEpoch, man.Step
+	t.epoch, t.stepInEpoch, t.step, t.saved = man.Epoch, man.StepInEpoch, man.Step, man.Step
 	t.best, t.wait = math.Inf(1), 0
 	if v, ok := man.Metrics[metricBest]; ok {
 		t.best = v
@@ -140,6 +141,14 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 		steps := t.stepInEpoch + (len(order)-t.seen+t.Batch-1)/t.Batch
 		for t.seen < len(order) {
 			if err := ctx.Err(); err != nil {
+				// Interrupted between two steps: keep the steps since the
+				// last checkpoint, which --resume continues exactly.
+				if t.step > t.saved {
+					if serr := t.save(nil); serr != nil {
+						return t.history, fmt.Errorf("%w (and saving the steps since the last checkpoint failed: %v)", err, serr)
+					}
+					t.Progress.Line("interrupted at epoch %d, step %d of %d: saved a checkpoint", t.epoch+1, t.stepInEpoch, steps)
+				}
 				return t.history, err
 			}
 			idx := order[t.seen:min(t.seen+t.Batch, len(order))]
@@ -249,6 +258,7 @@ func (t *Trainer) save(extra map[string]float64) error {
 	if _, err := t.Checkpoints.Save(man, tensors); err != nil {
 		return fmt.Errorf("save checkpoint at step %d: %w", t.step, err)
 	}
+	t.saved = t.step
 	return nil
 }
 

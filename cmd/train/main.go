@@ -67,7 +67,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	_, err = pipeline.Train(ctx, cfg, pipeline.Options{Resume: *resume, Out: stdout})
 	if errors.Is(err, context.Canceled) {
-		return fmt.Errorf("interrupted; the last checkpoint is kept: continue with --resume")
+		return fmt.Errorf("interrupted: the features extracted and the training steps made so far are saved: continue with --resume")
 	}
 	return err
 }

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -170,6 +173,51 @@ compare:
 	}
 	if kills == 0 {
 		t.Error("the run was never killed")
+	}
+}
+
+// TestInterruptAndResume stops training with SIGINT, as Ctrl-C does, and
+// continues it with --resume to the end.
+func TestInterruptAndResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := dataset.Synthesize(data, 8, 3); err != nil {
+		t.Fatal(err)
+	}
+	cfg := smokeConfig(t, dir, data, filepath.Join(dir, "run"), filepath.Join(dir, "cache"))
+	raw, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, bytes.Replace(raw, []byte("epochs: 3"), []byte("epochs: 60"), 1), 0o644)
+
+	cmd := trainCmd("--config", cfg)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Interrupt once training is under way.
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "epoch 2/60") {
+			cmd.Process.Signal(os.Interrupt)
+			break
+		}
+	}
+	io.Copy(io.Discard, stdout)
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(stderr.String(), "interrupted") || !strings.Contains(stderr.String(), "--resume") {
+		t.Fatalf("interrupted run: %v\n%s", err, stderr.String())
+	}
+	code, out, errs := train(t, "--config", cfg, "--resume")
+	if code != 0 || !strings.Contains(out, "epoch 60/60") || strings.Contains(out, "epoch 1/60") {
+		t.Fatalf("resumed run: exit %d\n%s\n%s", code, out, errs)
 	}
 }
 
