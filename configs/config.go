@@ -83,6 +83,66 @@ type Train struct {
 	Batch         int           `yaml:"batch"`
 	Adam          Adam          `yaml:"adam"`
 	EarlyStopping EarlyStopping `yaml:"early_stopping"`
+	ClassWeight   ClassWeight   `yaml:"class_weight"`
+}
+
+// ClassWeight weighs each class's examples in the training loss, as Keras'
+// class_weight does. In YAML it is "none" (the default), "balanced" (class
+// k weighs n / (classes · n_k) over the n training examples, n_k of them of
+// class k: scikit-learn's compute_class_weight), or a list of one positive
+// weight per class, in label order.
+type ClassWeight struct {
+	Balanced bool      // "balanced"
+	Weights  []float64 // the list; nil with "none" and "balanced"
+}
+
+// String returns the YAML form: none, balanced or the list.
+func (w ClassWeight) String() string {
+	switch {
+	case w.Balanced:
+		return "balanced"
+	case w.Weights != nil:
+		return fmt.Sprint(w.Weights)
+	}
+	return "none"
+}
+
+// MarshalYAML writes the YAML form.
+func (w ClassWeight) MarshalYAML() (any, error) {
+	if w.Weights != nil && !w.Balanced {
+		return w.Weights, nil
+	}
+	return w.String(), nil
+}
+
+// For returns the weight of each class given the number of training
+// examples of each (needed by "balanced"), or nil for "none".
+func (w ClassWeight) For(counts []int) ([]float32, error) {
+	switch {
+	case w.Balanced:
+		n := 0
+		for _, c := range counts {
+			n += c
+		}
+		ws := make([]float32, len(counts))
+		for k, c := range counts {
+			if c == 0 {
+				return nil, fmt.Errorf("train.class_weight: balanced: class %d has no training example", k)
+			}
+			ws[k] = float32(float64(n) / (float64(len(counts)) * float64(c)))
+		}
+		return ws, nil
+	case w.Weights != nil:
+		if len(w.Weights) != len(counts) {
+			return nil, fmt.Errorf("train.class_weight: %d weights for %d classes", len(w.Weights), len(counts))
+		}
+		ws := make([]float32, len(w.Weights))
+		for k, v := range w.Weights {
+			ws[k] = float32(v)
+		}
+		return ws, nil
+	}
+	return nil, nil
 }
 
 // Adam holds Adam's hyper-parameters (Keras' defaults).
@@ -264,6 +324,15 @@ func (c *Config) check(at func(path, format string, args ...any)) {
 	}
 	if !(t.EarlyStopping.MinDelta >= 0 && t.EarlyStopping.MinDelta < 1e9) {
 		at("train.early_stopping.min_delta", "%v must be a finite number ≥ 0", t.EarlyStopping.MinDelta)
+	}
+
+	for i, w := range t.ClassWeight.Weights {
+		if !(w > 0 && w < 1e6) {
+			at(fmt.Sprintf("train.class_weight[%d]", i), "%v is outside (0, 1e6)", w)
+		}
+	}
+	if n := len(t.ClassWeight.Weights); n > 0 && len(d.Classes) > 0 && n != len(d.Classes) {
+		at("train.class_weight", "%d weights for the %d classes of data.classes", n, len(d.Classes))
 	}
 
 	if c.Run.CheckpointEvery < 0 {

@@ -177,6 +177,12 @@ func TestErrorsNameFileLineColumn(t *testing.T) {
 			[]string{`x.yaml:1: YAML syntax: did not find expected ',' or ']'`}}, // yaml.v3 gives the line where the list starts, counted from 0
 		{"two documents", "data: {dir: d}\n---\ndata: {dir: e}\n",
 			[]string{`x.yaml:2:1: a second YAML document`}},
+		{"class weight word", "data: {dir: d}\ntrain: {class_weight: auto}\n",
+			[]string{`x.yaml:2:23: train.class_weight: want none, balanced or a list of one weight per class, got str "auto"`}},
+		{"class weight values", "data: {dir: d, classes: [a, b, c]}\ntrain: {class_weight: [1, 0, x]}\n",
+			[]string{`x.yaml:2:30: train.class_weight[2]: want a number, got str "x"`, `x.yaml:2:27: train.class_weight[1]: 0 is outside (0, 1e6)`}},
+		{"class weight range and count", "data: {dir: d, classes: [a, b, c]}\ntrain: {class_weight: [1, -2]}\n",
+			[]string{`x.yaml:2:27: train.class_weight[1]: -2 is outside (0, 1e6)`, `x.yaml:2:23: train.class_weight: 2 weights for the 3 classes of data.classes`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Parse([]byte(tc.yaml), filepath.Join("cfg", "x.yaml"))
@@ -293,6 +299,49 @@ func TestMarshalLoadsBackTheSame(t *testing.T) {
 		if c.Hash() != back.Hash() {
 			t.Errorf("%s: the copy hashes differently", file)
 		}
+	}
+}
+
+// TestClassWeight reads each form of train.class_weight, writes it back
+// and computes the weights it gives.
+func TestClassWeight(t *testing.T) {
+	counts := []int{30, 10}
+	for _, tc := range []struct {
+		yaml string
+		want []float32 // For(counts)
+	}{
+		{"", nil},
+		{"class_weight: none", nil},
+		{"class_weight: balanced", []float32{40.0 / 60, 40.0 / 20}},
+		{"class_weight: [1, 2.5]", []float32{1, 2.5}},
+	} {
+		c, err := Parse([]byte("data: {dir: d}\ntrain:\n  "+tc.yaml+"\n"), "x.yaml")
+		if err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		got, err := c.Train.ClassWeight.For(counts)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("%q: weights %v, %v; want %v", tc.yaml, got, err, tc.want)
+		}
+		b, err := c.Marshal(".")
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Parse(b, "x.yaml")
+		if err != nil {
+			t.Fatalf("%q: the marshalled copy does not load: %v\n%s", tc.yaml, err, b)
+		}
+		if back.Train.ClassWeight.String() != c.Train.ClassWeight.String() {
+			t.Errorf("%q: marshalled as %s, read back as %s", tc.yaml, c.Train.ClassWeight, back.Train.ClassWeight)
+		}
+	}
+	c, _ := Parse([]byte("data: {dir: d}\ntrain: {class_weight: balanced}\n"), "x.yaml")
+	if _, err := c.Train.ClassWeight.For([]int{5, 0}); err == nil {
+		t.Error("balanced weights for a class without examples")
+	}
+	other, _ := Parse([]byte("data: {dir: d}\n"), "x.yaml")
+	if cs := Diff(other, c); len(cs) != 1 || cs[0].String() != "train.class_weight changed from none to balanced" || cs[0].Resume {
+		t.Errorf("Diff = %v", cs)
 	}
 }
 

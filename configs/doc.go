@@ -12,9 +12,10 @@
 //	backbone:  weights, random_width, variant, device, batch
 //	head:      layers, activation
 //	train:     epochs, batch, adam {lr, beta1, beta2, epsilon},
-//	           early_stopping {patience, min_delta}
+//	           early_stopping {patience, min_delta},
+//	           class_weight (none, balanced or [w0, w1, ...])
 //	run:       dir, checkpoint_every, keep
-//	cache:     dir
+//	cache:     dir, shard_size
 //
 // Every setting but data.dir has a default (Default): a missing key takes
 // it, an explicit value (0 and false included) is kept, and a null value
@@ -35,7 +36,7 @@
 // problem is an *Error with the file, line and column of the offending key or
 // value and the dotted path of the setting:
 //
-//	configs/x.yaml:14:3: train.batchsize: unknown key "batchsize" in train (known keys: epochs, batch, adam, early_stopping)
+//	configs/x.yaml:14:3: train.batchsize: unknown key "batchsize" in train (known keys: epochs, batch, adam, early_stopping, class_weight)
 //	configs/x.yaml:15:10: train.epochs: want a whole number, got str "ten"
 //	configs/x.yaml:21:11: train.adam.lr: -0.001 must be positive (and below 1000)
 //

@@ -24,6 +24,10 @@ func leaves(c *Config) []leaf {
 	var ls []leaf
 	var walk func(v reflect.Value, path string, resume bool)
 	walk = func(v reflect.Value, path string, resume bool) {
+		if w, ok := v.Interface().(ClassWeight); ok {
+			ls = append(ls, leaf{path: path, value: w.String(), hashed: w.String(), resume: resume})
+			return
+		}
 		if v.Kind() == reflect.Struct {
 			t := v.Type()
 			for i := 0; i < t.NumField(); i++ {

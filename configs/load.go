@@ -194,6 +194,10 @@ func (d *decoder) walk(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return
 	}
+	if v.Type() == reflect.TypeFor[ClassWeight]() {
+		d.classWeight(n, v.Addr().Interface().(*ClassWeight), path)
+		return
+	}
 	switch v.Kind() {
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
@@ -236,6 +240,21 @@ func (d *decoder) walk(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		d.scalar(n, v, path)
+	}
+}
+
+// classWeight decodes train.class_weight: none, balanced or a list of
+// numbers.
+func (d *decoder) classWeight(n *yaml.Node, w *ClassWeight, path string) {
+	switch {
+	case n.Kind == yaml.SequenceNode:
+		ws := []float64{}
+		d.walk(n, reflect.ValueOf(&ws).Elem(), path)
+		*w = ClassWeight{Weights: ws}
+	case n.Kind == yaml.ScalarNode && n.Tag == "!!str" && (n.Value == "none" || n.Value == "balanced"):
+		*w = ClassWeight{Balanced: n.Value == "balanced"}
+	default:
+		d.errorf(n, path, "want none, balanced or a list of one weight per class, got %s", kindName(n))
 	}
 }
 

@@ -134,6 +134,9 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	if err != nil {
 		return nil, err
 	}
+	if err := setClassWeights(h, cfg.Train.ClassWeight, train, idx.Classes, progress); err != nil {
+		return nil, err
+	}
 	opt, err := head.NewAdam(head.AdamConfig{LR: cfg.Train.Adam.LR, Beta1: cfg.Train.Adam.Beta1, Beta2: cfg.Train.Adam.Beta2, Epsilon: cfg.Train.Adam.Epsilon}, h.Params())
 	if err != nil {
 		return nil, err
@@ -198,6 +201,28 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	}
 	progress.Line("run folder %s: checkpoints/last, checkpoints/best, metrics.jsonl, metrics.png", runDir)
 	return res, nil
+}
+
+// setClassWeights gives the head the configured class weights, computed
+// from the training examples of each class, and prints them.
+func setClassWeights(h *head.Head, cw configs.ClassWeight, train Split, classes []string, progress *Progress) error {
+	counts := make([]int, len(classes))
+	for _, y := range train.Y {
+		counts[y]++
+	}
+	ws, err := cw.For(counts)
+	if err != nil || ws == nil {
+		return err
+	}
+	if err := h.SetClassWeights(ws); err != nil {
+		return fmt.Errorf("train.class_weight: %w", err)
+	}
+	parts := make([]string, len(ws))
+	for k, w := range ws {
+		parts[k] = fmt.Sprintf("%s %.4g (%d examples)", classes[k], w, counts[k])
+	}
+	progress.Line("class weights (%s): %s", cw, strings.Join(parts, ", "))
+	return nil
 }
 
 // prepareRunDir creates the run folder and saves the configuration in it.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -218,6 +219,48 @@ func TestInterruptAndResume(t *testing.T) {
 	code, out, errs := train(t, "--config", cfg, "--resume")
 	if code != 0 || !strings.Contains(out, "epoch 60/60") || strings.Contains(out, "epoch 1/60") {
 		t.Fatalf("resumed run: exit %d\n%s\n%s", code, out, errs)
+	}
+}
+
+// TestBalancedClassWeights trains on imbalanced data with class_weight:
+// balanced and checks the weights it reports against the class counts.
+func TestBalancedClassWeights(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := dataset.Synthesize(data, 12, 4); err != nil {
+		t.Fatal(err)
+	}
+	dogs, _ := filepath.Glob(filepath.Join(data, "dogs", "*"))
+	for _, f := range dogs[4:] {
+		os.Remove(f)
+	}
+	cfg := smokeConfig(t, dir, data, filepath.Join(dir, "run"), filepath.Join(dir, "cache"))
+	raw, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, bytes.Replace(raw, []byte("  epochs: 3\n"), []byte("  epochs: 1\n  class_weight: balanced\n"), 1), 0o644)
+	code, out, stderr := train(t, "--config", cfg)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
+	}
+	var wc, wd float64
+	var nc, nd int
+	i := strings.Index(out, "class weights (balanced): ")
+	if i < 0 {
+		t.Fatalf("no class weights line:\n%s", out)
+	}
+	line, _, _ := strings.Cut(out[i:], "\n")
+	if _, err := fmt.Sscanf(line, "class weights (balanced): cats %g (%d examples), dogs %g (%d examples)", &wc, &nc, &wd, &nd); err != nil {
+		t.Fatalf("%q: %v", line, err)
+	}
+	if nc <= nd || nd == 0 {
+		t.Fatalf("%q: want more cats than dogs", line)
+	}
+	for _, c := range []struct {
+		got float64
+		n   int
+	}{{wc, nc}, {wd, nd}} {
+		if want := float64(nc+nd) / (2 * float64(c.n)); math.Abs(c.got-want) > 1e-3*want {
+			t.Errorf("%q: weight %v for %d examples, want %v", line, c.got, c.n, want)
+		}
 	}
 }
 

@@ -141,6 +141,11 @@ func (h *Head) run(x *tensor.Dense, labels []int, train bool) (*graph, error) {
 	c := h.cfg.Classes
 	for i, l := range labels {
 		t[i*c+l] = 1
+		if train && h.classWeights != nil {
+			// A weighted one-hot target weighs the example's loss and,
+			// through xentGradOp, its gradient.
+			t[i*c+l] = h.classWeights[l]
+		}
 	}
 	g.vm.Reset()
 	if err := g.vm.RunAll(); err != nil {

@@ -90,6 +90,9 @@ type Head struct {
 	grads  []*tensor.Dense // allocated with the first training graph
 	graphs map[graphKey]*graph
 	clock  uint64 // for evicting the least recently used graph
+	// classWeights scales each example's training loss by its class's
+	// weight (nil: all 1); see SetClassWeights.
+	classWeights []float32
 }
 
 // New returns a head with Glorot-uniform kernels and zero biases drawn from
@@ -258,6 +261,29 @@ func (h *Head) Forward(x *tensor.Dense) (probs *tensor.Dense, err error) {
 		return nil, fmt.Errorf("head: forward: %w", err)
 	}
 	return g.xent.probs.Clone().(*tensor.Dense), nil
+}
+
+// SetClassWeights makes TrainStep weigh each example's loss by the weight
+// of its class, as Keras' class_weight does: the batch loss is
+// (1/N) Σ_i w[y_i]·loss_i. nil turns weighting off. Evaluate and Forward
+// are not affected (Keras' validation loss is unweighted too).
+func (h *Head) SetClassWeights(w []float32) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if w == nil {
+		h.classWeights = nil
+		return nil
+	}
+	if len(w) != h.cfg.Classes {
+		return fmt.Errorf("head: class weights: want %d (one per class), got %d", h.cfg.Classes, len(w))
+	}
+	for i, v := range w {
+		if !(v > 0) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("head: class weights: weight %v of class %d: want a positive finite number", v, i)
+		}
+	}
+	h.classWeights = slices.Clone(w)
+	return nil
 }
 
 // TrainStep runs one Adam step on the batch x (N,D) with integer labels in

@@ -23,6 +23,15 @@ type refNet struct {
 	adam       AdamConfig
 	lastProbs  [][]float64
 	lastLogits [][]float64
+	classW     []float64 // training loss weight of each class; nil: 1
+}
+
+// weight is the training loss weight of class k.
+func (r *refNet) weight(k int) float64 {
+	if r.classW == nil {
+		return 1
+	}
+	return r.classW[k]
 }
 
 func newRefNet(h *Head, adam AdamConfig) *refNet {
@@ -94,18 +103,22 @@ func (r *refNet) forward(x []float32, y []int) (acts [][]float64, loss float64) 
 	return acts, loss / float64(n)
 }
 
-// trainStep does one Adam step and returns the loss before it.
+// trainStep does one Adam step and returns the (class-weighted) loss before
+// it.
 func (r *refNet) trainStep(x []float32, y []int) float64 {
-	acts, loss := r.forward(x, y)
+	acts, _ := r.forward(x, y)
 	n := len(y)
 	L := len(r.w)
 	c := r.sizes[L]
 	g := make([]float64, n*c)
+	loss := 0.0
 	for i := 0; i < n; i++ {
+		w := r.weight(y[i])
+		loss -= w * math.Log(r.lastProbs[i][y[i]]) / float64(n)
 		for j := 0; j < c; j++ {
-			g[i*c+j] = r.lastProbs[i][j] / float64(n)
+			g[i*c+j] = w * r.lastProbs[i][j] / float64(n)
 		}
-		g[i*c+y[i]] -= 1 / float64(n)
+		g[i*c+y[i]] -= w / float64(n)
 	}
 	r.step++
 	t := float64(r.step)
@@ -206,6 +219,62 @@ func TestVariableBatchSizesMatchReference(t *testing.T) {
 	}
 	if got := len(h.graphs); got != 4 {
 		t.Errorf("%d cached graphs, want 4 (one per training batch size: 8, 3, 1, 17)", got)
+	}
+}
+
+// TestClassWeightsMatchReference trains with class weights against the
+// reference's weighted loss and gradients; Evaluate stays unweighted.
+func TestClassWeightsMatchReference(t *testing.T) {
+	const rel = 1e-4
+	h, err := New(Config{InputDim: 12, Hidden: []int{10}, Classes: 3, Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, err := NewAdam(AdamConfig{}, h.Params())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.SetClassWeights([]float32{1, 4, 0.25}); err != nil {
+		t.Fatal(err)
+	}
+	ref := newRefNet(h, DefaultAdamConfig())
+	ref.classW = []float64{1, 4, 0.25}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for step, n := range []int{8, 5, 8, 1} {
+		x, y := randBatch(rng, n, 12, 3)
+		loss, _, err := h.TrainStep(x, y, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := ref.trainStep(x.Float32s(), y); math.Abs(float64(loss)-want) > rel*want {
+			t.Errorf("step %d: weighted loss %.7g, want %.7g", step, loss, want)
+		}
+	}
+	for i, p := range h.Params() {
+		want := ref.b[i/2]
+		if i%2 == 0 {
+			want = ref.w[i/2]
+		}
+		w32 := make([]float32, len(want))
+		for j, v := range want {
+			w32[j] = float32(v)
+		}
+		if d, ok := closeTensor(p.Value.Float32s(), w32, rel); !ok {
+			t.Errorf("%s after 4 weighted steps: max |diff| %.3g", p.Name, d)
+		}
+	}
+	x, y := randBatch(rng, 6, 12, 3)
+	loss, _, _, err := h.Evaluate(x, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, want := ref.forward(x.Float32s(), y); math.Abs(float64(loss)-want) > rel*want {
+		t.Errorf("Evaluate loss %.7g, want the unweighted %.7g", loss, want)
+	}
+	for _, bad := range [][]float32{{1, 2}, {1, 0, 1}, {1, -1, 1}, {1, float32(math.NaN()), 1}, {1, float32(math.Inf(1)), 1}} {
+		if err := h.SetClassWeights(bad); err == nil {
+			t.Errorf("SetClassWeights(%v) accepted", bad)
+		}
 	}
 }
 
