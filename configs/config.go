@@ -83,7 +83,18 @@ type Train struct {
 	Batch         int           `yaml:"batch"`
 	Adam          Adam          `yaml:"adam"`
 	EarlyStopping EarlyStopping `yaml:"early_stopping"`
+	ReduceLR      ReduceLR      `yaml:"reduce_lr_on_plateau"`
 	ClassWeight   ClassWeight   `yaml:"class_weight"`
+}
+
+// ReduceLR multiplies the learning rate by Factor, down to MinLR, whenever
+// the validation loss has not improved by more than MinDelta for Patience
+// epochs (Keras' ReduceLROnPlateau callback); Patience 0 turns it off.
+type ReduceLR struct {
+	Patience int     `yaml:"patience"`
+	Factor   float64 `yaml:"factor"`
+	MinDelta float64 `yaml:"min_delta"`
+	MinLR    float64 `yaml:"min_lr"`
 }
 
 // ClassWeight weighs each class's examples in the training loss, as Keras'
@@ -197,9 +208,10 @@ func Default() Config {
 		Backbone: Backbone{RandomWidth: 8, Variant: "keras", Device: "cpu", Batch: 16},
 		Head:     Head{Layers: []int{1024, 1024, 1024, 512}, Activation: "relu"},
 		Train: Train{
-			Epochs: 10,
-			Batch:  32,
-			Adam:   Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-7},
+			Epochs:   10,
+			Batch:    32,
+			Adam:     Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-7},
+			ReduceLR: ReduceLR{Factor: 0.1, MinDelta: 1e-4},
 		},
 		Run:   Run{Keep: 3},
 		Cache: Cache{ShardSize: 512},
@@ -326,6 +338,18 @@ func (c *Config) check(at func(path, format string, args ...any)) {
 		at("train.early_stopping.min_delta", "%v must be a finite number ≥ 0", t.EarlyStopping.MinDelta)
 	}
 
+	if r := t.ReduceLR; r.Patience < 0 {
+		at("train.reduce_lr_on_plateau.patience", "%d is negative (0 turns it off)", r.Patience)
+	}
+	if r := t.ReduceLR; !(r.Factor > 0 && r.Factor < 1) {
+		at("train.reduce_lr_on_plateau.factor", "%v is outside (0, 1)", r.Factor)
+	}
+	if r := t.ReduceLR; !(r.MinDelta >= 0 && r.MinDelta < 1e9) {
+		at("train.reduce_lr_on_plateau.min_delta", "%v must be a finite number ≥ 0", r.MinDelta)
+	}
+	if r := t.ReduceLR; !(r.MinLR >= 0 && r.MinLR < 1e3) {
+		at("train.reduce_lr_on_plateau.min_lr", "%v must be a finite number ≥ 0", r.MinLR)
+	}
 	for i, w := range t.ClassWeight.Weights {
 		if !(w > 0 && w < 1e6) {
 			at(fmt.Sprintf("train.class_weight[%d]", i), "%v is outside (0, 1e6)", w)

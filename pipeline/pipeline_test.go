@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -137,7 +138,14 @@ func newTrainer(t *testing.T, dir string, train, val Split) *Trainer {
 func TestTrainerResumesExactly(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	train, val := randomSplit(rng, 23, 6, 2), randomSplit(rng, 8, 6, 2)
-	ref := newTrainer(t, t.TempDir(), train, val)
+	// A learning-rate schedule that halves the rate after every epoch but
+	// the first (whose val_loss is the first best; none improves by 10
+	// after it): its state must survive the stops too.
+	schedule := func(tr *Trainer) *Trainer {
+		tr.LRPatience, tr.LRFactor, tr.LRMinDelta = 1, 0.5, 10
+		return tr
+	}
+	ref := schedule(newTrainer(t, t.TempDir(), train, val))
 	history, err := ref.Fit(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -145,9 +153,14 @@ func TestTrainerResumesExactly(t *testing.T) {
 	if len(history) != 4 || !history[0].HasVal {
 		t.Fatalf("history %+v", history)
 	}
+	for i, e := range history {
+		if want := 1e-3 / float64(int(1)<<max(0, i-1)); math.Abs(e.LR-want) > 1e-15 {
+			t.Fatalf("epoch %d trained with learning rate %v, want %v", e.Epoch, e.LR, want)
+		}
+	}
 	for stop := 1; stop < 4*5; stop += 4 {
 		dir := t.TempDir()
-		first := newTrainer(t, dir, train, val)
+		first := schedule(newTrainer(t, dir, train, val))
 		ctx, cancel := context.WithCancel(context.Background())
 		n := 0
 		first.Progress = NewProgress(writerFunc(func(p []byte) (int, error) { return len(p), nil }))
@@ -156,7 +169,7 @@ func TestTrainerResumesExactly(t *testing.T) {
 		if _, err := first.Fit(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			t.Fatal(err)
 		}
-		second := newTrainer(t, dir, train, val)
+		second := schedule(newTrainer(t, dir, train, val))
 		last, err := second.Checkpoints.Latest()
 		// An interrupted run saves the steps it made since its last
 		// checkpoint: nothing is lost.
@@ -324,6 +337,39 @@ func TestSplitFeaturesNeedsEveryClass(t *testing.T) {
 	feats := denseRows([]float32{1, 2}, 1)
 	if _, _, err := splitFeatures(idx, []dataset.Sample{{Path: "a/1", Label: 0}, {Path: "a/2", Label: 0}}, feats); !errors.Is(err, dataset.ErrNoUsableImages) || !strings.Contains(err.Error(), `"b"`) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestReduceLR follows the learning rate through a sequence of validation
+// losses, as Keras' ReduceLROnPlateau(patience=2, factor=0.1,
+// min_delta=0.01, min_lr=1e-5) would set it.
+func TestReduceLR(t *testing.T) {
+	h, err := head.New(head.Config{InputDim: 2, Hidden: []int{}, Classes: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, err := head.NewAdam(head.AdamConfig{}, h.Params())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &Trainer{Opt: opt, LRPatience: 2, LRFactor: 0.1, LRMinDelta: 0.01, MinLR: 1e-5, lrBest: math.Inf(1), Progress: NewProgress(io.Discard)}
+	for i, step := range []struct{ val, lr float64 }{
+		{1.0, 1e-3},   // best
+		{0.995, 1e-3}, // not better by 0.01: 1 epoch
+		{0.99, 1e-4},  // 2 epochs: reduced, count restarts
+		{0.5, 1e-4},   // best
+		{0.6, 1e-4},
+		{0.7, 1e-5},
+		{0.8, 1e-5},
+		{0.9, 1e-5}, // at min_lr: stays
+		{0.1, 1e-5},
+	} {
+		if err := tr.reduceLR(step.val); err != nil {
+			t.Fatal(err)
+		}
+		if got := opt.Config().LR; math.Abs(got-step.lr) > 1e-12 {
+			t.Fatalf("epoch %d (val_loss %v): learning rate %v, want %v", i+1, step.val, got, step.lr)
+		}
 	}
 }
 

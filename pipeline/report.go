@@ -30,6 +30,8 @@ type EpochMetrics struct {
 	ValLoss   float64 `json:"val_loss,omitempty"`
 	ValAcc    float64 `json:"val_accuracy,omitempty"`
 	HasVal    bool    `json:"has_validation"`
+	// LR is the learning rate the epoch trained with.
+	LR float64 `json:"lr"`
 	// SamplesPerSec is the head's training throughput over the epoch.
 	SamplesPerSec float64 `json:"samples_per_s"`
 	Seconds       float64 `json:"seconds"`

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,7 +67,11 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		return nil, err
 	}
 	if len(applied) > 0 {
-		progress.Line("resuming with changed settings: %s", strings.Join(applied, "; "))
+		var lines []string
+		for _, c := range applied {
+			lines = append(lines, c.String())
+		}
+		progress.Line("resuming with changed settings: %s", strings.Join(lines, "; "))
 	}
 
 	dcfg := DataConfig(cfg)
@@ -153,6 +158,8 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		Head: h, Opt: opt, Train: train, Val: val, Classes: idx.Classes,
 		Epochs: cfg.Train.Epochs, Batch: cfg.Train.Batch, Seed: cfg.Data.Seed,
 		Every: cfg.Run.CheckpointEvery, Patience: cfg.Train.EarlyStopping.Patience, MinDelta: cfg.Train.EarlyStopping.MinDelta,
+		LRPatience: cfg.Train.ReduceLR.Patience, LRFactor: cfg.Train.ReduceLR.Factor,
+		LRMinDelta: cfg.Train.ReduceLR.MinDelta, MinLR: cfg.Train.ReduceLR.MinLR,
 		Checkpoints: mgr, ConfigHash: cfg.Hash(), Run: info, RunDir: runDir, Progress: progress,
 	}
 	if opts.Resume {
@@ -172,6 +179,13 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 			}
 			if err := t.Resume(ck); err != nil {
 				return nil, err
+			}
+			// The checkpoint's learning rate (the schedule's) goes on,
+			// unless the configuration sets a new one.
+			if slices.ContainsFunc(applied, func(c configs.Change) bool { return c.Path == "train.adam.lr" }) {
+				if err := opt.SetLR(cfg.Train.Adam.LR); err != nil {
+					return nil, err
+				}
 			}
 			progress.Line("resumed from %s: epoch %d, step %d of the epoch (global step %d)", last.Dir, ck.Manifest.Epoch+1, ck.Manifest.StepInEpoch, ck.Manifest.Step)
 		}
@@ -229,7 +243,7 @@ func setClassWeights(h *head.Head, cw configs.ClassWeight, train Split, classes 
 // A fresh run refuses a folder that already has checkpoints; a resumed run
 // refuses a configuration whose data, backbone or head changed, and returns
 // the other changes (epochs, learning rate, ...), which apply from here on.
-func prepareRunDir(cfg *configs.Config, resume bool) (applied []string, err error) {
+func prepareRunDir(cfg *configs.Config, resume bool) (applied []configs.Change, err error) {
 	runDir := cfg.Run.Dir
 	saved := filepath.Join(runDir, "config.yaml")
 	if entries, err := os.ReadDir(filepath.Join(runDir, "checkpoints")); err == nil && len(entries) > 0 && !resume {
@@ -242,7 +256,7 @@ func prepareRunDir(cfg *configs.Config, resume bool) (applied []string, err erro
 				if c.Resume {
 					refused = append(refused, c.String())
 				} else {
-					applied = append(applied, c.String())
+					applied = append(applied, c)
 				}
 			}
 			if len(refused) > 0 {

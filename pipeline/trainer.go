@@ -31,18 +31,23 @@ func (s Split) Len() int { return len(s.Y) }
 // progress, so a resumed run makes the same updates in the same order and
 // ends with the same bytes.
 type Trainer struct {
-	Head        *head.Head
-	Opt         *head.Adam
-	Train, Val  Split
-	Classes     []string
-	Epochs      int
-	Batch       int
-	Seed        int64
-	Every       int // checkpoint every this many steps; 0: at epoch ends only
-	Patience    int // early stopping: epochs without improvement; 0: off
-	MinDelta    float64
-	Checkpoints *checkpoints.Manager
-	ConfigHash  string
+	Head       *head.Head
+	Opt        *head.Adam
+	Train, Val Split
+	Classes    []string
+	Epochs     int
+	Batch      int
+	Seed       int64
+	Every      int // checkpoint every this many steps; 0: at epoch ends only
+	Patience   int // early stopping: epochs without improvement; 0: off
+	MinDelta   float64
+	// The learning rate is multiplied by LRFactor, down to MinLR, when the
+	// validation loss has not improved by more than LRMinDelta for
+	// LRPatience epochs (Keras' ReduceLROnPlateau); LRPatience 0: off.
+	LRPatience                  int
+	LRFactor, LRMinDelta, MinLR float64
+	Checkpoints                 *checkpoints.Manager
+	ConfigHash                  string
 	// Run is the resolved configuration, stored in every checkpoint so that
 	// `predict --checkpoint` can rebuild the backbone and preprocessing.
 	Run      []byte
@@ -56,6 +61,8 @@ type Trainer struct {
 	history            []EpochMetrics
 	best               float64
 	wait               int
+	lrBest             float64 // the learning-rate schedule's best val_loss
+	lrWait             int
 	// onStep, if set, is called after every step with the rows of Train it
 	// used (tests stop runs with it and check which examples were seen).
 	onStep func(rows []int)
@@ -69,6 +76,9 @@ const (
 	metricValLoss   = "val_loss"
 	metricBest      = "best_val_loss"
 	metricWait      = "epochs_without_improvement"
+	metricLR        = "lr"
+	metricLRBest    = "lr_schedule_best_val_loss"
+	metricLRWait    = "lr_schedule_epochs_without_improvement"
 	metricLossSum   = "epoch_loss_sum"
 	metricCorrect   = "epoch_correct"
 	metricSeen      = "epoch_seen"
@@ -105,6 +115,15 @@ func (t *Trainer) Resume(ck *checkpoints.Checkpoint) error {
 		t.best = v
 	}
 	t.wait = int(man.Metrics[metricWait])
+	t.lrBest, t.lrWait = math.Inf(1), int(man.Metrics[metricLRWait])
+	if v, ok := man.Metrics[metricLRBest]; ok {
+		t.lrBest = v
+	}
+	if lr, ok := man.Metrics[metricLR]; ok { // the schedule's, where it changed it
+		if err := t.Opt.SetLR(lr); err != nil {
+			return fmt.Errorf("resume from %s: %w", ck.Dir, err)
+		}
+	}
 	t.lossSum = man.Metrics[metricLossSum]
 	t.correct = int(man.Metrics[metricCorrect])
 	t.seen = int(man.Metrics[metricSeen])
@@ -116,7 +135,7 @@ func (t *Trainer) Resume(ck *checkpoints.Checkpoint) error {
 // those before a resume included.
 func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 	if t.history == nil && t.step == 0 {
-		t.best = math.Inf(1)
+		t.best, t.lrBest = math.Inf(1), math.Inf(1)
 	}
 	if t.Batch < 1 || t.Train.Len() == 0 {
 		return nil, fmt.Errorf("train: %d training examples, batch %d", t.Train.Len(), t.Batch)
@@ -182,6 +201,7 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 			TrainLoss: t.lossSum / float64(t.seen), TrainAcc: float64(t.correct) / float64(t.seen),
 			SamplesPerSec: float64(t.seen-seenAtStart) / time.Since(epochStart).Seconds(),
 			Seconds:       time.Since(epochStart).Seconds(),
+			LR:            t.Opt.Config().LR,
 		}
 		improved := false
 		if t.Val.Len() > 0 {
@@ -194,6 +214,9 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 				t.best, t.wait, improved = loss, 0, true
 			} else {
 				t.wait++
+			}
+			if err := t.reduceLR(loss); err != nil {
+				return t.history, err
 			}
 		}
 		t.history = append(t.history, m)
@@ -231,14 +254,43 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 	return t.history, nil
 }
 
+// reduceLR is Keras' ReduceLROnPlateau at an epoch's end, without cooldown.
+func (t *Trainer) reduceLR(valLoss float64) error {
+	if t.LRPatience <= 0 {
+		return nil
+	}
+	if valLoss < t.lrBest-t.LRMinDelta {
+		t.lrBest, t.lrWait = valLoss, 0
+		return nil
+	}
+	if t.lrWait++; t.lrWait < t.LRPatience {
+		return nil
+	}
+	old := t.Opt.Config().LR
+	if old <= t.MinLR {
+		return nil
+	}
+	lr := max(old*t.LRFactor, t.MinLR)
+	if err := t.Opt.SetLR(lr); err != nil {
+		return err
+	}
+	t.lrWait = 0
+	t.Progress.Line("val_loss has not improved by %g for %d epochs: learning rate %g -> %g", t.LRMinDelta, t.LRPatience, old, lr)
+	return nil
+}
+
 // save writes a checkpoint of the current state.
 func (t *Trainer) save(extra map[string]float64) error {
 	metrics := map[string]float64{
 		metricWait: float64(t.wait), metricLossSum: t.lossSum,
 		metricCorrect: float64(t.correct), metricSeen: float64(t.seen),
+		metricLR: t.Opt.Config().LR, metricLRWait: float64(t.lrWait),
 	}
 	if !math.IsInf(t.best, 0) {
 		metrics[metricBest] = t.best
+	}
+	if !math.IsInf(t.lrBest, 0) {
+		metrics[metricLRBest] = t.lrBest
 	}
 	for k, v := range extra {
 		metrics[k] = v
@@ -320,6 +372,7 @@ func historyToMetrics(h []EpochMetrics, m map[string]float64) {
 		m[p+"train_accuracy"] = e.TrainAcc
 		m[p+"samples_per_s"] = e.SamplesPerSec
 		m[p+"seconds"] = e.Seconds
+		m[p+"lr"] = e.LR
 		if e.HasVal {
 			m[p+"val_loss"] = e.ValLoss
 			m[p+"val_accuracy"] = e.ValAcc
@@ -335,7 +388,7 @@ func historyFromMetrics(m map[string]float64, epochs int) []EpochMetrics {
 			continue
 		}
 		em := EpochMetrics{Epoch: e, Step: int64(m[p+"step"]), TrainLoss: m[p+"train_loss"], TrainAcc: m[p+"train_accuracy"],
-			SamplesPerSec: m[p+"samples_per_s"], Seconds: m[p+"seconds"]}
+			SamplesPerSec: m[p+"samples_per_s"], Seconds: m[p+"seconds"], LR: m[p+"lr"]}
 		if v, ok := m[p+"val_loss"]; ok {
 			em.ValLoss, em.ValAcc, em.HasVal = v, m[p+"val_accuracy"], true
 		}

@@ -297,6 +297,19 @@ func TestResumeRefusesChangedConfig(t *testing.T) {
 		!strings.Contains(out, "resuming with changed settings: train.epochs changed from 3 to 4") {
 		t.Fatalf("resume with more epochs: exit %d\n%s\n%s", code, out, stderr)
 	}
+	// Nor another learning rate, which then replaces the checkpoint's.
+	raw, _ = os.ReadFile(cfg)
+	raw = bytes.Replace(raw, []byte("epochs: 4"), []byte("epochs: 5"), 1)
+	os.WriteFile(cfg, bytes.Replace(raw, []byte("train:\n"), []byte("train:\n  adam: {lr: 0.0005}\n"), 1), 0o644)
+	code, out, stderr = train(t, "--config", cfg, "--resume")
+	if code != 0 || !strings.Contains(out, "train.adam.lr changed from 0.001 to 0.0005") {
+		t.Fatalf("resume with another learning rate: exit %d\n%s\n%s", code, out, stderr)
+	}
+	metrics, _ := os.ReadFile(filepath.Join(dir, "run", "metrics.jsonl"))
+	lines := strings.Split(strings.TrimSpace(string(metrics)), "\n")
+	if len(lines) != 5 || !strings.Contains(lines[3], `"lr":0.001,`) || !strings.Contains(lines[4], `"lr":0.0005,`) {
+		t.Fatalf("metrics.jsonl after the new learning rate:\n%s", metrics)
+	}
 	// Another head may not.
 	raw, _ = os.ReadFile(cfg)
 	os.WriteFile(cfg, bytes.Replace(raw, []byte("layers: [32, 16]"), []byte("layers: [32, 8]"), 1), 0o644)

@@ -94,6 +94,16 @@ func NewAdam(cfg AdamConfig, params []Param) (*Adam, error) {
 // Config returns the hyper-parameters in use.
 func (a *Adam) Config() AdamConfig { return a.cfg }
 
+// SetLR changes the learning rate from the next Update on, as a
+// learning-rate schedule does; the moments and the step are kept.
+func (a *Adam) SetLR(lr float64) error {
+	if !(lr > 0) || math.IsInf(lr, 0) {
+		return fmt.Errorf("adam: learning rate %v must be positive and finite", lr)
+	}
+	a.cfg.LR = lr
+	return nil
+}
+
 // Step returns the number of updates applied so far.
 func (a *Adam) Step() int64 { return a.step }
 
