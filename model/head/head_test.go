@@ -15,15 +15,14 @@ import (
 // hand-written backward pass) and of the Keras Adam step, for checking the
 // gorgonia graphs on batches of any size.
 type refNet struct {
-	sizes      []int
-	w, b       [][]float64 // w[l] row-major (in,out)
-	mw, vw     [][]float64
-	mb, vb     [][]float64
-	step       int
-	adam       AdamConfig
-	lastProbs  [][]float64
-	lastLogits [][]float64
-	classW     []float64 // training loss weight of each class; nil: 1
+	sizes     []int
+	w, b      [][]float64 // w[l] row-major (in,out)
+	mw, vw    [][]float64
+	mb, vb    [][]float64
+	step      int
+	adam      AdamConfig
+	lastProbs [][]float64
+	classW    []float64 // training loss weight of each class; nil: 1
 }
 
 // weight is the training loss weight of class k.

@@ -147,21 +147,6 @@ func (a *Arch) FeatureDim() int { return a.Blocks[len(a.Blocks)-1].Convs[2].Out 
 // outSize is the spatial size after a convolution or pool.
 func outSize(in, k, stride, pad int) int { return (in+2*pad-k)/stride + 1 }
 
-// spatial returns the spatial sizes along the network for a square input:
-// after the stem conv, after the max pool, and after each block.
-func (a *Arch) spatial(size int) (stem, pool int, blocks []int) {
-	stem = outSize(size, 7, 2, 3)
-	pool = outSize(stem, 3, 2, 1)
-	s := pool
-	for _, b := range a.Blocks {
-		for _, c := range b.Convs {
-			s = outSize(s, c.K, c.Stride, c.Pad)
-		}
-		blocks = append(blocks, s)
-	}
-	return stem, pool, blocks
-}
-
 // blockBuffers picks, for a block whose input is in buffer cur of the
 // engine's four, the buffers of its shortcut (the input itself without a
 // projection) and of its two inner activations. The block's output goes to
