@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The project's checks, as CI runs them: set-up, gofmt, go vet, go test.
+# The project's checks, as CI runs them: set-up, gofmt, go vet, staticcheck
+# (a pinned version, fetched through the Go module proxy on first use), go
+# test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,4 +12,5 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 go vet ./...
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 go test ./...
