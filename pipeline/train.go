@@ -213,6 +213,12 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		progress.Line("validation confusion matrix (rows: true class) and scores:\n%s", strings.TrimRight(b.String(), "\n"))
 		res.Confusion = conf
 	}
+	if best, err := mgr.Best(); err == nil {
+		// predict --checkpoint <run> uses this one.
+		if e := best.Manifest.Epoch; e >= 1 && e <= len(history) && history[e-1].HasVal {
+			progress.Line("best checkpoint: epoch %d (val_loss %.4f, val_accuracy %.4f), checkpoints/best", e, history[e-1].ValLoss, history[e-1].ValAcc)
+		}
+	}
 	progress.Line("run folder %s: checkpoints/last, checkpoints/best, metrics.jsonl, metrics.png", runDir)
 	return res, nil
 }

@@ -274,7 +274,7 @@ func TestResumeRefusesChangedConfig(t *testing.T) {
 	os.WriteFile(filepath.Join(data, "cats", "broken.jpg"), []byte("not a jpeg"), 0o644)
 	cfg := smokeConfig(t, dir, data, filepath.Join(dir, "run"), filepath.Join(dir, "cache"))
 	code, out, stderr := train(t, "--config", cfg)
-	if code != 0 || !strings.Contains(out, "skipped 1 unusable files") {
+	if code != 0 || !strings.Contains(out, "skipped 1 unusable files") || !strings.Contains(out, "best checkpoint: epoch ") {
 		t.Fatalf("exit %d:\n%s\n%s", code, out, stderr)
 	}
 	if report, _ := os.ReadFile(filepath.Join(dir, "run", "skipped.jsonl")); !strings.Contains(string(report), "cats/broken.jpg") {
