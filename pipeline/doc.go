@@ -15,13 +15,22 @@
 // runs (another head, another learning rate) read the cache. Extraction is
 // resumable shard by shard, training step by step: a run killed at any
 // moment and resumed ends with the same bytes as one never interrupted.
+// The Trainer does what Keras' fit does with its usual callbacks: Adam,
+// class weights, early stopping, ReduceLROnPlateau, a checkpoint at every
+// epoch's end (or every so many steps) and one when interrupted.
+//
+// LoadClassifier puts a trained run back together from a checkpoint (or
+// the run folder: its best checkpoint): Predict and PredictFolder classify
+// images, Evaluate scores a labelled folder (Keras' evaluate, plus
+// per-class precision, recall and F1 and the confusion matrix).
 //
 // The run folder holds:
 //
-//	config.yaml          the configuration the run was started with
+//	config.yaml          the configuration of the run's latest start
 //	checkpoints/         step-NNNNNN folders, and the links last and best
-//	metrics.jsonl        one line per epoch: losses, accuracies, speed
+//	metrics.jsonl        one line per epoch: losses, accuracies, learning rate, speed
 //	metrics.png          the loss and accuracy curves
-//	confusion.txt        the validation confusion matrix and per-class precision, recall, F1 at the end
+//	confusion.txt        the validation confusion matrix at the end, and per-class
+//	                     precision, recall and F1
 //	skipped.jsonl        the image files that could not be used, and why
 package pipeline
