@@ -52,6 +52,12 @@ type Data struct {
 	// means the backbone variant's own: caffe for keras, torch for
 	// torchvision.
 	Preprocess string `yaml:"preprocess"`
+	// FlipAugmentation trains on each image or its mirror image (left to
+	// right), picked at random for every example and epoch, as Keras'
+	// RandomFlip("horizontal"). Both images' features are extracted once
+	// and cached, so the first extraction takes twice as long and the
+	// epochs no longer.
+	FlipAugmentation bool `yaml:"flip_augmentation" hash:"omitzero"`
 }
 
 // Backbone is the frozen ResNet50 feature extractor.

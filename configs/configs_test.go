@@ -250,6 +250,7 @@ head.activation="relu"
 		{"image size", func(c *Config) { c.Data.ImageSize = []int{64, 96} }, false, "data.image_size changed from [64 64] to [64 96]", true},
 		{"weights", func(c *Config) { c.Backbone.Weights = "/w/r50.npz" }, false, `backbone.weights changed from "" to "/w/r50.npz"`, true},
 		{"variant", func(c *Config) { c.Backbone.Variant = "torchvision" }, false, `backbone.variant changed from "keras" to "torchvision"`, true},
+		{"flip augmentation", func(c *Config) { c.Data.FlipAugmentation = true }, false, "data.flip_augmentation changed from false to true", true},
 		{"epochs", func(c *Config) { c.Train.Epochs = 30 }, true, "train.epochs changed from 3 to 30", false},
 		{"learning rate", func(c *Config) { c.Train.Adam.LR = 1e-4 }, true, "train.adam.lr changed from 0.001 to 0.0001", false},
 		{"workers", func(c *Config) { c.Data.Workers = 2 }, true, "data.workers changed from 0 to 2", false},

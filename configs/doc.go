@@ -8,7 +8,7 @@
 //
 //	data:      dir (required), classes, image_size [h, w], validation_split,
 //	           seed, workers, max_pixels, follow_symlinks, exif_orientation,
-//	           crop_to_aspect_ratio, preprocess
+//	           crop_to_aspect_ratio, preprocess, flip_augmentation
 //	backbone:  weights, random_width, variant, device, batch
 //	head:      layers, activation
 //	train:     epochs, batch, adam {lr, beta1, beta2, epsilon},

@@ -17,6 +17,10 @@ type leaf struct {
 	value  string // for Diff: paths made absolute
 	hashed string // for Hash: paths reduced to their last element
 	resume bool   // part of Hash
+	// unhashed leaves a setting added after version 1 out of Hash while it
+	// has its zero value, so that runs begun before it existed still resume
+	// (tag hash:"omitzero").
+	unhashed bool
 }
 
 // leaves lists the settings of c in declaration order.
@@ -37,6 +41,9 @@ func leaves(c *Config) []leaf {
 					continue
 				}
 				walk(v.Field(i), join(path, k), resume && f.Tag.Get("resume") != "no")
+				if f.Tag.Get("hash") == "omitzero" && v.Field(i).IsZero() {
+					ls[len(ls)-1].unhashed = true
+				}
 				if f.Tag.Get("path") == "yes" {
 					l := &ls[len(ls)-1]
 					p := v.Field(i).String()
@@ -81,7 +88,7 @@ func (c *Config) Hash() string {
 	h := sha256.New()
 	fmt.Fprintln(h, "gotransfer config v1")
 	for _, l := range leaves(c) {
-		if l.resume {
+		if l.resume && !l.unhashed {
 			fmt.Fprintf(h, "%s=%s\n", l.path, l.hashed)
 		}
 	}

@@ -47,6 +47,10 @@ type Config struct {
 	CropToAspectRatio bool
 	// Preprocess is "caffe" (default), "torch" or "none".
 	Preprocess string
+	// HorizontalFlip mirrors every image left to right after resizing: the
+	// augmented copy whose features the pipeline caches beside the
+	// originals' (Keras' RandomFlip("horizontal")).
+	HorizontalFlip bool
 }
 
 // WithDefaults returns a copy of c with zero fields set to their defaults.

@@ -316,3 +316,31 @@ func TestBadImageErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestHorizontalFlip checks that HorizontalFlip mirrors the loaded image:
+// pixel (y, x) of the flipped image is pixel (y, W-1-x) of the plain one.
+func TestHorizontalFlip(t *testing.T) {
+	const path = "testdata/chelsea.png"
+	for _, size := range [][2]int{{32, 48}, {33, 47}} { // even and odd widths
+		cfg := Config{Height: size[0], Width: size[1]}
+		plain, _, err := Load(cfg, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.HorizontalFlip = true
+		flipped, _, err := Load(cfg, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, w := size[0], size[1]
+		for y := range h {
+			for x := range w {
+				for c := range 3 {
+					if a, b := flipped[(y*w+x)*3+c], plain[(y*w+w-1-x)*3+c]; a != b {
+						t.Fatalf("%dx%d: flipped (%d, %d, %d) = %v, plain (%d, %d, %d) = %v", w, h, y, x, c, a, y, w-1-x, c, b)
+					}
+				}
+			}
+		}
+	}
+}

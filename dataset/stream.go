@@ -104,7 +104,21 @@ func (w *worker) process(path string, out []float32) (digest [32]byte, err error
 		r = cropBox(img.w, img.h, w.cfg.Width, w.cfg.Height)
 	}
 	w.rz.resize(img, r, w.cfg.Width, w.cfg.Height, &w.pp, out)
+	if w.cfg.HorizontalFlip {
+		mirror(out, w.cfg.Height, w.cfg.Width)
+	}
 	return digest, nil
+}
+
+// mirror reverses the pixels of every row of an HWC image in place.
+func mirror(pix []float32, h, w int) {
+	for y := range h {
+		row := pix[y*w*3 : (y+1)*w*3]
+		for l, r := 0, w-1; l < r; l, r = l+1, r-1 {
+			a, b := row[l*3:l*3+3], row[r*3:r*3+3]
+			a[0], a[1], a[2], b[0], b[1], b[2] = b[0], b[1], b[2], a[0], a[1], a[2]
+		}
+	}
 }
 
 func (w *worker) trim() {

@@ -28,6 +28,10 @@ type Key struct {
 	Width      int    `json:"width"`
 	Crop       bool   `json:"crop_to_aspect_ratio"`
 	EXIF       bool   `json:"exif_orientation"`
+	// Flip keys the features of the mirrored images (flip augmentation).
+	// omitempty keeps the hashes, and so the caches, of plain keys as they
+	// were before it existed.
+	Flip bool `json:"horizontal_flip,omitempty"`
 }
 
 // Hash names the key's folder.

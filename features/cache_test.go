@@ -128,3 +128,17 @@ func TestAddRejectsMismatch(t *testing.T) {
 		t.Fatal("fewer rows than images accepted")
 	}
 }
+
+// TestKeyHashStable pins a key's hash: caches made by earlier versions stay
+// valid (a field added with omitempty leaves old keys' hashes alone), and
+// the mirrored images' features get a cache of their own.
+func TestKeyHashStable(t *testing.T) {
+	k := Key{Weights: "abc", Preprocess: "caffe", Height: 224, Width: 224, EXIF: true}
+	if got := k.Hash(); got != "787186860bbf6120" {
+		t.Errorf("hash %s, want 787186860bbf6120 (a change orphans every existing cache)", got)
+	}
+	k.Flip = true
+	if k.Hash() == "787186860bbf6120" {
+		t.Error("the mirrored images' key hashes like the plain one")
+	}
+}

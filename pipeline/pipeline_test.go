@@ -141,8 +141,14 @@ func TestTrainerResumesExactly(t *testing.T) {
 	// A learning-rate schedule that halves the rate after every epoch but
 	// the first (whose val_loss is the first best; none improves by 10
 	// after it): its state must survive the stops too.
+	// Flip augmentation too: which examples are mirrored must not change.
+	mirroredTrain := Split{X: denseRows(slices.Clone(train.X.Float32s()), 6), Y: train.Y}
+	for i, v := range mirroredTrain.X.Float32s() {
+		mirroredTrain.X.Float32s()[i] = -v
+	}
 	schedule := func(tr *Trainer) *Trainer {
 		tr.LRPatience, tr.LRFactor, tr.LRMinDelta = 1, 0.5, 10
+		tr.TrainMirrored = mirroredTrain
 		return tr
 	}
 	ref := schedule(newTrainer(t, t.TempDir(), train, val))
@@ -337,6 +343,54 @@ func TestSplitFeaturesNeedsEveryClass(t *testing.T) {
 	feats := denseRows([]float32{1, 2}, 1)
 	if _, _, err := splitFeatures(idx, []dataset.Sample{{Path: "a/1", Label: 0}, {Path: "a/2", Label: 0}}, feats); !errors.Is(err, dataset.ErrNoUsableImages) || !strings.Contains(err.Error(), `"b"`) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestFlipAugmentation checks which rows train on their mirror image: about
+// half of them in each epoch, other ones from one epoch to the next, the
+// same ones for the same (seed, epoch).
+func TestFlipAugmentation(t *testing.T) {
+	const n, dim = 1000, 2
+	plain, flipped := make([]float32, n*dim), make([]float32, n*dim)
+	y := make([]int, n)
+	for i := range plain {
+		plain[i], flipped[i] = float32(i), -float32(i)-1
+	}
+	tr := &Trainer{Seed: 3, Train: Split{X: denseRows(plain, dim), Y: y}, TrainMirrored: Split{X: denseRows(flipped, dim), Y: y}}
+	rows := make([]int, n)
+	for i := range rows {
+		rows[i] = i
+	}
+	picks := func(epoch int) []bool {
+		tr.epoch = epoch
+		x, _ := tr.gatherTrain(rows, dim)
+		m := make([]bool, n)
+		for i := range n {
+			m[i] = x.Float32s()[i*dim] < 0
+			if want := mirrored(3, epoch, i); m[i] != want {
+				t.Fatalf("epoch %d row %d: mirrored %v, want %v", epoch, i, m[i], want)
+			}
+		}
+		return m
+	}
+	e0, e1 := picks(0), picks(1)
+	count, same := 0, 0
+	for i := range n {
+		if e0[i] {
+			count++
+		}
+		if e0[i] == e1[i] {
+			same++
+		}
+	}
+	if count < 430 || count > 570 {
+		t.Errorf("%d of %d rows mirrored in epoch 0, want about half", count, n)
+	}
+	if same < 430 || same > 570 {
+		t.Errorf("%d of %d rows made the same choice in epochs 0 and 1, want about half", same, n)
+	}
+	if !slices.Equal(picks(0), e0) {
+		t.Error("epoch 0's choices changed")
 	}
 }
 

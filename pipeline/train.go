@@ -134,6 +134,12 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	if err != nil {
 		return nil, err
 	}
+	var mirroredTrain Split
+	if cfg.Data.FlipAugmentation {
+		if mirroredTrain, err = mirroredFeatures(ctx, cfg, dcfg, weights, bb, idx, kept, train, progress); err != nil {
+			return nil, err
+		}
+	}
 
 	h, err := head.New(head.Config{InputDim: bb.FeatureDim(), Hidden: cfg.Head.Layers, Classes: len(idx.Classes), Seed: uint64(cfg.Data.Seed)})
 	if err != nil {
@@ -155,7 +161,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		return nil, err
 	}
 	t := &Trainer{
-		Head: h, Opt: opt, Train: train, Val: val, Classes: idx.Classes,
+		Head: h, Opt: opt, Train: train, TrainMirrored: mirroredTrain, Val: val, Classes: idx.Classes,
 		Epochs: cfg.Train.Epochs, Batch: cfg.Train.Batch, Seed: cfg.Data.Seed,
 		Every: cfg.Run.CheckpointEvery, Patience: cfg.Train.EarlyStopping.Patience, MinDelta: cfg.Train.EarlyStopping.MinDelta,
 		LRPatience: cfg.Train.ReduceLR.Patience, LRFactor: cfg.Train.ReduceLR.Factor,
@@ -221,6 +227,48 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	}
 	progress.Line("run folder %s: checkpoints/last, checkpoints/best, metrics.jsonl, metrics.png", runDir)
 	return res, nil
+}
+
+// mirroredFeatures extracts (or reads from their own cache) the features of
+// the mirrored training images, row for row with train (flip
+// augmentation). Validation images are never mirrored.
+func mirroredFeatures(ctx context.Context, cfg *configs.Config, dcfg dataset.Config, w *resnet.Weights, bb resnet.Backbone,
+	idx *dataset.Index, kept []dataset.Sample, train Split, progress *Progress) (Split, error) {
+	key := CacheKey(cfg, w)
+	key.Flip = true
+	cache, err := features.Open(cfg.Cache.Dir, key, bb.FeatureDim())
+	if err != nil {
+		return Split{}, err
+	}
+	inVal := make(map[string]bool, len(idx.Validation))
+	for _, s := range idx.Validation {
+		inVal[s.Path] = true
+	}
+	var samples []dataset.Sample // the training rows of splitFeatures, in order
+	for _, s := range kept {
+		if !inVal[s.Path] {
+			samples = append(samples, s)
+		}
+	}
+	dcfg.HorizontalFlip = true
+	start := time.Now()
+	ex := &Extraction{
+		Data: dcfg, Backbone: bb, Cache: cache, Batch: cfg.Backbone.Batch, Shard: cfg.Cache.ShardSize, Skips: &dataset.SkipLog{},
+		Progress: func(done, total int) {
+			progress.Bar("mirrored features", done, total, fmt.Sprintf("%.1f images/s", float64(done)/time.Since(start).Seconds()))
+		},
+	}
+	got, feats, err := ex.Features(ctx, samples)
+	if err != nil {
+		return Split{}, fmt.Errorf("flip augmentation: %w", err)
+	}
+	if len(got) != len(samples) || len(samples) != len(train.Y) {
+		// The same files decoded a moment ago: only a file changed on disk
+		// in between gets here.
+		return Split{}, fmt.Errorf("flip augmentation: %d of the %d training images could not be read again", len(samples)-len(got), len(samples))
+	}
+	progress.Line("mirrored features ready in %s (cache %s)", time.Since(start).Round(time.Millisecond), cache.Dir())
+	return Split{X: feats, Y: train.Y}, nil
 }
 
 // setClassWeights gives the head the configured class weights, computed

@@ -34,13 +34,17 @@ type Trainer struct {
 	Head       *head.Head
 	Opt        *head.Adam
 	Train, Val Split
-	Classes    []string
-	Epochs     int
-	Batch      int
-	Seed       int64
-	Every      int // checkpoint every this many steps; 0: at epoch ends only
-	Patience   int // early stopping: epochs without improvement; 0: off
-	MinDelta   float64
+	// TrainMirrored, if set, holds the features of the mirrored training
+	// images, row for row with Train: each epoch trains every example on
+	// one of the two, picked by (Seed, epoch, row) (flip augmentation).
+	TrainMirrored Split
+	Classes       []string
+	Epochs        int
+	Batch         int
+	Seed          int64
+	Every         int // checkpoint every this many steps; 0: at epoch ends only
+	Patience      int // early stopping: epochs without improvement; 0: off
+	MinDelta      float64
 	// The learning rate is multiplied by LRFactor, down to MinLR, when the
 	// validation loss has not improved by more than LRMinDelta for
 	// LRPatience epochs (Keras' ReduceLROnPlateau); LRPatience 0: off.
@@ -171,7 +175,7 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 				return t.history, err
 			}
 			idx := order[t.seen:min(t.seen+t.Batch, len(order))]
-			x, y := gather(t.Train, idx, dim)
+			x, y := t.gatherTrain(idx, dim)
 			loss, correct, err := t.Head.TrainStep(x, y, t.Opt)
 			if err != nil {
 				return t.history, fmt.Errorf("epoch %d step %d: %w", t.epoch+1, t.stepInEpoch+1, err)
@@ -351,6 +355,37 @@ func (t *Trainer) Confusion() (*Confusion, error) {
 }
 
 // gather copies the rows idx of a split into a new batch.
+// gatherTrain is gather on the training split, each row taken from Train
+// or, where mirrored picks it, from TrainMirrored.
+func (t *Trainer) gatherTrain(idx []int, dim int) (*tensor.Dense, []int) {
+	if t.TrainMirrored.X == nil {
+		return gather(t.Train, idx, dim)
+	}
+	plain, flipped := t.Train.X.Data().([]float32), t.TrainMirrored.X.Data().([]float32)
+	data := make([]float32, len(idx)*dim)
+	y := make([]int, len(idx))
+	for i, r := range idx {
+		src := plain
+		if mirrored(t.Seed, t.epoch, r) {
+			src = flipped
+		}
+		copy(data[i*dim:(i+1)*dim], src[r*dim:(r+1)*dim])
+		y[i] = t.Train.Y[r]
+	}
+	return tensor.New(tensor.WithShape(len(idx), dim), tensor.WithBacking(data)), y
+}
+
+// mirrored says whether row trains on its mirror image in epoch: a fair
+// coin that is a pure function of (seed, epoch, row), so that a resumed run
+// flips the same examples.
+func mirrored(seed int64, epoch, row int) bool {
+	z := uint64(seed) ^ uint64(epoch)<<32 ^ uint64(row)*0x9e3779b97f4a7c15
+	// splitmix64's finalizer
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return (z^z>>31)&1 == 1
+}
+
 func gather(s Split, idx []int, dim int) (*tensor.Dense, []int) {
 	src := s.X.Data().([]float32)
 	data := make([]float32, len(idx)*dim)

@@ -264,6 +264,28 @@ func TestBalancedClassWeights(t *testing.T) {
 	}
 }
 
+// TestFlipAugmentationRun trains with flip_augmentation: the mirrored
+// images' features get a cache folder of their own beside the plain ones.
+func TestFlipAugmentationRun(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := dataset.Synthesize(data, 8, 5); err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(dir, "cache")
+	cfg := smokeConfig(t, dir, data, filepath.Join(dir, "run"), cache)
+	raw, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, bytes.Replace(raw, []byte("  workers: 2\n"), []byte("  workers: 2\n  flip_augmentation: true\n"), 1), 0o644)
+	code, out, stderr := train(t, "--config", cfg)
+	if code != 0 || !strings.Contains(out, "mirrored features ready") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
+	}
+	entries, _ := os.ReadDir(cache)
+	if len(entries) != 2 {
+		t.Errorf("the feature cache holds %d folders, want 2 (plain and mirrored)", len(entries))
+	}
+}
+
 func TestResumeRefusesChangedConfig(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
