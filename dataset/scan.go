@@ -100,7 +100,10 @@ func listClasses(cfg Config) ([]string, error) {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			// The usual slip is the name (Cat for cats): say what is there.
-			have, _ := ClassFolders(cfg.Root, cfg.FollowSymlinks)
+			have, lerr := ClassFolders(cfg.Root, cfg.FollowSymlinks)
+			if lerr != nil {
+				return nil, lerr
+			}
 			return nil, fmt.Errorf("dataset: class %q: no folder %s (the class folders in %s are %q)", c, dir, cfg.Root, have)
 		case err != nil:
 			return nil, fmt.Errorf("dataset: class %q: %w", c, err)
@@ -117,7 +120,7 @@ func listClasses(cfg Config) ([]string, error) {
 func ClassFolders(root string, followSymlinks bool) ([]string, error) {
 	entries, err := os.ReadDir(root)
 	if err != nil {
-		return nil, fmt.Errorf("dataset: list classes: %w", err)
+		return nil, fmt.Errorf("dataset: the image folder: %w", err)
 	}
 	var classes []string // os.ReadDir sorts by name, as Python's sorted() does
 	for _, e := range entries {

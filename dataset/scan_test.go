@@ -27,6 +27,7 @@ func TestScan(t *testing.T) {
 		want    []string // classes found
 		samples []string // "label:path", all in Train (no split)
 		err     string   // substring of the expected error
+		root    string   // a sub-folder of the files' folder to scan; "" scans it
 	}{
 		{
 			name:    "sorted classes and paths",
@@ -57,6 +58,8 @@ func TestScan(t *testing.T) {
 		{name: "single folder", files: []string{"a/1.jpg"}, err: "need at least two classes, found 1"},
 		{name: "missing configured class", files: []string{"a/1.jpg", "b/1.jpg"}, classes: []string{"a", "x"}, err: `class "x": no folder`},
 		{name: "misspelt class lists the folders", files: []string{"cats/1.jpg", "dogs/1.jpg", ".git/x"}, classes: []string{"Cat", "Dog"}, err: `are ["cats" "dogs"]`},
+		{name: "no image folder", classes: []string{"a", "b"}, root: "missing", err: "the image folder: open "},
+		{name: "no image folder, classes unlisted", root: "missing", err: "the image folder: open "},
 		{name: "repeated configured class", files: []string{"a/1.jpg", "b/1.jpg"}, classes: []string{"a", "a"}, err: "repeated"},
 	}
 	for _, tc := range tests {
@@ -67,7 +70,7 @@ func TestScan(t *testing.T) {
 				files[f] = img
 			}
 			writeFiles(t, root, files)
-			idx, err := Scan(Config{Root: root, Classes: tc.classes})
+			idx, err := Scan(Config{Root: filepath.Join(root, tc.root), Classes: tc.classes})
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("Scan error = %v, want one containing %q", err, tc.err)
