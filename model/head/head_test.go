@@ -159,6 +159,25 @@ func (r *refNet) trainStep(x []float32, y []int) float64 {
 	return loss
 }
 
+// checkParams compares the head's parameters with the reference's, within
+// rel.
+func (r *refNet) checkParams(t *testing.T, h *Head, rel float64, when string) {
+	t.Helper()
+	for i, p := range h.Params() {
+		want := r.b[i/2]
+		if i%2 == 0 {
+			want = r.w[i/2]
+		}
+		w32 := make([]float32, len(want))
+		for j, v := range want {
+			w32[j] = float32(v)
+		}
+		if d, ok := closeTensor(p.Value.Float32s(), w32, rel); !ok {
+			t.Errorf("%s %s: max |diff| %.3g", p.Name, when, d)
+		}
+	}
+}
+
 func randBatch(rng *rand.Rand, n, d, c int) (*tensor.Dense, []int) {
 	x := make([]float32, n*d)
 	for i := range x {
@@ -203,19 +222,7 @@ func TestVariableBatchSizesMatchReference(t *testing.T) {
 			t.Errorf("step %d (batch %d): %d correct, want %d", step, n, correct, wantCorrect)
 		}
 	}
-	for i, p := range h.Params() {
-		want := ref.b[i/2]
-		if i%2 == 0 {
-			want = ref.w[i/2]
-		}
-		w32 := make([]float32, len(want))
-		for j, v := range want {
-			w32[j] = float32(v)
-		}
-		if d, ok := closeTensor(p.Value.Float32s(), w32, rel); !ok {
-			t.Errorf("%s after 8 steps: max |diff| %.3g", p.Name, d)
-		}
-	}
+	ref.checkParams(t, h, rel, "after 8 steps")
 	if got := len(h.graphs); got != 4 {
 		t.Errorf("%d cached graphs, want 4 (one per training batch size: 8, 3, 1, 17)", got)
 	}
@@ -249,19 +256,7 @@ func TestClassWeightsMatchReference(t *testing.T) {
 			t.Errorf("step %d: weighted loss %.7g, want %.7g", step, loss, want)
 		}
 	}
-	for i, p := range h.Params() {
-		want := ref.b[i/2]
-		if i%2 == 0 {
-			want = ref.w[i/2]
-		}
-		w32 := make([]float32, len(want))
-		for j, v := range want {
-			w32[j] = float32(v)
-		}
-		if d, ok := closeTensor(p.Value.Float32s(), w32, rel); !ok {
-			t.Errorf("%s after 4 weighted steps: max |diff| %.3g", p.Name, d)
-		}
-	}
+	ref.checkParams(t, h, rel, "after 4 weighted steps")
 	x, y := randBatch(rng, 6, 12, 3)
 	loss, _, _, err := h.Evaluate(x, y)
 	if err != nil {
