@@ -65,6 +65,42 @@ cache:
 	return path
 }
 
+// smokeRun synthesizes perClass images a class (seed) in a temporary
+// folder and writes a smoke configuration for them, running in <dir>/run
+// with its cache in <dir>/cache; edit rewrites the configuration (old, new
+// pairs). It returns the folder, the data folder and the configuration.
+func smokeRun(t *testing.T, perClass int, seed int64, edit ...string) (dir, data, cfg string) {
+	t.Helper()
+	dir = t.TempDir()
+	data = filepath.Join(dir, "data")
+	if err := dataset.Synthesize(data, perClass, seed); err != nil {
+		t.Fatal(err)
+	}
+	cfg = smokeConfig(t, dir, data, filepath.Join(dir, "run"), filepath.Join(dir, "cache"))
+	editConfig(t, cfg, edit...)
+	return dir, data, cfg
+}
+
+// editConfig replaces, in the configuration file cfg, each old string of
+// the (old, new) pairs by its new one; an old string not found is a test
+// bug.
+func editConfig(t *testing.T, cfg string, edit ...string) {
+	t.Helper()
+	raw, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(edit); i += 2 {
+		if !bytes.Contains(raw, []byte(edit[i])) {
+			t.Fatalf("%s has no %q to replace", cfg, edit[i])
+		}
+		raw = bytes.Replace(raw, []byte(edit[i]), []byte(edit[i+1]), 1)
+	}
+	if err := os.WriteFile(cfg, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func trainCmd(args ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), asTrain+"=1")
@@ -183,14 +219,7 @@ func TestInterruptAndResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	if err := dataset.Synthesize(data, 8, 3); err != nil {
-		t.Fatal(err)
-	}
-	cfg := smokeConfig(t, dir, data, filepath.Join(dir, "run"), filepath.Join(dir, "cache"))
-	raw, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, bytes.Replace(raw, []byte("epochs: 3"), []byte("epochs: 60"), 1), 0o644)
+	_, _, cfg := smokeRun(t, 8, 3, "epochs: 3", "epochs: 60")
 
 	cmd := trainCmd("--config", cfg)
 	stdout, err := cmd.StdoutPipe()
@@ -225,18 +254,11 @@ func TestInterruptAndResume(t *testing.T) {
 // TestBalancedClassWeights trains on imbalanced data with class_weight:
 // balanced and checks the weights it reports against the class counts.
 func TestBalancedClassWeights(t *testing.T) {
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	if err := dataset.Synthesize(data, 12, 4); err != nil {
-		t.Fatal(err)
-	}
+	_, data, cfg := smokeRun(t, 12, 4, "  epochs: 3\n", "  epochs: 1\n  class_weight: balanced\n")
 	dogs, _ := filepath.Glob(filepath.Join(data, "dogs", "*"))
 	for _, f := range dogs[4:] {
 		os.Remove(f)
 	}
-	cfg := smokeConfig(t, dir, data, filepath.Join(dir, "run"), filepath.Join(dir, "cache"))
-	raw, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, bytes.Replace(raw, []byte("  epochs: 3\n"), []byte("  epochs: 1\n  class_weight: balanced\n"), 1), 0o644)
 	code, out, stderr := train(t, "--config", cfg)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
@@ -267,15 +289,8 @@ func TestBalancedClassWeights(t *testing.T) {
 // TestFlipAugmentationRun trains with flip_augmentation: the mirrored
 // images' features get a cache folder of their own beside the plain ones.
 func TestFlipAugmentationRun(t *testing.T) {
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	if err := dataset.Synthesize(data, 8, 5); err != nil {
-		t.Fatal(err)
-	}
+	dir, _, cfg := smokeRun(t, 8, 5, "  workers: 2\n", "  workers: 2\n  flip_augmentation: true\n")
 	cache := filepath.Join(dir, "cache")
-	cfg := smokeConfig(t, dir, data, filepath.Join(dir, "run"), cache)
-	raw, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, bytes.Replace(raw, []byte("  workers: 2\n"), []byte("  workers: 2\n  flip_augmentation: true\n"), 1), 0o644)
 	code, out, stderr := train(t, "--config", cfg)
 	if code != 0 || !strings.Contains(out, "mirrored features ready") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
@@ -287,14 +302,9 @@ func TestFlipAugmentationRun(t *testing.T) {
 }
 
 func TestResumeRefusesChangedConfig(t *testing.T) {
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	if err := dataset.Synthesize(data, 8, 1); err != nil {
-		t.Fatal(err)
-	}
+	dir, data, cfg := smokeRun(t, 8, 1)
 	// A broken file is skipped and reported, not fatal.
 	os.WriteFile(filepath.Join(data, "cats", "broken.jpg"), []byte("not a jpeg"), 0o644)
-	cfg := smokeConfig(t, dir, data, filepath.Join(dir, "run"), filepath.Join(dir, "cache"))
 	code, out, stderr := train(t, "--config", cfg)
 	if code != 0 || !strings.Contains(out, "skipped 1 unusable files") || !strings.Contains(out, "best checkpoint: epoch ") {
 		t.Fatalf("exit %d:\n%s\n%s", code, out, stderr)
@@ -312,17 +322,14 @@ func TestResumeRefusesChangedConfig(t *testing.T) {
 		t.Fatalf("restart over a run: exit %d: %s", code, stderr)
 	}
 	// More epochs may be resumed.
-	raw, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, bytes.Replace(raw, []byte("epochs: 3"), []byte("epochs: 4"), 1), 0o644)
+	editConfig(t, cfg, "epochs: 3", "epochs: 4")
 	code, out, stderr = train(t, "--config", cfg, "--resume")
 	if code != 0 || !strings.Contains(out, "epoch 4/4") || strings.Contains(out, "epoch 1/4") ||
 		!strings.Contains(out, "resuming with changed settings: train.epochs changed from 3 to 4") {
 		t.Fatalf("resume with more epochs: exit %d\n%s\n%s", code, out, stderr)
 	}
-	// Nor another learning rate, which then replaces the checkpoint's.
-	raw, _ = os.ReadFile(cfg)
-	raw = bytes.Replace(raw, []byte("epochs: 4"), []byte("epochs: 5"), 1)
-	os.WriteFile(cfg, bytes.Replace(raw, []byte("train:\n"), []byte("train:\n  adam: {lr: 0.0005}\n"), 1), 0o644)
+	// So may another learning rate, which then replaces the checkpoint's.
+	editConfig(t, cfg, "epochs: 4", "epochs: 5", "train:\n", "train:\n  adam: {lr: 0.0005}\n")
 	code, out, stderr = train(t, "--config", cfg, "--resume")
 	if code != 0 || !strings.Contains(out, "train.adam.lr changed from 0.001 to 0.0005") {
 		t.Fatalf("resume with another learning rate: exit %d\n%s\n%s", code, out, stderr)
@@ -333,8 +340,7 @@ func TestResumeRefusesChangedConfig(t *testing.T) {
 		t.Fatalf("metrics.jsonl after the new learning rate:\n%s", metrics)
 	}
 	// Another head may not.
-	raw, _ = os.ReadFile(cfg)
-	os.WriteFile(cfg, bytes.Replace(raw, []byte("layers: [32, 16]"), []byte("layers: [32, 8]"), 1), 0o644)
+	editConfig(t, cfg, "layers: [32, 16]", "layers: [32, 8]")
 	code, _, stderr = train(t, "--config", cfg, "--resume")
 	if code != 1 || !strings.Contains(stderr, "head.layers changed from [32 16] to [32 8]") {
 		t.Fatalf("resume with another head: exit %d: %s", code, stderr)
