@@ -1,4 +1,4 @@
-//go:build openblas_shared
+//go:build !linux || openblas_shared
 
 package openblas
 
