@@ -134,6 +134,15 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	if err != nil {
 		return nil, err
 	}
+	if val.Len() == 0 {
+		// As Keras warns: these callbacks watch val_loss.
+		if cfg.Train.EarlyStopping.Patience > 0 {
+			slog.Warn("train.early_stopping needs a validation split (data.validation_split > 0): it is off")
+		}
+		if cfg.Train.ReduceLR.Patience > 0 {
+			slog.Warn("train.reduce_lr_on_plateau needs a validation split (data.validation_split > 0): it is off")
+		}
+	}
 	var mirroredTrain Split
 	if cfg.Data.FlipAugmentation {
 		if mirroredTrain, err = mirroredFeatures(ctx, cfg, dcfg, weights, bb, idx, kept, train, progress); err != nil {
