@@ -301,6 +301,18 @@ func TestFlipAugmentationRun(t *testing.T) {
 	}
 }
 
+// TestCallbacksWithoutValidation warns that the callbacks watching
+// val_loss cannot run without a validation split, and trains anyway.
+func TestCallbacksWithoutValidation(t *testing.T) {
+	_, _, cfg := smokeRun(t, 8, 6, "validation_split: 0.25", "validation_split: 0",
+		"  epochs: 3\n", "  epochs: 1\n  early_stopping: {patience: 2}\n  reduce_lr_on_plateau: {patience: 1}\n")
+	code, out, stderr := train(t, "--config", cfg)
+	if code != 0 || !strings.Contains(stderr, "train.early_stopping needs a validation split") ||
+		!strings.Contains(stderr, "train.reduce_lr_on_plateau needs a validation split") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
+	}
+}
+
 func TestResumeRefusesChangedConfig(t *testing.T) {
 	dir, data, cfg := smokeRun(t, 8, 1)
 	// A broken file is skipped and reported, not fatal.
