@@ -67,12 +67,22 @@ func (d *decoder) decode(data []byte) (img rgb8, err error) {
 	case int64(cfg.Width)*int64(cfg.Height) > int64(d.maxPixels):
 		return rgb8{}, badf("too large: %dx%d = %d pixels > limit %d", cfg.Width, cfg.Height, int64(cfg.Width)*int64(cfg.Height), d.maxPixels)
 	}
-	m, _, err := image.Decode(bytes.NewReader(data))
-	if err != nil {
-		return rgb8{}, badf("corrupt or truncated %s: %v", format, err)
+	if format == "jpeg" && (cfg.ColorModel == color.YCbCrModel || cfg.ColorModel == color.GrayModel) {
+		var jerr error
+		if d.rgb, jerr = decodeJPEG(data, cfg.Width, cfg.Height, d.rgb); jerr == nil {
+			img = rgb8{d.rgb, cfg.Width, cfg.Height}
+		}
+		// Else (libjpeg-turbo warned of corrupt data, say) Go's decoder
+		// decides below: it accepts what it always accepted.
 	}
-	d.rgb = toRGB(m, d.rgb)
-	img = rgb8{d.rgb, m.Bounds().Dx(), m.Bounds().Dy()}
+	if img.pix == nil {
+		m, _, err := image.Decode(bytes.NewReader(data))
+		if err != nil {
+			return rgb8{}, badf("corrupt or truncated %s: %v", format, err)
+		}
+		d.rgb = toRGB(m, d.rgb)
+		img = rgb8{d.rgb, m.Bounds().Dx(), m.Bounds().Dy()}
+	}
 	if format == "jpeg" && d.exif {
 		if o := exifOrientation(data); o > 1 {
 			d.tmp = grow(d.tmp, len(img.pix))

@@ -344,3 +344,52 @@ func TestHorizontalFlip(t *testing.T) {
 		}
 	}
 }
+
+// TestJPEGMatchesPIL decodes JPEGs of every common layout and requires
+// PIL's pixels exactly: PIL and TensorFlow's decode_jpeg (Keras) both use
+// libjpeg-turbo's defaults. scripts/make_jpeg_golden.py made the files.
+func TestJPEGMatchesPIL(t *testing.T) {
+	for _, name := range []string{"420", "422", "444", "progressive", "grey"} {
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", "jpeg", name+".jpg"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, shape := readNpy(t, filepath.Join("testdata", "jpeg", name+".npy"))
+			d := decoder{maxPixels: DefaultMaxPixels}
+			img, err := d.decode(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if img.h != shape[0] || img.w != shape[1] {
+				t.Fatalf("%dx%d, want %dx%d", img.w, img.h, shape[1], shape[0])
+			}
+			for i, v := range want {
+				if float32(img.pix[i]) != v {
+					t.Fatalf("pixel %d channel %d: %d, PIL %v", i/3, i%3, img.pix[i], v)
+				}
+			}
+		})
+	}
+}
+
+// TestJPEGWithWarnings decodes a JPEG that libjpeg-turbo warns about (bytes
+// after the end of the scan, common in the Kaggle cats and dogs) the way it
+// always was: Go's decoder takes it.
+func TestJPEGWithWarnings(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "jpeg", "420.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Garbage between the last scan and the EOI marker.
+	eoi := bytes.LastIndex(data, []byte{0xff, 0xd9})
+	odd := append(append(append([]byte(nil), data[:eoi]...), bytes.Repeat([]byte{0x12, 0x34}, 50)...), data[eoi:]...)
+	if _, err := decodeJPEG(odd, 97, 65, nil); err == nil {
+		t.Fatal("libjpeg-turbo did not warn about the extraneous bytes")
+	}
+	d := decoder{maxPixels: DefaultMaxPixels}
+	img, err := d.decode(odd)
+	if err != nil || img.w != 97 || img.h != 65 {
+		t.Fatalf("decode: %dx%d, %v", img.w, img.h, err)
+	}
+}
