@@ -123,7 +123,14 @@ func synthImage(class, i int, seed int64) (string, []byte, error) {
 			cx, cy := (0.3+0.4*unit())*fw, (0.3+0.4*unit())*fh
 			rx, ry := fw*(0.3+0.15*unit()), fh*(0.3+0.15*unit())
 			fg, fg2 := colour(), colour()
-			for dist(fg, fg2) < 400 { // the checks must show
+			// The checks must show. A colour near mid-grey has none 400
+			// away (the farthest is 383 to 400), so after many tries draw
+			// another first colour; until then the draws are those of
+			// earlier releases, which keeps their files.
+			for tries := 0; dist(fg, fg2) < 400; tries++ {
+				if tries == 1000 {
+					fg, tries = colour(), 0
+				}
 				fg2 = colour()
 			}
 			period := 0.1 + 0.04*unit()
