@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -43,6 +44,38 @@ func IsImageName(name string) bool {
 }
 
 func hidden(name string) bool { return strings.HasPrefix(name, ".") }
+
+// ImageFiles lists the image files under root, recursively, as paths
+// relative to root with forward slashes, sorted; hidden files and folders
+// are left out and symbolic links are not followed. It is how a folder of
+// unlabelled images is read (predict).
+func ImageFiles(root string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != root && hidden(d.Name()) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Type().IsRegular() && IsImageName(d.Name()) {
+			rel, err := filepath.Rel(root, p)
+			if err != nil {
+				return err
+			}
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dataset: list images: %w", err)
+	}
+	sort.Strings(files)
+	return files, nil
+}
 
 // Scan lists the images under cfg.Root, labels them by class folder and splits
 // them into training and validation sets. It reads folders only, never image

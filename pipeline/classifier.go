@@ -5,12 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"slices"
-	"sort"
-	"strings"
 
 	"gorgonia.org/tensor"
 
@@ -110,27 +107,14 @@ func (c *Classifier) Predict(path string) ([]float32, error) {
 // and calls fn for each image in path order: with its path under root and
 // its probabilities, or with the reason it could not be used.
 func (c *Classifier) PredictFolder(ctx context.Context, root string, batch int, fn func(path string, probs []float32, err error) error) error {
-	var samples []dataset.Sample
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && p != root && strings.HasPrefix(d.Name(), ".") {
-			return filepath.SkipDir
-		}
-		if !d.IsDir() && dataset.IsImageName(d.Name()) {
-			rel, err := filepath.Rel(root, p)
-			if err != nil {
-				return err
-			}
-			samples = append(samples, dataset.Sample{Path: filepath.ToSlash(rel)})
-		}
-		return nil
-	})
+	files, err := dataset.ImageFiles(root)
 	if err != nil {
 		return err
 	}
-	sort.Slice(samples, func(i, j int) bool { return samples[i].Path < samples[j].Path })
+	samples := make([]dataset.Sample, len(files))
+	for i, f := range files {
+		samples[i] = dataset.Sample{Path: f}
+	}
 	cfg := c.data
 	cfg.Root = root
 	skips := &dataset.SkipLog{}

@@ -1,7 +1,7 @@
 // Command predict classifies images with a ResNet50, or runs it on an
 // already-preprocessed batch for parity checks against Keras.
 //
-//	predict --weights resnet50.npz [--top 5] cat.jpg [more images]
+//	predict --weights resnet50.npz [--top 5] cat.jpg photos/ [more images or folders]
 //	predict --checkpoint runs/cats_dogs/checkpoints/best cat.jpg dog.png photos/
 //	predict --checkpoint runs/cats_dogs --evaluate data/test
 //	predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]
@@ -29,6 +29,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -193,7 +194,10 @@ func parity(o *options, w *resnet.Weights, bb resnet.Backbone) error {
 	return nil
 }
 
-// classify prints the top classes of each image, in batches of o.batch.
+// classify prints the top classes of each image, in batches of o.batch. A
+// folder stands for the images under it. An unusable image is reported in
+// place of its classes and the others go on; the command then fails,
+// naming the first.
 func classify(o *options, w *resnet.Weights, bb resnet.Backbone, stdout io.Writer) error {
 	if w.Classes == 0 {
 		return fmt.Errorf("weights %s have no predictions layer (a 'notop' file): they cannot classify ImageNet classes", o.weights)
@@ -202,35 +206,82 @@ func classify(o *options, w *resnet.Weights, bb resnet.Backbone, stdout io.Write
 	if pre == "" {
 		pre = w.Arch.Variant.Preprocess()
 	}
+	images, err := expandFolders(o.images)
+	if err != nil {
+		return err
+	}
 	cfg := dataset.Config{Height: o.size, Width: o.size, Preprocess: pre, IgnoreEXIF: o.ignoreEXIF}
 	per := o.size * o.size * 3
-	for lo := 0; lo < len(o.images); lo += o.batch {
-		paths := o.images[lo:min(lo+o.batch, len(o.images))]
-		data := make([]float32, len(paths)*per)
-		for i, p := range paths {
+	var firstErr error
+	failed := 0
+	for lo := 0; lo < len(images); lo += o.batch {
+		batch := images[lo:min(lo+o.batch, len(images))]
+		errs := make([]error, len(batch))
+		data := make([]float32, 0, len(batch)*per)
+		for i, p := range batch {
 			pix, _, err := dataset.Load(cfg, p)
+			if err != nil {
+				errs[i] = err
+				if failed++; firstErr == nil {
+					firstErr = err
+				}
+				continue
+			}
+			data = append(data, pix...)
+		}
+		var probs []float32
+		if n := len(data) / per; n > 0 {
+			x := tensor.New(tensor.WithShape(n, o.size, o.size, 3), tensor.WithBacking(data))
+			feats, err := bb.Features(x)
 			if err != nil {
 				return err
 			}
-			copy(data[i*per:], pix)
-		}
-		x := tensor.New(tensor.WithShape(len(paths), o.size, o.size, 3), tensor.WithBacking(data))
-		feats, err := bb.Features(x)
-		if err != nil {
-			return err
-		}
-		probs, err := w.Classify(feats)
-		if err != nil {
-			return err
-		}
-		for i, p := range paths {
-			row := probs.Data().([]float32)[i*w.Classes : (i+1)*w.Classes]
-			if err := printTop(stdout, p, row, o.top); err != nil {
+			p, err := w.Classify(feats)
+			if err != nil {
 				return err
 			}
+			probs = p.Data().([]float32)
+		}
+		row := 0 // the images print in their order, errors in place
+		for i, p := range batch {
+			if errs[i] != nil {
+				fmt.Fprintf(stdout, "%s\n  error: %v\n", p, errs[i])
+				continue
+			}
+			if err := printTop(stdout, p, probs[row*w.Classes:(row+1)*w.Classes], o.top); err != nil {
+				return err
+			}
+			row++
 		}
 	}
+	if firstErr != nil {
+		return fmt.Errorf("%d of %d images could not be used; the first: %w", failed, len(images), firstErr)
+	}
 	return nil
+}
+
+// expandFolders replaces each folder among args by the image files under
+// it (dataset.ImageFiles); files stay as they are, in order.
+func expandFolders(args []string) ([]string, error) {
+	var out []string
+	for _, a := range args {
+		st, err := os.Stat(a)
+		if err != nil || !st.IsDir() {
+			out = append(out, a) // a missing file is reported with the images
+			continue
+		}
+		files, err := dataset.ImageFiles(a)
+		if err != nil {
+			return nil, err
+		}
+		if len(files) == 0 {
+			return nil, fmt.Errorf("folder %s holds no image file", a)
+		}
+		for _, f := range files {
+			out = append(out, filepath.Join(a, filepath.FromSlash(f)))
+		}
+	}
+	return out, nil
 }
 
 // printTop prints one image's ranked classes: named ImageNet classes for a

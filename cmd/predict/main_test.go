@@ -75,6 +75,27 @@ func TestClassifyImages(t *testing.T) {
 	if strings.Join(lines[:4], "\n") != strings.Join(lines[4:], "\n") {
 		t.Fatalf("the same image classified twice differs:\n%s", out)
 	}
+
+	// A folder: every image under it, sorted; a broken one is reported in
+	// its place, the others classified, and the command fails naming it.
+	dir := t.TempDir()
+	raw, _ := os.ReadFile(cat)
+	os.MkdirAll(filepath.Join(dir, "sub"), 0o755)
+	os.WriteFile(filepath.Join(dir, "a.png"), raw, 0o644)
+	os.WriteFile(filepath.Join(dir, "sub", "c.png"), raw, 0o644)
+	os.WriteFile(filepath.Join(dir, "b.jpg"), []byte("not a jpeg"), 0o644)
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not an image name"), 0o644)
+	code, out, stderr = predict(t, "--weights", weights, "--size", "64", "--top", "1", "--batch", "2", dir)
+	want := []string{filepath.Join(dir, "a.png"), "   1  class", filepath.Join(dir, "b.jpg"), "  error: ", filepath.Join(dir, "sub", "c.png"), "   1  class"}
+	lines = strings.Split(strings.TrimSpace(out), "\n")
+	if code != 1 || len(lines) != len(want) || !strings.Contains(stderr, "1 of 3 images could not be used") || !strings.Contains(stderr, "b.jpg") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d: %q, want it to start with %q", i, lines[i], w)
+		}
+	}
 }
 
 func TestSummary(t *testing.T) {
