@@ -227,3 +227,20 @@ func TestShuffle(t *testing.T) {
 		t.Errorf("Shuffle(nil) = %v", got)
 	}
 }
+
+// TestImageFiles lists a folder of unlabelled images: nested, sorted,
+// hidden files and folders and other files left out.
+func TestImageFiles(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, map[string][]byte{
+		"b.jpg": nil, "a/z.PNG": nil, "a/b/c.webp": nil, ".hidden.jpg": nil,
+		".cache/x.jpg": nil, "notes.txt": nil, "a/.d/y.png": nil,
+	})
+	got, err := ImageFiles(root)
+	if want := []string{"a/b/c.webp", "a/z.PNG", "b.jpg"}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("ImageFiles = %q, %v; want %q", got, err, want)
+	}
+	if _, err := ImageFiles(filepath.Join(root, "missing")); err == nil {
+		t.Error("no error for a missing folder")
+	}
+}
