@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -179,6 +180,16 @@ type Evaluation struct {
 	// Ignored lists the sub-folders of the folder that are not among the
 	// classifier's classes: their images were not classified.
 	Ignored []string
+	// Mistakes lists the misclassified images, the most confident first:
+	// where to look for mislabelled files, or for what the model gets wrong.
+	Mistakes []Mistake
+}
+
+// Mistake is one misclassified image of an Evaluation.
+type Mistake struct {
+	Path        string // relative to the evaluated folder
+	True, Pred  int    // class indices
+	Probability float32
 }
 
 // Evaluate classifies every image of a labelled folder laid out as for
@@ -224,6 +235,16 @@ func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Eva
 		if err != nil {
 			return nil, err
 		}
+		probs, err := c.head.Forward(f)
+		if err != nil {
+			return nil, err
+		}
+		k := len(c.Classes)
+		for i, p := range preds {
+			if p != b.Labels[i] {
+				ev.Mistakes = append(ev.Mistakes, Mistake{Path: b.Paths[i], True: b.Labels[i], Pred: p, Probability: probs.Float32s()[i*k+p]})
+			}
+		}
 		lossSum += float64(loss) * float64(len(preds))
 		correct += ok
 		for i, p := range preds {
@@ -231,6 +252,7 @@ func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Eva
 		}
 		ev.Images += len(preds)
 	}
+	slices.SortStableFunc(ev.Mistakes, func(a, b Mistake) int { return cmp.Compare(b.Probability, a.Probability) })
 	ev.Unusable = len(skips.Entries())
 	if ev.Images == 0 {
 		return ev, fmt.Errorf("evaluate %s: none of its %d images could be used", root, len(samples))

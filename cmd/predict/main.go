@@ -339,8 +339,17 @@ func evaluate(o *options, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, "\nconfusion matrix (rows: true class):")
-	_, err = ev.Confusion.WriteTo(stdout)
-	return err
+	if _, err := ev.Confusion.WriteTo(stdout); err != nil {
+		return err
+	}
+	if len(ev.Mistakes) > 0 {
+		n := min(len(ev.Mistakes), o.top)
+		fmt.Fprintf(stdout, "\nthe %d most confident of %d mistakes (--top sets how many):\n", n, len(ev.Mistakes))
+		for _, m := range ev.Mistakes[:n] {
+			fmt.Fprintf(stdout, "  %s: %s, predicted %s (%.4f)\n", filepath.Join(o.evaluate, filepath.FromSlash(m.Path)), c.Classes[m.True], c.Classes[m.Pred], m.Probability)
+		}
+	}
+	return nil
 }
 
 // classifyWithCheckpoint prints each image's probabilities by class name,

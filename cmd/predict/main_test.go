@@ -272,13 +272,45 @@ func TestEvaluate(t *testing.T) {
 		t.Errorf("confusion matrix counts %d images, want %d", n, images)
 	}
 
+	// The mistakes, on a folder with the labels swapped: every image the
+	// run gets right there is a mistake, listed most confident first with
+	// the probability Predict gives its predicted class.
+	swapped := filepath.Join(dir, "swapped")
+	for from, to := range map[string]string{"cats": "dogs", "dogs": "cats"} {
+		os.MkdirAll(filepath.Join(swapped, to), 0o755)
+		files, _ := filepath.Glob(filepath.Join(data, from, "*"))
+		for _, f := range files {
+			os.Link(f, filepath.Join(swapped, to, filepath.Base(f)))
+		}
+	}
+	sw, err := c.Evaluate(context.Background(), swapped, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sw.Mistakes) != correct || len(sw.Mistakes) == 0 {
+		t.Fatalf("%d mistakes with swapped labels, want %d (the images the run gets right)", len(sw.Mistakes), correct)
+	}
+	for i, m := range sw.Mistakes {
+		if i > 0 && m.Probability > sw.Mistakes[i-1].Probability {
+			t.Fatalf("mistake %d (%v) is more confident than mistake %d (%v)", i, m.Probability, i-1, sw.Mistakes[i-1].Probability)
+		}
+		probs, err := c.Predict(filepath.Join(swapped, filepath.FromSlash(m.Path)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Pred == m.True || c.Classes[m.True] != strings.Split(m.Path, "/")[0] || math.Abs(float64(probs[m.Pred]-m.Probability)) > 1e-5 {
+			t.Fatalf("mistake %+v: Predict gives %v", m, probs)
+		}
+	}
+
 	// The command: the scores, and a warning for a folder of another class.
 	birds := filepath.Join(data, "birds")
 	os.Mkdir(birds, 0o755)
 	os.WriteFile(filepath.Join(birds, "b.png"), nil, 0o644)
 	code, out, stderr := predict(t, "--checkpoint", run, "--evaluate", data)
 	if code != 0 || !strings.Contains(out, "evaluated 16 images of 2 classes") || !strings.Contains(out, "(1 unusable, skipped)") ||
-		!strings.Contains(out, "precision") || !strings.Contains(out, "confusion matrix") || !strings.Contains(stderr, "birds") {
+		!strings.Contains(out, "precision") || !strings.Contains(out, "confusion matrix") || !strings.Contains(stderr, "birds") ||
+		(correct < images) != strings.Contains(out, "most confident of") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
 	}
 
