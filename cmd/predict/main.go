@@ -346,7 +346,7 @@ func evaluate(o *options, stdout io.Writer) error {
 		n := min(len(ev.Mistakes), o.top)
 		fmt.Fprintf(stdout, "\nthe %d most confident of %d mistakes (--top sets how many):\n", n, len(ev.Mistakes))
 		for _, m := range ev.Mistakes[:n] {
-			fmt.Fprintf(stdout, "  %s: %s, predicted %s (%.4f)\n", filepath.Join(o.evaluate, filepath.FromSlash(m.Path)), c.Classes[m.True], c.Classes[m.Pred], m.Probability)
+			fmt.Fprintf(stdout, "  %s: labelled %s, predicted %s (%.4f)\n", filepath.Join(o.evaluate, filepath.FromSlash(m.Path)), c.Classes[m.True], c.Classes[m.Pred], m.Probability)
 		}
 	}
 	return nil
