@@ -18,6 +18,19 @@ type Summary struct {
 	Train, Validation []int
 	// Skipped lists the unusable files with their reasons.
 	Skipped []Skip
+	// Duplicates lists the usable files whose bytes equal an earlier one's
+	// (training images first, then validation, each in path order).
+	Duplicates []Duplicate
+}
+
+// Duplicate is a file with the same bytes as another.
+type Duplicate struct {
+	Path, Of string // relative to Root
+	// CrossSplit: one is a training image and the other a validation
+	// image, which makes the validation scores optimistic.
+	CrossSplit bool
+	// Relabelled: the two are in different classes.
+	Relabelled bool
 }
 
 // Check scans cfg.Root and decodes every image once, as a dry run of
@@ -36,7 +49,13 @@ func Check(ctx context.Context, cfg Config, skips *SkipLog) (*Summary, error) {
 	}
 	cfg.Classes = idx.Classes
 	s := &Summary{Root: cfg.Root, Classes: idx.Classes, Train: make([]int, len(idx.Classes)), Validation: make([]int, len(idx.Classes))}
-	count := func(samples []Sample, into []int) error {
+	type seen struct {
+		path  string
+		label int
+		val   bool
+	}
+	first := map[[32]byte]seen{}
+	count := func(samples []Sample, into []int, val bool) error {
 		for b, err := range Stream(ctx, cfg, samples, 16, skips) {
 			if err != nil {
 				if errors.Is(err, ErrNoUsableImages) {
@@ -44,17 +63,22 @@ func Check(ctx context.Context, cfg Config, skips *SkipLog) (*Summary, error) {
 				}
 				return err
 			}
-			for _, l := range b.Labels {
+			for i, l := range b.Labels {
 				into[l]++
+				if f, ok := first[b.Digests[i]]; ok {
+					s.Duplicates = append(s.Duplicates, Duplicate{Path: b.Paths[i], Of: f.path, CrossSplit: f.val != val, Relabelled: f.label != l})
+				} else {
+					first[b.Digests[i]] = seen{b.Paths[i], l, val}
+				}
 			}
 			b.Release()
 		}
 		return nil
 	}
-	if err := count(idx.Train, s.Train); err != nil {
+	if err := count(idx.Train, s.Train, false); err != nil {
 		return s, err
 	}
-	if err := count(idx.Validation, s.Validation); err != nil {
+	if err := count(idx.Validation, s.Validation, true); err != nil {
 		return s, err
 	}
 	s.Skipped = skips.Entries()
@@ -87,6 +111,33 @@ func (s *Summary) WriteTo(w io.Writer) (int64, error) {
 	fmt.Fprintf(cw, "%d file(s) skipped\n", len(s.Skipped))
 	for _, k := range s.Skipped {
 		fmt.Fprintf(cw, "  %s: %s\n", k.Path, k.Reason)
+	}
+	if len(s.Duplicates) > 0 {
+		cross, relabelled := 0, 0
+		for _, d := range s.Duplicates {
+			if d.CrossSplit {
+				cross++
+			}
+			if d.Relabelled {
+				relabelled++
+			}
+		}
+		fmt.Fprintf(cw, "%d duplicate file(s) (the same bytes as another): %d across training and validation (validation scores come out optimistic), %d in another class\n",
+			len(s.Duplicates), cross, relabelled)
+		for _, d := range s.Duplicates {
+			var notes []string
+			if d.CrossSplit {
+				notes = append(notes, "across the split")
+			}
+			if d.Relabelled {
+				notes = append(notes, "another class")
+			}
+			note := ""
+			if len(notes) > 0 {
+				note = " (" + strings.Join(notes, ", ") + ")"
+			}
+			fmt.Fprintf(cw, "  %s = %s%s\n", d.Path, d.Of, note)
+		}
 	}
 	return cw.n, nil
 }

@@ -82,7 +82,8 @@
 // with an error wrapping [ErrNoUsableImages] only if every sample of some
 // class was skipped. [Check] scans and decodes everything once and returns a
 // printable [Summary] (classes, usable images per class and split, skipped
-// files with reasons): what `train --check-data` shows.
+// files with reasons, files with the same bytes as another, across the
+// split or the classes): what `train --check-data` shows.
 //
 // # Synthetic data
 //

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -401,4 +402,49 @@ func TestStreamRSS(t *testing.T) {
 	}
 	el := time.Since(start)
 	fmt.Printf("streamed %d images in %v (%.0f images/s), VmHWM %s\n", n, el.Round(time.Millisecond), float64(n)/el.Seconds(), hwm)
+}
+
+// TestCheckDuplicates finds files with the same bytes, within a class,
+// across classes and across the split.
+func TestCheckDuplicates(t *testing.T) {
+	root := t.TempDir()
+	a, b := tinyPNG(t, 1), tinyPNG(t, 2)
+	files := map[string][]byte{"cats/a.png": a, "cats/a2.png": a, "dogs/a3.png": a, "dogs/b.png": b}
+	for i := range 12 {
+		files[fmt.Sprintf("cats/u%02d.png", i)] = tinyPNG(t, 100+i)
+		files[fmt.Sprintf("dogs/u%02d.png", i)] = tinyPNG(t, 200+i)
+	}
+	writeFiles(t, root, files)
+	cfg := Config{Root: root, Height: 8, Width: 8, ValidationSplit: 0.5, Seed: 4}
+	sum, err := Check(context.Background(), cfg, &SkipLog{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, _ := Scan(cfg)
+	inVal := map[string]bool{}
+	for _, s := range idx.Validation {
+		inVal[s.Path] = true
+	}
+	// The first of the three copies seen (training before validation, path
+	// order) is the original; the other two are its duplicates.
+	copies := []string{"cats/a.png", "cats/a2.png", "dogs/a3.png"}
+	slices.SortStableFunc(copies, func(x, y string) int {
+		if inVal[x] != inVal[y] {
+			if inVal[x] {
+				return 1
+			}
+			return -1
+		}
+		return strings.Compare(x, y)
+	})
+	var want []Duplicate
+	for _, p := range copies[1:] {
+		want = append(want, Duplicate{Path: p, Of: copies[0], CrossSplit: inVal[p] != inVal[copies[0]], Relabelled: p[:4] != copies[0][:4]})
+	}
+	if !reflect.DeepEqual(sum.Duplicates, want) {
+		t.Errorf("duplicates %+v, want %+v", sum.Duplicates, want)
+	}
+	if text := sum.String(); !strings.Contains(text, "2 duplicate file(s)") || !strings.Contains(text, copies[1]+" = "+copies[0]) {
+		t.Errorf("summary text:\n%s", text)
+	}
 }
