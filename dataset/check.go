@@ -122,8 +122,12 @@ func (s *Summary) WriteTo(w io.Writer) (int64, error) {
 				relabelled++
 			}
 		}
-		fmt.Fprintf(cw, "%d duplicate file(s) (the same bytes as another): %d across training and validation (validation scores come out optimistic), %d in another class\n",
-			len(s.Duplicates), cross, relabelled)
+		why := ""
+		if cross > 0 {
+			why = " (they make the validation scores optimistic)"
+		}
+		fmt.Fprintf(cw, "%d duplicate file(s) (the same bytes as another): %d across training and validation%s, %d in another class\n",
+			len(s.Duplicates), cross, why, relabelled)
 		for _, d := range s.Duplicates {
 			var notes []string
 			if d.CrossSplit {
