@@ -59,6 +59,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first Ctrl-C stops at the next step and saves; a second one
+	// kills at once, as without the handler.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	switch {
 	case *checkData:
 		return checkDataset(ctx, cfg, stdout)
