@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	pngpkg "image/png"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -314,8 +315,26 @@ func TestReports(t *testing.T) {
 	if err := plotMetrics(png, h); err != nil {
 		t.Fatal(err)
 	}
-	if raw, _ := os.ReadFile(png); !bytes.HasPrefix(raw, []byte("\x89PNG")) {
-		t.Fatal("metrics.png is not a PNG")
+	width := func() int {
+		f, err := os.Open(png)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		cfg, err := pngpkg.DecodeConfig(f)
+		if err != nil {
+			t.Fatalf("metrics.png: %v", err)
+		}
+		return cfg.Width
+	}
+	two := width()
+	// A learning-rate schedule's changes get a third panel.
+	h[0].LR, h[1].LR = 1e-3, 1e-4
+	if err := plotMetrics(png, h); err != nil {
+		t.Fatal(err)
+	}
+	if three := width(); 2*three != 3*two {
+		t.Errorf("metrics.png is %d pixels wide with a changing learning rate, %d without: want a third panel", three, two)
 	}
 	c := NewConfusion([]string{"cats", "dogs"})
 	c.Add(0, 0)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -102,13 +103,25 @@ func plotMetrics(path string, history []EpochMetrics) error {
 	if err != nil {
 		return err
 	}
+	panels := []*plot.Plot{loss, acc}
+	// A third panel when a schedule changed the learning rate.
+	if slices.ContainsFunc(history, func(m EpochMetrics) bool { return m.LR > 0 && m.LR != history[0].LR }) {
+		lr, err := panel("Learning rate", "learning rate (log scale)",
+			series(func(m EpochMetrics) (float64, bool) { return m.LR, m.LR > 0 }), nil)
+		if err != nil {
+			return err
+		}
+		lr.Y.Scale, lr.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+		lr.Legend = plot.NewLegend() // one series: no legend
+		panels = append(panels, lr)
+	}
 	img := vg.Length(5) * vg.Inch
-	canvas := vgimg.New(2*img, img)
-	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Millimeter * 4, PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 2}
-	plots := [][]*plot.Plot{{loss, acc}}
-	canvases := plot.Align(plots, tiles, draw.New(canvas))
-	loss.Draw(canvases[0][0])
-	acc.Draw(canvases[0][1])
+	canvas := vgimg.New(vg.Length(len(panels))*img, img)
+	tiles := draw.Tiles{Rows: 1, Cols: len(panels), PadX: vg.Millimeter * 4, PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 2}
+	canvases := plot.Align([][]*plot.Plot{panels}, tiles, draw.New(canvas))
+	for i, p := range panels {
+		p.Draw(canvases[0][i])
+	}
 	var buf bytes.Buffer
 	if _, err := (vgimg.PngCanvas{Canvas: canvas}).WriteTo(&buf); err != nil {
 		return err
