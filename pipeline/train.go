@@ -114,14 +114,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	progress.Line("data: %d classes %v, %d training and %d validation images; feature cache %s (%d images cached)",
 		len(idx.Classes), idx.Classes, len(idx.Train), len(idx.Validation), cache.Dir(), cache.Len())
 	extractStart := time.Now()
-	ex := &Extraction{
-		Data: dcfg, Backbone: bb, Cache: cache, Batch: cfg.Backbone.Batch, Shard: cfg.Cache.ShardSize, Skips: skips,
-		Progress: func(done, total int) {
-			rate := float64(done) / time.Since(extractStart).Seconds()
-			progress.Bar("features", done, total, fmt.Sprintf("%.1f images/s", rate))
-		},
-	}
-	kept, feats, err := ex.Features(ctx, all)
+	kept, feats, err := extract(ctx, cfg, dcfg, bb, cache, all, skips, "features", progress)
 	writeSkips(runDir, skips)
 	if err != nil {
 		return nil, err
@@ -145,7 +138,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	}
 	var mirroredTrain Split
 	if cfg.Data.FlipAugmentation {
-		if mirroredTrain, err = mirroredFeatures(ctx, cfg, dcfg, weights, bb, idx, kept, train, progress); err != nil {
+		if mirroredTrain, err = mirroredFeatures(ctx, cfg, dcfg, weights, bb, train, progress); err != nil {
 			return nil, err
 		}
 	}
@@ -238,46 +231,43 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	return res, nil
 }
 
+// extract runs an Extraction of samples, its progress bar labelled label.
+func extract(ctx context.Context, cfg *configs.Config, dcfg dataset.Config, bb resnet.Backbone, cache *features.Cache,
+	samples []dataset.Sample, skips *dataset.SkipLog, label string, progress *Progress) ([]dataset.Sample, *tensor.Dense, error) {
+	start := time.Now()
+	ex := &Extraction{
+		Data: dcfg, Backbone: bb, Cache: cache, Batch: cfg.Backbone.Batch, Shard: cfg.Cache.ShardSize, Skips: skips,
+		Progress: func(done, total int) {
+			progress.Bar(label, done, total, fmt.Sprintf("%.1f images/s", float64(done)/time.Since(start).Seconds()))
+		},
+	}
+	return ex.Features(ctx, samples)
+}
+
 // mirroredFeatures extracts (or reads from their own cache) the features of
 // the mirrored training images, row for row with train (flip
 // augmentation). Validation images are never mirrored.
 func mirroredFeatures(ctx context.Context, cfg *configs.Config, dcfg dataset.Config, w *resnet.Weights, bb resnet.Backbone,
-	idx *dataset.Index, kept []dataset.Sample, train Split, progress *Progress) (Split, error) {
+	train Split, progress *Progress) (Split, error) {
 	key := CacheKey(cfg, w)
 	key.Flip = true
 	cache, err := features.Open(cfg.Cache.Dir, key, bb.FeatureDim())
 	if err != nil {
 		return Split{}, err
 	}
-	inVal := make(map[string]bool, len(idx.Validation))
-	for _, s := range idx.Validation {
-		inVal[s.Path] = true
-	}
-	var samples []dataset.Sample // the training rows of splitFeatures, in order
-	for _, s := range kept {
-		if !inVal[s.Path] {
-			samples = append(samples, s)
-		}
-	}
 	dcfg.HorizontalFlip = true
 	start := time.Now()
-	ex := &Extraction{
-		Data: dcfg, Backbone: bb, Cache: cache, Batch: cfg.Backbone.Batch, Shard: cfg.Cache.ShardSize, Skips: &dataset.SkipLog{},
-		Progress: func(done, total int) {
-			progress.Bar("mirrored features", done, total, fmt.Sprintf("%.1f images/s", float64(done)/time.Since(start).Seconds()))
-		},
-	}
-	got, feats, err := ex.Features(ctx, samples)
+	got, feats, err := extract(ctx, cfg, dcfg, bb, cache, train.Samples, &dataset.SkipLog{}, "mirrored features", progress)
 	if err != nil {
 		return Split{}, fmt.Errorf("flip augmentation: %w", err)
 	}
-	if len(got) != len(samples) || len(samples) != len(train.Y) {
+	if len(got) != len(train.Samples) {
 		// The same files decoded a moment ago: only a file changed on disk
 		// in between gets here.
-		return Split{}, fmt.Errorf("flip augmentation: %d of the %d training images could not be read again", len(samples)-len(got), len(samples))
+		return Split{}, fmt.Errorf("flip augmentation: %d of the %d training images could not be read again", len(train.Samples)-len(got), len(train.Samples))
 	}
 	progress.Line("mirrored features ready in %s (cache %s)", time.Since(start).Round(time.Millisecond), cache.Dir())
-	return Split{X: feats, Y: train.Y}, nil
+	return Split{X: feats, Y: train.Y, Samples: train.Samples}, nil
 }
 
 // setClassWeights gives the head the configured class weights, computed
@@ -416,9 +406,11 @@ func splitFeatures(idx *dataset.Index, kept []dataset.Sample, feats *tensor.Dens
 		if inVal[s.Path] {
 			vx = append(vx, row...)
 			val.Y = append(val.Y, s.Label)
+			val.Samples = append(val.Samples, s)
 		} else {
 			tx = append(tx, row...)
 			train.Y = append(train.Y, s.Label)
+			train.Samples = append(train.Samples, s)
 			perClass[s.Label]++
 		}
 	}

@@ -19,6 +19,8 @@ import (
 type Split struct {
 	X *tensor.Dense
 	Y []int
+	// Samples are the image files of the rows, where known.
+	Samples []dataset.Sample
 }
 
 // Len is the number of examples.
