@@ -231,11 +231,7 @@ func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Eva
 		if err != nil {
 			return nil, err
 		}
-		loss, ok, preds, err := c.head.Evaluate(f, b.Labels)
-		if err != nil {
-			return nil, err
-		}
-		probs, err := c.head.Forward(f)
+		loss, ok, preds, probs, err := c.head.EvaluateWithProbs(f, b.Labels)
 		if err != nil {
 			return nil, err
 		}

@@ -318,19 +318,33 @@ func (h *Head) TrainStep(x *tensor.Dense, labels []int, opt *Adam) (loss float32
 // Evaluate returns the mean loss of the batch, the number of rows whose most
 // probable class (the first one on ties) equals the label, and those classes.
 func (h *Head) Evaluate(x *tensor.Dense, labels []int) (loss float32, correct int, preds []int, err error) {
+	loss, correct, preds, _, err = h.evaluate(x, labels, false)
+	return loss, correct, preds, err
+}
+
+// EvaluateWithProbs is Evaluate that also returns the softmax
+// probabilities (N,C), a new tensor: Forward's result without a second pass.
+func (h *Head) EvaluateWithProbs(x *tensor.Dense, labels []int) (loss float32, correct int, preds []int, probs *tensor.Dense, err error) {
+	return h.evaluate(x, labels, true)
+}
+
+func (h *Head) evaluate(x *tensor.Dense, labels []int, withProbs bool) (loss float32, correct int, preds []int, probs *tensor.Dense, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	defer recoverInto(&err, "head: evaluate")
 	if labels == nil {
-		return 0, 0, nil, errors.New("head: evaluate: nil labels")
+		return 0, 0, nil, nil, errors.New("head: evaluate: nil labels")
 	}
 	g, err := h.run(x, labels, false)
 	if err != nil {
-		return 0, 0, nil, fmt.Errorf("head: evaluate: %w", err)
+		return 0, 0, nil, nil, fmt.Errorf("head: evaluate: %w", err)
 	}
 	preds = make([]int, g.n)
 	correct = g.correct(labels, preds)
-	return float32(g.xent.loss), correct, preds, nil
+	if withProbs {
+		probs = g.xent.probs.Clone().(*tensor.Dense)
+	}
+	return float32(g.xent.loss), correct, preds, probs, nil
 }
 
 // correct counts the rows of the last run whose most probable class (the
