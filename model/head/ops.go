@@ -44,6 +44,22 @@ type opBase struct {
 	shape tensor.Shape // output shape, fixed by the graph's batch size
 }
 
+// checkArity reports an error unless n, the number of inputs given to Do
+// (what "") or SymDiff (what "symdiff"), is the op's arity.
+func (op *opBase) checkArity(n int, what string) error {
+	if n == op.arity {
+		return nil
+	}
+	prefix, noun := op.name+": ", "inputs"
+	if what != "" {
+		prefix += what + ": "
+	}
+	if op.arity == 1 {
+		noun = "input"
+	}
+	return fmt.Errorf("%swant %d %s, got %d", prefix, op.arity, noun, n)
+}
+
 func (op *opBase) Arity() int    { return op.arity }
 func (op *opBase) Type() hm.Type { return op.typ }
 func (op *opBase) InferShape(...gorgonia.DimSizer) (tensor.Shape, error) {
@@ -117,8 +133,8 @@ func newDenseOp(name string, n, in, out int, relu, needDX bool, gradW, gradB *te
 }
 
 func (op *denseOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
-	if len(inputs) != 3 {
-		return nil, fmt.Errorf("%s: want 3 inputs, got %d", op.name, len(inputs))
+	if err := op.checkArity(len(inputs), ""); err != nil {
+		return nil, err
 	}
 	x, err := f32s(inputs[0], tensor.Shape{op.n, op.in}, op.name, "input")
 	if err != nil {
@@ -150,8 +166,8 @@ func (op *denseOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 func (op *denseOp) DiffWRT(int) []bool { return []bool{op.needDX, true, true} }
 
 func (op *denseOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
-	if len(inputs) != 3 {
-		return nil, fmt.Errorf("%s: symdiff: want 3 inputs, got %d", op.name, len(inputs))
+	if err := op.checkArity(len(inputs), "symdiff"); err != nil {
+		return nil, err
 	}
 	gz := grad // gradient with respect to the pre-activation x·W + b
 	if op.relu {
@@ -200,8 +216,8 @@ type reluGradOp struct {
 }
 
 func (op *reluGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
-	if len(inputs) != 2 {
-		return nil, fmt.Errorf("%s: want 2 inputs, got %d", op.name, len(inputs))
+	if err := op.checkArity(len(inputs), ""); err != nil {
+		return nil, err
 	}
 	y, err := f32s(inputs[0], op.shape, op.name, "output")
 	if err != nil {
@@ -230,8 +246,8 @@ type gradXOp struct {
 }
 
 func (op *gradXOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
-	if len(inputs) != 2 {
-		return nil, fmt.Errorf("%s: want 2 inputs, got %d", op.name, len(inputs))
+	if err := op.checkArity(len(inputs), ""); err != nil {
+		return nil, err
 	}
 	dz, err := f32s(inputs[0], tensor.Shape{op.n, op.out}, op.name, "gradient")
 	if err != nil {
@@ -253,8 +269,8 @@ type gradWOp struct {
 }
 
 func (op *gradWOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
-	if len(inputs) != 2 {
-		return nil, fmt.Errorf("%s: want 2 inputs, got %d", op.name, len(inputs))
+	if err := op.checkArity(len(inputs), ""); err != nil {
+		return nil, err
 	}
 	x, err := f32s(inputs[0], tensor.Shape{op.n, op.in}, op.name, "input")
 	if err != nil {
@@ -276,8 +292,8 @@ type gradBOp struct {
 }
 
 func (op *gradBOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
-	if len(inputs) != 1 {
-		return nil, fmt.Errorf("%s: want 1 input, got %d", op.name, len(inputs))
+	if err := op.checkArity(len(inputs), ""); err != nil {
+		return nil, err
 	}
 	dz, err := f32s(inputs[0], tensor.Shape{op.n, op.out}, op.name, "gradient")
 	if err != nil {
@@ -315,8 +331,8 @@ func newXentOp(n, c int) *xentOp {
 }
 
 func (op *xentOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
-	if len(inputs) != 2 {
-		return nil, fmt.Errorf("%s: want 2 inputs, got %d", op.name, len(inputs))
+	if err := op.checkArity(len(inputs), ""); err != nil {
+		return nil, err
 	}
 	z, err := f32s(inputs[0], tensor.Shape{op.n, op.c}, op.name, "logits")
 	if err != nil {
@@ -345,8 +361,8 @@ func (op *xentOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 func (op *xentOp) DiffWRT(int) []bool { return []bool{true, false} }
 
 func (op *xentOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
-	if len(inputs) != 2 {
-		return nil, fmt.Errorf("%s: symdiff: want 2 inputs, got %d", op.name, len(inputs))
+	if err := op.checkArity(len(inputs), "symdiff"); err != nil {
+		return nil, err
 	}
 	g := &xentGradOp{
 		opBase: opBase{name: "xent/grad", arity: 3, typ: hm.NewFnType(matA, matA, tvA, matA), shape: tensor.Shape{op.n, op.c}},
@@ -368,8 +384,8 @@ type xentGradOp struct {
 }
 
 func (op *xentGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
-	if len(inputs) != 3 {
-		return nil, fmt.Errorf("%s: want 3 inputs, got %d", op.name, len(inputs))
+	if err := op.checkArity(len(inputs), ""); err != nil {
+		return nil, err
 	}
 	z, err := f32s(inputs[0], tensor.Shape{op.n, op.c}, op.name, "logits")
 	if err != nil {
