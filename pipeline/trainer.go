@@ -357,24 +357,19 @@ func (t *Trainer) Confusion() (*Confusion, error) {
 }
 
 // gather copies the rows idx of a split into a new batch.
-// gatherTrain is gather on the training split, each row taken from Train
-// or, where mirrored picks it, from TrainMirrored.
+// gatherTrain is gather on the training split, the rows that mirrored picks
+// taken from TrainMirrored instead.
 func (t *Trainer) gatherTrain(idx []int, dim int) (*tensor.Dense, []int) {
-	if t.TrainMirrored.X == nil {
-		return gather(t.Train, idx, dim)
-	}
-	plain, flipped := t.Train.X.Data().([]float32), t.TrainMirrored.X.Data().([]float32)
-	data := make([]float32, len(idx)*dim)
-	y := make([]int, len(idx))
-	for i, r := range idx {
-		src := plain
-		if mirrored(t.Seed, t.epoch, r) {
-			src = flipped
+	x, y := gather(t.Train, idx, dim)
+	if t.TrainMirrored.X != nil {
+		data, flipped := x.Float32s(), t.TrainMirrored.X.Float32s()
+		for i, r := range idx {
+			if mirrored(t.Seed, t.epoch, r) {
+				copy(data[i*dim:(i+1)*dim], flipped[r*dim:(r+1)*dim])
+			}
 		}
-		copy(data[i*dim:(i+1)*dim], src[r*dim:(r+1)*dim])
-		y[i] = t.Train.Y[r]
 	}
-	return tensor.New(tensor.WithShape(len(idx), dim), tensor.WithBacking(data)), y
+	return x, y
 }
 
 // mirrored says whether row trains on its mirror image in epoch: a fair
