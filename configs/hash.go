@@ -28,8 +28,8 @@ func leaves(c *Config) []leaf {
 	var ls []leaf
 	var walk func(v reflect.Value, path string, resume bool)
 	walk = func(v reflect.Value, path string, resume bool) {
-		if w, ok := v.Interface().(ClassWeight); ok {
-			ls = append(ls, leaf{path: path, value: w.String(), hashed: w.String(), resume: resume})
+		if st, ok := v.Interface().(fmt.Stringer); ok { // a setting with a YAML form of its own (ClassWeight)
+			ls = append(ls, leaf{path: path, value: st.String(), hashed: st.String(), resume: resume})
 			return
 		}
 		if v.Kind() == reflect.Struct {
