@@ -33,6 +33,10 @@ type Data struct {
 	ImageSize []int `yaml:"image_size"`
 	// ValidationSplit is the fraction of the images held out, in [0, 1).
 	ValidationSplit float64 `yaml:"validation_split"`
+	// ValidationDir, if set, holds the validation images in the layout of
+	// Dir (train/ and validation/ folders); then every image of Dir trains
+	// and ValidationSplit is 0 (Load sets it when the YAML does not).
+	ValidationDir string `yaml:"validation_dir" path:"yes" hash:"omitzero"`
 	// Seed fixes the validation split and the order of every epoch.
 	Seed int64 `yaml:"seed"`
 	// Workers decode images in parallel; 0 means one per CPU.
@@ -246,6 +250,7 @@ func (c *Config) finish(base string) {
 		}
 	}
 	resolve(&c.Data.Dir)
+	resolve(&c.Data.ValidationDir)
 	resolve(&c.Backbone.Weights)
 	resolve(&c.Run.Dir)
 	if c.Cache.Dir == "" {
@@ -284,6 +289,8 @@ func (c *Config) check(at func(path, format string, args ...any)) {
 	}
 	if !(d.ValidationSplit >= 0 && d.ValidationSplit < 1) {
 		at("data.validation_split", "%v is outside [0, 1)", d.ValidationSplit)
+	} else if d.ValidationSplit != 0 && d.ValidationDir != "" {
+		at("data.validation_split", "%v with data.validation_dir: the validation images are those of validation_dir, so the split must be 0 (or unset)", d.ValidationSplit)
 	}
 	if d.Workers < 0 || d.Workers > 1024 {
 		at("data.workers", "%d is outside [0, 1024] (0 means one per CPU)", d.Workers)

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -94,6 +95,18 @@ func TestDefaultsAndPaths(t *testing.T) {
 			}
 			return ""
 		}},
+		{"validation folder: no default split", "data: {dir: data/train, validation_dir: data/validation}\n", func(c *Config) string {
+			if c.Data.ValidationSplit != 0 || c.Data.ValidationDir != filepath.Join(base, "data", "validation") {
+				return fmt.Sprintf("validation_split %v, validation_dir %q", c.Data.ValidationSplit, c.Data.ValidationDir)
+			}
+			return ""
+		}},
+		{"validation folder with an explicit zero split", "data: {dir: t, validation_dir: v, validation_split: 0}\n", func(c *Config) string {
+			if c.Data.ValidationSplit != 0 {
+				return "split not zero"
+			}
+			return ""
+		}},
 		{"null means default", "data:\n  dir: d\n  image_size:\nhead:\n", func(c *Config) string {
 			if !slices.Equal(c.Data.ImageSize, []int{224, 224}) || len(c.Head.Layers) != 4 {
 				return "null did not keep the defaults"
@@ -161,6 +174,8 @@ func TestErrorsNameFileLineColumn(t *testing.T) {
 				`x.yaml:4:14: train.adam.lr: -0.001 must be positive`,
 				`x.yaml:5:21: backbone.variant: "tf": want keras or torchvision`,
 			}},
+		{"split and validation folder", "data: {dir: d, validation_dir: v, validation_split: 0.1}\n",
+			[]string{`x.yaml:1:53: data.validation_split: 0.1 with data.validation_dir: the validation images are those of validation_dir, so the split must be 0 (or unset)`}},
 		{"bad image size element", "data: {dir: d, image_size: [16, 224]}\n",
 			[]string{`x.yaml:1:29: data.image_size[0]: 16 is outside [32, 8192]`}},
 		{"image size length", "data: {dir: d, image_size: [224]}\n",
@@ -251,6 +266,7 @@ head.activation="relu"
 		{"weights", func(c *Config) { c.Backbone.Weights = "/w/r50.npz" }, false, `backbone.weights changed from "" to "/w/r50.npz"`, true},
 		{"variant", func(c *Config) { c.Backbone.Variant = "torchvision" }, false, `backbone.variant changed from "keras" to "torchvision"`, true},
 		{"flip augmentation", func(c *Config) { c.Data.FlipAugmentation = true }, false, "data.flip_augmentation changed from false to true", true},
+		{"validation folder", func(c *Config) { c.Data.ValidationDir = "val" }, false, `data.validation_dir changed from "" to `, true},
 		{"epochs", func(c *Config) { c.Train.Epochs = 30 }, true, "train.epochs changed from 3 to 30", false},
 		{"learning rate", func(c *Config) { c.Train.Adam.LR = 1e-4 }, true, "train.adam.lr changed from 0.001 to 0.0001", false},
 		{"workers", func(c *Config) { c.Data.Workers = 2 }, true, "data.workers changed from 0 to 2", false},

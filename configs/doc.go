@@ -6,8 +6,8 @@
 // A configuration has six sections; cats_dogs.yaml in this folder shows
 // every setting with its default and what it does, smoke.yaml a tiny run:
 //
-//	data:      dir (required), classes, image_size [h, w], validation_split,
-//	           seed, workers, max_pixels, follow_symlinks, exif_orientation,
+//	data:      dir (required), classes, image_size [h, w], validation_split
+//	           or validation_dir, seed, workers, max_pixels, follow_symlinks, exif_orientation,
 //	           crop_to_aspect_ratio, preprocess, flip_augmentation
 //	backbone:  weights, random_width, variant, device, batch
 //	head:      layers, activation
@@ -25,7 +25,7 @@
 // torch for torchvision) and cache.dir is feature-cache next to the run
 // folder. run.dir defaults to runs/<name of the file>.
 //
-// Relative paths (data.dir, backbone.weights, run.dir, cache.dir) are
+// Relative paths (data.dir, data.validation_dir, backbone.weights, run.dir, cache.dir) are
 // resolved against the folder of the configuration file, not the working
 // directory, so a configuration means the same wherever it is run from.
 //

@@ -76,6 +76,9 @@ func Parse(data []byte, file string) (*Config, error) {
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
 		d.walk(doc.Content[0], reflect.ValueOf(&c).Elem(), "")
 	}
+	if c.Data.ValidationDir != "" && d.pos["data.validation_split"] == nil {
+		c.Data.ValidationSplit = 0 // the default split does not apply
+	}
 	c.check(d.at)
 	if len(d.errs) > 0 {
 		return nil, errors.Join(d.errs...)

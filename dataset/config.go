@@ -30,6 +30,11 @@ type Config struct {
 	// ValidationSplit is the fraction of each class held out for
 	// validation, in [0, 1). The choice depends only on (Seed, path).
 	ValidationSplit float64
+	// ValidationRoot, if set, holds the validation images in the same
+	// layout as Root (ValidationRoot/<class>/**/<image>), as in the common
+	// train/ and validation/ folders; every image of Root is then a
+	// training image and ValidationSplit must be 0.
+	ValidationRoot string
 	// Seed for the validation split and the per-epoch shuffles.
 	Seed int64
 	// Workers is the number of decode goroutines; 0 means runtime.NumCPU().
@@ -80,6 +85,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("dataset: invalid target size %dx%d", c.Width, c.Height)
 	case !(c.ValidationSplit >= 0 && c.ValidationSplit < 1):
 		return fmt.Errorf("dataset: validation split %v not in [0, 1)", c.ValidationSplit)
+	case c.ValidationRoot != "" && c.ValidationSplit != 0:
+		return fmt.Errorf("dataset: validation split %v with a validation folder (%s): use one or the other", c.ValidationSplit, c.ValidationRoot)
 	}
 	if _, err := newPreprocessor(c.Preprocess); err != nil {
 		return err

@@ -33,6 +33,13 @@
 // Fisher-Yates, fixed here, independent of the Go release), so a resumed run
 // sees the same order.
 //
+// Data that comes split already (train/ and validation/ folders) sets
+// ValidationRoot instead: it must hold a folder for each class and no other
+// (classes not listed in Config.Classes are ignored, as in Root), every
+// image of Root is a training image, and the validation samples' paths are
+// relative to Root too ("../validation/cats/1.jpg"), so that all samples
+// open the same way. The two folders may not overlap.
+//
 // # Decoding and preprocessing
 //
 // [Stream] decodes with Config.Workers goroutines (default runtime.NumCPU())

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -97,14 +98,14 @@ func Scan(cfg Config) (*Index, error) {
 	}
 	idx := &Index{Classes: classes}
 	for label, class := range classes {
-		w := walker{follow: cfg.FollowSymlinks, visited: map[string]bool{}}
-		if err := w.walk(filepath.Join(cfg.Root, filepath.FromSlash(class)), class); err != nil {
+		files, err := classFiles(cfg, cfg.Root, class)
+		if err != nil {
 			return nil, err
 		}
-		if len(w.files) == 0 {
+		if len(files) == 0 {
 			return nil, fmt.Errorf("dataset: class %q has no image file under %s", class, filepath.Join(cfg.Root, class))
 		}
-		for _, rel := range w.files {
+		for _, rel := range files {
 			s := Sample{Path: rel, Label: label}
 			if inValidation(cfg.Seed, rel, cfg.ValidationSplit) {
 				idx.Validation = append(idx.Validation, s)
@@ -113,7 +114,79 @@ func Scan(cfg Config) (*Index, error) {
 			}
 		}
 	}
+	if cfg.ValidationRoot != "" {
+		if idx.Validation, err = scanValidation(cfg, classes); err != nil {
+			return nil, err
+		}
+	}
 	return idx, nil
+}
+
+// classFiles lists the image files of root/class as paths relative to root.
+func classFiles(cfg Config, root, class string) ([]string, error) {
+	w := walker{follow: cfg.FollowSymlinks, visited: map[string]bool{}}
+	if err := w.walk(filepath.Join(root, filepath.FromSlash(class)), class); err != nil {
+		return nil, err
+	}
+	return w.files, nil
+}
+
+// scanValidation lists the images of cfg.ValidationRoot, which must have a
+// folder for each class and no other. Their paths are made relative to Root
+// ("../validation/cats/1.jpg") so that every sample of an Index is opened
+// the same way.
+func scanValidation(cfg Config, classes []string) ([]Sample, error) {
+	root, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		return nil, fmt.Errorf("dataset: the image folder: %w", err)
+	}
+	vroot, err := filepath.Abs(cfg.ValidationRoot)
+	if err != nil {
+		return nil, fmt.Errorf("dataset: the validation folder: %w", err)
+	}
+	if within(vroot, root) || within(root, vroot) {
+		return nil, fmt.Errorf("dataset: the validation folder %s and the image folder %s overlap: want two separate folders (e.g. train and validation)", vroot, root)
+	}
+	up, err := filepath.Rel(root, vroot)
+	if err != nil {
+		return nil, fmt.Errorf("dataset: the validation folder %s: %w", vroot, err)
+	}
+	if _, err := os.Stat(vroot); err != nil {
+		return nil, fmt.Errorf("dataset: the validation folder: %w", err)
+	}
+	folders, err := ClassFolders(vroot, cfg.FollowSymlinks)
+	if err != nil {
+		return nil, err
+	}
+	var extra []string
+	for _, f := range folders {
+		if !slices.Contains(classes, f) && len(cfg.Classes) == 0 {
+			extra = append(extra, f)
+		}
+	}
+	if len(extra) > 0 {
+		return nil, fmt.Errorf("dataset: the validation folder %s has class folders %q that the image folder %s has not", vroot, extra, root)
+	}
+	var samples []Sample
+	for label, class := range classes {
+		if !slices.Contains(folders, class) {
+			return nil, fmt.Errorf("dataset: class %q: no folder %s in the validation folder (its class folders are %q)", class, filepath.Join(vroot, class), folders)
+		}
+		files, err := classFiles(cfg, vroot, class)
+		if err != nil {
+			return nil, err
+		}
+		for _, rel := range files {
+			samples = append(samples, Sample{Path: path.Join(filepath.ToSlash(up), rel), Label: label})
+		}
+	}
+	return samples, nil
+}
+
+// within reports whether p is dir or inside it (both absolute).
+func within(p, dir string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // listClasses returns the configured classes, checked, or the sorted

@@ -93,6 +93,87 @@ func TestScan(t *testing.T) {
 	}
 }
 
+func TestScanValidationFolder(t *testing.T) {
+	tests := []struct {
+		name       string
+		files      []string // under a folder with train/ and validation/
+		classes    []string // Config.Classes
+		root, vals string   // Root and ValidationRoot, under that folder
+		split      float64
+		train, val []string // "label:path"
+		err        string
+	}{
+		{
+			name:  "train and validation folders",
+			files: []string{"train/cats/1.jpg", "train/dogs/1.jpg", "train/dogs/2.jpg", "validation/cats/9.jpg", "validation/dogs/sub/8.png", "validation/.hidden/x.jpg"},
+			root:  "train", vals: "validation",
+			train: []string{"0:cats/1.jpg", "1:dogs/1.jpg", "1:dogs/2.jpg"},
+			val:   []string{"0:../validation/cats/9.jpg", "1:../validation/dogs/sub/8.png"},
+		},
+		{
+			name:  "a class without validation images",
+			files: []string{"train/a/1.jpg", "train/b/1.jpg", "val/a/1.jpg", "val/b/notes.txt"},
+			root:  "train", vals: "val",
+			train: []string{"0:a/1.jpg", "1:b/1.jpg"},
+			val:   []string{"0:../val/a/1.jpg"},
+		},
+		{
+			name:    "listed classes ignore other folders in both",
+			files:   []string{"train/a/1.jpg", "train/b/1.jpg", "train/c/1.jpg", "val/a/1.jpg", "val/b/1.jpg", "val/z/1.jpg"},
+			classes: []string{"b", "a"}, root: "train", vals: "val",
+			train: []string{"0:b/1.jpg", "1:a/1.jpg"},
+			val:   []string{"0:../val/b/1.jpg", "1:../val/a/1.jpg"},
+		},
+		{
+			name:  "nested folders",
+			files: []string{"d/train/a/1.jpg", "d/train/b/1.jpg", "v/2024/a/1.jpg", "v/2024/b/1.jpg"},
+			root:  "d/train", vals: "v/2024",
+			train: []string{"0:a/1.jpg", "1:b/1.jpg"},
+			val:   []string{"0:../../v/2024/a/1.jpg", "1:../../v/2024/b/1.jpg"},
+		},
+		{name: "missing class folder", files: []string{"train/a/1.jpg", "train/b/1.jpg", "val/a/1.jpg"}, root: "train", vals: "val", err: `class "b": no folder`},
+		{name: "extra class folder", files: []string{"train/a/1.jpg", "train/b/1.jpg", "val/a/1.jpg", "val/b/1.jpg", "val/c/1.jpg"}, root: "train", vals: "val", err: `class folders ["c"] that the image folder`},
+		{name: "misspelt class folder", files: []string{"train/cats/1.jpg", "train/dogs/1.jpg", "val/Cats/1.jpg", "val/Dogs/1.jpg"}, classes: []string{"cats", "dogs"}, root: "train", vals: "val", err: `its class folders are ["Cats" "Dogs"]`},
+		{name: "no validation folder", files: []string{"train/a/1.jpg", "train/b/1.jpg"}, root: "train", vals: "val", err: "the validation folder: stat "},
+		{name: "the same folder", files: []string{"train/a/1.jpg", "train/b/1.jpg"}, root: "train", vals: "train/", err: "overlap"},
+		{name: "validation inside the image folder", files: []string{"data/a/1.jpg", "data/b/1.jpg", "data/val/a/1.jpg"}, classes: []string{"a", "b"}, root: "data", vals: "data/val", err: "overlap"},
+		{name: "image folder inside validation", files: []string{"data/train/a/1.jpg", "data/train/b/1.jpg"}, root: "data/train", vals: "data", err: "overlap"},
+		{name: "with a split too", files: []string{"train/a/1.jpg", "train/b/1.jpg", "val/a/1.jpg", "val/b/1.jpg"}, root: "train", vals: "val", split: 0.2, err: "use one or the other"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			files := map[string][]byte{}
+			for _, f := range tc.files {
+				files[f] = nil
+			}
+			writeFiles(t, dir, files)
+			idx, err := Scan(Config{Root: filepath.Join(dir, tc.root), ValidationRoot: filepath.Join(dir, tc.vals), Classes: tc.classes, ValidationSplit: tc.split})
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("Scan error = %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := samplePaths(idx.Train); !reflect.DeepEqual(got, tc.train) {
+				t.Errorf("train = %q, want %q", got, tc.train)
+			}
+			if got := samplePaths(idx.Validation); !reflect.DeepEqual(got, tc.val) {
+				t.Errorf("validation = %q, want %q", got, tc.val)
+			}
+			// The paths open from Root, as Stream opens them.
+			for _, s := range idx.Validation {
+				if _, err := os.Stat(filepath.Join(dir, tc.root, filepath.FromSlash(s.Path))); err != nil {
+					t.Errorf("validation sample %q does not open from Root: %v", s.Path, err)
+				}
+			}
+		})
+	}
+}
+
 func TestScanSymlinks(t *testing.T) {
 	root := t.TempDir()
 	outside := t.TempDir()

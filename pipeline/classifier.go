@@ -200,7 +200,7 @@ type Mistake struct {
 // are counted and skipped, as in training.
 func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Evaluation, error) {
 	cfg := c.data
-	cfg.Root, cfg.Classes, cfg.ValidationSplit = root, c.Classes, 0
+	cfg.Root, cfg.Classes, cfg.ValidationSplit, cfg.ValidationRoot = root, c.Classes, 0, ""
 	idx, err := dataset.Scan(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate %s: %w", root, err)

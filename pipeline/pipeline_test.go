@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	pngpkg "image/png"
@@ -17,6 +18,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"gotransfer/checkpoints"
+	"gotransfer/configs"
 	"gotransfer/dataset"
 	"gotransfer/features"
 	"gotransfer/model/head"
@@ -466,5 +468,65 @@ func TestConfusionScores(t *testing.T) {
 	var b strings.Builder
 	if err := c.WriteScores(&b); err != nil || !strings.Contains(b.String(), "0.6250") {
 		t.Errorf("WriteScores: %v\n%s", err, b.String())
+	}
+}
+
+// TestTrainWithValidationFolder: with data.validation_dir every image of
+// data.dir trains and the validation scores are those of the other folder:
+// the best checkpoint scores exactly its epoch's val_loss on it.
+func TestTrainWithValidationFolder(t *testing.T) {
+	dir := t.TempDir()
+	if err := dataset.Synthesize(filepath.Join(dir, "train"), 6, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := dataset.Synthesize(filepath.Join(dir, "validation"), 4, 2); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Parse([]byte(`
+data: {dir: train, validation_dir: validation, image_size: [48, 48], workers: 2}
+backbone: {random_width: 8}
+head: {layers: [16]}
+train: {epochs: 3, batch: 4}
+run: {dir: run}
+`), filepath.Join(dir, "v.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	ctx := context.Background()
+	res, err := Train(ctx, cfg, Options{Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "12 training and 8 validation images") {
+		t.Errorf("progress does not count 12 training and 8 validation images:\n%s", out.String())
+	}
+	n := 0
+	for _, row := range res.Confusion.Counts {
+		for _, c := range row {
+			n += c
+		}
+	}
+	if n != 8 {
+		t.Errorf("the confusion matrix counts %d validation images, want 8", n)
+	}
+	best := slices.MinFunc(res.History, func(a, b EpochMetrics) int { return cmp.Compare(a.ValLoss, b.ValLoss) })
+	c, err := LoadClassifier(filepath.Join(dir, "run"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ev, err := c.Evaluate(ctx, filepath.Join(dir, "validation"), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Images != 8 || math.Abs(ev.Loss-best.ValLoss) > 1e-5*max(1, best.ValLoss) || ev.Accuracy != best.ValAcc {
+		t.Errorf("the best checkpoint scores %d images, loss %v, accuracy %v on the validation folder; epoch %d's val_loss %v, val_accuracy %v",
+			ev.Images, ev.Loss, ev.Accuracy, best.Epoch, best.ValLoss, best.ValAcc)
+	}
+	// The training folder alone (the classifier must not add the
+	// validation folder to what it evaluates).
+	if ev, err = c.Evaluate(ctx, filepath.Join(dir, "train"), 8); err != nil || ev.Images != 12 {
+		t.Errorf("evaluate the training folder: %d images, %v; want 12", ev.Images, err)
 	}
 }

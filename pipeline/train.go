@@ -130,10 +130,10 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	if val.Len() == 0 {
 		// As Keras warns: these callbacks watch val_loss.
 		if cfg.Train.EarlyStopping.Patience > 0 {
-			slog.Warn("train.early_stopping needs a validation split (data.validation_split > 0): it is off")
+			slog.Warn("train.early_stopping needs validation images (data.validation_split > 0 or data.validation_dir): it is off")
 		}
 		if cfg.Train.ReduceLR.Patience > 0 {
-			slog.Warn("train.reduce_lr_on_plateau needs a validation split (data.validation_split > 0): it is off")
+			slog.Warn("train.reduce_lr_on_plateau needs validation images (data.validation_split > 0 or data.validation_dir): it is off")
 		}
 	}
 	var mirroredTrain Split
@@ -334,7 +334,7 @@ func DataConfig(cfg *configs.Config) dataset.Config {
 	d := cfg.Data
 	return dataset.Config{
 		Root: d.Dir, Classes: d.Classes, Height: d.ImageSize[0], Width: d.ImageSize[1],
-		ValidationSplit: d.ValidationSplit, Seed: d.Seed, Workers: d.Workers, MaxPixels: d.MaxPixels,
+		ValidationSplit: d.ValidationSplit, ValidationRoot: d.ValidationDir, Seed: d.Seed, Workers: d.Workers, MaxPixels: d.MaxPixels,
 		FollowSymlinks: d.FollowSymlinks, IgnoreEXIF: !d.EXIFOrientation, CropToAspectRatio: d.CropToAspectRatio,
 		Preprocess: d.Preprocess,
 	}
