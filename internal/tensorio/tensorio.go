@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"codeberg.org/sbinet/npyio/npy"
 	"gorgonia.org/tensor"
@@ -59,12 +60,32 @@ func ReadNPY(r io.Reader, size int64) (*tensor.Dense, error) {
 		return nil, fmt.Errorf("shape %v needs %d bytes of data, file has %d: truncated", shape, n*esize, size)
 	}
 	// npyio's reader stops right after the header; the data is read here in
-	// one piece, far faster than npyio's element-by-element decoding.
-	raw := make([]byte, n*esize)
-	if _, err := io.ReadFull(r, raw); err != nil {
+	// one piece, far faster than npyio's element-by-element decoding, and
+	// straight into the tensor's memory where its byte order is the file's.
+	data := make([]float32, n)
+	if esize == 4 && littleEndian {
+		if _, err := io.ReadFull(r, Float32Bytes(data)); err != nil {
+			return nil, fmt.Errorf("shape %v: data truncated: %w", shape, err)
+		}
+	} else if err := decodeFloats(r, data, esize); err != nil {
 		return nil, fmt.Errorf("shape %v: data truncated: %w", shape, err)
 	}
-	data := make([]float32, n)
+	if d.Fortran && len(shape) > 1 {
+		data = fortranToC(data, shape)
+	}
+	if len(shape) == 0 {
+		shape = []int{1} // a NumPy scalar; tensor has no rank-0 dense backing
+	}
+	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data)), nil
+}
+
+// decodeFloats reads len(data) little-endian floats of esize bytes (4 or 8)
+// from r into data.
+func decodeFloats(r io.Reader, data []float32, esize int) error {
+	raw := make([]byte, len(data)*esize)
+	if _, err := io.ReadFull(r, raw); err != nil {
+		return err
+	}
 	if esize == 4 {
 		for i := range data {
 			data[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
@@ -74,13 +95,27 @@ func ReadNPY(r io.Reader, size int64) (*tensor.Dense, error) {
 			data[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:])))
 		}
 	}
-	if d.Fortran && len(shape) > 1 {
-		data = fortranToC(data, shape)
+	return nil
+}
+
+// littleEndian: this machine stores a float32 as .npy's "<f4" does.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// Float32Bytes returns the little-endian bytes of v, as .npy files (and
+// digests of weights) hold them: a view of v's memory on little-endian
+// machines, nothing copied; a converted copy elsewhere.
+func Float32Bytes(v []float32) []byte {
+	if len(v) == 0 {
+		return nil
 	}
-	if len(shape) == 0 {
-		shape = []int{1} // a NumPy scalar; tensor has no rank-0 dense backing
+	if littleEndian {
+		return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))
 	}
-	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data)), nil
+	b := make([]byte, 0, 4*len(v))
+	for _, x := range v {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
+	}
+	return b
 }
 
 // fortranToC reorders column-major data of the given shape to row-major.
@@ -160,17 +195,8 @@ func WriteNPY(w io.Writer, t *tensor.Dense) error {
 	if _, err := w.Write(hdr); err != nil {
 		return err
 	}
-	buf := make([]byte, 0, 1<<16)
-	for i, v := range data {
-		buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
-		if len(buf) == cap(buf) || i == len(data)-1 {
-			if _, err := w.Write(buf); err != nil {
-				return err
-			}
-			buf = buf[:0]
-		}
-	}
-	return nil
+	_, err := w.Write(Float32Bytes(data))
+	return err
 }
 
 // WriteNPYFile writes t to a new .npy file at path.

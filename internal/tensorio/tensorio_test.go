@@ -2,6 +2,7 @@ package tensorio
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
 	"os"
 	"path/filepath"
@@ -148,5 +149,36 @@ func TestNPZ(t *testing.T) {
 	os.WriteFile(trunc, raw[:len(raw)/2], 0o644)
 	if _, err := OpenNPZ(trunc); err == nil || !strings.Contains(err.Error(), "trunc.npz") {
 		t.Fatalf("truncated npz: got %v", err)
+	}
+}
+
+// TestFloat32Bytes: the bytes are "<f4" whatever the machine, bit patterns
+// (negative zero, NaN payloads, denormals) included, and the element-wise
+// decoder (big-endian machines, float64 files) reads them back the same.
+func TestFloat32Bytes(t *testing.T) {
+	v := []float32{0, float32(math.Copysign(0, -1)), 1.5, -3.25e-41, math.MaxFloat32,
+		float32(math.Inf(-1)), math.Float32frombits(0x7fc00123), math.Float32frombits(0xffa5a5a5)}
+	got := Float32Bytes(v)
+	var want []byte
+	for _, x := range v {
+		want = binary.LittleEndian.AppendUint32(want, math.Float32bits(x))
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("Float32Bytes = % x, want % x", got, want)
+	}
+	back := make([]float32, len(v))
+	if err := decodeFloats(bytes.NewReader(want), back, 4); err != nil {
+		t.Fatal(err)
+	}
+	for i := range v {
+		if math.Float32bits(back[i]) != math.Float32bits(v[i]) {
+			t.Errorf("element %d: decoded %08x, want %08x", i, math.Float32bits(back[i]), math.Float32bits(v[i]))
+		}
+	}
+	if err := decodeFloats(bytes.NewReader(want[:5]), back, 4); err == nil {
+		t.Error("decodeFloats of 5 bytes for 8 floats: no error")
+	}
+	if Float32Bytes(nil) != nil {
+		t.Error("Float32Bytes(nil) is not empty")
 	}
 }

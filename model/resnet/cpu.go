@@ -61,25 +61,38 @@ func NewCPU(w *Weights) (*CPU, error) {
 	if w == nil || w.Arch == nil {
 		return nil, errors.New("resnet: no weights")
 	}
-	e := &CPU{weights: w, stem: fold(w, w.Arch.Stem)}
-	for _, b := range w.Arch.Blocks {
-		fb := foldedBlock{name: b.Name}
-		if b.Shortcut != nil {
-			c := fold(w, *b.Shortcut)
-			fb.shortcut = &c
-		}
-		for i, c := range b.Convs {
-			fb.convs[i] = fold(w, c)
-			if winograd(c) {
-				// Only the transform is used from here on; dropping the
-				// kernel keeps 16 floats per channel pair instead of 25.
-				fb.convs[i].u = winogradFilter(&fb.convs[i])
-				fb.convs[i].w = nil
-			}
-		}
-		e.blocks = append(e.blocks, fb)
+	e := &CPU{weights: w, stem: fold(w, w.Arch.Stem), blocks: make([]foldedBlock, len(w.Arch.Blocks))}
+	// The blocks are folded in parallel: it is most of a predict command's
+	// start-up.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.NumCPU())
+	for i, b := range w.Arch.Blocks {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			e.blocks[i] = foldBlock(w, b)
+		})
 	}
+	wg.Wait()
 	return e, nil
+}
+
+func foldBlock(w *Weights, b Block) foldedBlock {
+	fb := foldedBlock{name: b.Name}
+	if b.Shortcut != nil {
+		c := fold(w, *b.Shortcut)
+		fb.shortcut = &c
+	}
+	for i, c := range b.Convs {
+		fb.convs[i] = fold(w, c)
+		if winograd(c) {
+			// Only the transform is used from here on; dropping the
+			// kernel keeps 16 floats per channel pair instead of 25.
+			fb.convs[i].u = winogradFilter(&fb.convs[i])
+			fb.convs[i].w = nil
+		}
+	}
+	return fb
 }
 
 // fold computes W' = W*s and b' = (b-mean)*s + beta with
@@ -103,8 +116,11 @@ func fold(w *Weights, c ConvSpec) foldedConv {
 		f.b[o] = float32((b-float64(mean[o]))*scale[o] + float64(beta[o]))
 	}
 	// HWIO flattened row-major is already (ky, kx, cin) x cout.
-	for i, v := range k {
-		f.w[i] = float32(float64(v) * scale[i%c.Out])
+	for i := 0; i < len(k); i += c.Out {
+		dst := f.w[i : i+c.Out]
+		for o, v := range k[i : i+c.Out] {
+			dst[o] = float32(float64(v) * scale[o])
+		}
 	}
 	return f
 }

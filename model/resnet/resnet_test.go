@@ -346,3 +346,17 @@ func TestNewDevice(t *testing.T) {
 		t.Fatalf("unknown device: %v", err)
 	}
 }
+
+// TestDigestIsPinned: feature caches and checkpoints name weights by their
+// digest, so its definition may not change (sha256 over the tensors in name
+// order: name, NUL, shape as uint64s, values as "<f4").
+func TestDigestIsPinned(t *testing.T) {
+	w, err := Random(8, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "5fbe51a2222f253653e32724f979890e849b9b269af2b997bb99b9600dc7986f"
+	if got := w.Digest(); got != want {
+		t.Fatalf("Digest of Random(8, 0, 1) = %s, want %s", got, want)
+	}
+}

@@ -280,10 +280,8 @@ func (w *Weights) Digest() string {
 		for _, s := range t.Shape() {
 			buf = binary.LittleEndian.AppendUint64(buf, uint64(s))
 		}
-		for _, v := range t.Data().([]float32) {
-			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
-		}
 		h.Write(buf)
+		h.Write(tensorio.Float32Bytes(t.Data().([]float32)))
 	}
 	w.digest = hex.EncodeToString(h.Sum(nil))
 	return w.digest
