@@ -30,6 +30,8 @@
 //	checkpoints/         step-NNNNNN folders, and the links last and best
 //	metrics.jsonl        one line per epoch: losses, accuracies, learning rate, speed
 //	metrics.png          the loss and accuracy curves (and the learning rate, if it changed)
+//	tensorboard/         the same per epoch as TensorBoard event files, train/ and
+//	                     validation/ as Keras' TensorBoard callback writes them
 //	confusion.txt        the validation confusion matrix at the end, and per-class
 //	                     precision, recall and F1
 //	skipped.jsonl        the image files that could not be used, and why

@@ -21,6 +21,7 @@ import (
 	"gotransfer/configs"
 	"gotransfer/dataset"
 	"gotransfer/features"
+	"gotransfer/internal/tfevents"
 	"gotransfer/model/head"
 	"gotransfer/model/resnet"
 )
@@ -209,6 +210,7 @@ func TestTrainerResumesExactly(t *testing.T) {
 		if len(resumed) != len(history) || resumed[3].TrainLoss != history[3].TrainLoss || resumed[3].ValLoss != history[3].ValLoss {
 			t.Fatalf("stopped after step %d: history %+v, want %+v", stop, resumed, history)
 		}
+		checkTensorBoard(t, dir, resumed)
 	}
 }
 
@@ -528,5 +530,64 @@ run: {dir: run}
 	// validation folder to what it evaluates).
 	if ev, err = c.Evaluate(ctx, filepath.Join(dir, "train"), 8); err != nil || ev.Images != 12 {
 		t.Errorf("evaluate the training folder: %d images, %v; want 12", ev.Images, err)
+	}
+}
+
+// checkTensorBoard reads the run's TensorBoard logs as TensorBoard does
+// (files in name order; a START event drops the values logged at its step
+// and later) and requires the history, each epoch once.
+func checkTensorBoard(t *testing.T, runDir string, history []EpochMetrics) {
+	t.Helper()
+	type point struct {
+		step  int64
+		value float64
+	}
+	view := func(split string) map[string][]point {
+		files, err := filepath.Glob(filepath.Join(runDir, "tensorboard", split, "events.out.tfevents.*"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("no TensorBoard files for %s (%v)", split, err)
+		}
+		slices.Sort(files)
+		tags := map[string][]point{}
+		for _, f := range files {
+			evs, err := tfevents.Read(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if evs[0].FileVersion != tfevents.FileVersion {
+				t.Fatalf("%s: first event %+v", f, evs[0])
+			}
+			for _, ev := range evs {
+				if ev.Start {
+					for tag, ps := range tags {
+						tags[tag] = slices.DeleteFunc(ps, func(p point) bool { return p.step >= ev.Step })
+					}
+				}
+				for _, s := range ev.Scalars {
+					tags[s.Tag] = append(tags[s.Tag], point{ev.Step, s.Value})
+				}
+			}
+		}
+		return tags
+	}
+	train, val := view("train"), view("validation")
+	for _, c := range []struct {
+		tags map[string][]point
+		tag  string
+		want func(EpochMetrics) float64
+	}{
+		{train, "epoch_loss", func(m EpochMetrics) float64 { return m.TrainLoss }},
+		{train, "epoch_accuracy", func(m EpochMetrics) float64 { return m.TrainAcc }},
+		{train, "epoch_learning_rate", func(m EpochMetrics) float64 { return m.LR }},
+		{val, "epoch_loss", func(m EpochMetrics) float64 { return m.ValLoss }},
+		{val, "epoch_accuracy", func(m EpochMetrics) float64 { return m.ValAcc }},
+	} {
+		var want []point
+		for _, m := range history {
+			want = append(want, point{int64(m.Epoch - 1), float64(float32(c.want(m)))})
+		}
+		if !slices.Equal(c.tags[c.tag], want) {
+			t.Errorf("TensorBoard %s: %v, want %v", c.tag, c.tags[c.tag], want)
+		}
 	}
 }

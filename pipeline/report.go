@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 
 	"gotransfer/internal/atomicfile"
+	"gotransfer/internal/tfevents"
 )
 
 // EpochMetrics is one line of metrics.jsonl.
@@ -49,6 +51,70 @@ func writeMetrics(runDir string, history []EpochMetrics) error {
 		}
 	}
 	return atomicfile.WriteFile(filepath.Join(runDir, "metrics.jsonl"), b.Bytes())
+}
+
+// board writes the run's TensorBoard logs as Keras' TensorBoard callback
+// lays them out: <dir>/train and <dir>/validation with the same tags
+// (epoch_loss, epoch_accuracy; epoch_learning_rate in train), so that
+// TensorBoard overlays the two, and the 0-based epoch as the step. Each
+// process writes new files that start at its first epoch, which makes
+// TensorBoard drop what earlier files logged from there on: the epochs a
+// killed run logged after its last checkpoint, which the resumed run does
+// again. The logs are a view of metrics.jsonl: a failure to write them is
+// a warning, once, and training goes on.
+type board struct {
+	dir        string
+	start      int
+	train, val *tfevents.Writer
+	failed     bool
+}
+
+func openBoard(dir string, startEpoch int) *board {
+	return &board{dir: dir, start: startEpoch}
+}
+
+// log appends one epoch's metrics.
+func (b *board) log(m EpochMetrics) {
+	if b.failed {
+		return
+	}
+	now, step := time.Now(), int64(m.Epoch-1)
+	open := func(w **tfevents.Writer, split string) error {
+		if *w != nil {
+			return nil
+		}
+		nw, err := tfevents.Create(filepath.Join(b.dir, split), now)
+		if err != nil {
+			return err
+		}
+		*w = nw
+		return nw.Start(int64(b.start), now)
+	}
+	err := open(&b.train, "train")
+	if err == nil {
+		err = b.train.Scalars(step, now, tfevents.Scalar{Tag: "epoch_loss", Value: m.TrainLoss},
+			tfevents.Scalar{Tag: "epoch_accuracy", Value: m.TrainAcc}, tfevents.Scalar{Tag: "epoch_learning_rate", Value: m.LR})
+	}
+	if err == nil && m.HasVal {
+		if err = open(&b.val, "validation"); err == nil {
+			err = b.val.Scalars(step, now, tfevents.Scalar{Tag: "epoch_loss", Value: m.ValLoss}, tfevents.Scalar{Tag: "epoch_accuracy", Value: m.ValAcc})
+		}
+	}
+	if err != nil {
+		b.failed = true
+		slog.Warn("could not write the TensorBoard logs; metrics.jsonl has the same figures", "err", err)
+	}
+}
+
+func (b *board) close() {
+	if b == nil {
+		return
+	}
+	for _, w := range []*tfevents.Writer{b.train, b.val} {
+		if w != nil {
+			w.Close()
+		}
+	}
 }
 
 // plotMetrics draws the loss and accuracy curves, train and validation,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"path/filepath"
 	"time"
 
 	"gorgonia.org/tensor"
@@ -75,6 +76,7 @@ type Trainer struct {
 	// running sums of the epoch in progress
 	lossSum       float64
 	correct, seen int
+	board         *board // TensorBoard logs, opened at the first epoch's end
 }
 
 // Metric names kept in checkpoint manifests.
@@ -156,6 +158,7 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 		rows[i] = i
 	}
 	start, startEpoch := time.Now(), t.epoch
+	defer func() { t.board.close(); t.board = nil }()
 	for t.epoch < t.Epochs {
 		epochStart := time.Now()
 		order := dataset.Shuffle(rows, t.Seed, t.epoch)
@@ -252,6 +255,10 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 		if err := plotMetrics(t.RunDir+"/metrics.png", t.history); err != nil {
 			slog.Warn("could not draw the metrics plot", "err", err)
 		}
+		if t.board == nil {
+			t.board = openBoard(filepath.Join(t.RunDir, "tensorboard"), m.Epoch-1)
+		}
+		t.board.log(m)
 		if t.Patience > 0 && t.wait >= t.Patience {
 			t.Progress.Line("early stopping: val_loss has not improved by %g for %d epochs (best %.4f)", t.MinDelta, t.Patience, t.best)
 			break
