@@ -307,8 +307,8 @@ func TestCallbacksWithoutValidation(t *testing.T) {
 	_, _, cfg := smokeRun(t, 8, 6, "validation_split: 0.25", "validation_split: 0",
 		"  epochs: 3\n", "  epochs: 1\n  early_stopping: {patience: 2}\n  reduce_lr_on_plateau: {patience: 1}\n")
 	code, out, stderr := train(t, "--config", cfg)
-	if code != 0 || !strings.Contains(stderr, "train.early_stopping needs a validation split") ||
-		!strings.Contains(stderr, "train.reduce_lr_on_plateau needs a validation split") {
+	if code != 0 || !strings.Contains(stderr, "train.early_stopping needs validation images") ||
+		!strings.Contains(stderr, "train.reduce_lr_on_plateau needs validation images") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
 	}
 }
