@@ -58,7 +58,11 @@
 // # Adam
 //
 // Adam follows the Keras formula (lr 1e-3, beta1 0.9, beta2 0.999, epsilon
-// 1e-7 by default; see Adam for the update). gorgonia's own AdamSolver keeps
+// 1e-7 by default; see Adam for the update). AdamConfig.WeightDecay adds the
+// decoupled weight decay of Keras 3's Adam(weight_decay=...) and PyTorch's
+// AdamW: before the update every parameter w, kernels and biases alike,
+// becomes w − lr·weight_decay·w, with the learning rate in use (a schedule
+// that lowers it lowers the decay too). gorgonia's own AdamSolver keeps
 // its moments and step private, so it could never be checkpointed; this one
 // exports them: Step, Moments and State (named "adam_m/<param>" and
 // "adam_v/<param>"), and SetState to restore them. A head restored with

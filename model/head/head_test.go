@@ -124,6 +124,7 @@ func (r *refNet) trainStep(x []float32, y []int) float64 {
 	alpha := r.adam.LR * math.Sqrt(1-math.Pow(r.adam.Beta2, t)) / (1 - math.Pow(r.adam.Beta1, t))
 	upd := func(w, gw, m, v []float64) {
 		for i := range w {
+			w[i] -= r.adam.LR * r.adam.WeightDecay * w[i] // decoupled, before the Adam step
 			m[i] += (gw[i] - m[i]) * (1 - r.adam.Beta1)
 			v[i] += (gw[i]*gw[i] - v[i]) * (1 - r.adam.Beta2)
 			w[i] -= alpha * m[i] / (math.Sqrt(v[i]) + r.adam.Epsilon)
