@@ -85,6 +85,10 @@ type Head struct {
 	Layers []int `yaml:"layers"`
 	// Activation of the hidden layers; only "relu".
 	Activation string `yaml:"activation"`
+	// Dropout is the rate of the dropout after each hidden layer in
+	// training, as Keras' Dropout(rate) after each hidden Dense, in [0, 1);
+	// 0 turns it off.
+	Dropout float64 `yaml:"dropout" hash:"omitzero"`
 }
 
 // Train holds the optimization settings.
@@ -172,6 +176,10 @@ type Adam struct {
 	Beta1   float64 `yaml:"beta1"`
 	Beta2   float64 `yaml:"beta2"`
 	Epsilon float64 `yaml:"epsilon"`
+	// WeightDecay is the decoupled weight decay of Keras 3's
+	// Adam(weight_decay) and PyTorch's AdamW: before each update every
+	// weight w becomes w − lr·weight_decay·w; 0 turns it off.
+	WeightDecay float64 `yaml:"weight_decay" hash:"omitzero"`
 }
 
 // EarlyStopping stops training when the validation loss has not improved by
@@ -324,6 +332,9 @@ func (c *Config) check(at func(path, format string, args ...any)) {
 	if c.Head.Activation != "relu" {
 		at("head.activation", "%q: only relu is supported", c.Head.Activation)
 	}
+	if !(c.Head.Dropout >= 0 && c.Head.Dropout < 1) {
+		at("head.dropout", "%v is outside [0, 1)", c.Head.Dropout)
+	}
 
 	t := c.Train
 	if t.Epochs < 1 {
@@ -343,6 +354,9 @@ func (c *Config) check(at func(path, format string, args ...any)) {
 	}
 	if !(t.Adam.Epsilon > 0 && t.Adam.Epsilon < 1) {
 		at("train.adam.epsilon", "%v is outside (0, 1)", t.Adam.Epsilon)
+	}
+	if !(t.Adam.WeightDecay >= 0 && t.Adam.WeightDecay < 1e9) {
+		at("train.adam.weight_decay", "%v must be a finite number ≥ 0", t.Adam.WeightDecay)
 	}
 	if t.EarlyStopping.Patience < 0 {
 		at("train.early_stopping.patience", "%d is negative (0 turns early stopping off)", t.EarlyStopping.Patience)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -146,7 +147,7 @@ func TestErrorsNameFileLineColumn(t *testing.T) {
 		{"unknown top-level key", "data: {dir: d}\nmodel: {}\n",
 			[]string{`x.yaml:2:1: model: unknown key "model" at the top level (known keys: data, backbone, head, train, run, cache)`}},
 		{"unknown nested key", "data:\n  dir: d\ntrain:\n  adam:\n    learning_rate: 0.1\n",
-			[]string{`x.yaml:5:5: train.adam.learning_rate: unknown key "learning_rate" in train.adam (known keys: lr, beta1, beta2, epsilon)`}},
+			[]string{`x.yaml:5:5: train.adam.learning_rate: unknown key "learning_rate" in train.adam (known keys: lr, beta1, beta2, epsilon, weight_decay)`}},
 		{"string for int", "data: {dir: d}\ntrain:\n  epochs: ten\n",
 			[]string{`x.yaml:3:11: train.epochs: want a whole number, got str "ten"`}},
 		{"fraction for int", "data: {dir: d}\ntrain: {batch: 1.5}\n",
@@ -192,6 +193,14 @@ func TestErrorsNameFileLineColumn(t *testing.T) {
 			[]string{`x.yaml:1: YAML syntax: did not find expected ',' or ']'`}}, // yaml.v3 gives the line where the list starts, counted from 0
 		{"two documents", "data: {dir: d}\n---\ndata: {dir: e}\n",
 			[]string{`x.yaml:2:1: a second YAML document`}},
+		{"dropout", "data: {dir: d}\nhead: {dropout: 1}\n",
+			[]string{`x.yaml:2:17: head.dropout: 1 is outside [0, 1)`}},
+		{"negative dropout", "data: {dir: d}\nhead:\n  dropout: -0.5\n",
+			[]string{`x.yaml:3:12: head.dropout: -0.5 is outside [0, 1)`}},
+		{"weight decay", "data: {dir: d}\ntrain:\n  adam: {weight_decay: -0.01}\n",
+			[]string{`x.yaml:3:24: train.adam.weight_decay: -0.01 must be a finite number ≥ 0`}},
+		{"weight decay type", "data: {dir: d}\ntrain: {adam: {weight_decay: none}}\n",
+			[]string{`x.yaml:2:30: train.adam.weight_decay: want a number, got str "none"`}},
 		{"class weight word", "data: {dir: d}\ntrain: {class_weight: auto}\n",
 			[]string{`x.yaml:2:23: train.class_weight: want none, balanced or a list of one weight per class, got str "auto"`}},
 		{"class weight values", "data: {dir: d, classes: [a, b, c]}\ntrain: {class_weight: [1, 0, x]}\n",
@@ -267,6 +276,8 @@ head.activation="relu"
 		{"variant", func(c *Config) { c.Backbone.Variant = "torchvision" }, false, `backbone.variant changed from "keras" to "torchvision"`, true},
 		{"flip augmentation", func(c *Config) { c.Data.FlipAugmentation = true }, false, "data.flip_augmentation changed from false to true", true},
 		{"validation folder", func(c *Config) { c.Data.ValidationDir = "val" }, false, `data.validation_dir changed from "" to `, true},
+		{"dropout", func(c *Config) { c.Head.Dropout = 0.5 }, false, "head.dropout changed from 0 to 0.5", true},
+		{"weight decay", func(c *Config) { c.Train.Adam.WeightDecay = 0.01 }, true, "train.adam.weight_decay changed from 0 to 0.01", false},
 		{"epochs", func(c *Config) { c.Train.Epochs = 30 }, true, "train.epochs changed from 3 to 30", false},
 		{"learning rate", func(c *Config) { c.Train.Adam.LR = 1e-4 }, true, "train.adam.lr changed from 0.001 to 0.0001", false},
 		{"workers", func(c *Config) { c.Data.Workers = 2 }, true, "data.workers changed from 0 to 2", false},
@@ -370,8 +381,11 @@ func TestValidateCodeBuiltConfig(t *testing.T) {
 	}
 	c.Train.Batch = 0
 	c.Head.Layers = []int{64, 0}
+	c.Head.Dropout = math.NaN()
+	c.Train.Adam.WeightDecay = math.Inf(1)
 	err := c.Validate()
-	for _, w := range []string{"config: train.batch: 0 is outside [1, 65536]", "config: head.layers[1]: width 0 is outside [1, 65536]"} {
+	for _, w := range []string{"config: train.batch: 0 is outside [1, 65536]", "config: head.layers[1]: width 0 is outside [1, 65536]",
+		"config: head.dropout: NaN is outside [0, 1)", "config: train.adam.weight_decay: +Inf must be a finite number ≥ 0"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("Validate: %v, want %q", err, w)
 		}

@@ -10,8 +10,8 @@
 //	           or validation_dir, seed, workers, max_pixels, follow_symlinks, exif_orientation,
 //	           crop_to_aspect_ratio, preprocess, flip_augmentation
 //	backbone:  weights, random_width, variant, device, batch
-//	head:      layers, activation
-//	train:     epochs, batch, adam {lr, beta1, beta2, epsilon},
+//	head:      layers, activation, dropout
+//	train:     epochs, batch, adam {lr, beta1, beta2, epsilon, weight_decay},
 //	           early_stopping {patience, min_delta},
 //	           reduce_lr_on_plateau {patience, factor, min_delta, min_lr},
 //	           class_weight (none, balanced or [w0, w1, ...])

@@ -64,7 +64,7 @@ func LoadClassifier(path, device string) (*Classifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := head.New(head.Config{InputDim: bb.FeatureDim(), Hidden: info.Config.Head.Layers, Classes: len(ck.Manifest.Classes)})
+	h, err := head.New(HeadConfig(info.Config, bb.FeatureDim(), len(ck.Manifest.Classes)))
 	if err != nil {
 		bb.Close()
 		return nil, err

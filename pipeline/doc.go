@@ -15,9 +15,10 @@
 // runs (another head, another learning rate) read the cache. Extraction is
 // resumable shard by shard, training step by step: a run killed at any
 // moment and resumed ends with the same bytes as one never interrupted.
-// The Trainer does what Keras' fit does with its usual callbacks: Adam,
-// class weights, early stopping, ReduceLROnPlateau, a checkpoint at every
-// epoch's end (or every so many steps) and one when interrupted.
+// The Trainer does what Keras' fit does with its usual callbacks: Adam
+// (with weight decay), dropout, class weights, early stopping,
+// ReduceLROnPlateau, a checkpoint at every epoch's end (or every so many
+// steps) and one when interrupted.
 //
 // LoadClassifier puts a trained run back together from a checkpoint (or
 // the run folder: its best checkpoint): Predict and PredictFolder classify

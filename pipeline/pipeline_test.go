@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -146,6 +147,8 @@ func TestTrainerResumesExactly(t *testing.T) {
 	// the first (whose val_loss is the first best; none improves by 10
 	// after it): its state must survive the stops too.
 	// Flip augmentation too: which examples are mirrored must not change.
+	// And dropout (two hidden layers) and weight decay: the masks must not
+	// change either.
 	mirroredTrain := Split{X: denseRows(slices.Clone(train.X.Float32s()), 6), Y: train.Y}
 	for i, v := range mirroredTrain.X.Float32s() {
 		mirroredTrain.X.Float32s()[i] = -v
@@ -153,6 +156,16 @@ func TestTrainerResumesExactly(t *testing.T) {
 	schedule := func(tr *Trainer) *Trainer {
 		tr.LRPatience, tr.LRFactor, tr.LRMinDelta = 1, 0.5, 10
 		tr.TrainMirrored = mirroredTrain
+		h, err := head.New(head.Config{InputDim: 6, Hidden: []int{8, 8}, Classes: 2, Seed: 3, Dropout: 0.3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		adam := head.DefaultAdamConfig()
+		adam.WeightDecay = 0.05
+		if tr.Opt, err = head.NewAdam(adam, h.Params()); err != nil {
+			t.Fatal(err)
+		}
+		tr.Head = h
 		return tr
 	}
 	ref := schedule(newTrainer(t, t.TempDir(), train, val))
@@ -211,6 +224,22 @@ func TestTrainerResumesExactly(t *testing.T) {
 			t.Fatalf("stopped after step %d: history %+v, want %+v", stop, resumed, history)
 		}
 		checkTensorBoard(t, dir, resumed)
+	}
+}
+
+// TestHeadAndAdamConfig: every head and Adam setting reaches the head and
+// the optimizer.
+func TestHeadAndAdamConfig(t *testing.T) {
+	cfg := configs.Default()
+	cfg.Data.Seed = 42
+	cfg.Head.Layers, cfg.Head.Dropout = []int{16, 8}, 0.3
+	cfg.Train.Adam = configs.Adam{LR: 0.01, Beta1: 0.8, Beta2: 0.99, Epsilon: 1e-6, WeightDecay: 0.02}
+	h := HeadConfig(&cfg, 64, 3)
+	if want := (head.Config{InputDim: 64, Hidden: []int{16, 8}, Classes: 3, Seed: 42, Dropout: 0.3}); !reflect.DeepEqual(h, want) {
+		t.Errorf("HeadConfig = %+v, want %+v", h, want)
+	}
+	if a, want := adamConfig(&cfg), (head.AdamConfig{LR: 0.01, Beta1: 0.8, Beta2: 0.99, Epsilon: 1e-6, WeightDecay: 0.02}); a != want {
+		t.Errorf("adamConfig = %+v, want %+v", a, want)
 	}
 }
 

@@ -143,14 +143,14 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		}
 	}
 
-	h, err := head.New(head.Config{InputDim: bb.FeatureDim(), Hidden: cfg.Head.Layers, Classes: len(idx.Classes), Seed: uint64(cfg.Data.Seed)})
+	h, err := head.New(HeadConfig(cfg, bb.FeatureDim(), len(idx.Classes)))
 	if err != nil {
 		return nil, err
 	}
 	if err := setClassWeights(h, cfg.Train.ClassWeight, train, idx.Classes, progress); err != nil {
 		return nil, err
 	}
-	opt, err := head.NewAdam(head.AdamConfig{LR: cfg.Train.Adam.LR, Beta1: cfg.Train.Adam.Beta1, Beta2: cfg.Train.Adam.Beta2, Epsilon: cfg.Train.Adam.Epsilon}, h.Params())
+	opt, err := head.NewAdam(adamConfig(cfg), h.Params())
 	if err != nil {
 		return nil, err
 	}
@@ -338,6 +338,21 @@ func DataConfig(cfg *configs.Config) dataset.Config {
 		FollowSymlinks: d.FollowSymlinks, IgnoreEXIF: !d.EXIFOrientation, CropToAspectRatio: d.CropToAspectRatio,
 		Preprocess: d.Preprocess,
 	}
+}
+
+// HeadConfig is the head's view of a configuration, for features of
+// inputDim values and the given number of classes. The seed is data.seed,
+// which also fixes the dropout masks.
+func HeadConfig(cfg *configs.Config, inputDim, classes int) head.Config {
+	return head.Config{InputDim: inputDim, Hidden: cfg.Head.Layers, Classes: classes, Seed: uint64(cfg.Data.Seed), Dropout: cfg.Head.Dropout}
+}
+
+// adamConfig is the optimizer's view of a configuration. On resume all of
+// it applies as configured, changed or not, but the learning rate, which
+// the checkpoint's replaces unless train.adam.lr changed (see Train).
+func adamConfig(cfg *configs.Config) head.AdamConfig {
+	a := cfg.Train.Adam
+	return head.AdamConfig{LR: a.LR, Beta1: a.Beta1, Beta2: a.Beta2, Epsilon: a.Epsilon, WeightDecay: a.WeightDecay}
 }
 
 // LoadWeights loads the configured backbone weights, or makes the

@@ -110,7 +110,7 @@ func printSummary(cfg *configs.Config, stdout io.Writer) error {
 		}
 		classes = len(idx.Classes)
 	}
-	h, err := head.New(head.Config{InputDim: arch.FeatureDim(), Hidden: cfg.Head.Layers, Classes: classes, Seed: uint64(cfg.Data.Seed)})
+	h, err := head.New(pipeline.HeadConfig(cfg, arch.FeatureDim(), classes))
 	if err != nil {
 		return err
 	}

@@ -140,7 +140,8 @@ func headFiles(t *testing.T, runDir string) map[string][]byte {
 // TestKillAndResume kills training with SIGKILL at random moments (during
 // feature extraction, training and checkpointing alike), resumes until it
 // finishes, and requires the final head and optimizer state to be
-// byte-identical to an uninterrupted run's.
+// byte-identical to an uninterrupted run's, with dropout and weight decay
+// on.
 func TestKillAndResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts many processes")
@@ -150,7 +151,9 @@ func TestKillAndResume(t *testing.T) {
 	if err := dataset.Synthesize(data, 24, 7); err != nil {
 		t.Fatal(err)
 	}
+	regularize := []string{"layers: [32, 16]\n", "layers: [32, 16]\n  dropout: 0.25\n", "train:\n", "train:\n  adam: {weight_decay: 0.01}\n"}
 	refCfg := smokeConfig(t, filepath.Join(dir), data, filepath.Join(dir, "ref"), filepath.Join(dir, "ref-cache"))
+	editConfig(t, refCfg, regularize...)
 	start := time.Now()
 	if out, err := trainCmd("--config", refCfg).CombinedOutput(); err != nil {
 		t.Fatalf("uninterrupted run: %v\n%s", err, out)
@@ -160,6 +163,7 @@ func TestKillAndResume(t *testing.T) {
 	killDir := filepath.Join(dir, "killed")
 	os.MkdirAll(killDir, 0o755)
 	cfg := smokeConfig(t, killDir, data, filepath.Join(dir, "run"), filepath.Join(dir, "cache"))
+	editConfig(t, cfg, regularize...)
 	rng := rand.New(rand.NewPCG(1, 2))
 	kills := 0
 	for attempt := 0; ; attempt++ {
@@ -340,11 +344,12 @@ func TestResumeRefusesChangedConfig(t *testing.T) {
 		!strings.Contains(out, "resuming with changed settings: train.epochs changed from 3 to 4") {
 		t.Fatalf("resume with more epochs: exit %d\n%s\n%s", code, out, stderr)
 	}
-	// So may another learning rate, which then replaces the checkpoint's.
-	editConfig(t, cfg, "epochs: 4", "epochs: 5", "train:\n", "train:\n  adam: {lr: 0.0005}\n")
+	// So may another learning rate, which then replaces the checkpoint's,
+	// and weight decay.
+	editConfig(t, cfg, "epochs: 4", "epochs: 5", "train:\n", "train:\n  adam: {lr: 0.0005, weight_decay: 0.01}\n")
 	code, out, stderr = train(t, "--config", cfg, "--resume")
-	if code != 0 || !strings.Contains(out, "train.adam.lr changed from 0.001 to 0.0005") {
-		t.Fatalf("resume with another learning rate: exit %d\n%s\n%s", code, out, stderr)
+	if code != 0 || !strings.Contains(out, "train.adam.lr changed from 0.001 to 0.0005; train.adam.weight_decay changed from 0 to 0.01") {
+		t.Fatalf("resume with another learning rate and weight decay: exit %d\n%s\n%s", code, out, stderr)
 	}
 	metrics, _ := os.ReadFile(filepath.Join(dir, "run", "metrics.jsonl"))
 	lines := strings.Split(strings.TrimSpace(string(metrics)), "\n")
@@ -356,6 +361,12 @@ func TestResumeRefusesChangedConfig(t *testing.T) {
 	code, _, stderr = train(t, "--config", cfg, "--resume")
 	if code != 1 || !strings.Contains(stderr, "head.layers changed from [32 16] to [32 8]") {
 		t.Fatalf("resume with another head: exit %d: %s", code, stderr)
+	}
+	// Nor dropout, a head setting.
+	editConfig(t, cfg, "layers: [32, 8]", "layers: [32, 16]\n  dropout: 0.5")
+	code, _, stderr = train(t, "--config", cfg, "--resume")
+	if code != 1 || !strings.Contains(stderr, "head.dropout changed from 0 to 0.5") {
+		t.Fatalf("resume with dropout: exit %d: %s", code, stderr)
 	}
 }
 
@@ -390,6 +401,17 @@ func TestSummaryOfKerasOriginal(t *testing.T) {
 	for _, want := range []string{"Layers: 181", "Trainable params: 4,723,202", "dense_4 (Dense)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out[max(0, len(out)-600):])
+		}
+	}
+	// With dropout, Keras lists a Dropout layer after each hidden Dense.
+	os.WriteFile(cfg, []byte("data:\n  dir: x\n  classes: [cats, dogs]\nbackbone:\n  random_width: 64\nhead:\n  dropout: 0.5\n"), 0o644)
+	code, out, stderr = train(t, "--config", cfg, "--summary")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"Layers: 185", "Trainable params: 4,723,202", "dropout_3 (Dropout)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary with dropout lacks %q:\n%s", want, out[max(0, len(out)-900):])
 		}
 	}
 }

@@ -20,10 +20,14 @@ const (
 // DefaultAdamConfig(); any other value is taken as it is.
 type AdamConfig struct {
 	LR, Beta1, Beta2, Epsilon float64
+	// WeightDecay is the decoupled weight decay of Keras 3's
+	// Adam(weight_decay=...) and PyTorch's AdamW: before each update every
+	// parameter becomes w − lr·WeightDecay·w. 0 turns it off.
+	WeightDecay float64
 }
 
 // DefaultAdamConfig returns the Keras defaults: learning rate 1e-3, beta1 0.9,
-// beta2 0.999, epsilon 1e-7.
+// beta2 0.999, epsilon 1e-7, no weight decay.
 func DefaultAdamConfig() AdamConfig {
 	return AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-7}
 }
@@ -46,18 +50,23 @@ func (c AdamConfig) Validate() error {
 	if !(c.Epsilon > 0) || math.IsInf(c.Epsilon, 0) {
 		errs = append(errs, fmt.Errorf("adam: epsilon %v must be positive and finite", c.Epsilon))
 	}
+	if !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0) {
+		errs = append(errs, fmt.Errorf("adam: weight decay %v must be finite and ≥ 0", c.WeightDecay))
+	}
 	return errors.Join(errs...)
 }
 
 // Adam is the Adam optimizer with the Keras update rule. At step t = 1, 2, …
 // each parameter w with gradient g and moments m, v becomes
 //
+//	w ← w − lr·wd·w                 (decoupled weight decay, if wd > 0)
 //	m ← m + (g − m)·(1 − β1)
 //	v ← v + (g² − v)·(1 − β2)
 //	w ← w − lr·sqrt(1 − β2^t)/(1 − β1^t) · m/(sqrt(v) + ε)
 //
-// (the step size is computed in float64, the rest in float32). Its whole state
-// (Step and the moments) is exported so that a checkpoint can restore it.
+// (the step size and lr·wd are computed in float64, the rest in float32).
+// Its whole state (Step and the moments) is exported so that a checkpoint
+// can restore it.
 type Adam struct {
 	cfg    AdamConfig
 	params []Param
@@ -95,7 +104,8 @@ func NewAdam(cfg AdamConfig, params []Param) (*Adam, error) {
 func (a *Adam) Config() AdamConfig { return a.cfg }
 
 // SetLR changes the learning rate from the next Update on, as a
-// learning-rate schedule does; the moments and the step are kept.
+// learning-rate schedule does (the weight decay, lr·wd, follows it); the
+// moments and the step are kept.
 func (a *Adam) SetLR(lr float64) error {
 	if !(lr > 0) || math.IsInf(lr, 0) {
 		return fmt.Errorf("adam: learning rate %v must be positive and finite", lr)
@@ -189,6 +199,7 @@ func (a *Adam) Update(grads []*tensor.Dense) error {
 		omb1:  float32(1 - c.Beta1),
 		omb2:  float32(1 - c.Beta2),
 		eps:   float32(c.Epsilon),
+		decay: float32(c.LR * c.WeightDecay),
 	}
 	// Split the concatenation of all parameters into one contiguous range per
 	// worker: the update is element-wise, so the result does not depend on the
@@ -226,7 +237,7 @@ func (a *Adam) Update(grads []*tensor.Dense) error {
 	return nil
 }
 
-type adamKernel struct{ alpha, omb1, omb2, eps float32 }
+type adamKernel struct{ alpha, omb1, omb2, eps, decay float32 }
 
 func (k adamKernel) apply(w, g, m, v []float32) {
 	g, m, v = g[:len(w)], m[:len(w)], v[:len(w)]
@@ -235,6 +246,10 @@ func (k adamKernel) apply(w, g, m, v []float32) {
 		mi := m[i] + (gi-m[i])*k.omb1
 		vi := v[i] + (gi*gi-v[i])*k.omb2
 		m[i], v[i] = mi, vi
-		w[i] -= k.alpha * mi / (float32(math.Sqrt(float64(vi))) + k.eps)
+		wi := w[i]
+		if k.decay != 0 { // skipped rather than 0·w: w − 0·w is not w for −0, ±Inf or NaN
+			wi -= k.decay * wi
+		}
+		w[i] = wi - k.alpha*mi/(float32(math.Sqrt(float64(vi)))+k.eps)
 	}
 }

@@ -1,6 +1,7 @@
 package head
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -26,6 +27,10 @@ func TestAdamConfigValidate(t *testing.T) {
 		{"beta1 one", AdamConfig{LR: 1e-3, Beta1: 1, Beta2: 0.999, Epsilon: 1e-7}, "beta1 1 must be in [0, 1)"},
 		{"beta2 negative", AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: -0.5, Epsilon: 1e-7}, "beta2 -0.5"},
 		{"epsilon NaN", AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Epsilon: math.NaN()}, "epsilon NaN"},
+		{"weight decay", AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-7, WeightDecay: 0.01}, ""},
+		{"weight decay negative", AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-7, WeightDecay: -0.01}, "weight decay -0.01 must be finite and ≥ 0"},
+		{"weight decay inf", AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-7, WeightDecay: math.Inf(1)}, "weight decay +Inf"},
+		{"weight decay NaN", AdamConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-7, WeightDecay: math.NaN()}, "weight decay NaN"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := NewAdam(tc.cfg, nil)
@@ -44,47 +49,58 @@ func TestAdamConfigValidate(t *testing.T) {
 }
 
 // TestAdamFormula checks a few steps on one tensor against the Keras formula
-// evaluated in float64, with gradients of very different scales.
+// evaluated in float64, with gradients of very different scales, without
+// and with decoupled weight decay, and a learning rate changed in between
+// (as ReduceLROnPlateau does; the decay follows it).
 func TestAdamFormula(t *testing.T) {
-	cfg := AdamConfig{LR: 0.01, Beta1: 0.8, Beta2: 0.99, Epsilon: 1e-6}
-	w := tensor.New(tensor.WithShape(4), tensor.WithBacking([]float32{1, -2, 0.5, 0}))
-	a, err := NewAdam(cfg, []Param{{Name: "w", Value: w}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := []float64{1, -2, 0.5, 0}
-	m, v := make([]float64, 4), make([]float64, 4)
-	grads := [][]float32{{0.1, -3, 1e-4, 0}, {0.2, 2, -1e-4, 0}, {-0.1, 1, 5e-5, 1e-8}}
-	for s, g := range grads {
-		if err := a.Update([]*tensor.Dense{tensor.New(tensor.WithShape(4), tensor.WithBacking(slices.Clone(g)))}); err != nil {
-			t.Fatal(err)
-		}
-		tt := float64(s + 1)
-		alpha := cfg.LR * math.Sqrt(1-math.Pow(cfg.Beta2, tt)) / (1 - math.Pow(cfg.Beta1, tt))
-		for i := range ref {
-			gi := float64(g[i])
-			m[i] += (gi - m[i]) * (1 - cfg.Beta1)
-			v[i] += (gi*gi - v[i]) * (1 - cfg.Beta2)
-			ref[i] -= alpha * m[i] / (math.Sqrt(v[i]) + cfg.Epsilon)
-		}
-	}
-	if a.Step() != 3 {
-		t.Errorf("step %d, want 3", a.Step())
-	}
-	mm, vv := a.Moments()
-	for i := range ref {
-		for _, c := range []struct {
-			what      string
-			got, want float64
-		}{
-			{"w", float64(w.Float32s()[i]), ref[i]},
-			{"m", float64(mm[0].Value.Float32s()[i]), m[i]},
-			{"v", float64(vv[0].Value.Float32s()[i]), v[i]},
-		} {
-			if d := math.Abs(c.got - c.want); d > 1e-6*math.Max(math.Abs(c.want), 1e-3) {
-				t.Errorf("%s[%d] = %.9g, want %.9g", c.what, i, c.got, c.want)
+	for _, wd := range []float64{0, 0.5} {
+		t.Run(fmt.Sprintf("weight decay %v", wd), func(t *testing.T) {
+			cfg := AdamConfig{LR: 0.01, Beta1: 0.8, Beta2: 0.99, Epsilon: 1e-6, WeightDecay: wd}
+			w := tensor.New(tensor.WithShape(4), tensor.WithBacking([]float32{1, -2, 0.5, 0}))
+			a, err := NewAdam(cfg, []Param{{Name: "w", Value: w}})
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
+			ref := []float64{1, -2, 0.5, 0}
+			m, v := make([]float64, 4), make([]float64, 4)
+			grads := [][]float32{{0.1, -3, 1e-4, 0}, {0.2, 2, -1e-4, 0}, {-0.1, 1, 5e-5, 1e-8}}
+			lrs := []float64{0.01, 0.01, 0.004}
+			for s, g := range grads {
+				if err := a.SetLR(lrs[s]); err != nil {
+					t.Fatal(err)
+				}
+				if err := a.Update([]*tensor.Dense{tensor.New(tensor.WithShape(4), tensor.WithBacking(slices.Clone(g)))}); err != nil {
+					t.Fatal(err)
+				}
+				tt := float64(s + 1)
+				alpha := lrs[s] * math.Sqrt(1-math.Pow(cfg.Beta2, tt)) / (1 - math.Pow(cfg.Beta1, tt))
+				for i := range ref {
+					ref[i] -= lrs[s] * wd * ref[i]
+					gi := float64(g[i])
+					m[i] += (gi - m[i]) * (1 - cfg.Beta1)
+					v[i] += (gi*gi - v[i]) * (1 - cfg.Beta2)
+					ref[i] -= alpha * m[i] / (math.Sqrt(v[i]) + cfg.Epsilon)
+				}
+			}
+			if a.Step() != 3 {
+				t.Errorf("step %d, want 3", a.Step())
+			}
+			mm, vv := a.Moments()
+			for i := range ref {
+				for _, c := range []struct {
+					what      string
+					got, want float64
+				}{
+					{"w", float64(w.Float32s()[i]), ref[i]},
+					{"m", float64(mm[0].Value.Float32s()[i]), m[i]},
+					{"v", float64(vv[0].Value.Float32s()[i]), v[i]},
+				} {
+					if d := math.Abs(c.got - c.want); d > 1e-6*math.Max(math.Abs(c.want), 1e-3) {
+						t.Errorf("%s[%d] = %.9g, want %.9g", c.what, i, c.got, c.want)
+					}
+				}
+			}
+		})
 	}
 }
 

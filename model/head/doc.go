@@ -14,6 +14,23 @@
 // cross-entropy computed from the logits (with a max-shifted log-sum-exp),
 // averaged over the batch.
 //
+// # Dropout
+//
+// With Config.Dropout = rate > 0, training multiplies each hidden layer's
+// ReLU output by a mask, as Keras' Dropout(rate) after each hidden Dense
+// (not on the input features, not on the logits): a unit is dropped (0)
+// with probability rate and kept scaled by 1/(1−rate) (inverted dropout),
+// so Forward and Evaluate, which never drop, need no rescaling. The mask of
+// hidden layer l in the step the optimizer takes from step s is a pure
+// function of (Config.Seed, s, l, unit): element i of the row-major (N,
+// width) mask takes the i-th draw of a PCG seeded with (Config.Seed, a
+// dropout constant mixed with s and l). A head and optimizer restored from
+// a checkpoint (Adam's step included) therefore draw the same masks, and a
+// resumed run stays bit for bit the same, provided the head has the same
+// seed. The dense operator applies the mask after its ReLU and its
+// gradient operator multiplies by it; the masks live in the training
+// graph, filled before each run, so they cost no allocation.
+//
 // Parameters are named as Keras names them, "dense_0/kernel" (shape (in,
 // out)), "dense_0/bias" (shape (out)), …, "dense_K/kernel" and "dense_K/bias"
 // for the output layer; Params lists them in that order, and SetParams loads
@@ -58,7 +75,11 @@
 // # Adam
 //
 // Adam follows the Keras formula (lr 1e-3, beta1 0.9, beta2 0.999, epsilon
-// 1e-7 by default; see Adam for the update). gorgonia's own AdamSolver keeps
+// 1e-7 by default; see Adam for the update). AdamConfig.WeightDecay adds the
+// decoupled weight decay of Keras 3's Adam(weight_decay=...) and PyTorch's
+// AdamW: before the update every parameter w, kernels and biases alike,
+// becomes w − lr·weight_decay·w, with the learning rate in use (a schedule
+// that lowers it lowers the decay too). gorgonia's own AdamSolver keeps
 // its moments and step private, so it could never be checkpointed; this one
 // exports them: Step, Moments and State (named "adam_m/<param>" and
 // "adam_v/<param>"), and SetState to restore them. A head restored with

@@ -26,6 +26,9 @@ type graph struct {
 	targets *tensor.Dense // (n, Classes) one-hot labels, bound to the target node
 	xent    *xentOp       // holds the loss and the probabilities of the last run
 	used    uint64        // h.clock at the last use
+	// masks[l] is hidden layer l's dropout mask (n, width), filled before
+	// each training run; nil without dropout, and in inference graphs.
+	masks []*tensor.Dense
 }
 
 // graphFor returns the cached graph for key, building it (and evicting the
@@ -60,7 +63,8 @@ func (h *Head) graphFor(key graphKey) (*graph, error) {
 //
 //	x → dense_0 (ReLU) → … → dense_K → xent(·, targets) → loss
 //
-// and, for training, its backward pass with gorgonia.Grad.
+// and, for training, its backward pass with gorgonia.Grad; with dropout,
+// the training graph's hidden layers multiply their ReLU outputs by masks.
 func (h *Head) build(key graphKey) (gr *graph, err error) {
 	defer recoverInto(&err, fmt.Sprintf("build graph for batch %d", key.n))
 	n := key.n
@@ -79,11 +83,16 @@ func (h *Head) build(key graphKey) (gr *graph, err error) {
 		k, b := h.params[2*l], h.params[2*l+1]
 		kn := gorgonia.NewMatrix(g, tensor.Float32, gorgonia.WithShape(in, out), gorgonia.WithName(k.Name), gorgonia.WithValue(k.Value))
 		bn := gorgonia.NewVector(g, tensor.Float32, gorgonia.WithShape(out), gorgonia.WithName(b.Name), gorgonia.WithValue(b.Value))
-		var gk, gb *tensor.Dense
+		hidden := l < h.layers()-1
+		var gk, gb, mask *tensor.Dense
 		if key.train {
 			gk, gb = h.grads[2*l], h.grads[2*l+1]
+			if hidden && h.cfg.Dropout > 0 {
+				mask = newF32(n, out)
+				gr.masks = append(gr.masks, mask)
+			}
 		}
-		op := newDenseOp(fmt.Sprintf("dense_%d", l), n, in, out, l < h.layers()-1, l > 0, gk, gb)
+		op := newDenseOp(fmt.Sprintf("dense_%d", l), n, in, out, hidden, l > 0, mask, gk, gb)
 		if act, err = gorgonia.ApplyOp(op, act, kn, bn); err != nil {
 			return nil, fmt.Errorf("build graph for batch %d: layer %d: %w", n, l, err)
 		}
@@ -105,8 +114,10 @@ func (h *Head) build(key graphKey) (gr *graph, err error) {
 }
 
 // run checks the batch, loads it into the graph for its size and runs the
-// graph. labels may be nil when train is false (Forward).
-func (h *Head) run(x *tensor.Dense, labels []int, train bool) (*graph, error) {
+// graph. labels may be nil when train is false (Forward). step, the
+// optimizer's step before the update, picks the dropout masks of a training
+// run.
+func (h *Head) run(x *tensor.Dense, labels []int, train bool, step int64) (*graph, error) {
 	if x == nil {
 		return nil, errors.New("nil input")
 	}
@@ -146,6 +157,9 @@ func (h *Head) run(x *tensor.Dense, labels []int, train bool) (*graph, error) {
 			// through xentGradOp, its gradient.
 			t[i*c+l] = h.classWeights[l]
 		}
+	}
+	for l, m := range g.masks {
+		dropoutMask(m.Float32s(), h.cfg.Seed, step, l, h.cfg.Dropout)
 	}
 	g.vm.Reset()
 	if err := g.vm.RunAll(); err != nil {

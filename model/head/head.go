@@ -25,6 +25,10 @@ func DefaultHidden() []int { return []int{1024, 1024, 1024, 512} }
 // glorotStream is the PCG stream (second seed word) of the Glorot initializer.
 const glorotStream = 0x676f7472616e7366 // "gotransf"
 
+// dropoutStream is the constant that, mixed with the step and the layer,
+// makes the second seed word of a dropout mask's PCG.
+const dropoutStream = 0x64726f706f757421 // "dropout!"
+
 // maxGraphs bounds the number of cached graphs (one per batch size and mode).
 const maxGraphs = 8
 
@@ -38,8 +42,13 @@ type Config struct {
 	Hidden []int
 	// Classes is the number of output classes, at least 2. It has no default.
 	Classes int
-	// Seed seeds the Glorot-uniform initialization of the kernels.
+	// Seed seeds the Glorot-uniform initialization of the kernels and the
+	// dropout masks.
 	Seed uint64
+	// Dropout is the rate of the inverted dropout after each hidden layer's
+	// ReLU during training, in [0, 1), as Keras' Dropout(rate) after each
+	// hidden Dense; 0 turns it off.
+	Dropout float64
 }
 
 // withDefaults returns c with its zero fields replaced by their defaults.
@@ -69,6 +78,9 @@ func (c Config) Validate() error {
 	}
 	if c.Classes < 2 {
 		return fmt.Errorf("head config: classes %d, want at least 2", c.Classes)
+	}
+	if !(c.Dropout >= 0 && c.Dropout < 1) {
+		return fmt.Errorf("head config: dropout %v, want [0, 1)", c.Dropout)
 	}
 	return nil
 }
@@ -133,6 +145,34 @@ func GlorotUniform(w []float32, fanIn, fanOut int, rng *rand.Rand) {
 	for i := range w {
 		w[i] = float32((2*rng.Float64() - 1) * limit)
 	}
+}
+
+// dropoutMask fills mask, a hidden layer's (N, width) mask in row-major
+// order, for the training step taken when the optimizer is at step: each
+// element is 0 (dropped, with probability rate) or 1/(1−rate) (kept and
+// scaled: inverted dropout, as Keras). It is a pure function of its
+// arguments, so that a run resumed from a checkpoint (which holds the
+// step) draws the same masks. Element i takes the i-th draw of PCG(seed,
+// dropoutStream ^ mix(step, layer)) as u in [0, 1) (53 bits, as
+// rand.Float64) and is kept when u ≥ rate, Keras' test.
+func dropoutMask(mask []float32, seed uint64, step int64, layer int, rate float64) {
+	src := rand.NewPCG(seed, dropoutStream^mix64(mix64(uint64(step))+uint64(layer)))
+	keep := float32(1 / (1 - rate))
+	for i := range mask {
+		if float64(src.Uint64()>>11)/(1<<53) >= rate {
+			mask[i] = keep
+		} else {
+			mask[i] = 0
+		}
+	}
+}
+
+// mix64 is splitmix64's finalizer, a bijection that spreads nearby values
+// (consecutive steps) over unrelated seeds.
+func mix64(z uint64) uint64 {
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
 }
 
 func (h *Head) layers() int { return len(h.sizes) - 1 }
@@ -256,7 +296,7 @@ func (h *Head) Forward(x *tensor.Dense) (probs *tensor.Dense, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	defer recoverInto(&err, "head: forward")
-	g, err := h.run(x, nil, false)
+	g, err := h.run(x, nil, false, 0)
 	if err != nil {
 		return nil, fmt.Errorf("head: forward: %w", err)
 	}
@@ -288,8 +328,10 @@ func (h *Head) SetClassWeights(w []float32) error {
 
 // TrainStep runs one Adam step on the batch x (N,D) with integer labels in
 // [0,C). It returns the batch's mean loss and the number of rows whose most
-// probable class was the label, both before the update (what Keras reports
-// as a batch's loss and accuracy). opt must have been made for h.Params().
+// probable class was the label, both before the update and with the step's
+// dropout masks applied (what Keras reports as a batch's loss and
+// accuracy). opt must have been made for h.Params(); its step picks the
+// dropout masks.
 func (h *Head) TrainStep(x *tensor.Dense, labels []int, opt *Adam) (loss float32, correct int, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -303,7 +345,7 @@ func (h *Head) TrainStep(x *tensor.Dense, labels []int, opt *Adam) (loss float32
 	if labels == nil {
 		return 0, 0, errors.New("head: train step: nil labels")
 	}
-	g, err := h.run(x, labels, true)
+	g, err := h.run(x, labels, true, opt.Step())
 	if err != nil {
 		return 0, 0, fmt.Errorf("head: train step: %w", err)
 	}
@@ -335,7 +377,7 @@ func (h *Head) evaluate(x *tensor.Dense, labels []int, withProbs bool) (loss flo
 	if labels == nil {
 		return 0, 0, nil, nil, errors.New("head: evaluate: nil labels")
 	}
-	g, err := h.run(x, labels, false)
+	g, err := h.run(x, labels, false, 0)
 	if err != nil {
 		return 0, 0, nil, nil, fmt.Errorf("head: evaluate: %w", err)
 	}
@@ -384,15 +426,20 @@ func recoverInto(err *error, what string) {
 }
 
 // Layers describes the head's layers for model.WriteSummary: dense_0 …
-// dense_K, each a Keras Dense layer (ReLU, then softmax for the last).
+// dense_K, each a Keras Dense layer (ReLU, then softmax for the last), with
+// dropout, dropout_l (Keras' Dropout, no parameters) after each hidden
+// dense_l.
 func (h *Head) Layers() []model.Layer {
-	ls := make([]model.Layer, h.layers())
-	for l := range ls {
-		ls[l] = model.Layer{
+	var ls []model.Layer
+	for l := range h.layers() {
+		ls = append(ls, model.Layer{
 			Name:   fmt.Sprintf("dense_%d", l),
 			Type:   "Dense",
 			Shape:  []int{h.sizes[l+1]},
 			Params: (h.sizes[l] + 1) * h.sizes[l+1],
+		})
+		if h.cfg.Dropout > 0 && l < h.layers()-1 {
+			ls = append(ls, model.Layer{Name: fmt.Sprintf("dropout_%d", l), Type: "Dropout", Shape: []int{h.sizes[l+1]}})
 		}
 	}
 	return ls

@@ -13,7 +13,8 @@ import (
 
 // refNet is an independent float64 implementation of the head (plain loops,
 // hand-written backward pass) and of the Keras Adam step, for checking the
-// gorgonia graphs on batches of any size.
+// gorgonia graphs on batches of any size. Only which units dropout keeps
+// comes from the head's code (dropoutMask).
 type refNet struct {
 	sizes     []int
 	w, b      [][]float64 // w[l] row-major (in,out)
@@ -23,6 +24,8 @@ type refNet struct {
 	adam      AdamConfig
 	lastProbs [][]float64
 	classW    []float64 // training loss weight of each class; nil: 1
+	seed      uint64    // the head's, for the dropout masks
+	dropout   float64   // the head's dropout rate
 }
 
 // weight is the training loss weight of class k.
@@ -34,7 +37,7 @@ func (r *refNet) weight(k int) float64 {
 }
 
 func newRefNet(h *Head, adam AdamConfig) *refNet {
-	r := &refNet{sizes: slices.Clone(h.sizes), adam: adam}
+	r := &refNet{sizes: slices.Clone(h.sizes), adam: adam, seed: h.cfg.Seed, dropout: h.cfg.Dropout}
 	for i, p := range h.Params() {
 		v := make([]float64, p.Value.Shape().TotalSize())
 		for j, f := range p.Value.Float32s() {
@@ -53,8 +56,37 @@ func newRefNet(h *Head, adam AdamConfig) *refNet {
 	return r
 }
 
-// forward returns the activations of every layer (acts[0] is x) and the loss.
+// forward returns the activations of every layer (acts[0] is x) and the
+// loss, without dropout (inference).
 func (r *refNet) forward(x []float32, y []int) (acts [][]float64, loss float64) {
+	return r.forwardMasked(x, y, nil)
+}
+
+// masks returns the dropout masks of the hidden layers for a batch of n at
+// the reference's current step (nil without dropout): 0 where the head's
+// dropoutMask drops a unit, 1/(1−rate) where it keeps it.
+func (r *refNet) masks(n int) [][]float64 {
+	if r.dropout == 0 {
+		return nil
+	}
+	var ms [][]float64
+	for l := 1; l < len(r.sizes)-1; l++ {
+		m32 := make([]float32, n*r.sizes[l])
+		dropoutMask(m32, r.seed, int64(r.step), l-1, r.dropout)
+		m := make([]float64, len(m32))
+		for i, v := range m32 {
+			if v != 0 {
+				m[i] = 1 / (1 - r.dropout)
+			}
+		}
+		ms = append(ms, m)
+	}
+	return ms
+}
+
+// forwardMasked is forward with hidden layer l's ReLU outputs multiplied by
+// masks[l] (nil: no dropout).
+func (r *refNet) forwardMasked(x []float32, y []int, masks [][]float64) (acts [][]float64, loss float64) {
 	n := len(x) / r.sizes[0]
 	a := make([]float64, len(x))
 	for i, v := range x {
@@ -73,6 +105,9 @@ func (r *refNet) forward(x []float32, y []int) (acts [][]float64, loss float64) 
 				}
 				if l < L-1 && s < 0 {
 					s = 0
+				}
+				if l < L-1 && masks != nil {
+					s *= masks[l][i*out+j]
 				}
 				z[i*out+j] = s
 			}
@@ -103,10 +138,11 @@ func (r *refNet) forward(x []float32, y []int) (acts [][]float64, loss float64) 
 }
 
 // trainStep does one Adam step and returns the (class-weighted) loss before
-// it.
+// it, with the step's dropout masks.
 func (r *refNet) trainStep(x []float32, y []int) float64 {
-	acts, _ := r.forward(x, y)
 	n := len(y)
+	masks := r.masks(n)
+	acts, _ := r.forwardMasked(x, y, masks)
 	L := len(r.w)
 	c := r.sizes[L]
 	g := make([]float64, n*c)
@@ -124,6 +160,7 @@ func (r *refNet) trainStep(x []float32, y []int) float64 {
 	alpha := r.adam.LR * math.Sqrt(1-math.Pow(r.adam.Beta2, t)) / (1 - math.Pow(r.adam.Beta1, t))
 	upd := func(w, gw, m, v []float64) {
 		for i := range w {
+			w[i] -= r.adam.LR * r.adam.WeightDecay * w[i] // decoupled, before the Adam step
 			m[i] += (gw[i] - m[i]) * (1 - r.adam.Beta1)
 			v[i] += (gw[i]*gw[i] - v[i]) * (1 - r.adam.Beta2)
 			w[i] -= alpha * m[i] / (math.Sqrt(v[i]) + r.adam.Epsilon)
@@ -145,10 +182,12 @@ func (r *refNet) trainStep(x []float32, y []int) float64 {
 				}
 			}
 		}
-		if l > 0 { // through the ReLU of layer l-1
+		if l > 0 { // through the ReLU (and dropout) of layer l-1
 			for i, v := range a {
 				if v <= 0 {
 					gx[i] = 0
+				} else if masks != nil {
+					gx[i] *= masks[l-1][i]
 				}
 			}
 		}
@@ -415,6 +454,9 @@ func TestConfigValidation(t *testing.T) {
 		{"one class", Config{InputDim: 4, Classes: 1}, "classes 1"},
 		{"negative input", Config{InputDim: -1, Classes: 2}, "input dim -1"},
 		{"zero width", Config{InputDim: 4, Hidden: []int{3, 0}, Classes: 2}, "hidden layer 1 has width 0"},
+		{"dropout one", Config{InputDim: 4, Classes: 2, Dropout: 1}, "dropout 1, want [0, 1)"},
+		{"negative dropout", Config{InputDim: 4, Classes: 2, Dropout: -0.1}, "dropout -0.1, want [0, 1)"},
+		{"NaN dropout", Config{InputDim: 4, Classes: 2, Dropout: math.NaN()}, "dropout NaN, want [0, 1)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := New(tc.cfg)

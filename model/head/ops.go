@@ -113,21 +113,25 @@ func newF32(shape ...int) *tensor.Dense {
 	return tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))
 }
 
-// denseOp computes y = act(x·W + b) for x (n,in), W (in,out), b (out).
+// denseOp computes y = act(x·W + b) for x (n,in), W (in,out), b (out), and
+// with a dropout mask m, y = relu(x·W + b) ⊙ m.
 type denseOp struct {
 	opBase
 	n, in, out int
 	relu       bool
 	needDX     bool          // whether x's gradient is wanted (false for the first layer)
+	mask       *tensor.Dense // (n,out) dropout mask (0 or 1/(1−rate)) filled by the head before each run; nil: none
 	y          *tensor.Dense // (n,out), owned
 	gradW      *tensor.Dense // (in,out), the head's shared gradient of W
 	gradB      *tensor.Dense // (out), the head's shared gradient of b
 }
 
-func newDenseOp(name string, n, in, out int, relu, needDX bool, gradW, gradB *tensor.Dense) *denseOp {
+// newDenseOp makes a dense layer; mask, if not nil, applies dropout after
+// the ReLU (relu must be set).
+func newDenseOp(name string, n, in, out int, relu, needDX bool, mask, gradW, gradB *tensor.Dense) *denseOp {
 	return &denseOp{
 		opBase: opBase{name: name, arity: 3, typ: hm.NewFnType(matA, matA, vecA, matA), shape: tensor.Shape{n, out}},
-		n:      n, in: in, out: out, relu: relu, needDX: needDX,
+		n:      n, in: in, out: out, relu: relu, needDX: needDX, mask: mask,
 		y: newF32(n, out), gradW: gradW, gradB: gradB,
 	}
 }
@@ -154,9 +158,16 @@ func (op *denseOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	gorgonia.WhichBLAS().Sgemm(blas.NoTrans, blas.NoTrans, op.n, op.out, op.in, 1, x, op.in, w, op.out, 1, y, op.out)
 	if op.relu {
+		var m []float32 // nil: no dropout
+		if op.mask != nil {
+			m = op.mask.Float32s()[:len(y)]
+		}
 		for i, v := range y {
-			if v < 0 {
+			switch {
+			case v < 0:
 				y[i] = 0
+			case m != nil:
+				y[i] = v * m[i]
 			}
 		}
 	}
@@ -173,7 +184,7 @@ func (op *denseOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (
 	if op.relu {
 		rg := &reluGradOp{
 			opBase: opBase{name: op.name + "/relu_grad", arity: 2, typ: hm.NewFnType(matA, matA, matA), shape: tensor.Shape{op.n, op.out}},
-			dz:     newF32(op.n, op.out),
+			mask:   op.mask, dz: newF32(op.n, op.out),
 		}
 		var err error
 		if gz, err = gorgonia.ApplyOp(rg, output, grad); err != nil {
@@ -209,10 +220,13 @@ func (op *denseOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (
 }
 
 // reluGradOp computes dz = dy ⊙ [y > 0] from the ReLU output y and its
-// gradient dy (the gradient at 0 is 0, as in PyTorch and TensorFlow).
+// gradient dy (the gradient at 0 is 0, as in PyTorch and TensorFlow), and
+// with a dropout mask m, dz = dy ⊙ m ⊙ [y > 0] (y = relu(z) ⊙ m is positive
+// exactly where z is and the unit was kept).
 type reluGradOp struct {
 	opBase
-	dz *tensor.Dense
+	mask *tensor.Dense // the forward op's dropout mask; nil: none
+	dz   *tensor.Dense
 }
 
 func (op *reluGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
@@ -228,11 +242,18 @@ func (op *reluGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 		return nil, err
 	}
 	dz := op.dz.Float32s()
+	var m []float32 // nil: no dropout
+	if op.mask != nil {
+		m = op.mask.Float32s()[:len(y)]
+	}
 	for i, v := range y {
-		if v > 0 {
-			dz[i] = dy[i]
-		} else {
+		switch {
+		case !(v > 0):
 			dz[i] = 0
+		case m != nil:
+			dz[i] = dy[i] * m[i]
+		default:
+			dz[i] = dy[i]
 		}
 	}
 	return op.dz, nil
