@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 
@@ -15,6 +16,7 @@ import (
 	"gotransfer/checkpoints"
 	"gotransfer/configs"
 	"gotransfer/dataset"
+	"gotransfer/features"
 	"gotransfer/model/head"
 	"gotransfer/model/resnet"
 )
@@ -27,6 +29,12 @@ type Classifier struct {
 	backbone resnet.Backbone
 	head     *head.Head
 	data     dataset.Config
+	cacheKey features.Key
+	// cache holds the features Evaluate computes: the run's feature cache,
+	// or a temporary one (tmpCache, removed by Close) where the run's is
+	// not on this machine.
+	cache    *features.Cache
+	tmpCache string
 }
 
 // LoadClassifier rebuilds the classifier a checkpoint was trained as.
@@ -82,7 +90,37 @@ func LoadClassifier(path, device string) (*Classifier, error) {
 		bb.Close()
 		return nil, fmt.Errorf("checkpoint %s: %w", checkpointDir, err)
 	}
-	return &Classifier{Classes: ck.Manifest.Classes, Config: info.Config, backbone: bb, head: h, data: DataConfig(info.Config)}, nil
+	return &Classifier{Classes: ck.Manifest.Classes, Config: info.Config, backbone: bb, head: h, data: DataConfig(info.Config),
+		cacheKey: CacheKey(info.Config, w)}, nil
+}
+
+// featureCache opens the run's feature cache if its folder exists here (so
+// that evaluating the run's own images, or another checkpoint of the run on
+// the same folder, costs no backbone pass), else a temporary one.
+func (c *Classifier) featureCache() (*features.Cache, error) {
+	if c.cache != nil {
+		return c.cache, nil
+	}
+	dim := c.backbone.FeatureDim()
+	if fi, err := os.Stat(c.Config.Cache.Dir); err == nil && fi.IsDir() {
+		cache, err := features.Open(c.Config.Cache.Dir, c.cacheKey, dim)
+		if err == nil {
+			c.cache = cache
+			return cache, nil
+		}
+		slog.Warn("the run's feature cache is unusable: features are computed again", "err", err)
+	}
+	tmp, err := os.MkdirTemp("", "gotransfer-features-")
+	if err != nil {
+		return nil, err
+	}
+	cache, err := features.Open(tmp, c.cacheKey, dim)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	c.cache, c.tmpCache = cache, tmp
+	return cache, nil
 }
 
 // Predict returns the class probabilities of one image file.
@@ -194,10 +232,13 @@ type Mistake struct {
 
 // Evaluate classifies every image of a labelled folder laid out as for
 // training (one sub-folder per class, named as the classifier's classes;
-// each class must have an image), decoding ahead of the backbone in
-// batches, and scores the predictions against the folders' labels: what
-// Keras' model.evaluate gives, plus the confusion matrix. Unusable images
-// are counted and skipped, as in training.
+// each class must have an image) and scores the predictions against the
+// folders' labels: what Keras' model.evaluate gives, plus the confusion
+// matrix and the mistakes. Features go through the run's feature cache
+// when it is on this machine, so the run's own images, and a folder
+// evaluated before with any checkpoint of the run, cost no backbone pass
+// (the cache gains the new images' features). Unusable images are counted
+// and skipped, as in training.
 func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Evaluation, error) {
 	cfg := c.data
 	cfg.Root, cfg.Classes, cfg.ValidationSplit, cfg.ValidationRoot = root, c.Classes, 0, ""
@@ -217,45 +258,38 @@ func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Eva
 	}
 	samples := append(idx.Train, idx.Validation...)
 	skips := &dataset.SkipLog{}
-	var lossSum float64
-	correct := 0
-	for b, err := range dataset.Stream(ctx, cfg, samples, batch, skips) {
-		if err != nil {
-			if errors.Is(err, dataset.ErrNoUsableImages) {
-				break
-			}
-			return nil, fmt.Errorf("evaluate %s: %w", root, err)
-		}
-		f, err := c.backbone.Features(b.Images)
-		b.Release()
-		if err != nil {
-			return nil, err
-		}
-		loss, ok, preds, probs, err := c.head.EvaluateWithProbs(f, b.Labels)
-		if err != nil {
-			return nil, err
-		}
-		k := len(c.Classes)
-		for i, p := range preds {
-			if p != b.Labels[i] {
-				ev.Mistakes = append(ev.Mistakes, Mistake{Path: b.Paths[i], True: b.Labels[i], Pred: p, Probability: probs.Float32s()[i*k+p]})
-			}
-		}
-		lossSum += float64(loss) * float64(len(preds))
-		correct += ok
-		for i, p := range preds {
-			ev.Confusion.Add(b.Labels[i], p)
-		}
-		ev.Images += len(preds)
+	cache, err := c.featureCache()
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", root, err)
 	}
-	slices.SortStableFunc(ev.Mistakes, func(a, b Mistake) int { return cmp.Compare(b.Probability, a.Probability) })
+	ex := &Extraction{Data: cfg, Backbone: c.backbone, Cache: cache, Batch: batch, Shard: c.Config.Cache.ShardSize, Skips: skips}
+	kept, feats, err := ex.Features(ctx, samples)
 	ev.Unusable = len(skips.Entries())
-	if ev.Images == 0 {
+	if errors.Is(err, dataset.ErrNoUsableImages) {
 		return ev, fmt.Errorf("evaluate %s: none of its %d images could be used", root, len(samples))
 	}
-	ev.Loss, ev.Accuracy = lossSum/float64(ev.Images), float64(correct)/float64(ev.Images)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", root, err)
+	}
+	split := Split{X: feats, Samples: kept}
+	for _, s := range kept {
+		split.Y = append(split.Y, s.Label)
+	}
+	ev.Images = split.Len()
+	ev.Loss, ev.Accuracy, ev.Confusion, err = evaluateSplit(c.head, split, c.Classes, batch, func(row, pred int, prob float32) {
+		ev.Mistakes = append(ev.Mistakes, Mistake{Path: kept[row].Path, True: kept[row].Label, Pred: pred, Probability: prob})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", root, err)
+	}
+	slices.SortStableFunc(ev.Mistakes, func(a, b Mistake) int { return cmp.Compare(b.Probability, a.Probability) })
 	return ev, nil
 }
 
-// Close releases the backbone.
-func (c *Classifier) Close() error { return c.backbone.Close() }
+// Close releases the backbone and removes a temporary feature cache.
+func (c *Classifier) Close() error {
+	if c.tmpCache != "" {
+		os.RemoveAll(c.tmpCache)
+	}
+	return c.backbone.Close()
+}

@@ -560,6 +560,43 @@ run: {dir: run}
 	if ev, err = c.Evaluate(ctx, filepath.Join(dir, "train"), 8); err != nil || ev.Images != 12 {
 		t.Errorf("evaluate the training folder: %d images, %v; want 12", ev.Images, err)
 	}
+	// Both folders' features came from the run's cache: no shard was added.
+	shards := func() int {
+		m, _ := filepath.Glob(filepath.Join(cfg.Cache.Dir, "*", "shard-*.json"))
+		return len(m)
+	}
+	if n := shards(); n != 1 {
+		t.Errorf("the feature cache has %d shards after evaluating the run's own images, want training's 1", n)
+	}
+	// A new folder's features are added to it.
+	if err := dataset.Synthesize(filepath.Join(dir, "test"), 2, 3); err != nil {
+		t.Fatal(err)
+	}
+	if ev, err = c.Evaluate(ctx, filepath.Join(dir, "test"), 8); err != nil || ev.Images != 4 || shards() != 2 {
+		t.Errorf("evaluate a new folder: %d images, %v, %d shards; want 4 images in a second shard", ev.Images, err, shards())
+	}
+
+	// Without the run's cache on this machine, a temporary one, removed by
+	// Close, gives the same scores.
+	if err := os.Rename(cfg.Cache.Dir, cfg.Cache.Dir+"-moved"); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := LoadClassifier(filepath.Join(dir, "run"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev2, err := c2.Evaluate(ctx, filepath.Join(dir, "test"), 8)
+	if err != nil || ev2.Loss != ev.Loss || ev2.Accuracy != ev.Accuracy {
+		t.Errorf("without the run's cache: %+v, %v; with it %+v", ev2, err, ev)
+	}
+	tmp := c2.tmpCache
+	if tmp == "" {
+		t.Fatal("no temporary feature cache")
+	}
+	c2.Close()
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) || shards() != 0 {
+		t.Errorf("temporary cache %s left behind (%v), or the run's cache recreated", tmp, err)
+	}
 }
 
 // checkTensorBoard reads the run's TensorBoard logs as TensorBoard does

@@ -330,9 +330,16 @@ func (t *Trainer) save(extra map[string]float64) error {
 // evaluate returns the mean loss and the accuracy over a split, and its
 // confusion matrix.
 func (t *Trainer) evaluate(s Split) (loss, acc float64, conf *Confusion, err error) {
+	return evaluateSplit(t.Head, s, t.Classes, 256, nil)
+}
+
+// evaluateSplit runs h over the rows of s, batch rows at a time, and
+// returns the mean loss, the accuracy and the confusion matrix; mistake, if
+// not nil, is called for each misclassified row with the predicted class
+// and its probability.
+func evaluateSplit(h *head.Head, s Split, classes []string, batch int, mistake func(row, pred int, prob float32)) (loss, acc float64, conf *Confusion, err error) {
 	dim := s.X.Shape()[1]
-	conf = NewConfusion(t.Classes)
-	const batch = 256
+	conf = NewConfusion(classes)
 	correct := 0
 	idx := make([]int, 0, batch)
 	for lo := 0; lo < s.Len(); lo += batch {
@@ -341,7 +348,17 @@ func (t *Trainer) evaluate(s Split) (loss, acc float64, conf *Confusion, err err
 			idx = append(idx, i)
 		}
 		x, y := gather(s, idx, dim)
-		l, c, preds, err := t.Head.Evaluate(x, y)
+		var (
+			l     float32
+			c     int
+			preds []int
+			probs *tensor.Dense
+		)
+		if mistake != nil {
+			l, c, preds, probs, err = h.EvaluateWithProbs(x, y)
+		} else {
+			l, c, preds, err = h.Evaluate(x, y)
+		}
 		if err != nil {
 			return 0, 0, nil, fmt.Errorf("evaluate: %w", err)
 		}
@@ -349,6 +366,9 @@ func (t *Trainer) evaluate(s Split) (loss, acc float64, conf *Confusion, err err
 		correct += c
 		for i, p := range preds {
 			conf.Add(y[i], p)
+			if p != y[i] && mistake != nil {
+				mistake(lo+i, p, probs.Float32s()[i*len(classes)+p])
+			}
 		}
 	}
 	return loss / float64(s.Len()), float64(correct) / float64(s.Len()), conf, nil
