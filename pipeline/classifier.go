@@ -142,63 +142,76 @@ func (c *Classifier) Predict(path string) ([]float32, error) {
 }
 
 // PredictFolder classifies every image under root (recursively, hidden
-// files and folders left out) in batches, decoding ahead of the backbone,
-// and calls fn for each image in path order: with its path under root and
-// its probabilities, or with the reason it could not be used.
+// files and folders left out) as PredictFiles does, in path order.
 func (c *Classifier) PredictFolder(ctx context.Context, root string, batch int, fn func(path string, probs []float32, err error) error) error {
 	files, err := dataset.ImageFiles(root)
 	if err != nil {
 		return err
 	}
-	samples := make([]dataset.Sample, len(files))
 	for i, f := range files {
-		samples[i] = dataset.Sample{Path: f}
+		files[i] = filepath.Join(root, filepath.FromSlash(f))
 	}
-	cfg := c.data
-	cfg.Root = root
+	return c.PredictFiles(ctx, files, batch, fn)
+}
+
+// PredictFiles classifies the image files at paths in batches, decoding
+// ahead of the backbone, and calls fn for each in their order: with its
+// probabilities, or with the reason it could not be used.
+func (c *Classifier) PredictFiles(ctx context.Context, paths []string, batch int, fn func(path string, probs []float32, err error) error) error {
+	return ClassifyFiles(ctx, c.data, c.backbone, c.head.Forward, paths, batch, fn)
+}
+
+// ClassifyFiles runs the images at paths through the backbone and then
+// classify (features to probabilities, one row per image) in batches,
+// decoding ahead of the backbone with data's workers and preprocessing,
+// and calls fn for each image in the order of paths: with its row of
+// probabilities, or with the reason it could not be used (an unusable
+// image does not stop the others). An error of fn stops it.
+func ClassifyFiles(ctx context.Context, data dataset.Config, bb resnet.Backbone, classify func(*tensor.Dense) (*tensor.Dense, error),
+	paths []string, batch int, fn func(path string, probs []float32, err error) error) error {
+	samples := make([]dataset.Sample, len(paths))
+	for i, p := range paths {
+		samples[i] = dataset.Sample{Path: filepath.ToSlash(p)}
+	}
+	data.Root = "" // the paths are the files'
 	skips := &dataset.SkipLog{}
 	next := 0 // samples before next have been reported
-	// report calls fn for the samples up to path, the skipped ones with
-	// their reasons.
-	reasons := func() map[string]string {
-		m := map[string]string{}
-		for _, s := range skips.Entries() {
-			m[s.Path] = s.Reason
-		}
-		return m
-	}
+	// flushSkipped reports the samples before the one at path (all, for
+	// ""): those not yet reported were skipped, with their reasons.
 	flushSkipped := func(until string) error {
-		why := reasons()
+		why := map[string]string{}
+		for _, s := range skips.Entries() {
+			why[s.Path] = s.Reason
+		}
 		for ; next < len(samples) && samples[next].Path != until; next++ {
-			p := samples[next].Path
-			if err := fn(filepath.Join(root, filepath.FromSlash(p)), nil, fmt.Errorf("%s", why[p])); err != nil {
+			if err := fn(paths[next], nil, errors.New(why[samples[next].Path])); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	for b, err := range dataset.Stream(ctx, cfg, samples, batch, skips) {
+	for b, err := range dataset.Stream(ctx, data, samples, batch, skips) {
 		if err != nil {
 			if errors.Is(err, dataset.ErrNoUsableImages) {
 				break // every image was unusable: each is reported below
 			}
 			return err
 		}
-		f, err := c.backbone.Features(b.Images)
+		f, err := bb.Features(b.Images)
 		b.Release()
 		if err != nil {
 			return err
 		}
-		probs, err := c.head.Forward(f)
+		probs, err := classify(f)
 		if err != nil {
 			return err
 		}
-		k := len(c.Classes)
+		k := probs.Shape()[1]
 		for i, p := range b.Paths {
 			if err := flushSkipped(p); err != nil {
 				return err
 			}
-			if err := fn(filepath.Join(root, filepath.FromSlash(p)), probs.Data().([]float32)[i*k:(i+1)*k], nil); err != nil {
+			if err := fn(paths[next], probs.Float32s()[i*k:(i+1)*k], nil); err != nil {
 				return err
 			}
 			next++

@@ -33,8 +33,6 @@ import (
 	"strconv"
 	"time"
 
-	"gorgonia.org/tensor"
-
 	"gotransfer/dataset"
 	"gotransfer/internal/cli"
 	"gotransfer/internal/tensorio"
@@ -211,53 +209,40 @@ func classify(o *options, w *resnet.Weights, bb resnet.Backbone, stdout io.Write
 		return err
 	}
 	cfg := dataset.Config{Height: o.size, Width: o.size, Preprocess: pre, IgnoreEXIF: o.ignoreEXIF}
-	per := o.size * o.size * 3
-	var firstErr error
-	failed := 0
-	for lo := 0; lo < len(images); lo += o.batch {
-		batch := images[lo:min(lo+o.batch, len(images))]
-		errs := make([]error, len(batch))
-		data := make([]float32, 0, len(batch)*per)
-		for i, p := range batch {
-			pix, _, err := dataset.Load(cfg, p)
-			if err != nil {
-				errs[i] = err
-				if failed++; firstErr == nil {
-					firstErr = err
-				}
-				continue
-			}
-			data = append(data, pix...)
+	var failures failures
+	err = pipeline.ClassifyFiles(context.Background(), cfg, bb, w.Classify, images, o.batch, func(path string, probs []float32, err error) error {
+		if err != nil {
+			failures.add(path, err)
+			_, werr := fmt.Fprintf(stdout, "%s\n  error: %v\n", path, err)
+			return werr
 		}
-		var probs []float32
-		if n := len(data) / per; n > 0 {
-			x := tensor.New(tensor.WithShape(n, o.size, o.size, 3), tensor.WithBacking(data))
-			feats, err := bb.Features(x)
-			if err != nil {
-				return err
-			}
-			p, err := w.Classify(feats)
-			if err != nil {
-				return err
-			}
-			probs = p.Data().([]float32)
-		}
-		row := 0 // the images print in their order, errors in place
-		for i, p := range batch {
-			if errs[i] != nil {
-				fmt.Fprintf(stdout, "%s\n  error: %v\n", p, errs[i])
-				continue
-			}
-			if err := printTop(stdout, p, probs[row*w.Classes:(row+1)*w.Classes], o.top); err != nil {
-				return err
-			}
-			row++
-		}
+		return printTop(stdout, path, probs, o.top)
+	})
+	if err != nil {
+		return err
 	}
-	if firstErr != nil {
-		return fmt.Errorf("%d of %d images could not be used; the first: %w", failed, len(images), firstErr)
+	return failures.err(len(images))
+}
+
+// failures counts the images that could not be used, keeping the first
+// reason.
+type failures struct {
+	n     int
+	first error
+}
+
+func (f *failures) add(path string, err error) {
+	if f.n++; f.first == nil {
+		f.first = fmt.Errorf("%s: %w", path, err)
 	}
-	return nil
+}
+
+// err is the command's error for total images: nil if all were used.
+func (f *failures) err(total int) error {
+	if f.n == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d of %d images could not be used; the first: %w", f.n, total, f.first)
 }
 
 // expandFolders replaces each folder among args by the image files under
@@ -353,37 +338,46 @@ func evaluate(o *options, stdout io.Writer) error {
 }
 
 // classifyWithCheckpoint prints each image's probabilities by class name,
-// or, when any argument is a folder, CSV for every image found.
+// or, when any argument is a folder, CSV for every image found. An
+// unusable image is reported in its place and the others go on; the
+// command then fails, naming the first.
 func classifyWithCheckpoint(o *options, stdout io.Writer) error {
 	c, err := pipeline.LoadClassifier(o.checkpoint, o.device)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	var files, folders []string
+	anyFolder := false
 	for _, arg := range o.images {
-		st, err := os.Stat(arg)
+		if st, err := os.Stat(arg); err == nil && st.IsDir() {
+			anyFolder = true
+		}
+	}
+	images, err := expandFolders(o.images)
+	if err != nil {
+		return err
+	}
+	var failures failures
+	ctx := context.Background()
+	if !anyFolder {
+		err := c.PredictFiles(ctx, images, o.batch, func(path string, probs []float32, err error) error {
+			if err != nil {
+				failures.add(path, err)
+				_, werr := fmt.Fprintf(stdout, "%s\n  error: %v\n", path, err)
+				return werr
+			}
+			fmt.Fprintf(stdout, "%s\n", path)
+			for i, name := range c.Classes {
+				if _, err := fmt.Fprintf(stdout, "  %-20s %.4f\n", name, probs[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 		if err != nil {
 			return err
 		}
-		if st.IsDir() {
-			folders = append(folders, arg)
-		} else {
-			files = append(files, arg)
-		}
-	}
-	if len(folders) == 0 {
-		for _, p := range files {
-			probs, err := c.Predict(p)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "%s\n", p)
-			for i, name := range c.Classes {
-				fmt.Fprintf(stdout, "  %-20s %.4f\n", name, probs[i])
-			}
-		}
-		return nil
+		return failures.err(len(images))
 	}
 	out := stdout
 	if o.csvOut != "" {
@@ -396,14 +390,12 @@ func classifyWithCheckpoint(o *options, stdout io.Writer) error {
 	}
 	w := csv.NewWriter(out)
 	w.Write(append(append([]string{"path", "predicted"}, c.Classes...), "error"))
-	done, failed := 0, 0
-	row := func(path string, probs []float32, err error) error {
+	err = c.PredictFiles(ctx, images, o.batch, func(path string, probs []float32, err error) error {
 		if err != nil {
 			// One unusable image is reported in its row, not fatal.
-			failed++
+			failures.add(path, err)
 			return w.Write(append(append([]string{path, ""}, make([]string, len(c.Classes))...), err.Error()))
 		}
-		done++
 		best := 0
 		r := []string{path, ""}
 		for i, v := range probs {
@@ -414,22 +406,14 @@ func classifyWithCheckpoint(o *options, stdout io.Writer) error {
 		}
 		r[1] = c.Classes[best]
 		return w.Write(append(r, ""))
-	}
-	for _, p := range files {
-		probs, err := c.Predict(p)
-		if err := row(p, probs, err); err != nil {
-			return err
-		}
-	}
-	for _, dir := range folders {
-		if err := c.PredictFolder(context.Background(), dir, o.batch, row); err != nil {
-			return err
-		}
+	})
+	if err != nil {
+		return err
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
 		return err
 	}
-	slog.Info("classified", "images", done, "unusable", failed)
+	slog.Info("classified", "images", len(images)-failures.n, "unusable", failures.n)
 	return nil
 }

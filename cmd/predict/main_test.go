@@ -191,9 +191,18 @@ func TestCheckpoint(t *testing.T) {
 		t.Fatalf("--checkpoint with the run folder: exit %d, output %q, want %q: %s", code, runOut, out, stderr)
 	}
 
+	// Several files, one unusable: reported in its place, the others
+	// classified as alone, and the command fails naming it.
+	broken := filepath.Join(data, "dogs", "broken.jpg")
+	os.WriteFile(broken, []byte("not a jpeg"), 0o644)
+	code, out3, stderr := predict(t, "--checkpoint", ck, img, broken, img)
+	want := out + broken + "\n  error: not a supported image format\n" + out
+	if code != 1 || out3 != want || !strings.Contains(stderr, "1 of 3 images could not be used; the first: "+broken) {
+		t.Fatalf("three files, the second broken: exit %d, output\n%s\nwant\n%s\nstderr %s", code, out3, want, stderr)
+	}
+
 	// A folder: CSV with a header and one row per image, a broken file
 	// reported in its row without stopping the rest.
-	os.WriteFile(filepath.Join(data, "dogs", "broken.jpg"), []byte("not a jpeg"), 0o644)
 	csvPath := filepath.Join(dir, "out.csv")
 	if code, _, stderr := predict(t, "--checkpoint", ck, "--csv", csvPath, data); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
