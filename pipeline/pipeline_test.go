@@ -657,3 +657,21 @@ func checkTensorBoard(t *testing.T, runDir string, history []EpochMetrics) {
 		}
 	}
 }
+
+// TestProgressOffTerminal: off a terminal the bar is a plain line now and
+// then (a long extraction in a log is not silent), never at the end, and
+// never an escape sequence.
+func TestProgressOffTerminal(t *testing.T) {
+	var b bytes.Buffer
+	p := NewProgress(&b)
+	p.Bar("features", 16, 100, "8.0 images/s")
+	if b.Len() != 0 {
+		t.Fatalf("a line at once: %q", b.String())
+	}
+	p.plainEvery = 0
+	p.Bar("features", 32, 100, "8.0 images/s")
+	p.Bar("features", 100, 100, "8.0 images/s")
+	if got := b.String(); got != "features 32/100 8.0 images/s\n" {
+		t.Fatalf("off a terminal: %q", got)
+	}
+}

@@ -279,16 +279,19 @@ func (c *Confusion) WriteScores(w io.Writer) error {
 }
 
 // Progress reports training as it goes: a live bar redrawn in place on a
-// terminal, or nothing but the per-epoch lines elsewhere (CI logs).
+// terminal; elsewhere (a log file, CI) the bar's state as a plain line now
+// and then, and the per-epoch lines.
 type Progress struct {
 	w        io.Writer
 	terminal bool
 	last     time.Time
+	// plainEvery spaces the plain lines off a terminal.
+	plainEvery time.Duration
 }
 
 // NewProgress writes to w, live when w is a terminal.
 func NewProgress(w io.Writer) *Progress {
-	p := &Progress{w: w}
+	p := &Progress{w: w, last: time.Now(), plainEvery: 30 * time.Second}
 	if f, ok := w.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			p.terminal = true
@@ -297,17 +300,25 @@ func NewProgress(w io.Writer) *Progress {
 	return p
 }
 
-// Bar redraws the live bar (at most ten times a second); a no-op when not
-// on a terminal.
+// Bar redraws the live bar, at most ten times a second. Off a terminal it
+// prints the same as a line every 30 seconds (never at the end, which the
+// caller reports), so that a long extraction in a log is not silent.
 func (p *Progress) Bar(label string, done, total int, extra string) {
-	if !p.terminal || total <= 0 {
+	if total <= 0 {
 		return
 	}
-	if now := time.Now(); done < total && now.Sub(p.last) < 100*time.Millisecond {
+	now := time.Now()
+	if !p.terminal {
+		if done < total && now.Sub(p.last) >= p.plainEvery {
+			p.last = now
+			fmt.Fprintf(p.w, "%s %d/%d %s\n", label, done, total, extra)
+		}
 		return
-	} else {
-		p.last = now
 	}
+	if done < total && now.Sub(p.last) < 100*time.Millisecond {
+		return
+	}
+	p.last = now
 	const width = 30
 	filled := width * done / total
 	fmt.Fprintf(p.w, "\r\033[K%s [%s%s] %d/%d %s", label, strings.Repeat("=", filled), strings.Repeat(" ", width-filled), done, total, extra)

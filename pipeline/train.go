@@ -238,7 +238,9 @@ func extract(ctx context.Context, cfg *configs.Config, dcfg dataset.Config, bb r
 	ex := &Extraction{
 		Data: dcfg, Backbone: bb, Cache: cache, Batch: cfg.Backbone.Batch, Shard: cfg.Cache.ShardSize, Skips: skips,
 		Progress: func(done, total int) {
-			progress.Bar(label, done, total, fmt.Sprintf("%.1f images/s", float64(done)/time.Since(start).Seconds()))
+			elapsed := time.Since(start)
+			eta := time.Duration(float64(elapsed) / float64(done) * float64(total-done))
+			progress.Bar(label, done, total, fmt.Sprintf("%.1f images/s, ETA %s", float64(done)/elapsed.Seconds(), eta.Round(time.Second)))
 		},
 	}
 	return ex.Features(ctx, samples)
