@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"gorgonia.org/tensor"
 
@@ -42,7 +43,7 @@ func (k Key) Hash() string {
 }
 
 type location struct {
-	shard, row int
+	shard, row int // shard indexes Cache.shards
 }
 
 // shardIndex is a shard's .json file.
@@ -51,20 +52,58 @@ type shardIndex struct {
 	Paths   []string `json:"paths"`
 }
 
+// staleAge is how old the leftovers of an unfinished shard (temporary
+// files, an .npy without its .json) must be before Open removes them.
+// Writing a shard takes well under a second, so a younger leftover may be
+// another process's shard in progress, and is left alone.
+const staleAge = 10 * time.Minute
+
 // Cache is one key's folder of feature shards. It is safe for concurrent
-// use.
+// use, and several processes may use one folder at once.
 type Cache struct {
 	dir string
 	dim int
 
 	mu     sync.Mutex
 	index  map[[32]byte]location
-	shards int
+	shards []string // shard names (no extension), append-only
+}
+
+// Shard names. Shards are named by their content, shard-<16 hex digits>,
+// so processes sharing a folder cannot pick one name for different shards;
+// caches written before that numbered them, shard-<6 digits>, and still
+// read.
+func isLegacyShard(name string) bool  { return shardID(name, 6, "0123456789") }
+func isContentShard(name string) bool { return shardID(name, 16, "0123456789abcdef") }
+
+func shardID(name string, n int, digits string) bool {
+	id, ok := strings.CutPrefix(name, "shard-")
+	if !ok || len(id) != n {
+		return false
+	}
+	for _, r := range id {
+		if !strings.ContainsRune(digits, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// shardBefore is the order shards are read in, so an image in several
+// shards takes its row from the first: numbered shards (in number order,
+// which their fixed width makes name order) before content-named ones (in
+// name order).
+func shardBefore(a, b string) bool {
+	if la, lb := isLegacyShard(a), isLegacyShard(b); la != lb {
+		return la
+	}
+	return a < b
 }
 
 // Open opens (creating if needed) the cache for key under root, for
-// features of dimension dim. Leftovers of unfinished shards are removed; a
-// finished shard that is unreadable or inconsistent is an error naming it.
+// features of dimension dim. Leftovers of unfinished shards older than
+// staleAge are removed, younger ones ignored; a finished shard that is
+// unreadable or inconsistent is an error naming it.
 func Open(root string, key Key, dim int) (*Cache, error) {
 	dir := filepath.Join(root, key.Hash())
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -82,37 +121,47 @@ func Open(root string, key Key, dim int) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("feature cache: %w", err)
 	}
+	var names []string
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasPrefix(name, atomicfile.TempPrefix) {
-			os.Remove(filepath.Join(dir, name))
-			continue
+			removeStale(dir, e)
+		} else if base, ok := strings.CutSuffix(name, ".json"); ok && (isLegacyShard(base) || isContentShard(base)) {
+			names = append(names, base)
 		}
-		var n int
-		if _, err := fmt.Sscanf(name, "shard-%06d.json", &n); err != nil || name != shardName(n, ".json") {
-			continue
-		}
-		if err := c.loadIndex(n); err != nil {
+	}
+	sort.Slice(names, func(i, j int) bool { return shardBefore(names[i], names[j]) })
+	for _, name := range names {
+		if err := c.loadIndex(name); err != nil {
 			return nil, err
 		}
-		c.shards = max(c.shards, n+1)
 	}
-	// An .npy without its .json is an unfinished shard.
+	// An .npy without its .json is an unfinished shard: its .json is
+	// looked for again now, as it may have landed since the listing.
 	for _, e := range entries {
-		var n int
-		if _, err := fmt.Sscanf(e.Name(), "shard-%06d.npy", &n); err == nil && e.Name() == shardName(n, ".npy") {
-			if _, err := os.Stat(filepath.Join(dir, shardName(n, ".json"))); errors.Is(err, os.ErrNotExist) {
-				os.Remove(filepath.Join(dir, e.Name()))
-			}
+		base, ok := strings.CutSuffix(e.Name(), ".npy")
+		if !ok || !(isLegacyShard(base) || isContentShard(base)) {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, base+".json")); errors.Is(err, os.ErrNotExist) {
+			removeStale(dir, e)
 		}
 	}
 	return c, nil
 }
 
-func shardName(n int, ext string) string { return fmt.Sprintf("shard-%06d%s", n, ext) }
+// removeStale removes the directory entry e if it is older than staleAge.
+// It is best effort: another process may be removing it too.
+func removeStale(dir string, e os.DirEntry) {
+	if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleAge {
+		os.Remove(filepath.Join(dir, e.Name()))
+	}
+}
 
-func (c *Cache) loadIndex(n int) error {
-	path := filepath.Join(c.dir, shardName(n, ".json"))
+// loadIndex adds the rows of the shard name to the index, after those of
+// the shards loaded before it.
+func (c *Cache) loadIndex(name string) error {
+	path := filepath.Join(c.dir, name+".json")
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("feature cache: %w", err)
@@ -121,18 +170,34 @@ func (c *Cache) loadIndex(n int) error {
 	if err := json.Unmarshal(raw, &si); err != nil {
 		return fmt.Errorf("feature cache: %s: %w (delete the file to recompute that shard)", path, err)
 	}
+	digests := make([][32]byte, len(si.Digests))
 	for row, h := range si.Digests {
-		var d [32]byte
 		if b, err := hex.DecodeString(h); err != nil || len(b) != 32 {
 			return fmt.Errorf("feature cache: %s: row %d: bad sha256 %q", path, row, h)
 		} else {
-			copy(d[:], b)
-		}
-		if _, ok := c.index[d]; !ok {
-			c.index[d] = location{n, row}
+			copy(digests[row][:], b)
 		}
 	}
+	c.insert(name, digests)
 	return nil
+}
+
+// insert indexes the rows of shard name for the images not indexed yet.
+// The name is kept only if some row is used, so it is never kept twice: a
+// shard seen again has all its images indexed already. Call with c.mu held
+// (or before c is shared).
+func (c *Cache) insert(name string, digests [][32]byte) {
+	n := len(c.shards)
+	used := false
+	for row, d := range digests {
+		if _, ok := c.index[d]; !ok {
+			c.index[d] = location{n, row}
+			used = true
+		}
+	}
+	if used {
+		c.shards = append(c.shards, name)
+	}
 }
 
 // Dir is the cache's folder.
@@ -155,15 +220,11 @@ func (c *Cache) Has(digest [32]byte) bool {
 
 // Add stores the features (len(digests), dim) of a group of images as a new
 // shard, atomically. paths are recorded for people reading the cache.
+// Images already cached keep the row they have.
 func (c *Cache) Add(digests [][32]byte, paths []string, feats *tensor.Dense) error {
 	if s := feats.Shape(); len(s) != 2 || s[0] != len(digests) || s[1] != c.dim || len(paths) != len(digests) {
 		return fmt.Errorf("feature cache: add: features %v for %d images (%d paths), want (%d, %d)", s, len(digests), len(paths), len(digests), c.dim)
 	}
-	c.mu.Lock()
-	n := c.shards
-	c.shards++
-	c.mu.Unlock()
-
 	si := shardIndex{Paths: paths}
 	for _, d := range digests {
 		si.Digests = append(si.Digests, hex.EncodeToString(d[:]))
@@ -172,24 +233,24 @@ func (c *Cache) Add(digests [][32]byte, paths []string, feats *tensor.Dense) err
 	if err != nil {
 		return err
 	}
+	// Named by its .json: different shards get different names, and
+	// processes that write the same shard write equivalent files.
+	sum := sha256.Sum256(raw)
+	name := "shard-" + hex.EncodeToString(sum[:8])
 	// The .npy first, the .json last: the .json is what makes a shard exist.
 	var npy bytes.Buffer
 	err = tensorio.WriteNPY(&npy, feats)
 	if err == nil {
-		err = atomicfile.WriteFile(filepath.Join(c.dir, shardName(n, ".npy")), npy.Bytes())
+		err = atomicfile.WriteFile(filepath.Join(c.dir, name+".npy"), npy.Bytes())
 	}
 	if err == nil {
-		err = atomicfile.WriteFile(filepath.Join(c.dir, shardName(n, ".json")), raw)
+		err = atomicfile.WriteFile(filepath.Join(c.dir, name+".json"), raw)
 	}
 	if err != nil {
-		return fmt.Errorf("feature cache: write shard %d: %w", n, err)
+		return fmt.Errorf("feature cache: %w", err)
 	}
 	c.mu.Lock()
-	for row, d := range digests {
-		if _, ok := c.index[d]; !ok {
-			c.index[d] = location{n, row}
-		}
-	}
+	c.insert(name, digests)
 	c.mu.Unlock()
 	return nil
 }
@@ -210,7 +271,9 @@ func (c *Cache) Get(digests [][32]byte) (*tensor.Dense, error) {
 		}
 		locs[i] = l
 	}
+	shards := c.shards // append-only: the names it holds stay as they are
 	c.mu.Unlock()
+	// In shard order, to read each shard once.
 	order := make([]int, len(locs))
 	for i := range order {
 		order[i] = i
@@ -219,10 +282,11 @@ func (c *Cache) Get(digests [][32]byte) (*tensor.Dense, error) {
 	out := make([]float32, len(digests)*c.dim)
 	loaded := -1
 	var data []float32
+	var path string
 	for _, i := range order {
 		l := locs[i]
 		if l.shard != loaded {
-			path := filepath.Join(c.dir, shardName(l.shard, ".npy"))
+			path = filepath.Join(c.dir, shards[l.shard]+".npy")
 			t, err := tensorio.ReadNPYFile(path)
 			if err != nil {
 				return nil, fmt.Errorf("feature cache: %w (delete the shard's .json to recompute it)", err)
@@ -233,7 +297,7 @@ func (c *Cache) Get(digests [][32]byte) (*tensor.Dense, error) {
 			data, loaded = t.Data().([]float32), l.shard
 		}
 		if (l.row+1)*c.dim > len(data) {
-			return nil, fmt.Errorf("feature cache: %s: row %d missing", shardName(l.shard, ".npy"), l.row)
+			return nil, fmt.Errorf("feature cache: %s: row %d missing", path, l.row)
 		}
 		copy(out[i*c.dim:(i+1)*c.dim], data[l.row*c.dim:(l.row+1)*c.dim])
 	}

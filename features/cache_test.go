@@ -70,18 +70,28 @@ func TestAddGetReopen(t *testing.T) {
 }
 
 // TestUnfinishedShardIgnored: a shard whose .json never landed (a run
-// killed mid-write) is removed and its images count as missing.
+// killed mid-write) is ignored, its images count as missing, and its
+// leftovers are removed once they are old enough not to be a live writer's.
 func TestUnfinishedShardIgnored(t *testing.T) {
 	root := t.TempDir()
 	c, _ := Open(root, key, 2)
 	if err := c.Add([][32]byte{digest("a")}, []string{"a"}, rows(1, 2, 0)); err != nil {
 		t.Fatal(err)
 	}
+	first := shardFiles(t, c.Dir())
 	if err := c.Add([][32]byte{digest("b")}, []string{"b"}, rows(1, 2, 0)); err != nil {
 		t.Fatal(err)
 	}
-	os.Remove(filepath.Join(c.Dir(), "shard-000001.json"))
+	var second string
+	for _, s := range shardFiles(t, c.Dir()) {
+		if s != first[0] {
+			second = s
+		}
+	}
+	os.Remove(filepath.Join(c.Dir(), second+".json"))
 	os.WriteFile(filepath.Join(c.Dir(), ".tmp-123"), []byte("partial"), 0o644)
+	leftovers := []string{second + ".npy", ".tmp-123"}
+	age(t, c.Dir(), leftovers...)
 	c2, err := Open(root, key, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -89,12 +99,12 @@ func TestUnfinishedShardIgnored(t *testing.T) {
 	if !c2.Has(digest("a")) || c2.Has(digest("b")) {
 		t.Fatal("unfinished shard counted as cached")
 	}
-	for _, f := range []string{"shard-000001.npy", ".tmp-123"} {
+	for _, f := range leftovers {
 		if _, err := os.Stat(filepath.Join(c.Dir(), f)); !os.IsNotExist(err) {
 			t.Errorf("%s left behind", f)
 		}
 	}
-	// New shards do not collide with the removed one's leftovers.
+	// Adding the shard again, with other rows, replaces any leftovers.
 	if err := c2.Add([][32]byte{digest("b")}, []string{"b"}, rows(1, 2, 7)); err != nil {
 		t.Fatal(err)
 	}
@@ -108,13 +118,16 @@ func TestCorruptShard(t *testing.T) {
 	root := t.TempDir()
 	c, _ := Open(root, key, 2)
 	c.Add([][32]byte{digest("a")}, []string{"a"}, rows(1, 2, 0))
-	os.WriteFile(filepath.Join(c.Dir(), "shard-000000.json"), []byte("{not json"), 0o644)
-	if _, err := Open(root, key, 2); err == nil || !strings.Contains(err.Error(), "shard-000000.json") {
+	a := shardFiles(t, c.Dir())[0]
+	os.WriteFile(filepath.Join(c.Dir(), a+".json"), []byte("{not json"), 0o644)
+	if _, err := Open(root, key, 2); err == nil || !strings.Contains(err.Error(), a+".json") {
 		t.Fatalf("corrupt index: got %v", err)
 	}
+	os.Remove(filepath.Join(c.Dir(), a+".json"))
 	c.Add([][32]byte{digest("b")}, []string{"b"}, rows(1, 2, 0))
-	os.WriteFile(filepath.Join(c.Dir(), "shard-000001.npy"), []byte("garbage"), 0o644)
-	if _, err := c.Get([][32]byte{digest("b")}); err == nil || !strings.Contains(err.Error(), "shard-000001.npy") {
+	b := shardFiles(t, c.Dir())[0]
+	os.WriteFile(filepath.Join(c.Dir(), b+".npy"), []byte("garbage"), 0o644)
+	if _, err := c.Get([][32]byte{digest("b")}); err == nil || !strings.Contains(err.Error(), b+".npy") {
 		t.Fatalf("corrupt shard: got %v", err)
 	}
 }

@@ -12,17 +12,32 @@
 // A cache root holds one folder per Key (weights digest and preprocessing
 // settings), named by the key's hash:
 //
-//	<root>/<key hash>/key.json           the settings, for people
-//	<root>/<key hash>/shard-000000.npy   features (n, F) float32, numpy-loadable
-//	<root>/<key hash>/shard-000000.json  the sha256 of each row's image file, and its path
+//	<root>/<key hash>/key.json                     the settings, for people
+//	<root>/<key hash>/shard-<16 hex digits>.npy    features (n, F) float32, numpy-loadable
+//	<root>/<key hash>/shard-<16 hex digits>.json   the sha256 of each row's image file, and its path
 //
 // Images are looked up by the sha256 of their file's bytes, so renaming or
 // moving a file keeps its features, and two copies of one image share them.
+//
+// A shard is named by the first 16 hex digits of the sha256 of its .json,
+// so several processes (a learning-rate sweep, predict --evaluate) can add
+// to one folder at once: different shards never share a name, and
+// processes writing the same shard write the same files. Caches made before
+// this numbered their shards (shard-000000, ...); they are read as they
+// are, and new shards are added beside them.
+//
+// An image in several shards (added by processes running at once, or from
+// two paths) takes its row from the first shard in this order: numbered
+// shards in number order, then the others by name. So the row used never
+// depends on the order shards were written or listed in.
 //
 // # Crash safety
 //
 // A shard is written to temporary files, synced, and renamed into place,
 // the .json last: a shard exists once its .json does. A run killed during
-// extraction keeps every shard it finished and goes on from there; the
-// leftovers of an unfinished shard are removed when the cache is opened.
+// extraction keeps every shard it finished and goes on from there. Open
+// ignores the leftovers of an unfinished shard (temporary files, an .npy
+// without its .json) and removes them once they are ten minutes old: a
+// shard is written in well under a second, so a younger leftover may be
+// another process's shard in progress.
 package features
