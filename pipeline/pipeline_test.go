@@ -344,6 +344,17 @@ func TestReports(t *testing.T) {
 	if lines := strings.Split(strings.TrimSpace(string(raw)), "\n"); len(lines) != 2 || !strings.Contains(lines[1], `"val_accuracy":0.75`) {
 		t.Fatalf("metrics.jsonl:\n%s", raw)
 	}
+	h = append(h, EpochMetrics{Epoch: 3, Step: 30, TrainLoss: 0.25, TrainAcc: 1, LR: 1e-4}) // no validation
+	if err := writeMetrics(dir, h); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = os.ReadFile(filepath.Join(dir, "metrics.csv"))
+	wantCSV := "epoch,step,loss,accuracy,val_loss,val_accuracy,learning_rate,samples_per_s,seconds\n" +
+		"1,10,0.7,0.5,0.69,0.55,0,0,0\n2,20,0.4,0.8,0.5,0.75,0,0,0\n3,30,0.25,1,,,0.0001,0,0\n"
+	if string(raw) != wantCSV {
+		t.Errorf("metrics.csv:\n%s\nwant\n%s", raw, wantCSV)
+	}
+	h = h[:2]
 	png := filepath.Join(dir, "metrics.png")
 	if err := plotMetrics(png, h); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"image/color"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -40,8 +42,9 @@ type EpochMetrics struct {
 	Seconds       float64 `json:"seconds"`
 }
 
-// writeMetrics rewrites <run>/metrics.jsonl from the whole history, so that
-// a resumed run's file holds each epoch once.
+// writeMetrics rewrites <run>/metrics.jsonl and <run>/metrics.csv (the
+// same figures, for spreadsheets, as Keras' CSVLogger) from the whole
+// history, so that a resumed run's files hold each epoch once.
 func writeMetrics(runDir string, history []EpochMetrics) error {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
@@ -50,7 +53,25 @@ func writeMetrics(runDir string, history []EpochMetrics) error {
 			return err
 		}
 	}
-	return atomicfile.WriteFile(filepath.Join(runDir, "metrics.jsonl"), b.Bytes())
+	if err := atomicfile.WriteFile(filepath.Join(runDir, "metrics.jsonl"), b.Bytes()); err != nil {
+		return err
+	}
+	b.Reset()
+	w := csv.NewWriter(&b)
+	w.Write([]string{"epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "samples_per_s", "seconds"})
+	g := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	for _, m := range history {
+		valLoss, valAcc := "", "" // empty without validation, as Keras leaves it
+		if m.HasVal {
+			valLoss, valAcc = g(m.ValLoss), g(m.ValAcc)
+		}
+		w.Write([]string{strconv.Itoa(m.Epoch), strconv.FormatInt(m.Step, 10), g(m.TrainLoss), g(m.TrainAcc), valLoss, valAcc, g(m.LR), g(m.SamplesPerSec), g(m.Seconds)})
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(runDir, "metrics.csv"), b.Bytes())
 }
 
 // board writes the run's TensorBoard logs as Keras' TensorBoard callback

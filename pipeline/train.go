@@ -227,7 +227,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 			progress.Line("best checkpoint: epoch %d (val_loss %.4f, val_accuracy %.4f), checkpoints/best", e, history[e-1].ValLoss, history[e-1].ValAcc)
 		}
 	}
-	progress.Line("run folder %s: checkpoints/last, checkpoints/best, metrics.jsonl, metrics.png, tensorboard/", runDir)
+	progress.Line("run folder %s: checkpoints/last, checkpoints/best, metrics.jsonl, metrics.csv, metrics.png, tensorboard/", runDir)
 	return res, nil
 }
 
