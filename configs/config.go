@@ -2,6 +2,7 @@ package configs
 
 import (
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -98,6 +99,7 @@ type Train struct {
 	Adam          Adam          `yaml:"adam"`
 	EarlyStopping EarlyStopping `yaml:"early_stopping"`
 	ReduceLR      ReduceLR      `yaml:"reduce_lr_on_plateau"`
+	LRSchedule    LRSchedule    `yaml:"lr_schedule"`
 	ClassWeight   ClassWeight   `yaml:"class_weight"`
 }
 
@@ -110,6 +112,40 @@ type ReduceLR struct {
 	MinDelta float64 `yaml:"min_delta"`
 	MinLR    float64 `yaml:"min_lr"`
 }
+
+// LRSchedule sets the learning rate of each epoch from train.adam.lr, as
+// PyTorch's epoch schedulers and Keras' LearningRateScheduler do: Kind
+// "constant" (the default), "step" (PyTorch's StepLR: times Gamma every
+// StepEpochs epochs) or "cosine" (PyTorch's CosineAnnealingLR over the
+// run's epochs, down towards MinLR), after WarmupEpochs epochs of linear
+// warm-up.
+type LRSchedule struct {
+	Kind         string  `yaml:"kind"`
+	StepEpochs   int     `yaml:"step_epochs"`
+	Gamma        float64 `yaml:"gamma"`
+	MinLR        float64 `yaml:"min_lr"`
+	WarmupEpochs int     `yaml:"warmup_epochs"`
+}
+
+// Rate is the learning rate of epoch (0-based) of a run of epochs epochs
+// starting from base. Warm-up epoch e trains at base·(e+1)/(WarmupEpochs+1);
+// the schedule then runs over the remaining epochs.
+func (s LRSchedule) Rate(base float64, epoch, epochs int) float64 {
+	if epoch < s.WarmupEpochs {
+		return base * float64(epoch+1) / float64(s.WarmupEpochs+1)
+	}
+	e, n := epoch-s.WarmupEpochs, epochs-s.WarmupEpochs
+	switch s.Kind {
+	case "step":
+		return base * math.Pow(s.Gamma, float64(e/s.StepEpochs))
+	case "cosine":
+		return s.MinLR + (base-s.MinLR)*(1+math.Cos(math.Pi*float64(e)/float64(max(n, 1))))/2
+	}
+	return base
+}
+
+// Active reports whether the schedule changes the rate at all.
+func (s LRSchedule) Active() bool { return s.Kind != "constant" || s.WarmupEpochs > 0 }
 
 // ClassWeight weighs each class's examples in the training loss, as Keras'
 // class_weight does. In YAML it is "none" (the default), "balanced" (class
@@ -226,10 +262,11 @@ func Default() Config {
 		Backbone: Backbone{RandomWidth: 8, Variant: "keras", Device: "cpu", Batch: 16},
 		Head:     Head{Layers: []int{1024, 1024, 1024, 512}, Activation: "relu"},
 		Train: Train{
-			Epochs:   10,
-			Batch:    32,
-			Adam:     Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-7},
-			ReduceLR: ReduceLR{Factor: 0.1, MinDelta: 1e-4},
+			Epochs:     10,
+			Batch:      32,
+			Adam:       Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-7},
+			ReduceLR:   ReduceLR{Factor: 0.1, MinDelta: 1e-4},
+			LRSchedule: LRSchedule{Kind: "constant", StepEpochs: 7, Gamma: 0.1},
 		},
 		Run:   Run{Keep: 3},
 		Cache: Cache{ShardSize: 512},
@@ -376,6 +413,26 @@ func (c *Config) check(at func(path, format string, args ...any)) {
 	}
 	if r := t.ReduceLR; !(r.MinLR >= 0 && r.MinLR < 1e3) {
 		at("train.reduce_lr_on_plateau.min_lr", "%v must be a finite number ≥ 0", r.MinLR)
+	}
+	switch ls := t.LRSchedule; {
+	case ls.Kind != "constant" && ls.Kind != "step" && ls.Kind != "cosine":
+		at("train.lr_schedule.kind", "%q: want constant, step or cosine", ls.Kind)
+	case ls.Active() && t.ReduceLR.Patience > 0:
+		at("train.lr_schedule.kind", "%q (warm-up %d epochs) with train.reduce_lr_on_plateau: both set the learning rate, use one", ls.Kind, ls.WarmupEpochs)
+	}
+	if ls := t.LRSchedule; ls.StepEpochs < 1 {
+		at("train.lr_schedule.step_epochs", "%d must be at least 1", ls.StepEpochs)
+	}
+	if ls := t.LRSchedule; !(ls.Gamma > 0 && ls.Gamma <= 1) {
+		at("train.lr_schedule.gamma", "%v is outside (0, 1]", ls.Gamma)
+	}
+	if ls := t.LRSchedule; !(ls.MinLR >= 0 && ls.MinLR < 1e3) {
+		at("train.lr_schedule.min_lr", "%v must be a finite number ≥ 0", ls.MinLR)
+	} else if ls.Kind == "cosine" && t.Adam.LR > 0 && ls.MinLR >= t.Adam.LR {
+		at("train.lr_schedule.min_lr", "%v: a cosine schedule goes down from train.adam.lr (%v) to it", ls.MinLR, t.Adam.LR)
+	}
+	if ls := t.LRSchedule; ls.WarmupEpochs < 0 || ls.WarmupEpochs >= t.Epochs && ls.WarmupEpochs > 0 {
+		at("train.lr_schedule.warmup_epochs", "%d is outside [0, train.epochs)", ls.WarmupEpochs)
 	}
 	for i, w := range t.ClassWeight.Weights {
 		if !(w > 0 && w < 1e6) {

@@ -177,6 +177,16 @@ func TestErrorsNameFileLineColumn(t *testing.T) {
 			}},
 		{"split and validation folder", "data: {dir: d, validation_dir: v, validation_split: 0.1}\n",
 			[]string{`x.yaml:1:53: data.validation_split: 0.1 with data.validation_dir: the validation images are those of validation_dir, so the split must be 0 (or unset)`}},
+		{"learning-rate schedule", "data: {dir: d}\ntrain:\n  reduce_lr_on_plateau: {patience: 2}\n  lr_schedule: {kind: cosine, gamma: 0, warmup_epochs: 10}\n",
+			[]string{
+				`x.yaml:4:23: train.lr_schedule.kind: "cosine" (warm-up 10 epochs) with train.reduce_lr_on_plateau: both set the learning rate, use one`,
+				`x.yaml:4:38: train.lr_schedule.gamma: 0 is outside (0, 1]`,
+				`x.yaml:4:56: train.lr_schedule.warmup_epochs: 10 is outside [0, train.epochs)`,
+			}},
+		{"schedule kind", "data: {dir: d}\ntrain:\n  lr_schedule: {kind: linear}\n",
+			[]string{`x.yaml:3:23: train.lr_schedule.kind: "linear": want constant, step or cosine`}},
+		{"cosine floor", "data: {dir: d}\ntrain:\n  lr_schedule: {kind: cosine, min_lr: 0.01}\n",
+			[]string{`x.yaml:3:39: train.lr_schedule.min_lr: 0.01: a cosine schedule goes down from train.adam.lr (0.001) to it`}},
 		{"bad image size element", "data: {dir: d, image_size: [16, 224]}\n",
 			[]string{`x.yaml:1:29: data.image_size[0]: 16 is outside [32, 8192]`}},
 		{"image size length", "data: {dir: d, image_size: [224]}\n",
@@ -389,5 +399,35 @@ func TestValidateCodeBuiltConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("Validate: %v, want %q", err, w)
 		}
+	}
+}
+
+// TestLRSchedule pins the rates: PyTorch's StepLR and CosineAnnealingLR
+// (T_max the epochs after warm-up) stepped once per epoch, after a linear
+// warm-up.
+func TestLRSchedule(t *testing.T) {
+	cos := func(e, n float64) float64 { return 0.1 + (1-0.1)*(1+math.Cos(math.Pi*e/n))/2 }
+	for _, tc := range []struct {
+		name   string
+		s      LRSchedule
+		epochs int
+		want   []float64
+	}{
+		{"constant", LRSchedule{Kind: "constant"}, 3, []float64{1, 1, 1}},
+		{"step", LRSchedule{Kind: "step", StepEpochs: 2, Gamma: 0.5}, 5, []float64{1, 1, 0.5, 0.5, 0.25}},
+		{"cosine", LRSchedule{Kind: "cosine", MinLR: 0.1}, 4, []float64{1, cos(1, 4), cos(2, 4), cos(3, 4)}},
+		{"warm-up, then cosine", LRSchedule{Kind: "cosine", MinLR: 0.1, WarmupEpochs: 2}, 5, []float64{1.0 / 3, 2.0 / 3, 1, cos(1, 3), cos(2, 3)}},
+		{"warm-up, then constant", LRSchedule{Kind: "constant", WarmupEpochs: 1}, 3, []float64{0.5, 1, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for e, want := range tc.want {
+				if got := tc.s.Rate(1, e, tc.epochs); math.Abs(got-want) > 1e-15 {
+					t.Errorf("epoch %d: rate %v, want %v", e, got, want)
+				}
+			}
+			if active := tc.name != "constant"; tc.s.Active() != active {
+				t.Errorf("Active() = %v, want %v", tc.s.Active(), active)
+			}
+		})
 	}
 }

@@ -14,6 +14,7 @@
 //	train:     epochs, batch, adam {lr, beta1, beta2, epsilon, weight_decay},
 //	           early_stopping {patience, min_delta},
 //	           reduce_lr_on_plateau {patience, factor, min_delta, min_lr},
+//	           lr_schedule {kind, step_epochs, gamma, min_lr, warmup_epochs},
 //	           class_weight (none, balanced or [w0, w1, ...])
 //	run:       dir, checkpoint_every, keep
 //	cache:     dir, shard_size
@@ -37,7 +38,7 @@
 // problem is an *Error with the file, line and column of the offending key or
 // value and the dotted path of the setting:
 //
-//	configs/x.yaml:14:3: train.batchsize: unknown key "batchsize" in train (known keys: epochs, batch, adam, early_stopping, reduce_lr_on_plateau, class_weight)
+//	configs/x.yaml:14:3: train.batchsize: unknown key "batchsize" in train (known keys: epochs, batch, adam, early_stopping, reduce_lr_on_plateau, lr_schedule, class_weight)
 //	configs/x.yaml:15:10: train.epochs: want a whole number, got str "ten"
 //	configs/x.yaml:21:11: train.adam.lr: -0.001 must be positive (and below 1000)
 //

@@ -528,7 +528,7 @@ func TestTrainWithValidationFolder(t *testing.T) {
 data: {dir: train, validation_dir: validation, image_size: [48, 48], workers: 2}
 backbone: {random_width: 8}
 head: {layers: [16]}
-train: {epochs: 3, batch: 4}
+train: {epochs: 3, batch: 4, lr_schedule: {kind: step, step_epochs: 1, gamma: 0.5}}
 run: {dir: run}
 `), filepath.Join(dir, "v.yaml"))
 	if err != nil {
@@ -539,6 +539,11 @@ run: {dir: run}
 	res, err := Train(ctx, cfg, Options{Out: &out})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for i, m := range res.History { // the configured schedule reaches the trainer
+		if want := 1e-3 / float64(int(1)<<i); m.LR != want {
+			t.Errorf("epoch %d: learning rate %v, want %v", m.Epoch, m.LR, want)
+		}
 	}
 	if !strings.Contains(out.String(), "12 training and 8 validation images") {
 		t.Errorf("progress does not count 12 training and 8 validation images:\n%s", out.String())
@@ -684,5 +689,57 @@ func TestProgressOffTerminal(t *testing.T) {
 	p.Bar("features", 100, 100, "8.0 images/s")
 	if got := b.String(); got != "features 32/100 8.0 images/s\n" {
 		t.Fatalf("off a terminal: %q", got)
+	}
+}
+
+// TestLRScheduleResumes: a schedule sets each epoch's rate, and a run
+// stopped anywhere and resumed ends byte for byte as an uninterrupted one.
+func TestLRScheduleResumes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	train, val := randomSplit(rng, 23, 6, 2), randomSplit(rng, 8, 6, 2)
+	step := configs.LRSchedule{Kind: "step", StepEpochs: 1, Gamma: 0.5}
+	scheduled := func(tr *Trainer) *Trainer {
+		tr.LRSchedule = func(e int) float64 { return step.Rate(1e-3, e, tr.Epochs) }
+		return tr
+	}
+	ref := scheduled(newTrainer(t, t.TempDir(), train, val))
+	history, err := ref.Fit(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range history {
+		if want := 1e-3 / float64(int(1)<<i); e.LR != want {
+			t.Fatalf("epoch %d trained with learning rate %v, want %v", e.Epoch, e.LR, want)
+		}
+	}
+	for _, stop := range []int{2, 7, 13} {
+		dir := t.TempDir()
+		first := scheduled(newTrainer(t, dir, train, val))
+		ctx, cancel := context.WithCancel(context.Background())
+		n := 0
+		first.onStep = (&stepCounter{limit: stop, cancel: cancel, n: &n}).step
+		if _, err := first.Fit(ctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("stop after step %d: %v", stop, err)
+		}
+		second := scheduled(newTrainer(t, dir, train, val))
+		last, err := second.Checkpoints.Latest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ck, err := checkpoints.Load(last.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := second.Resume(ck); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := second.Fit(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range second.Head.Params() {
+			if !slices.Equal(p.Value.Float32s(), ref.Head.Params()[i].Value.Float32s()) {
+				t.Fatalf("stopped after step %d: %s differs from the uninterrupted run", stop, p.Name)
+			}
+		}
 	}
 }

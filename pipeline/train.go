@@ -170,6 +170,9 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		LRMinDelta: cfg.Train.ReduceLR.MinDelta, MinLR: cfg.Train.ReduceLR.MinLR,
 		Checkpoints: mgr, ConfigHash: cfg.Hash(), Run: info, RunDir: runDir, Progress: progress,
 	}
+	if s := cfg.Train.LRSchedule; s.Active() {
+		t.LRSchedule = func(epoch int) float64 { return s.Rate(cfg.Train.Adam.LR, epoch, cfg.Train.Epochs) }
+	}
 	if opts.Resume {
 		last, err := mgr.Latest()
 		switch {

@@ -53,6 +53,9 @@ type Trainer struct {
 	// LRPatience epochs (Keras' ReduceLROnPlateau); LRPatience 0: off.
 	LRPatience                  int
 	LRFactor, LRMinDelta, MinLR float64
+	// LRSchedule, if set, gives the learning rate of each epoch (0-based);
+	// it is set as the epoch starts, a resumed one included.
+	LRSchedule func(epoch int) float64
 	Checkpoints                 *checkpoints.Manager
 	ConfigHash                  string
 	// Run is the resolved configuration, stored in every checkpoint so that
@@ -161,6 +164,11 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 	defer func() { t.board.close(); t.board = nil }()
 	for t.epoch < t.Epochs {
 		epochStart := time.Now()
+		if t.LRSchedule != nil {
+			if err := t.Opt.SetLR(t.LRSchedule(t.epoch)); err != nil {
+				return t.history, fmt.Errorf("epoch %d: learning-rate schedule: %w", t.epoch+1, err)
+			}
+		}
 		order := dataset.Shuffle(rows, t.Seed, t.epoch)
 		seenAtStart := t.seen
 		// The epoch goes on from the examples already seen, not from a step
@@ -246,6 +254,9 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 			if improved {
 				line += " *"
 			}
+		}
+		if t.LRSchedule != nil || t.LRPatience > 0 {
+			line += fmt.Sprintf("  lr %.3g", m.LR)
 		}
 		line += fmt.Sprintf("  %.0f samples/s  elapsed %s  ETA %s", m.SamplesPerSec, elapsed.Round(time.Second), eta.Round(time.Second))
 		t.Progress.Line("%s", line)
