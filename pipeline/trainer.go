@@ -55,9 +55,9 @@ type Trainer struct {
 	LRFactor, LRMinDelta, MinLR float64
 	// LRSchedule, if set, gives the learning rate of each epoch (0-based);
 	// it is set as the epoch starts, a resumed one included.
-	LRSchedule func(epoch int) float64
-	Checkpoints                 *checkpoints.Manager
-	ConfigHash                  string
+	LRSchedule  func(epoch int) float64
+	Checkpoints *checkpoints.Manager
+	ConfigHash  string
 	// Run is the resolved configuration, stored in every checkpoint so that
 	// `predict --checkpoint` can rebuild the backbone and preprocessing.
 	Run      []byte
