@@ -63,7 +63,26 @@ type Data struct {
 	// and cached, so the first extraction takes twice as long and the
 	// epochs no longer.
 	FlipAugmentation bool `yaml:"flip_augmentation" hash:"omitzero"`
+	// CropAugmentation trains on random crops of each image too.
+	CropAugmentation CropAugmentation `yaml:"crop_augmentation" hash:"omitzero"`
 }
+
+// CropAugmentation is PyTorch's RandomResizedCrop, computed once: Copies
+// crops of every training image, each covering a fraction of its area drawn
+// uniformly from Scale, with an aspect ratio (width/height) drawn
+// log-uniformly from Ratio, at a random place, resized to image_size. Each
+// epoch trains every example on the image, its mirror image (with
+// FlipAugmentation) or one of the crops, picked at random; each crop's
+// features are extracted once and cached. Copies 0 turns it off.
+type CropAugmentation struct {
+	Copies int       `yaml:"copies"`
+	Scale  []float64 `yaml:"scale"`
+	Ratio  []float64 `yaml:"ratio"`
+}
+
+// IsZero reports whether crop augmentation is off, whatever its Scale and
+// Ratio: the configuration hash leaves it out then (hash:"omitzero").
+func (a CropAugmentation) IsZero() bool { return a.Copies == 0 }
 
 // Backbone is the frozen ResNet50 feature extractor.
 type Backbone struct {
@@ -258,6 +277,8 @@ func Default() Config {
 			Seed:            1337,
 			MaxPixels:       50_000_000,
 			EXIFOrientation: true,
+			// torchvision's RandomResizedCrop defaults
+			CropAugmentation: CropAugmentation{Scale: []float64{0.08, 1}, Ratio: []float64{3.0 / 4, 4.0 / 3}},
 		},
 		Backbone: Backbone{RandomWidth: 8, Variant: "keras", Device: "cpu", Batch: 16},
 		Head:     Head{Layers: []int{1024, 1024, 1024, 512}, Activation: "relu"},
@@ -345,6 +366,19 @@ func (c *Config) check(at func(path, format string, args ...any)) {
 	}
 	if d.Preprocess != "" && d.Preprocess != "caffe" && d.Preprocess != "torch" && d.Preprocess != "none" {
 		at("data.preprocess", "%q: want caffe, torch or none", d.Preprocess)
+	}
+	if ca := d.CropAugmentation; ca.Copies < 0 || ca.Copies > 16 {
+		at("data.crop_augmentation.copies", "%d is outside [0, 16] (0 turns it off)", ca.Copies)
+	}
+	if s := d.CropAugmentation.Scale; len(s) != 2 {
+		at("data.crop_augmentation.scale", "want [min, max], got %d values", len(s))
+	} else if !(0 < s[0] && s[0] <= s[1] && s[1] <= 1) {
+		at("data.crop_augmentation.scale", "%v: want 0 < min ≤ max ≤ 1 (fractions of the image's area)", s)
+	}
+	if r := d.CropAugmentation.Ratio; len(r) != 2 {
+		at("data.crop_augmentation.ratio", "want [min, max], got %d values", len(r))
+	} else if !(0 < r[0] && r[0] <= r[1] && r[1] < 1e6) {
+		at("data.crop_augmentation.ratio", "%v: want 0 < min ≤ max (aspect ratios, width/height)", r)
 	}
 
 	b := c.Backbone

@@ -203,6 +203,20 @@ func TestErrorsNameFileLineColumn(t *testing.T) {
 			[]string{`x.yaml:1: YAML syntax: did not find expected ',' or ']'`}}, // yaml.v3 gives the line where the list starts, counted from 0
 		{"two documents", "data: {dir: d}\n---\ndata: {dir: e}\n",
 			[]string{`x.yaml:2:1: a second YAML document`}},
+		{"crop augmentation", "data:\n  dir: d\n  crop_augmentation: {copies: 17, scale: [0, 1], ratio: [2, 1]}\n",
+			[]string{
+				`x.yaml:3:31: data.crop_augmentation.copies: 17 is outside [0, 16] (0 turns it off)`,
+				`x.yaml:3:42: data.crop_augmentation.scale: [0 1]: want 0 < min ≤ max ≤ 1 (fractions of the image's area)`,
+				`x.yaml:3:57: data.crop_augmentation.ratio: [2 1]: want 0 < min ≤ max (aspect ratios, width/height)`,
+			}},
+		{"crop augmentation lists", "data:\n  dir: d\n  crop_augmentation:\n    copies: -1\n    scale: [0.5]\n    ratio: [1, 2, 3]\n",
+			[]string{
+				`x.yaml:4:13: data.crop_augmentation.copies: -1 is outside [0, 16]`,
+				`x.yaml:5:12: data.crop_augmentation.scale: want [min, max], got 1 values`,
+				`x.yaml:6:12: data.crop_augmentation.ratio: want [min, max], got 3 values`,
+			}},
+		{"crop scale above 1", "data: {dir: d, crop_augmentation: {scale: [0.5, 1.5]}}\n",
+			[]string{`x.yaml:1:43: data.crop_augmentation.scale: [0.5 1.5]: want 0 < min ≤ max ≤ 1`}},
 		{"dropout", "data: {dir: d}\nhead: {dropout: 1}\n",
 			[]string{`x.yaml:2:17: head.dropout: 1 is outside [0, 1)`}},
 		{"negative dropout", "data: {dir: d}\nhead:\n  dropout: -0.5\n",
@@ -240,18 +254,9 @@ func TestErrorsNameFileLineColumn(t *testing.T) {
 	}
 }
 
-func TestHashCoversWhatResumingNeeds(t *testing.T) {
-	base, err := Load("smoke.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, _ := Load("smoke.yaml")
-	if base.Hash() != again.Hash() {
-		t.Fatal("the same file hashes differently")
-	}
-	// The hash is the sha256 of these lines: a change to what is hashed, or
-	// how, must be deliberate (and breaks resuming old runs).
-	canonical := `gotransfer config v1
+// smokeCanonical is what smoke.yaml's Hash hashes: a change to what is
+// hashed, or how, must be deliberate (and breaks resuming old runs).
+const smokeCanonical = `gotransfer config v1
 data.dir="smoke-data"
 data.classes=[]
 data.image_size=[64 64]
@@ -268,9 +273,19 @@ backbone.variant="keras"
 head.layers=[64 32]
 head.activation="relu"
 `
-	sum := sha256.Sum256([]byte(canonical))
+
+func TestHashCoversWhatResumingNeeds(t *testing.T) {
+	base, err := Load("smoke.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := Load("smoke.yaml")
+	if base.Hash() != again.Hash() {
+		t.Fatal("the same file hashes differently")
+	}
+	sum := sha256.Sum256([]byte(smokeCanonical))
 	if got := base.Hash(); got != hex.EncodeToString(sum[:]) {
-		t.Errorf("Hash() = %s, want the sha256 of\n%s", got, canonical)
+		t.Errorf("Hash() = %s, want the sha256 of\n%s", got, smokeCanonical)
 	}
 	for _, tc := range []struct {
 		name       string
@@ -286,6 +301,9 @@ head.activation="relu"
 		{"variant", func(c *Config) { c.Backbone.Variant = "torchvision" }, false, `backbone.variant changed from "keras" to "torchvision"`, true},
 		{"flip augmentation", func(c *Config) { c.Data.FlipAugmentation = true }, false, "data.flip_augmentation changed from false to true", true},
 		{"validation folder", func(c *Config) { c.Data.ValidationDir = "val" }, false, `data.validation_dir changed from "" to `, true},
+		{"crop augmentation", func(c *Config) { c.Data.CropAugmentation.Copies = 2 }, false, "data.crop_augmentation.copies changed from 0 to 2", true},
+		{"crop scale, crop augmentation off", func(c *Config) { c.Data.CropAugmentation.Scale = []float64{0.25, 1} }, true,
+			"data.crop_augmentation.scale changed from [0.08 1] to [0.25 1]", false},
 		{"dropout", func(c *Config) { c.Head.Dropout = 0.5 }, false, "head.dropout changed from 0 to 0.5", true},
 		{"weight decay", func(c *Config) { c.Train.Adam.WeightDecay = 0.01 }, true, "train.adam.weight_decay changed from 0 to 0.01", false},
 		{"epochs", func(c *Config) { c.Train.Epochs = 30 }, true, "train.epochs changed from 3 to 30", false},
@@ -306,6 +324,38 @@ head.activation="relu"
 				t.Errorf("Diff = %+v, want one change %q (resume %v)", cs, tc.wantChange, tc.resume)
 			}
 		})
+	}
+}
+
+// TestCropAugmentationHash: with copies > 0 every crop_augmentation
+// setting is hashed (so changing one on resume is refused); with copies 0
+// none is, which keeps the hashes of runs begun before it existed.
+func TestCropAugmentationHash(t *testing.T) {
+	on, err := Parse([]byte("data:\n  dir: smoke-data\n  image_size: [64, 64]\n  validation_split: 0.25\n  seed: 1\n"+
+		"  crop_augmentation: {copies: 2}\nbackbone: {random_width: 32}\nhead: {layers: [64, 32]}\n"), "smoke.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	canonical := strings.Replace(smokeCanonical, "data.preprocess=\"caffe\"\n", "data.preprocess=\"caffe\"\n"+
+		"data.crop_augmentation.copies=2\ndata.crop_augmentation.scale=[0.08 1]\ndata.crop_augmentation.ratio=[0.75 1.3333333333333333]\n", 1)
+	sum := sha256.Sum256([]byte(canonical))
+	if got := on.Hash(); got != hex.EncodeToString(sum[:]) {
+		t.Errorf("Hash() = %s, want the sha256 of\n%s", got, canonical)
+	}
+	other := *on
+	other.Data.CropAugmentation = CropAugmentation{Copies: 2, Scale: []float64{0.08, 1}, Ratio: []float64{0.5, 2}}
+	if other.Hash() == on.Hash() {
+		t.Error("another crop ratio hashes the same")
+	}
+	if cs := Diff(on, &other); len(cs) != 1 || cs[0].String() != "data.crop_augmentation.ratio changed from [0.75 1.3333333333333333] to [0.5 2]" || !cs[0].Resume {
+		t.Errorf("Diff = %+v, want the ratio, refused on resume", cs)
+	}
+	b, err := on.Marshal(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back, err := Parse(b, "smoke.yaml"); err != nil || back.Hash() != on.Hash() {
+		t.Errorf("the marshalled copy does not load back the same: %v\n%s", err, b)
 	}
 }
 

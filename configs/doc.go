@@ -8,7 +8,8 @@
 //
 //	data:      dir (required), classes, image_size [h, w], validation_split
 //	           or validation_dir, seed, workers, max_pixels, follow_symlinks, exif_orientation,
-//	           crop_to_aspect_ratio, preprocess, flip_augmentation
+//	           crop_to_aspect_ratio, preprocess, flip_augmentation,
+//	           crop_augmentation {copies, scale, ratio}
 //	backbone:  weights, random_width, variant, device, batch
 //	head:      layers, activation, dropout
 //	train:     epochs, batch, adam {lr, beta1, beta2, epsilon, weight_decay},
@@ -53,7 +54,9 @@
 // the run that wrote the checkpoints: classes, the data settings (but the
 // number of workers), the backbone (but device and batch size) and the head.
 // Training settings may change (more epochs, say), and so may locations:
-// paths enter the hash by their last element only. Diff lists every setting
+// paths enter the hash by their last element only. Settings added since
+// (data.flip_augmentation, data.crop_augmentation, head.dropout, ...) enter
+// it only when on, so that runs begun before they existed still resume. Diff lists every setting
 // that differs between two configurations, in words ("head.layers changed
 // from [64 32] to [64 16]") and whether it is part of the hash, so that a
 // refused resume can say why. Marshal writes a configuration with its paths

@@ -19,7 +19,8 @@ type leaf struct {
 	resume bool   // part of Hash
 	// unhashed leaves a setting added after version 1 out of Hash while it
 	// has its zero value, so that runs begun before it existed still resume
-	// (tag hash:"omitzero").
+	// (tag hash:"omitzero"; on a section, all its settings while its IsZero
+	// method says it is off).
 	unhashed bool
 }
 
@@ -40,9 +41,12 @@ func leaves(c *Config) []leaf {
 				if k == "" {
 					continue
 				}
+				first := len(ls)
 				walk(v.Field(i), join(path, k), resume && f.Tag.Get("resume") != "no")
-				if f.Tag.Get("hash") == "omitzero" && v.Field(i).IsZero() {
-					ls[len(ls)-1].unhashed = true
+				if f.Tag.Get("hash") == "omitzero" && isZero(v.Field(i)) {
+					for j := first; j < len(ls); j++ { // every leaf of a section
+						ls[j].unhashed = true
+					}
 				}
 				if f.Tag.Get("path") == "yes" {
 					l := &ls[len(ls)-1]
@@ -62,6 +66,15 @@ func leaves(c *Config) []leaf {
 	}
 	walk(reflect.ValueOf(c).Elem(), "", true)
 	return ls
+}
+
+// isZero is v's IsZero method where it has one (a section that is off
+// while some of its settings keep non-zero defaults), else reflect's.
+func isZero(v reflect.Value) bool {
+	if z, ok := v.Interface().(interface{ IsZero() bool }); ok {
+		return z.IsZero()
+	}
+	return v.IsZero()
 }
 
 func format(v reflect.Value) string {
@@ -99,7 +112,7 @@ func (c *Config) Hash() string {
 type Change struct {
 	Path     string // e.g. "head.layers"
 	From, To string // values as Go prints them, strings quoted, paths absolute
-	Resume   bool   // whether the setting is part of Hash
+	Resume   bool   // whether the setting is part of Hash (of either configuration)
 }
 
 func (c Change) String() string {
@@ -113,7 +126,10 @@ func Diff(old, new *Config) []Change {
 	var cs []Change
 	for i := range a {
 		if a[i].value != b[i].value {
-			cs = append(cs, Change{Path: a[i].path, From: a[i].value, To: b[i].value, Resume: a[i].resume})
+			// A setting of a section that is off in both (hash:"omitzero")
+			// changes nothing a resumed run depends on.
+			resume := a[i].resume && !(a[i].unhashed && b[i].unhashed)
+			cs = append(cs, Change{Path: a[i].path, From: a[i].value, To: b[i].value, Resume: resume})
 		}
 	}
 	return cs
