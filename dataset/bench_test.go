@@ -59,8 +59,18 @@ func BenchmarkDecodeResize(b *testing.B) {
 
 // BenchmarkStream measures the whole pipeline with the default number of
 // workers (runtime.NumCPU()), batches of 32.
-func BenchmarkStream(b *testing.B) {
+func BenchmarkStream(b *testing.B) { benchStream(b, Config{}) }
+
+// BenchmarkStreamRandomCrop is BenchmarkStream on random crops (torchvision's
+// defaults, mirrored at random): as many allocations, and resizing a
+// smaller box costs no more.
+func BenchmarkStreamRandomCrop(b *testing.B) {
+	benchStream(b, Config{RandomCrop: &RandomCrop{Seed: 1, Scale: [2]float64{0.08, 1}, Ratio: [2]float64{3.0 / 4, 4.0 / 3}, Flip: true}})
+}
+
+func benchStream(b *testing.B, cfg Config) {
 	root := b.TempDir()
+	cfg.Root = root
 	files := kaggleJPEGs(b, root, 16)
 	samples := make([]Sample, b.N)
 	for i := range samples {
@@ -68,7 +78,7 @@ func BenchmarkStream(b *testing.B) {
 	}
 	b.ResetTimer()
 	n := 0
-	for batch, err := range Stream(context.Background(), Config{Root: root}, samples, 32, nil) {
+	for batch, err := range Stream(context.Background(), cfg, samples, 32, nil) {
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -56,6 +56,13 @@ type Config struct {
 	// augmented copy whose features the pipeline caches beside the
 	// originals' (Keras' RandomFlip("horizontal")).
 	HorizontalFlip bool
+	// RandomCrop, if set, replaces each image by a random crop of it before
+	// resizing (one copy of PyTorch's RandomResizedCrop), after the EXIF
+	// orientation. With CropToAspectRatio the crop is drawn inside the
+	// centred box, as an augmentation layer after Keras' loading would: the
+	// crops zoom into what the plain image shows. It mirrors the crops
+	// itself (RandomCrop.Flip), so it excludes HorizontalFlip.
+	RandomCrop *RandomCrop
 }
 
 // WithDefaults returns a copy of c with zero fields set to their defaults.
@@ -90,6 +97,12 @@ func (c Config) validate() error {
 	}
 	if _, err := newPreprocessor(c.Preprocess); err != nil {
 		return err
+	}
+	if c.RandomCrop != nil {
+		if c.HorizontalFlip {
+			return fmt.Errorf("dataset: HorizontalFlip with a random crop (%v): mirror the crops with RandomCrop.Flip", c.RandomCrop)
+		}
+		return c.RandomCrop.validate()
 	}
 	return nil
 }

@@ -353,6 +353,11 @@ func (s *splitmix) next() uint64 {
 	return z ^ z>>31
 }
 
+// uniform returns a number uniform in [lo, hi), from the top 53 bits.
+func (s *splitmix) uniform(lo, hi float64) float64 {
+	return lo + (hi-lo)*float64(s.next()>>11)/(1<<53)
+}
+
 // below returns a uniform integer in [0, n) by rejection sampling.
 func (s *splitmix) below(n uint64) uint64 {
 	limit := -n % n // (2^64 - n) mod n: values below it are rejected

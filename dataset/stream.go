@@ -103,8 +103,12 @@ func (w *worker) process(path string, out []float32) (digest [32]byte, err error
 	if w.cfg.CropToAspectRatio {
 		r = cropBox(img.w, img.h, w.cfg.Width, w.cfg.Height)
 	}
+	flip := w.cfg.HorizontalFlip
+	if w.cfg.RandomCrop != nil {
+		r, flip = w.cfg.RandomCrop.box(r, digest)
+	}
 	w.rz.resize(img, r, w.cfg.Width, w.cfg.Height, &w.pp, out)
-	if w.cfg.HorizontalFlip {
+	if flip {
 		mirror(out, w.cfg.Height, w.cfg.Width)
 	}
 	return digest, nil
