@@ -33,6 +33,11 @@ type Key struct {
 	// omitempty keeps the hashes, and so the caches, of plain keys as they
 	// were before it existed.
 	Flip bool `json:"horizontal_flip,omitempty"`
+	// RandomCrop keys the features of one random-crop copy of the images
+	// (crop augmentation) by its parameters, seed and copy number
+	// (dataset.RandomCrop.String): each copy has a folder of its own.
+	// omitempty, as Flip.
+	RandomCrop string `json:"random_resized_crop,omitempty"`
 }
 
 // Hash names the key's folder.

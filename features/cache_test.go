@@ -142,16 +142,29 @@ func TestAddRejectsMismatch(t *testing.T) {
 	}
 }
 
-// TestKeyHashStable pins a key's hash: caches made by earlier versions stay
+// TestKeyHashStable pins keys' hashes: caches made by earlier versions stay
 // valid (a field added with omitempty leaves old keys' hashes alone), and
-// the mirrored images' features get a cache of their own.
+// the mirrored images' features and each random crop's get a cache of
+// their own.
 func TestKeyHashStable(t *testing.T) {
 	k := Key{Weights: "abc", Preprocess: "caffe", Height: 224, Width: 224, EXIF: true}
-	if got := k.Hash(); got != "787186860bbf6120" {
-		t.Errorf("hash %s, want 787186860bbf6120 (a change orphans every existing cache)", got)
-	}
-	k.Flip = true
-	if k.Hash() == "787186860bbf6120" {
-		t.Error("the mirrored images' key hashes like the plain one")
+	flip, crop := k, k
+	flip.Flip = true
+	crop.RandomCrop = "seed=1337 copy=0 scale=[0.08,1] ratio=[0.75,1.3333333333333333] flip=false"
+	crop2 := crop
+	crop2.RandomCrop = strings.Replace(crop.RandomCrop, "copy=0", "copy=1", 1)
+	for _, tc := range []struct {
+		what string
+		key  Key
+		want string
+	}{
+		{"plain", k, "787186860bbf6120"},
+		{"mirrored", flip, "0192fd9707266d84"},
+		{"random crop 0", crop, "073d4d283bce5980"},
+		{"random crop 1", crop2, "abcf8137fc5957ff"},
+	} {
+		if got := tc.key.Hash(); got != tc.want {
+			t.Errorf("%s: hash %s, want %s (a change orphans every existing cache)", tc.what, got, tc.want)
+		}
 	}
 }
