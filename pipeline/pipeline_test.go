@@ -138,7 +138,7 @@ func newTrainer(t *testing.T, dir string, train, val Split) *Trainer {
 		Every: 3, Checkpoints: mgr, RunDir: dir, Progress: NewProgress(&bytes.Buffer{})}
 }
 
-// TestTrainerResumesExactly stops training at every possible step, resumes
+// TestTrainerResumesExactly stops training at several steps, resumes
 // from the last checkpoint and requires the uninterrupted run's bytes.
 func TestTrainerResumesExactly(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
@@ -146,84 +146,105 @@ func TestTrainerResumesExactly(t *testing.T) {
 	// A learning-rate schedule that halves the rate after every epoch but
 	// the first (whose val_loss is the first best; none improves by 10
 	// after it): its state must survive the stops too.
-	// Flip augmentation too: which examples are mirrored must not change.
+	// Augmentation too, flip alone and flip with two crops: which examples
+	// train on which view must not change.
 	// And dropout (two hidden layers) and weight decay: the masks must not
 	// change either.
-	mirroredTrain := Split{X: denseRows(slices.Clone(train.X.Float32s()), 6), Y: train.Y}
-	for i, v := range mirroredTrain.X.Float32s() {
-		mirroredTrain.X.Float32s()[i] = -v
-	}
-	schedule := func(tr *Trainer) *Trainer {
-		tr.LRPatience, tr.LRFactor, tr.LRMinDelta = 1, 0.5, 10
-		tr.TrainMirrored = mirroredTrain
-		h, err := head.New(head.Config{InputDim: 6, Hidden: []int{8, 8}, Classes: 2, Seed: 3, Dropout: 0.3})
-		if err != nil {
-			t.Fatal(err)
+	variant := func(f func(float32) float32) Split {
+		x := slices.Clone(train.X.Float32s())
+		for i, v := range x {
+			x[i] = f(v)
 		}
-		adam := head.DefaultAdamConfig()
-		adam.WeightDecay = 0.05
-		if tr.Opt, err = head.NewAdam(adam, h.Params()); err != nil {
-			t.Fatal(err)
-		}
-		tr.Head = h
-		return tr
+		return Split{X: denseRows(x, 6), Y: train.Y}
 	}
-	ref := schedule(newTrainer(t, t.TempDir(), train, val))
-	history, err := ref.Fit(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(history) != 4 || !history[0].HasVal {
-		t.Fatalf("history %+v", history)
-	}
-	for i, e := range history {
-		if want := 1e-3 / float64(int(1)<<max(0, i-1)); math.Abs(e.LR-want) > 1e-15 {
-			t.Fatalf("epoch %d trained with learning rate %v, want %v", e.Epoch, e.LR, want)
-		}
-	}
-	for stop := 1; stop < 4*5; stop += 4 {
-		dir := t.TempDir()
-		first := schedule(newTrainer(t, dir, train, val))
-		ctx, cancel := context.WithCancel(context.Background())
-		n := 0
-		first.Progress = NewProgress(writerFunc(func(p []byte) (int, error) { return len(p), nil }))
-		stopper := &stepCounter{limit: stop, cancel: cancel, n: &n}
-		first.onStep = stopper.step
-		if _, err := first.Fit(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			t.Fatal(err)
-		}
-		second := schedule(newTrainer(t, dir, train, val))
-		last, err := second.Checkpoints.Latest()
-		// An interrupted run saves the steps it made since its last
-		// checkpoint: nothing is lost.
-		if stop < 4*5 && (err != nil || last.Manifest.Step != int64(stop)) {
-			t.Fatalf("stopped after step %d: the newest checkpoint is at step %d (%v)", stop, last.Manifest.Step, err)
-		}
-		if err == nil {
-			ck, err := checkpoints.Load(last.Dir)
+	mirroredTrain := variant(func(v float32) float32 { return -v })
+	crops := []Split{variant(func(v float32) float32 { return v/2 + 1 }), variant(func(v float32) float32 { return 2*v - 1 })}
+	var refs [][]float32
+	for _, tc := range []struct {
+		name     string
+		variants []Split
+	}{
+		{"flip", []Split{mirroredTrain}},
+		{"flip and two crops", append([]Split{mirroredTrain}, crops...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			schedule := func(tr *Trainer) *Trainer {
+				tr.LRPatience, tr.LRFactor, tr.LRMinDelta = 1, 0.5, 10
+				tr.TrainVariants = tc.variants
+				h, err := head.New(head.Config{InputDim: 6, Hidden: []int{8, 8}, Classes: 2, Seed: 3, Dropout: 0.3})
+				if err != nil {
+					t.Fatal(err)
+				}
+				adam := head.DefaultAdamConfig()
+				adam.WeightDecay = 0.05
+				if tr.Opt, err = head.NewAdam(adam, h.Params()); err != nil {
+					t.Fatal(err)
+				}
+				tr.Head = h
+				return tr
+			}
+			ref := schedule(newTrainer(t, t.TempDir(), train, val))
+			history, err := ref.Fit(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := second.Resume(ck); err != nil {
-				t.Fatal(err)
+			if len(history) != 4 || !history[0].HasVal {
+				t.Fatalf("history %+v", history)
 			}
-		}
-		resumed, err := second.Fit(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, p := range second.Head.Params() {
-			a, b := p.Value.Data().([]float32), ref.Head.Params()[i].Value.Data().([]float32)
-			for j := range a {
-				if a[j] != b[j] {
-					t.Fatalf("stopped after step %d: %s[%d] = %v, uninterrupted %v", stop, p.Name, j, a[j], b[j])
+			for i, e := range history {
+				if want := 1e-3 / float64(int(1)<<max(0, i-1)); math.Abs(e.LR-want) > 1e-15 {
+					t.Fatalf("epoch %d trained with learning rate %v, want %v", e.Epoch, e.LR, want)
 				}
 			}
-		}
-		if len(resumed) != len(history) || resumed[3].TrainLoss != history[3].TrainLoss || resumed[3].ValLoss != history[3].ValLoss {
-			t.Fatalf("stopped after step %d: history %+v, want %+v", stop, resumed, history)
-		}
-		checkTensorBoard(t, dir, resumed)
+			refs = append(refs, slices.Clone(ref.Head.Params()[0].Value.Data().([]float32)))
+			for stop := 1; stop < 4*5; stop += 4 {
+				dir := t.TempDir()
+				first := schedule(newTrainer(t, dir, train, val))
+				ctx, cancel := context.WithCancel(context.Background())
+				n := 0
+				first.Progress = NewProgress(writerFunc(func(p []byte) (int, error) { return len(p), nil }))
+				stopper := &stepCounter{limit: stop, cancel: cancel, n: &n}
+				first.onStep = stopper.step
+				if _, err := first.Fit(ctx); err != nil && !errors.Is(err, context.Canceled) {
+					t.Fatal(err)
+				}
+				second := schedule(newTrainer(t, dir, train, val))
+				last, err := second.Checkpoints.Latest()
+				// An interrupted run saves the steps it made since its last
+				// checkpoint: nothing is lost.
+				if stop < 4*5 && (err != nil || last.Manifest.Step != int64(stop)) {
+					t.Fatalf("stopped after step %d: the newest checkpoint is at step %d (%v)", stop, last.Manifest.Step, err)
+				}
+				if err == nil {
+					ck, err := checkpoints.Load(last.Dir)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := second.Resume(ck); err != nil {
+						t.Fatal(err)
+					}
+				}
+				resumed, err := second.Fit(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, p := range second.Head.Params() {
+					a, b := p.Value.Data().([]float32), ref.Head.Params()[i].Value.Data().([]float32)
+					for j := range a {
+						if a[j] != b[j] {
+							t.Fatalf("stopped after step %d: %s[%d] = %v, uninterrupted %v", stop, p.Name, j, a[j], b[j])
+						}
+					}
+				}
+				if len(resumed) != len(history) || resumed[3].TrainLoss != history[3].TrainLoss || resumed[3].ValLoss != history[3].ValLoss {
+					t.Fatalf("stopped after step %d: history %+v, want %+v", stop, resumed, history)
+				}
+				checkTensorBoard(t, dir, resumed)
+			}
+		})
+	}
+	if len(refs) == 2 && slices.Equal(refs[0], refs[1]) {
+		t.Error("the crops changed nothing: the variants after the first are not trained on")
 	}
 }
 
@@ -419,7 +440,7 @@ func TestFlipAugmentation(t *testing.T) {
 	for i := range plain {
 		plain[i], flipped[i] = float32(i), -float32(i)-1
 	}
-	tr := &Trainer{Seed: 3, Train: Split{X: denseRows(plain, dim), Y: y}, TrainMirrored: Split{X: denseRows(flipped, dim), Y: y}}
+	tr := &Trainer{Seed: 3, Train: Split{X: denseRows(plain, dim), Y: y}, TrainVariants: []Split{{X: denseRows(flipped, dim), Y: y}}}
 	rows := make([]int, n)
 	for i := range rows {
 		rows[i] = i
@@ -430,7 +451,7 @@ func TestFlipAugmentation(t *testing.T) {
 		m := make([]bool, n)
 		for i := range n {
 			m[i] = x.Float32s()[i*dim] < 0
-			if want := mirrored(3, epoch, i); m[i] != want {
+			if want := mirroredBefore(3, epoch, i); m[i] != want {
 				t.Fatalf("epoch %d row %d: mirrored %v, want %v", epoch, i, m[i], want)
 			}
 		}
@@ -454,6 +475,107 @@ func TestFlipAugmentation(t *testing.T) {
 	}
 	if !slices.Equal(picks(0), e0) {
 		t.Error("epoch 0's choices changed")
+	}
+}
+
+// mirroredBefore is the coin of flip augmentation before crop augmentation
+// (Trainer.TrainMirrored), kept as it was: runs begun then must resume with
+// the same choices.
+func mirroredBefore(seed int64, epoch, row int) bool {
+	z := uint64(seed) ^ uint64(epoch)<<32 ^ uint64(row)*0x9e3779b97f4a7c15
+	// splitmix64's finalizer
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return (z^z>>31)&1 == 1
+}
+
+// TestPickWithFlipAloneIsTheOldCoin: with one variant (flip augmentation)
+// pick chooses it exactly where the old coin mirrored, for any seed, epoch
+// and row.
+func TestPickWithFlipAloneIsTheOldCoin(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	for _, seed := range []int64{0, 1, 1337, -1, math.MaxInt64, math.MinInt64, rng.Int64(), -rng.Int64()} {
+		for epoch := range 50 {
+			for row := range 2000 {
+				if got, want := pick(seed, epoch, row, 2) == 1, mirroredBefore(seed, epoch, row); got != want {
+					t.Fatalf("seed %d epoch %d row %d: pick chose the variant %v, the old coin %v", seed, epoch, row, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestPickIsUniform counts the choices of pick over 200 epochs of 1000
+// rows: each of n is within 6% of 1/n of them, and a row makes the same
+// choice in two consecutive epochs about 1/n of the time. 6% is at least
+// 6.7 standard deviations (n = 17), so a fair pick fails with a
+// probability below 1e-9.
+func TestPickIsUniform(t *testing.T) {
+	const epochs, rows = 200, 1000
+	for _, n := range []int{2, 3, 4, 5, 17} {
+		counts := make([]int, n)
+		same := 0
+		for e := range epochs {
+			for r := range rows {
+				k := pick(1337, e, r, n)
+				if k < 0 || k >= n {
+					t.Fatalf("n %d: pick %d", n, k)
+				}
+				counts[k]++
+				if e > 0 && pick(1337, e-1, r, n) == k {
+					same++
+				}
+			}
+		}
+		want := float64(epochs*rows) / float64(n)
+		for k, c := range counts {
+			if math.Abs(float64(c)-want) > 0.06*want {
+				t.Errorf("n %d: choice %d picked %d times, want about %.0f", n, k, c, want)
+			}
+		}
+		if w := float64((epochs-1)*rows) / float64(n); math.Abs(float64(same)-w) > 0.06*w {
+			t.Errorf("n %d: the same choice in consecutive epochs %d times, want about %.0f", n, same, w)
+		}
+	}
+}
+
+// TestAugmentations: flip and crop augmentation give the mirrored images,
+// then each crop copy (mirrored at random with flip), each with a key and
+// a reading of its own; neither gives none.
+func TestAugmentations(t *testing.T) {
+	cfg := configs.Default()
+	cfg.Data.Dir = "d"
+	key := features.Key{Weights: "w", Preprocess: "caffe", Height: 224, Width: 224, EXIF: true}
+	dcfg := DataConfig(&cfg)
+	if as := augmentations(&cfg, dcfg, key); len(as) != 0 {
+		t.Fatalf("%d augmentations by default", len(as))
+	}
+	cfg.Data.FlipAugmentation = true
+	cfg.Data.CropAugmentation.Copies = 2
+	as := augmentations(&cfg, dcfg, key)
+	var names []string
+	hashes := map[string]bool{key.Hash(): true}
+	for _, a := range as {
+		names = append(names, a.name)
+		hashes[a.key.Hash()] = true
+	}
+	if want := []string{"mirrored", "crop 1/2", "crop 2/2"}; !slices.Equal(names, want) {
+		t.Fatalf("augmentations %q, want %q", names, want)
+	}
+	if len(hashes) != 4 {
+		t.Errorf("the plain images and 3 augmentations have %d cache keys, want 4", len(hashes))
+	}
+	if m := as[0]; !m.key.Flip || m.key.RandomCrop != "" || !m.data.HorizontalFlip || m.data.RandomCrop != nil {
+		t.Errorf("mirrored: key %+v, data %+v", m.key, m.data)
+	}
+	for k, a := range as[1:] {
+		want := dataset.RandomCrop{Seed: cfg.Data.Seed, Copy: k, Scale: [2]float64{0.08, 1}, Ratio: [2]float64{0.75, 4.0 / 3}, Flip: true}
+		if a.data.RandomCrop == nil || *a.data.RandomCrop != want || a.key.RandomCrop != want.String() || a.key.Flip || a.data.HorizontalFlip {
+			t.Errorf("%s: key %+v, crop %+v, want %+v", a.name, a.key, a.data.RandomCrop, want)
+		}
+		if a.data.Root != dcfg.Root || a.data.Height != dcfg.Height || a.key.Weights != key.Weights {
+			t.Errorf("%s reads %+v, key %+v: not the plain images' settings", a.name, a.data, a.key)
+		}
 	}
 }
 

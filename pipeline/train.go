@@ -136,11 +136,9 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 			slog.Warn("train.reduce_lr_on_plateau needs validation images (data.validation_split > 0 or data.validation_dir): it is off")
 		}
 	}
-	var mirroredTrain Split
-	if cfg.Data.FlipAugmentation {
-		if mirroredTrain, err = mirroredFeatures(ctx, cfg, dcfg, weights, bb, train, progress); err != nil {
-			return nil, err
-		}
+	variants, err := augmentedFeatures(ctx, cfg, dcfg, weights, bb, train, progress)
+	if err != nil {
+		return nil, err
 	}
 
 	h, err := head.New(HeadConfig(cfg, bb.FeatureDim(), len(idx.Classes)))
@@ -163,7 +161,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		return nil, err
 	}
 	t := &Trainer{
-		Head: h, Opt: opt, Train: train, TrainMirrored: mirroredTrain, Val: val, Classes: idx.Classes,
+		Head: h, Opt: opt, Train: train, TrainVariants: variants, Val: val, Classes: idx.Classes,
 		Epochs: cfg.Train.Epochs, Batch: cfg.Train.Batch, Seed: cfg.Data.Seed,
 		Every: cfg.Run.CheckpointEvery, Patience: cfg.Train.EarlyStopping.Patience, MinDelta: cfg.Train.EarlyStopping.MinDelta,
 		LRPatience: cfg.Train.ReduceLR.Patience, LRFactor: cfg.Train.ReduceLR.Factor,
@@ -249,30 +247,60 @@ func extract(ctx context.Context, cfg *configs.Config, dcfg dataset.Config, bb r
 	return ex.Features(ctx, samples)
 }
 
-// mirroredFeatures extracts (or reads from their own cache) the features of
-// the mirrored training images, row for row with train (flip
-// augmentation). Validation images are never mirrored.
-func mirroredFeatures(ctx context.Context, cfg *configs.Config, dcfg dataset.Config, w *resnet.Weights, bb resnet.Backbone,
-	train Split, progress *Progress) (Split, error) {
-	key := CacheKey(cfg, w)
-	key.Flip = true
-	cache, err := features.Open(cfg.Cache.Dir, key, bb.FeatureDim())
-	if err != nil {
-		return Split{}, err
+// augmentation is an augmented view of the training images whose features
+// are cached: its name in progress lines, its cache key and how its images
+// are read.
+type augmentation struct {
+	name string
+	key  features.Key
+	data dataset.Config
+}
+
+// augmentations lists the views cfg asks for: the mirrored images (flip
+// augmentation), then each random crop (crop augmentation, mirrored at
+// random too with flip augmentation).
+func augmentations(cfg *configs.Config, dcfg dataset.Config, key features.Key) []augmentation {
+	var as []augmentation
+	if cfg.Data.FlipAugmentation {
+		a := augmentation{name: "mirrored", key: key, data: dcfg}
+		a.key.Flip, a.data.HorizontalFlip = true, true
+		as = append(as, a)
 	}
-	dcfg.HorizontalFlip = true
-	start := time.Now()
-	got, feats, err := extract(ctx, cfg, dcfg, bb, cache, train.Samples, &dataset.SkipLog{}, "mirrored features", progress)
-	if err != nil {
-		return Split{}, fmt.Errorf("flip augmentation: %w", err)
+	ca := cfg.Data.CropAugmentation
+	for k := range ca.Copies {
+		crop := &dataset.RandomCrop{Seed: cfg.Data.Seed, Copy: k, Scale: [2]float64(ca.Scale), Ratio: [2]float64(ca.Ratio), Flip: cfg.Data.FlipAugmentation}
+		a := augmentation{name: fmt.Sprintf("crop %d/%d", k+1, ca.Copies), key: key, data: dcfg}
+		a.key.RandomCrop, a.data.RandomCrop = crop.String(), crop
+		as = append(as, a)
 	}
-	if len(got) != len(train.Samples) {
-		// The same files decoded a moment ago: only a file changed on disk
-		// in between gets here.
-		return Split{}, fmt.Errorf("flip augmentation: %d of the %d training images could not be read again", len(train.Samples)-len(got), len(train.Samples))
+	return as
+}
+
+// augmentedFeatures extracts (or reads from their own caches) the features
+// of each augmented view of the training images, row for row with train.
+// Validation images are never augmented.
+func augmentedFeatures(ctx context.Context, cfg *configs.Config, dcfg dataset.Config, w *resnet.Weights, bb resnet.Backbone,
+	train Split, progress *Progress) ([]Split, error) {
+	var out []Split
+	for _, a := range augmentations(cfg, dcfg, CacheKey(cfg, w)) {
+		cache, err := features.Open(cfg.Cache.Dir, a.key, bb.FeatureDim())
+		if err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		got, feats, err := extract(ctx, cfg, a.data, bb, cache, train.Samples, &dataset.SkipLog{}, a.name+" features", progress)
+		if err != nil {
+			return nil, fmt.Errorf("%s features: %w", a.name, err)
+		}
+		if len(got) != len(train.Samples) {
+			// The same files decoded a moment ago: only a file changed on
+			// disk in between gets here.
+			return nil, fmt.Errorf("%s features: %d of the %d training images could not be read again", a.name, len(train.Samples)-len(got), len(train.Samples))
+		}
+		progress.Line("%s features ready in %s (cache %s)", a.name, time.Since(start).Round(time.Millisecond), cache.Dir())
+		out = append(out, Split{X: feats, Y: train.Y, Samples: train.Samples})
 	}
-	progress.Line("mirrored features ready in %s (cache %s)", time.Since(start).Round(time.Millisecond), cache.Dir())
-	return Split{X: feats, Y: train.Y, Samples: train.Samples}, nil
+	return out, nil
 }
 
 // setClassWeights gives the head the configured class weights, computed

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"gorgonia.org/tensor"
@@ -37,10 +38,11 @@ type Trainer struct {
 	Head       *head.Head
 	Opt        *head.Adam
 	Train, Val Split
-	// TrainMirrored, if set, holds the features of the mirrored training
-	// images, row for row with Train: each epoch trains every example on
-	// one of the two, picked by (Seed, epoch, row) (flip augmentation).
-	TrainMirrored Split
+	// TrainVariants hold the features of augmented views of the training
+	// images (the mirrored images, then random crops), each row for row
+	// with Train: each epoch trains every example on the original or one
+	// of the views, picked uniformly by (Seed, epoch, row).
+	TrainVariants []Split
 	Classes       []string
 	Epochs        int
 	Batch         int
@@ -156,6 +158,15 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 		return t.history, nil
 	}
 	dim := t.Train.X.Shape()[1]
+	for k, v := range t.TrainVariants {
+		var shape tensor.Shape
+		if v.X != nil {
+			shape = v.X.Shape()
+		}
+		if !slices.Equal(shape, t.Train.X.Shape()) || v.Len() != t.Train.Len() {
+			return nil, fmt.Errorf("train: augmented variant %d: features %v for %d labels, want %v, row for row with the training split", k+1, shape, v.Len(), t.Train.X.Shape())
+		}
+	}
 	rows := make([]int, t.Train.Len())
 	for i := range rows {
 		rows[i] = i
@@ -394,33 +405,36 @@ func (t *Trainer) Confusion() (*Confusion, error) {
 	return c, err
 }
 
-// gather copies the rows idx of a split into a new batch.
-// gatherTrain is gather on the training split, the rows that mirrored picks
-// taken from TrainMirrored instead.
+// gatherTrain is gather on the training split, the rows that pick assigns
+// to a variant taken from it instead.
 func (t *Trainer) gatherTrain(idx []int, dim int) (*tensor.Dense, []int) {
 	x, y := gather(t.Train, idx, dim)
-	if t.TrainMirrored.X != nil {
-		data, flipped := x.Float32s(), t.TrainMirrored.X.Float32s()
+	if n := len(t.TrainVariants); n > 0 {
+		data := x.Float32s()
 		for i, r := range idx {
-			if mirrored(t.Seed, t.epoch, r) {
-				copy(data[i*dim:(i+1)*dim], flipped[r*dim:(r+1)*dim])
+			if k := pick(t.Seed, t.epoch, r, n+1); k > 0 {
+				src := t.TrainVariants[k-1].X.Float32s()
+				copy(data[i*dim:(i+1)*dim], src[r*dim:(r+1)*dim])
 			}
 		}
 	}
 	return x, y
 }
 
-// mirrored says whether row trains on its mirror image in epoch: a fair
-// coin that is a pure function of (seed, epoch, row), so that a resumed run
-// flips the same examples.
-func mirrored(seed int64, epoch, row int) bool {
+// pick says what row trains on in epoch: 0 the original, k > 0
+// TrainVariants[k-1], uniformly among n choices, a pure function of (seed, epoch, row) so that
+// a resumed run picks the same. For n = 2 (flip augmentation alone) it is
+// the coin that runs begun before crop augmentation existed tossed (z%2 is
+// z&1), so that they resume exactly.
+func pick(seed int64, epoch, row, n int) int {
 	z := uint64(seed) ^ uint64(epoch)<<32 ^ uint64(row)*0x9e3779b97f4a7c15
 	// splitmix64's finalizer
 	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
 	z = (z ^ z>>27) * 0x94d049bb133111eb
-	return (z^z>>31)&1 == 1
+	return int((z ^ z>>31) % uint64(n))
 }
 
+// gather copies the rows idx of a split into a new batch.
 func gather(s Split, idx []int, dim int) (*tensor.Dense, []int) {
 	src := s.X.Data().([]float32)
 	data := make([]float32, len(idx)*dim)

@@ -305,6 +305,38 @@ func TestFlipAugmentationRun(t *testing.T) {
 	}
 }
 
+// TestCropAugmentationRun trains with crop_augmentation (2 copies) and
+// flip_augmentation: the plain, mirrored and each crop's features get a
+// cache folder of their own, and another number of copies is refused on
+// resume, as data settings are.
+func TestCropAugmentationRun(t *testing.T) {
+	dir, _, cfg := smokeRun(t, 8, 7, "  workers: 2\n", "  workers: 2\n  flip_augmentation: true\n  crop_augmentation: {copies: 2}\n")
+	code, out, stderr := train(t, "--config", cfg)
+	for _, want := range []string{"mirrored features ready", "crop 1/2 features ready", "crop 2/2 features ready", "epoch 3/3"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("no %q: exit %d\n%s\n%s", want, code, out, stderr)
+		}
+	}
+	entries, _ := os.ReadDir(filepath.Join(dir, "cache"))
+	crops := 0
+	for _, e := range entries {
+		key, err := os.ReadFile(filepath.Join(dir, "cache", e.Name(), "key.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(key), `"random_resized_crop": "seed=3 copy=`) {
+			crops++
+		}
+	}
+	if len(entries) != 4 || crops != 2 {
+		t.Errorf("the feature cache holds %d folders, %d of crops; want 4 (plain, mirrored, 2 crops)", len(entries), crops)
+	}
+	editConfig(t, cfg, "copies: 2", "copies: 3")
+	if code, _, stderr := train(t, "--config", cfg, "--resume"); code != 1 || !strings.Contains(stderr, "data.crop_augmentation.copies changed from 2 to 3") {
+		t.Fatalf("resume with another number of crops: exit %d: %s", code, stderr)
+	}
+}
+
 // TestCallbacksWithoutValidation warns that the callbacks watching
 // val_loss cannot run without a validation split, and trains anyway.
 func TestCallbacksWithoutValidation(t *testing.T) {
