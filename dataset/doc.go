@@ -67,13 +67,18 @@
 //     unless IgnoreEXIF is set (Keras ignores it);
 //  5. optionally centre-crops to the target aspect ratio (CropToAspectRatio,
 //     as Keras' crop_to_aspect_ratio);
-//  6. resizes to Height x Width (default 224x224) bilinearly with half-pixel
+//  6. optionally cuts a random crop out of that (RandomCrop: one copy of
+//     PyTorch's RandomResizedCrop, drawn from the seed, the file's sha256
+//     and the copy number, so the same every time);
+//  7. resizes to Height x Width (default 224x224) bilinearly with half-pixel
 //     centres and no antialiasing, as tf.image.resize (and PyTorch's
 //     interpolate with align_corners=False) do, and applies the
 //     preprocessing in the same pass:
 //     "caffe" (default; Keras ResNet50): RGB->BGR, minus 103.939, 116.779,
 //     123.68; "torch": /255, minus mean (0.485, 0.456, 0.406), divided by std
-//     (0.229, 0.224, 0.225); "none": RGB in 0..255.
+//     (0.229, 0.224, 0.225); "none": RGB in 0..255;
+//  8. optionally mirrors the result left to right (HorizontalFlip, or
+//     RandomCrop.Flip on a coin of the crop's draw).
 //
 // Batch.Images is a *tensor.Dense of float32, shape (N, Height, Width, 3)
 // (NHWC), with Labels, Paths (relative to Root) and Digests alongside. [Load]
