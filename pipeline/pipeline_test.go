@@ -865,3 +865,16 @@ func TestLRScheduleResumes(t *testing.T) {
 		}
 	}
 }
+
+// TestTrainChecksCodeBuiltConfig: a configuration built in code, with no
+// Load to check it, gets one clear error, not a panic.
+func TestTrainChecksCodeBuiltConfig(t *testing.T) {
+	cfg := configs.Default()
+	cfg.Data.Dir = t.TempDir()
+	cfg.Data.CropAugmentation.Copies = 2
+	cfg.Data.CropAugmentation.Scale = []float64{0.5} // not [min, max]
+	_, err := Train(context.Background(), &cfg, Options{})
+	if err == nil || !strings.Contains(err.Error(), "data.crop_augmentation.scale") {
+		t.Fatalf("Train with a one-value scale: %v", err)
+	}
+}

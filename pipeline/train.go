@@ -59,6 +59,10 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	if opts.Out == nil {
 		opts.Out = io.Discard
 	}
+	// A configuration built in code gets the checks Load makes.
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	progress := NewProgress(opts.Out)
 	runDir := cfg.Run.Dir
 	ckDir := filepath.Join(runDir, "checkpoints")
