@@ -120,6 +120,22 @@ func randomSplit(rng *rand.Rand, n, dim, classes int) Split {
 	return Split{X: denseRows(x, dim), Y: y}
 }
 
+// resumeLatest resumes tr from the newest checkpoint in its folder.
+func resumeLatest(t *testing.T, tr *Trainer) {
+	t.Helper()
+	last, err := tr.Checkpoints.Latest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := checkpoints.Load(last.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Resume(ck); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func newTrainer(t *testing.T, dir string, train, val Split) *Trainer {
 	t.Helper()
 	h, err := head.New(head.Config{InputDim: 6, Hidden: []int{8}, Classes: 2, Seed: 3})
@@ -292,17 +308,7 @@ func TestTrainerResumesWithAnotherBatch(t *testing.T) {
 		}
 		second := newTrainer(t, dir, train, val)
 		second.Batch, second.Epochs = tc.after, 2
-		last, err := second.Checkpoints.Latest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ck, err := checkpoints.Load(last.Dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := second.Resume(ck); err != nil {
-			t.Fatal(err)
-		}
+		resumeLatest(t, second)
 		second.onStep = epoch(second)
 		if _, err := second.Fit(context.Background()); err != nil {
 			t.Fatal(err)
@@ -844,17 +850,7 @@ func TestLRScheduleResumes(t *testing.T) {
 			t.Fatalf("stop after step %d: %v", stop, err)
 		}
 		second := scheduled(newTrainer(t, dir, train, val))
-		last, err := second.Checkpoints.Latest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ck, err := checkpoints.Load(last.Dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := second.Resume(ck); err != nil {
-			t.Fatal(err)
-		}
+		resumeLatest(t, second)
 		if _, err := second.Fit(context.Background()); err != nil {
 			t.Fatal(err)
 		}
