@@ -28,7 +28,7 @@ func parseAttribute(b []byte) (attribute, error) {
 		ds = d.take(pad8(spaceSize))
 	case 2, 3:
 		if flags&3 != 0 {
-			return a, errors.New("attribute with a shared datatype or dataspace: not supported")
+			return a, unsupported("attribute with a shared datatype or dataspace: not supported")
 		}
 		if version == 3 {
 			d.skip(1) // the name's character set
@@ -36,7 +36,7 @@ func parseAttribute(b []byte) (attribute, error) {
 		name, dt, ds = d.take(nameSize), d.take(typeSize), d.take(spaceSize)
 	default:
 		if d.err == nil {
-			return a, fmt.Errorf("unsupported attribute message version %d", version)
+			return a, unsupported("unsupported attribute message version %d", version)
 		}
 	}
 	if d.err != nil {
@@ -106,7 +106,7 @@ func (g *Group) AttrNames() ([]string, error) {
 		return nil, err
 	}
 	if g.obj.denseAttrs() {
-		return nil, g.f.errorf("group "+g.path, "attributes in dense storage (a fractal heap) are not supported")
+		return nil, g.f.errorf("group "+g.path, "%w", unsupported("attributes in dense storage (a fractal heap) are not supported"))
 	}
 	names := make([]string, len(as))
 	for i, a := range as {
@@ -135,7 +135,7 @@ func (g *Group) Attr(name string) ([]string, error) {
 		}
 	}
 	if g.obj.denseAttrs() {
-		return nil, g.f.errorf(obj, "not among the attributes in the header; attributes in dense storage (a fractal heap) are not supported")
+		return nil, g.f.errorf(obj, "%w", unsupported("not among the attributes in the header; attributes in dense storage (a fractal heap) are not supported"))
 	}
 	return nil, g.f.errorf("group "+g.path, "%w", &notFound{fmt.Sprintf("no attribute %q", name)})
 }

@@ -47,7 +47,7 @@ func (d *Dataset) parse(o *object) error {
 		switch m.typ {
 		case msgDataspace, msgDatatype, msgLayout:
 			if m.shared() {
-				return fmt.Errorf("shared header messages (type %#04x: a committed datatype?) are not supported", m.typ)
+				return unsupported("shared header messages (type %#04x: a committed datatype?) are not supported", m.typ)
 			}
 		}
 		switch m.typ {
@@ -93,7 +93,7 @@ func (d *Dataset) Float32s() ([]float32, error) {
 func (d *Dataset) float32s() ([]float32, error) {
 	dt := d.dt
 	if dt.class != classFloat || !dt.ieee || dt.bigEndian {
-		return nil, fmt.Errorf("%s data is not supported (only little-endian IEEE float32 and float64)", dt)
+		return nil, unsupported("%s data is not supported (only little-endian IEEE float32 and float64)", dt)
 	}
 	if d.space.null {
 		return nil, errors.New("no data (a null dataspace)")
@@ -106,11 +106,11 @@ func (d *Dataset) float32s() ([]float32, error) {
 	var raw []byte
 	switch {
 	case d.external:
-		return nil, errors.New("external storage (data in other files) is not supported")
+		return nil, unsupported("external storage (data in other files) is not supported")
 	case d.lay.class == layoutChunked:
-		return nil, errors.New("chunked layout is not supported (only contiguous and compact)")
+		return nil, unsupported("chunked layout is not supported (only contiguous and compact)")
 	case d.lay.class == layoutVirtual:
-		return nil, errors.New("virtual layout is not supported (only contiguous and compact)")
+		return nil, unsupported("virtual layout is not supported (only contiguous and compact)")
 	case n == 0:
 		return []float32{}, nil
 	case d.lay.class == layoutCompact:
@@ -182,7 +182,7 @@ func parseDataspace(b []byte) (dataspace, error) {
 		}
 	default:
 		if d.err == nil {
-			return s, fmt.Errorf("unsupported dataspace message version %d", version)
+			return s, unsupported("unsupported dataspace message version %d", version)
 		}
 	}
 	if rank > maxRank {
@@ -349,7 +349,7 @@ func parseLayout(b []byte) (layout, error) {
 		}
 	default:
 		if d.err == nil {
-			return l, fmt.Errorf("unsupported data layout message version %d", version)
+			return l, unsupported("unsupported data layout message version %d", version)
 		}
 	}
 	if d.err != nil {

@@ -49,5 +49,6 @@
 //
 // Errors read "hdf5: FILE: OBJECT: what", for example
 // "hdf5: x.h5: dataset conv1/kernel:0: chunked layout is not supported";
-// those for a missing member or attribute match ErrNotFound.
+// those for a missing member or attribute match ErrNotFound, those for
+// what this package does not read ErrUnsupported.
 package hdf5

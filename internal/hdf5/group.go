@@ -136,7 +136,7 @@ func (g *Group) member(name string) (uint64, string, error) {
 	}
 	full := g.child(name)
 	if l.addr == undef {
-		return 0, "", g.f.errorf(full, "a soft link (to %q): not supported", l.soft)
+		return 0, "", g.f.errorf(full, "%w", unsupported("a soft link (to %q): not supported", l.soft))
 	}
 	return l.addr, full, nil
 }
@@ -176,7 +176,7 @@ func (g *Group) loadLinks(members map[string]link) error {
 				return fmt.Errorf("link info message: %w", errTruncated)
 			}
 			if heap != undef {
-				return errors.New("links in dense storage (a fractal heap, groups of many members in files written with libver 'latest') are not supported")
+				return unsupported("links in dense storage (a fractal heap, groups of many members in files written with libver 'latest') are not supported")
 			}
 		case msgLink:
 			name, l, err := parseLink(m.data)
@@ -193,7 +193,7 @@ func parseLink(b []byte) (string, link, error) {
 	d := &decoder{b: b}
 	version, flags := d.u8(), d.u8()
 	if d.err == nil && version != 1 {
-		return "", link{}, fmt.Errorf("unsupported link message version %d", version)
+		return "", link{}, unsupported("unsupported link message version %d", version)
 	}
 	kind := uint8(0)
 	if flags&0x08 != 0 {
@@ -218,7 +218,7 @@ func parseLink(b []byte) (string, link, error) {
 		l.addr = undef
 		l.soft = string(d.take(int(d.u16())))
 	default:
-		return "", link{}, fmt.Errorf("link %q: external or user-defined links (type %d) are not supported", name, kind)
+		return "", link{}, unsupported("link %q: external or user-defined links (type %d) are not supported", name, kind)
 	}
 	if d.err != nil {
 		return "", link{}, fmt.Errorf("link message: %w", errTruncated)

@@ -20,10 +20,24 @@ const undef = ^uint64(0)
 // attribute that does not exist.
 var ErrNotFound = errors.New("hdf5: not found")
 
+// ErrUnsupported is matched by the errors for a structure or type this
+// package does not read (see the package documentation), as opposed to a
+// corrupt file.
+var ErrUnsupported = errors.New("hdf5: not supported")
+
 type notFound struct{ msg string }
 
 func (e *notFound) Error() string        { return e.msg }
 func (e *notFound) Is(target error) bool { return target == ErrNotFound }
+
+type unsupportedError struct{ msg string }
+
+func (e *unsupportedError) Error() string        { return e.msg }
+func (e *unsupportedError) Is(target error) bool { return target == ErrUnsupported }
+
+func unsupported(format string, args ...any) error {
+	return &unsupportedError{fmt.Sprintf(format, args...)}
+}
 
 // IsHDF5 reports whether head, the first bytes of a file, starts with the
 // HDF5 signature. Files with a user block (the signature at offset 512,
@@ -148,13 +162,13 @@ func (f *File) superblock(at uint64) (uint64, error) {
 		}
 		return root, nil
 	default:
-		return 0, fmt.Errorf("unsupported superblock version %d (0 to 3 are read)", version)
+		return 0, unsupported("unsupported superblock version %d (0 to 3 are read)", version)
 	}
 }
 
 func checkSizes(offsets, lengths uint8) error {
 	if offsets != 8 || lengths != 8 {
-		return fmt.Errorf("%d-byte addresses and %d-byte lengths are not supported (only 8 and 8)", offsets, lengths)
+		return unsupported("%d-byte addresses and %d-byte lengths are not supported (only 8 and 8)", offsets, lengths)
 	}
 	return nil
 }

@@ -59,8 +59,8 @@ func TestDatasets(t *testing.T) {
 			}
 			v, err := d.Float32s()
 			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("error %v, want one saying %q", err, tc.err)
+				if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, ErrUnsupported) {
+					t.Fatalf("error %v, want an ErrUnsupported saying %q", err, tc.err)
 				}
 				return
 			}
@@ -194,10 +194,10 @@ func TestErrors(t *testing.T) {
 	small := open(t, "small.h5").Root()
 	latest := open(t, "latest.h5").Root()
 	for _, tc := range []struct {
-		name     string
-		do       func() error
-		err      string
-		notFound bool
+		name                  string
+		do                    func() error
+		err                   string
+		notFound, unsupported bool
 	}{
 		{name: "missing member", do: func() error { _, err := small.Group("a/x"); return err }, err: `hdf5: testdata/small.h5: group a: no member "x"`, notFound: true},
 		{name: "missing dataset", do: func() error { _, err := small.Dataset("a/b/c/kernel:1"); return err }, err: `group a/b/c: no member "kernel:1"`, notFound: true},
@@ -205,8 +205,8 @@ func TestErrors(t *testing.T) {
 		{name: "dataset as group", do: func() error { _, err := small.Group("f64"); return err }, err: "dataset f64: not a group"},
 		{name: "through a dataset", do: func() error { _, err := small.Dataset("f64/x"); return err }, err: "dataset f64: not a group"},
 		{name: "group as dataset", do: func() error { _, err := small.Dataset("a/b"); return err }, err: "group a/b: not a dataset"},
-		{name: "soft link", do: func() error { _, err := small.Group("soft"); return err }, err: `soft: a soft link (to "/a"): not supported`},
-		{name: "dense links", do: func() error { _, err := latest.Dataset("dense/x00"); return err }, err: "group dense: links in dense storage (a fractal heap"},
+		{name: "soft link", do: func() error { _, err := small.Group("soft"); return err }, err: `soft: a soft link (to "/a"): not supported`, unsupported: true},
+		{name: "dense links", do: func() error { _, err := latest.Dataset("dense/x00"); return err }, err: "group dense: links in dense storage (a fractal heap", unsupported: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.do()
@@ -215,6 +215,9 @@ func TestErrors(t *testing.T) {
 			}
 			if errors.Is(err, ErrNotFound) != tc.notFound {
 				t.Fatalf("errors.Is(%v, ErrNotFound) = %v", err, !tc.notFound)
+			}
+			if errors.Is(err, ErrUnsupported) != tc.unsupported {
+				t.Fatalf("errors.Is(%v, ErrUnsupported) = %v", err, !tc.unsupported)
 			}
 		})
 	}
@@ -240,6 +243,14 @@ func TestNotHDF5(t *testing.T) {
 	if !IsHDF5(b) || IsHDF5(b[1:]) {
 		t.Error("IsHDF5")
 	}
+	// Corrupt, not unsupported.
+	f, err := newFile("cut.h5", bytes.NewReader(b[:len(b)/2]), int64(len(b)/2))
+	if err == nil {
+		_, err = f.Root().Dataset("many/d11")
+	}
+	if err == nil || !strings.Contains(err.Error(), "hdf5: cut.h5: ") || !strings.Contains(err.Error(), "beyond the end of the file") || errors.Is(err, ErrUnsupported) {
+		t.Errorf("truncated file: %v", err)
+	}
 }
 
 func TestUnsupportedStructures(t *testing.T) {
@@ -260,8 +271,8 @@ func TestUnsupportedStructures(t *testing.T) {
 			c := bytes.Clone(b)
 			tc.edit(c)
 			_, err := newFile("x.h5", bytes.NewReader(c), int64(len(c)))
-			if err == nil || !strings.Contains(err.Error(), "hdf5: x.h5: "+tc.err) {
-				t.Fatalf("error %v, want one saying %q", err, tc.err)
+			if err == nil || !strings.Contains(err.Error(), "hdf5: x.h5: "+tc.err) || !errors.Is(err, ErrUnsupported) {
+				t.Fatalf("error %v, want an ErrUnsupported saying %q", err, tc.err)
 			}
 		})
 	}

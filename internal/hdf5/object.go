@@ -85,7 +85,7 @@ func (f *File) readObjectV1(o *object, prefix []byte) error {
 		return errTruncated
 	}
 	if version != 1 {
-		return fmt.Errorf("unsupported object header version %d", version)
+		return unsupported("unsupported object header version %d", version)
 	}
 	// Messages start after the 12-byte prefix, padded to 16.
 	return f.readChunks(o, chunk{o.addr + 16, uint64(size)}, true, 0)
@@ -102,7 +102,7 @@ func (f *File) readObjectV2(o *object) error {
 	d.skip(4)
 	version, flags := d.u8(), d.u8()
 	if d.err == nil && version != 2 {
-		return fmt.Errorf("unsupported object header version %d", version)
+		return unsupported("unsupported object header version %d", version)
 	}
 	if flags&0x20 != 0 {
 		d.skip(16) // access, modification, change and birth times

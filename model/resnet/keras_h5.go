@@ -227,6 +227,9 @@ func sameSet(a, b []string) bool {
 // loadKerasH5 reads a Keras ResNet50 .h5 (see Load).
 func loadKerasH5(path string) (*Weights, error) {
 	m, old, err := kerasH5Tensors(path)
+	if errors.Is(err, hdf5.ErrUnsupported) {
+		return nil, fmt.Errorf("%w; scripts/export_keras_resnet50.py (h5py) converts such a file to an .npz", err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -268,8 +268,13 @@ func TestKerasH5Layout(t *testing.T) {
 		{filepath.Join("testdata", "keras_dense.h5"), `layer "dense_1" has weights but is not a ResNet50 convolution, BatchNorm or 'predictions' layer`},
 		{filepath.Join("..", "..", "internal", "hdf5", "testdata", "small.h5"), "no 'layer_names' attribute: not Keras' legacy HDF5 weights layout"},
 		{filepath.Join("..", "..", "internal", "hdf5", "testdata", "latest.h5"), "no 'layer_names' attribute"},
+		{filepath.Join("testdata", "keras_gzip.h5"), "hdf5: testdata/keras_gzip.h5: dataset conv1_conv/conv1_conv/kernel:0: chunked layout is not supported (only contiguous and compact); scripts/export_keras_resnet50.py (h5py) converts such a file to an .npz"},
 	} {
-		if _, err := Load(tc.path); err == nil || !strings.Contains(err.Error(), "load weights: "+tc.path+": "+tc.err) {
+		want := "load weights: " + tc.path + ": " + tc.err
+		if strings.HasPrefix(tc.err, "hdf5: ") {
+			want = "load weights: " + tc.err // the reader's errors name the file
+		}
+		if _, err := Load(tc.path); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want one saying %q", tc.path, err, tc.err)
 		}
 	}

@@ -10,6 +10,7 @@ a few layers with tiny weights, each exercising one rule of the mapping
   keras_layout.h5   the layers at the root, as save_weights writes them
   keras_model.h5    the same under model_weights, as model.save() does
   keras_dense.h5    a layer with weights that ResNet50 does not have
+  keras_gzip.h5     a compressed (so chunked) weight, which Go does not read
 """
 import os
 
@@ -69,6 +70,12 @@ def main():
         g = f.create_group("dense_1")
         g.create_dataset("dense_1/kernel:0", data=np.ones((2, 2), "<f4"))
         g.attrs["weight_names"] = strings(["dense_1/kernel:0"])
+    with h5py.File(os.path.join(HERE, "keras_gzip.h5"), "w") as f:
+        f.attrs["layer_names"] = strings(["conv1_conv"])
+        g = f.create_group("conv1_conv")
+        g.create_dataset("conv1_conv/kernel:0", data=np.ones((7, 7, 3, 1), "<f4"), compression="gzip")
+        g.create_dataset("conv1_conv/bias:0", data=np.zeros(1, "<f4"))
+        g.attrs["weight_names"] = strings(["conv1_conv/kernel:0", "conv1_conv/bias:0"])
 
 
 if __name__ == "__main__":
