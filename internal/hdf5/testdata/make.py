@@ -17,9 +17,10 @@ holds is what hdf5_test.go expects: keep the two in step.
               datasets, a soft link.
   wide.h5     a group of 300 hard links: a B-tree of depth 1 over many
               symbol table nodes.
-  latest.h5   libver 'latest': superblock 3, "OHDR" object headers, groups of
-              link messages, attribute messages 3; a group of 20 links kept in
-              a fractal heap (dense storage, refused).
+  latest.h5   libver 'latest': superblock 3, "OHDR" object headers (the
+              root's grows into "OCHK" continuation blocks), groups of link
+              messages, attribute messages 3; a group of 20 links kept in a
+              fractal heap (dense storage, refused).
   userblock.h5  a 512-byte user block before the superblock.
 """
 import os
