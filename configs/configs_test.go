@@ -23,7 +23,7 @@ func TestShippedConfigsParse(t *testing.T) {
 	// and its classes, it must equal the defaults.
 	def := Default()
 	def.File = "cats_dogs.yaml"
-	def.Data.Dir, def.Backbone.Weights = "../data/PetImages", "../weights/resnet50_notop.npz"
+	def.Data.Dir, def.Backbone.Weights = "../data/PetImages", "../weights/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 	def.Run.Dir, def.Cache.Dir = "../runs/cats_dogs", "../runs/feature-cache"
 	def.Data.Classes = []string{"Cat", "Dog"}
 	def.finish(".")

@@ -1,6 +1,12 @@
 #!/usr/bin/env python3
 """Write Keras ResNet50 ImageNet weights as the .npz this project loads.
 
+Optional: the project reads the official .h5 files directly (resnet.Load,
+backbone.weights, predict --weights), with the same mapping, whose reference
+is model/resnet/keras_h5.go; keep the two in step (TestKerasH5Layout checks
+them against each other). This script is for those who want the .npz (for
+numpy), an md5 check, or an export from a live Keras model.
+
 From the official weight files, with h5py alone (no TensorFlow):
 
     python3 scripts/export_keras_resnet50.py resnet50_weights_tf_dim_ordering_tf_kernels.h5 resnet50.npz

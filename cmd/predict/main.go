@@ -2,6 +2,7 @@
 // already-preprocessed batch for parity checks against Keras.
 //
 //	predict --weights resnet50.npz [--top 5] cat.jpg photos/ [more images or folders]
+//	predict --weights resnet50_weights_tf_dim_ordering_tf_kernels.h5 cat.jpg
 //	predict --checkpoint runs/cats_dogs/checkpoints/best cat.jpg dog.png photos/
 //	predict --checkpoint runs/cats_dogs --evaluate data/test
 //	predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]
@@ -57,7 +58,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("predict", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := &options{}
-	fs.StringVar(&o.weights, "weights", "", "ResNet50 weights: `.npz` keyed by Keras weight names (see README)")
+	fs.StringVar(&o.weights, "weights", "", "ResNet50 weights `file`: the project's .npz, Keras' .h5 or a torchvision .pth (see README)")
 	fs.StringVar(&o.checkpoint, "checkpoint", "", "a trained run's checkpoint `folder` (e.g. runs/cats_dogs/checkpoints/best; a run folder means its best checkpoint): classify with its classes")
 	fs.StringVar(&o.evaluate, "evaluate", "", "with --checkpoint: score the run on this labelled `folder` (one sub-folder per class, as for training) and print loss, accuracy, per-class scores and the confusion matrix")
 	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint and folders: write the CSV to this `file` instead of stdout")
@@ -103,7 +104,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	case o.evaluate != "":
 		return nil, cli.Usagef("--evaluate needs --checkpoint (a trained run)")
 	case o.weights == "":
-		return nil, cli.Usagef("--weights is required (a ResNet50 .npz; see README)")
+		return nil, cli.Usagef("--weights is required (a ResNet50 .npz, .h5 or .pth; see README)")
 	case o.npyIn != "" && len(o.images) > 0:
 		return nil, cli.Usagef("give either --npy or image files, not both")
 	case o.npyIn != "" && o.featuresOut == "" && o.probsOut == "":

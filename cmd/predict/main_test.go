@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -59,6 +61,46 @@ func TestParityMode(t *testing.T) {
 				t.Fatalf("%s[%d] = %v, want %v", pair[1], i, g[i], w[i])
 			}
 		}
+	}
+}
+
+// TestKerasH5 classifies with the golden's weights written as a Keras .h5
+// (h5py; skipped without it): the same output as from the .npz.
+func TestKerasH5(t *testing.T) {
+	py := "/usr/bin/python3"
+	if out, err := exec.Command(py, "-c", "import h5py, numpy").CombinedOutput(); err != nil {
+		t.Skipf("%s cannot import h5py and numpy (%v: %s); on Debian, apt-get install python3-h5py", py, err, bytes.TrimSpace(out))
+	}
+	// Keras 2's layout: layer_names, and per layer weight_names naming
+	// datasets "layer/role:0" inside the layer's group.
+	const write = `
+import sys, h5py, numpy as np
+w = np.load(sys.argv[1])
+layers = sorted({k.split("/")[0] for k in w.files})
+with h5py.File(sys.argv[2], "w") as f:
+    f.attrs["layer_names"] = np.array([l.encode() for l in ["input_1"] + layers])
+    f.create_group("input_1").attrs["weight_names"] = np.asarray([])
+    for l in layers:
+        names = [k + ":0" for k in w.files if k.startswith(l + "/")]
+        g = f.create_group(l)
+        for n in names:
+            g.create_dataset(n, data=w[n[:-2]])
+        g.attrs["weight_names"] = np.array([n.encode() for n in names])
+`
+	h5 := filepath.Join(t.TempDir(), "weights.h5")
+	if out, err := exec.Command(py, "-c", write, weights, h5).CombinedOutput(); err != nil {
+		t.Fatalf("writing the .h5: %v\n%s", err, out)
+	}
+	var outs []string
+	for _, w := range []string{weights, h5} {
+		code, out, stderr := predict(t, "--weights", w, "--size", "64", "--top", "3", cat)
+		if code != 0 {
+			t.Fatalf("--weights %s: exit %d: %s", w, code, stderr)
+		}
+		outs = append(outs, out)
+	}
+	if outs[0] != outs[1] {
+		t.Fatalf("from the .npz:\n%s\nfrom the .h5:\n%s", outs[0], outs[1])
 	}
 }
 

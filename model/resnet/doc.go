@@ -20,7 +20,8 @@
 //
 // # Weights files
 //
-// Load reads the project's .npz and PyTorch .pth files.
+// Load reads the project's .npz, PyTorch .pth and Keras .h5 files, told
+// apart by their content.
 //
 // The .npz holds one float32 (or float64) array per weight, keyed by Keras
 // weight name: conv1_conv/kernel (7, 7, 3, 64) in HWIO layout,
@@ -45,6 +46,23 @@
 // Weights.Save writes the .npz of any weights, so a .pth needs reading
 // only once.
 //
-// The scripts export_keras_resnet50.py and export_torchvision.py write the .npz
-// from Keras' .h5 files and from a .pth with Python.
+// A .h5 is a Keras ResNet50 in Keras' legacy HDF5 weights layout (what
+// save_weights writes, and what keras.applications downloads): both
+// official releases of resnet50_weights_tf_dim_ordering_tf_kernels{,_notop}.h5,
+// or a whole model saved with model.save (its model_weights group). The
+// root attribute layer_names lists the layers; each layer's group has an
+// attribute weight_names (either attribute may be split into name0,
+// name1, ...) naming its datasets. The older release's Caffe-style layer
+// names (conv1, bn_conv1, res2a_branch2a, bn2a_branch1, fc1000) and Keras 1
+// weight names (W, b, running_mean, running_std) are mapped to today's;
+// a weight's role comes from its name, or from its position where the
+// names say nothing, as in Keras' own loader. The file is read by
+// internal/hdf5, a pure-Go reader of the HDF5 subset h5py writes by
+// default; chunked (compressed) datasets and other unsupported structures
+// are refused with an error naming the object.
+//
+// The scripts export_keras_resnet50.py and export_torchvision.py write the
+// .npz from Keras' .h5 files and from a .pth with Python; neither is needed
+// to load them. keras_h5.go is the reference for the .h5 mapping, which the
+// Python exporter mirrors (a test checks they agree).
 package resnet

@@ -111,7 +111,7 @@ func sameTensors(t *testing.T, a, b *Weights) {
 
 // python returns /usr/bin/python3 (or python3 on the PATH) if it imports
 // the modules, else skips the test saying what is missing.
-func python(t *testing.T, modules ...string) string {
+func python(t testing.TB, modules ...string) string {
 	t.Helper()
 	py := "/usr/bin/python3"
 	if _, err := os.Stat(py); err != nil {

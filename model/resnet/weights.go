@@ -69,10 +69,25 @@ func convParams(c ConvSpec, bias bool) []param {
 //   - a torchvision ResNet50 state dict as torch.save writes it (.pth, the
 //     zip format of PyTorch >= 1.6 or the older single-pickle format), such
 //     as torchvision's resnet50-11ad3fa6.pth. Nothing in the file is
-//     executed: the pickle may only build dicts and tensors.
+//     executed: the pickle may only build dicts and tensors;
+//   - Keras' ResNet50 .h5 weights (the legacy HDF5 layout of save_weights,
+//     as keras.applications downloads them: either official release, with
+//     or without the top), the same tensors scripts/export_keras_resnet50.py
+//     writes to an .npz.
 //
 // The format is told from the content, not the name.
 func Load(path string) (*Weights, error) {
+	h5, err := isHDF5File(path)
+	if err != nil {
+		return nil, fmt.Errorf("load weights: %w", err)
+	}
+	if h5 {
+		w, err := loadKerasH5(path)
+		if err != nil {
+			return nil, fmt.Errorf("load weights: %w", err)
+		}
+		return w, nil
+	}
 	torch, err := isTorchFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load weights: %w", err)
