@@ -276,6 +276,12 @@ func TestLoadErrors(t *testing.T) {
 		{"not finite", write("nan.npz", func(m map[string]*tensor.Dense) {
 			m["conv2_block1_3_bn/beta"].Data().([]float32)[3] = float32(math.NaN())
 		}), []string{"nan.npz", `"conv2_block1_3_bn/beta"`, "finite"}},
+		{"infinite", write("inf.npz", func(m map[string]*tensor.Dense) {
+			m["conv4_block1_1_conv/kernel"].Data().([]float32)[7] = float32(math.Inf(-1))
+		}), []string{"inf.npz", `"conv4_block1_1_conv/kernel"`, "element 7 is -Inf", "finite"}},
+		{"negative NaN with a payload", write("nan2.npz", func(m map[string]*tensor.Dense) {
+			m["conv1_conv/kernel"].Data().([]float32)[0] = math.Float32frombits(0xffc00123)
+		}), []string{"nan2.npz", `"conv1_conv/kernel"`, "finite"}},
 		{"half a top", write("top.npz", func(m map[string]*tensor.Dense) { delete(m, "predictions/bias") }), []string{"top.npz", "predictions"}},
 		{"not resnet", write("other.npz", func(m map[string]*tensor.Dense) { delete(m, "conv1_conv/kernel") }), []string{"other.npz", "not a ResNet50"}},
 	} {
@@ -358,5 +364,23 @@ func TestDigestIsPinned(t *testing.T) {
 	const want = "5fbe51a2222f253653e32724f979890e849b9b269af2b997bb99b9600dc7986f"
 	if got := w.Digest(); got != want {
 		t.Fatalf("Digest of Random(8, 0, 1) = %s, want %s", got, want)
+	}
+}
+
+// TestExtremeFiniteWeightsLoad: the finiteness check passes the largest and
+// the smallest (denormal) float32 values, of either sign.
+func TestExtremeFiniteWeightsLoad(t *testing.T) {
+	w, err := Random(8, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]*tensor.Dense{}
+	for _, n := range w.Names() {
+		m[n] = w.Tensor(n)
+	}
+	k := m["conv1_conv/kernel"].Data().([]float32)
+	k[0], k[1], k[2], k[3] = math.MaxFloat32, -math.MaxFloat32, math.SmallestNonzeroFloat32, -math.SmallestNonzeroFloat32
+	if _, err := FromTensors("extreme", m); err != nil {
+		t.Fatal(err)
 	}
 }
