@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	pngpkg "image/png"
 	"io"
 	"math"
@@ -872,5 +873,48 @@ func TestTrainChecksCodeBuiltConfig(t *testing.T) {
 	_, err := Train(context.Background(), &cfg, Options{})
 	if err == nil || !strings.Contains(err.Error(), "data.crop_augmentation.scale") {
 		t.Fatalf("Train with a one-value scale: %v", err)
+	}
+}
+
+// TestResumeRefusesChangedImages: images added after a checkpoint would
+// change every later epoch's order, so --resume says so instead of going
+// on as a different run; with the images back as they were it resumes.
+func TestResumeRefusesChangedImages(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := dataset.Synthesize(data, 6, 1); err != nil {
+		t.Fatal(err)
+	}
+	parse := func(epochs int) *configs.Config {
+		cfg, err := configs.Parse([]byte(fmt.Sprintf(`
+data: {dir: data, image_size: [48, 48], validation_split: 0.25, workers: 2}
+head: {layers: [8]}
+train: {epochs: %d, batch: 4}
+run: {dir: run}
+`, epochs)), filepath.Join(dir, "c.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	ctx := context.Background()
+	if _, err := Train(ctx, parse(1), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	extra := filepath.Join(data, "cats", "extra.png")
+	raw, err := os.ReadFile(filepath.Join(data, "dogs", "dog_00001.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(extra, raw, 0o644); err != nil { // a dog among the cats
+		t.Fatal(err)
+	}
+	_, err = Train(ctx, parse(2), Options{Resume: true})
+	if err == nil || !strings.Contains(err.Error(), "the images changed since checkpoint") {
+		t.Fatalf("resume with an image added: %v", err)
+	}
+	os.Remove(extra)
+	if res, err := Train(ctx, parse(2), Options{Resume: true}); err != nil || len(res.History) != 2 {
+		t.Fatalf("resume with the images back: %v", err)
 	}
 }

@@ -3,6 +3,9 @@ package pipeline
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +24,7 @@ import (
 	"gotransfer/dataset"
 	"gotransfer/features"
 	"gotransfer/internal/atomicfile"
+	"gotransfer/internal/tensorio"
 	"gotransfer/model/head"
 	"gotransfer/model/resnet"
 )
@@ -43,6 +47,12 @@ type RunInfo struct {
 	Weights       string `json:"weights"`
 	WeightsSHA256 string `json:"weights_sha256"`
 	FeatureDim    int    `json:"feature_dim"`
+	// Data is a digest of what the head trains and validates on (every
+	// example's label and features, in order), and the counts beside it: a
+	// resume on other images could not be exact, and is refused.
+	Data          string `json:"data_sha256,omitempty"`
+	TrainExamples int    `json:"train_examples,omitempty"`
+	ValExamples   int    `json:"validation_examples,omitempty"`
 }
 
 // Result sums up a finished run.
@@ -160,7 +170,9 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	info, err := json.Marshal(RunInfo{Config: cfg, Weights: weightsPath, WeightsSHA256: weights.Digest(), FeatureDim: bb.FeatureDim()})
+	run := RunInfo{Config: cfg, Weights: weightsPath, WeightsSHA256: weights.Digest(), FeatureDim: bb.FeatureDim(),
+		Data: dataDigest(train, val), TrainExamples: train.Len(), ValExamples: val.Len()}
+	info, err := json.Marshal(run)
 	if err != nil {
 		return nil, err
 	}
@@ -189,6 +201,12 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 			}
 			if ck.Manifest.ConfigHash != cfg.Hash() {
 				return nil, fmt.Errorf("resume: checkpoint %s was written with another configuration (hash %.12s, now %.12s)", last.Dir, ck.Manifest.ConfigHash, cfg.Hash())
+			}
+			var was RunInfo
+			if json.Unmarshal(ck.Manifest.Run, &was) == nil && was.Data != "" && was.Data != run.Data {
+				return nil, fmt.Errorf("resume: the images changed since checkpoint %s (%d training and %d validation images then, %d and %d now, or some differ): "+
+					"the run could not go on as it would have; put the images back as they were, or train a new run (another run.dir)",
+					last.Dir, was.TrainExamples, was.ValExamples, run.TrainExamples, run.ValExamples)
 			}
 			if err := t.Resume(ck); err != nil {
 				return nil, err
@@ -440,6 +458,24 @@ func calibrate(ctx context.Context, w *resnet.Weights, dcfg dataset.Config, trai
 func CacheKey(cfg *configs.Config, w *resnet.Weights) features.Key {
 	d := cfg.Data
 	return features.Key{Weights: w.Digest(), Preprocess: d.Preprocess, Height: d.ImageSize[0], Width: d.ImageSize[1], Crop: d.CropToAspectRatio, EXIF: d.EXIFOrientation}
+}
+
+// dataDigest is the sha256 of the training and validation examples: each
+// split's size, labels and features (little-endian float32), in order.
+func dataDigest(splits ...Split) string {
+	h := sha256.New()
+	var b []byte
+	for _, s := range splits {
+		b = binary.LittleEndian.AppendUint64(b[:0], uint64(s.Len()))
+		for _, y := range s.Y {
+			b = binary.LittleEndian.AppendUint32(b, uint32(y))
+		}
+		h.Write(b)
+		if s.Len() > 0 {
+			h.Write(tensorio.Float32Bytes(s.X.Float32s()))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // splitFeatures separates the kept samples' feature rows into the training
