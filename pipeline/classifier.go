@@ -226,6 +226,9 @@ type Evaluation struct {
 	Unusable int     // images skipped (unreadable, too large, ...)
 	Loss     float64 // mean categorical cross-entropy, as the training's val_loss
 	Accuracy float64
+	// AUC is the ROC AUC of class 1's probability, for two classes both
+	// present (nil otherwise), as the training's val_auc.
+	AUC *float64
 	// Confusion counts the predictions, rows the true classes.
 	Confusion *Confusion
 	// Ignored lists the sub-folders of the folder that are not among the
@@ -289,11 +292,15 @@ func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Eva
 		split.Y = append(split.Y, s.Label)
 	}
 	ev.Images = split.Len()
-	ev.Loss, ev.Accuracy, ev.Confusion, err = evaluateSplit(c.head, split, c.Classes, batch, func(row, pred int, prob float32) {
+	sc, err := evaluateSplit(c.head, split, c.Classes, batch, func(row, pred int, prob float32) {
 		ev.Mistakes = append(ev.Mistakes, Mistake{Path: kept[row].Path, True: kept[row].Label, Pred: pred, Probability: prob})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("evaluate %s: %w", root, err)
+	}
+	ev.Loss, ev.Accuracy, ev.Confusion = sc.Loss, sc.Accuracy, sc.Confusion
+	if sc.HasAUC {
+		ev.AUC = &sc.AUC
 	}
 	slices.SortStableFunc(ev.Mistakes, func(a, b Mistake) int { return cmp.Compare(b.Probability, a.Probability) })
 	return ev, nil

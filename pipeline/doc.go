@@ -29,7 +29,8 @@
 //
 //	config.yaml          the configuration of the run's latest start
 //	checkpoints/         step-NNNNNN folders, and the links last and best
-//	metrics.jsonl        one line per epoch: losses, accuracies, learning rate, speed
+//	metrics.jsonl        one line per epoch: losses, accuracies, the validation ROC AUC
+//	                     (two classes), learning rate, speed
 //	metrics.csv          the same as CSV, as Keras' CSVLogger writes it
 //	metrics.png          the loss and accuracy curves (and the learning rate, if it changed)
 //	tensorboard/         the same per epoch as TensorBoard event files, train/ and

@@ -372,13 +372,15 @@ func TestReports(t *testing.T) {
 	if lines := strings.Split(strings.TrimSpace(string(raw)), "\n"); len(lines) != 2 || !strings.Contains(lines[1], `"val_accuracy":0.75`) {
 		t.Fatalf("metrics.jsonl:\n%s", raw)
 	}
+	auc := 0.875
+	h[1].ValAUC = &auc
 	h = append(h, EpochMetrics{Epoch: 3, Step: 30, TrainLoss: 0.25, TrainAcc: 1, LR: 1e-4}) // no validation
 	if err := writeMetrics(dir, h); err != nil {
 		t.Fatal(err)
 	}
 	raw, _ = os.ReadFile(filepath.Join(dir, "metrics.csv"))
-	wantCSV := "epoch,step,loss,accuracy,val_loss,val_accuracy,learning_rate,samples_per_s,seconds\n" +
-		"1,10,0.7,0.5,0.69,0.55,0,0,0\n2,20,0.4,0.8,0.5,0.75,0,0,0\n3,30,0.25,1,,,0.0001,0,0\n"
+	wantCSV := "epoch,step,loss,accuracy,val_loss,val_accuracy,val_auc,learning_rate,samples_per_s,seconds\n" +
+		"1,10,0.7,0.5,0.69,0.55,,0,0,0\n2,20,0.4,0.8,0.5,0.75,0.875,0,0,0\n3,30,0.25,1,,,,0.0001,0,0\n"
 	if string(raw) != wantCSV {
 		t.Errorf("metrics.csv:\n%s\nwant\n%s", raw, wantCSV)
 	}
@@ -696,6 +698,9 @@ run: {dir: run}
 	if err != nil {
 		t.Fatal(err)
 	}
+	if best.ValAUC == nil || ev.AUC == nil || math.Abs(*ev.AUC-*best.ValAUC) > 1e-12 {
+		t.Errorf("the best checkpoint's AUC on the validation folder %v, epoch %d's val_auc %v", ev.AUC, best.Epoch, best.ValAUC)
+	}
 	if ev.Images != 8 || math.Abs(ev.Loss-best.ValLoss) > 1e-5*max(1, best.ValLoss) || ev.Accuracy != best.ValAcc {
 		t.Errorf("the best checkpoint scores %d images, loss %v, accuracy %v on the validation folder; epoch %d's val_loss %v, val_accuracy %v",
 			ev.Images, ev.Loss, ev.Accuracy, best.Epoch, best.ValLoss, best.ValAcc)
@@ -792,6 +797,12 @@ func checkTensorBoard(t *testing.T, runDir string, history []EpochMetrics) {
 		{train, "epoch_learning_rate", func(m EpochMetrics) float64 { return m.LR }},
 		{val, "epoch_loss", func(m EpochMetrics) float64 { return m.ValLoss }},
 		{val, "epoch_accuracy", func(m EpochMetrics) float64 { return m.ValAcc }},
+		{val, "epoch_auc", func(m EpochMetrics) float64 {
+			if m.ValAUC == nil { // lost on resume
+				return math.NaN()
+			}
+			return *m.ValAUC
+		}},
 	} {
 		var want []point
 		for _, m := range history {
@@ -916,5 +927,58 @@ run: {dir: run}
 	os.Remove(extra)
 	if res, err := Train(ctx, parse(2), Options{Resume: true}); err != nil || len(res.History) != 2 {
 		t.Fatalf("resume with the images back: %v", err)
+	}
+}
+
+// TestROCAUC holds rocAUC against counting every (positive, negative) pair,
+// ties counting half.
+func TestROCAUC(t *testing.T) {
+	pairs := func(scores []float32, labels []int) float64 {
+		var sum, n float64
+		for i := range scores {
+			for j := range scores {
+				if labels[i] == 1 && labels[j] == 0 {
+					n++
+					switch {
+					case scores[i] > scores[j]:
+						sum++
+					case scores[i] == scores[j]:
+						sum += 0.5
+					}
+				}
+			}
+		}
+		return sum / n
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	random := make([]float32, 200)
+	randomLabels := make([]int, 200)
+	for i := range random {
+		random[i] = float32(rng.IntN(20)) / 20 // many ties
+		randomLabels[i] = rng.IntN(2)
+	}
+	for _, tc := range []struct {
+		name   string
+		scores []float32
+		labels []int
+		want   float64 // -1: count the pairs
+	}{
+		{"perfect", []float32{0.1, 0.2, 0.8, 0.9}, []int{0, 0, 1, 1}, 1},
+		{"inverted", []float32{0.1, 0.2, 0.8, 0.9}, []int{1, 1, 0, 0}, 0},
+		{"all tied", []float32{0.5, 0.5, 0.5}, []int{0, 1, 1}, 0.5},
+		{"one swap", []float32{0.1, 0.3, 0.2, 0.9}, []int{0, 0, 1, 1}, 0.75},
+		{"random with ties", random, randomLabels, -1},
+	} {
+		got, ok := rocAUC(tc.scores, tc.labels)
+		want := tc.want
+		if want < 0 {
+			want = pairs(tc.scores, tc.labels)
+		}
+		if !ok || math.Abs(got-want) > 1e-12 {
+			t.Errorf("%s: AUC %v (ok %v), want %v", tc.name, got, ok, want)
+		}
+	}
+	if _, ok := rocAUC([]float32{0.2, 0.7}, []int{1, 1}); ok {
+		t.Error("AUC of positives alone")
 	}
 }

@@ -34,7 +34,9 @@ type EpochMetrics struct {
 	TrainAcc  float64 `json:"train_accuracy"`
 	ValLoss   float64 `json:"val_loss,omitempty"`
 	ValAcc    float64 `json:"val_accuracy,omitempty"`
-	HasVal    bool    `json:"has_validation"`
+	// ValAUC is the validation ROC AUC, for two classes (nil otherwise).
+	ValAUC *float64 `json:"val_auc,omitempty"`
+	HasVal bool     `json:"has_validation"`
 	// LR is the learning rate the epoch trained with.
 	LR float64 `json:"lr"`
 	// SamplesPerSec is the head's training throughput over the epoch.
@@ -58,14 +60,17 @@ func writeMetrics(runDir string, history []EpochMetrics) error {
 	}
 	b.Reset()
 	w := csv.NewWriter(&b)
-	w.Write([]string{"epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "samples_per_s", "seconds"})
+	w.Write([]string{"epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy", "val_auc", "learning_rate", "samples_per_s", "seconds"})
 	g := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 	for _, m := range history {
-		valLoss, valAcc := "", "" // empty without validation, as Keras leaves it
+		valLoss, valAcc, valAUC := "", "", "" // empty without them, as Keras leaves them
 		if m.HasVal {
 			valLoss, valAcc = g(m.ValLoss), g(m.ValAcc)
 		}
-		w.Write([]string{strconv.Itoa(m.Epoch), strconv.FormatInt(m.Step, 10), g(m.TrainLoss), g(m.TrainAcc), valLoss, valAcc, g(m.LR), g(m.SamplesPerSec), g(m.Seconds)})
+		if m.ValAUC != nil {
+			valAUC = g(*m.ValAUC)
+		}
+		w.Write([]string{strconv.Itoa(m.Epoch), strconv.FormatInt(m.Step, 10), g(m.TrainLoss), g(m.TrainAcc), valLoss, valAcc, valAUC, g(m.LR), g(m.SamplesPerSec), g(m.Seconds)})
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
@@ -118,7 +123,11 @@ func (b *board) log(m EpochMetrics) {
 	}
 	if err == nil && m.HasVal {
 		if err = open(&b.val, "validation"); err == nil {
-			err = b.val.Scalars(step, now, tfevents.Scalar{Tag: "epoch_loss", Value: m.ValLoss}, tfevents.Scalar{Tag: "epoch_accuracy", Value: m.ValAcc})
+			vals := []tfevents.Scalar{{Tag: "epoch_loss", Value: m.ValLoss}, {Tag: "epoch_accuracy", Value: m.ValAcc}}
+			if m.ValAUC != nil {
+				vals = append(vals, tfevents.Scalar{Tag: "epoch_auc", Value: *m.ValAUC})
+			}
+			err = b.val.Scalars(step, now, vals...)
 		}
 	}
 	if err != nil {

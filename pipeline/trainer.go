@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -233,11 +234,15 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 		}
 		improved := false
 		if t.Val.Len() > 0 {
-			loss, acc, _, err := t.evaluate(t.Val)
+			sc, err := t.evaluate(t.Val)
 			if err != nil {
 				return t.history, err
 			}
-			m.ValLoss, m.ValAcc, m.HasVal = loss, acc, true
+			loss := sc.Loss
+			m.ValLoss, m.ValAcc, m.HasVal = loss, sc.Accuracy, true
+			if sc.HasAUC {
+				m.ValAUC = &sc.AUC
+			}
 			if loss < t.best-t.MinDelta {
 				t.best, t.wait, improved = loss, 0, true
 			} else {
@@ -262,6 +267,9 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 		line := fmt.Sprintf("epoch %d/%d  loss %.4f  accuracy %.4f", m.Epoch, t.Epochs, m.TrainLoss, m.TrainAcc)
 		if m.HasVal {
 			line += fmt.Sprintf("  val_loss %.4f  val_accuracy %.4f", m.ValLoss, m.ValAcc)
+			if m.ValAUC != nil {
+				line += fmt.Sprintf("  val_auc %.4f", *m.ValAUC)
+			}
 			if improved {
 				line += " *"
 			}
@@ -349,19 +357,30 @@ func (t *Trainer) save(extra map[string]float64) error {
 	return nil
 }
 
-// evaluate returns the mean loss and the accuracy over a split, and its
-// confusion matrix.
-func (t *Trainer) evaluate(s Split) (loss, acc float64, conf *Confusion, err error) {
+// evaluate scores the head on a split.
+func (t *Trainer) evaluate(s Split) (splitScores, error) {
 	return evaluateSplit(t.Head, s, t.Classes, 256, nil)
 }
 
-// evaluateSplit runs h over the rows of s, batch rows at a time, and
-// returns the mean loss, the accuracy and the confusion matrix; mistake, if
-// not nil, is called for each misclassified row with the predicted class
-// and its probability.
-func evaluateSplit(h *head.Head, s Split, classes []string, batch int, mistake func(row, pred int, prob float32)) (loss, acc float64, conf *Confusion, err error) {
+// splitScores is how the head did on a split.
+type splitScores struct {
+	Loss, Accuracy float64 // the mean loss, the fraction right
+	Confusion      *Confusion
+	// AUC is the area under the ROC curve of class 1's probability, for
+	// two classes both present (HasAUC), as Keras' AUC metric.
+	AUC    float64
+	HasAUC bool
+}
+
+// evaluateSplit runs h over the rows of s, batch rows at a time, and scores
+// it; mistake, if not nil, is called for each misclassified row with the
+// predicted class and its probability.
+func evaluateSplit(h *head.Head, s Split, classes []string, batch int, mistake func(row, pred int, prob float32)) (splitScores, error) {
 	dim := s.X.Shape()[1]
-	conf = NewConfusion(classes)
+	sc := splitScores{Confusion: NewConfusion(classes)}
+	binary := len(classes) == 2
+	var p1 []float32 // class 1's probability of each row, for the AUC
+	var loss float64
 	correct := 0
 	idx := make([]int, 0, batch)
 	for lo := 0; lo < s.Len(); lo += batch {
@@ -375,25 +394,66 @@ func evaluateSplit(h *head.Head, s Split, classes []string, batch int, mistake f
 			c     int
 			preds []int
 			probs *tensor.Dense
+			err   error
 		)
-		if mistake != nil {
+		if mistake != nil || binary {
 			l, c, preds, probs, err = h.EvaluateWithProbs(x, y)
 		} else {
 			l, c, preds, err = h.Evaluate(x, y)
 		}
 		if err != nil {
-			return 0, 0, nil, fmt.Errorf("evaluate: %w", err)
+			return sc, fmt.Errorf("evaluate: %w", err)
 		}
 		loss += float64(l) * float64(len(idx))
 		correct += c
 		for i, p := range preds {
-			conf.Add(y[i], p)
+			sc.Confusion.Add(y[i], p)
 			if p != y[i] && mistake != nil {
 				mistake(lo+i, p, probs.Float32s()[i*len(classes)+p])
 			}
+			if binary {
+				p1 = append(p1, probs.Float32s()[2*i+1])
+			}
 		}
 	}
-	return loss / float64(s.Len()), float64(correct) / float64(s.Len()), conf, nil
+	sc.Loss, sc.Accuracy = loss/float64(s.Len()), float64(correct)/float64(s.Len())
+	if binary {
+		sc.AUC, sc.HasAUC = rocAUC(p1, s.Y)
+	}
+	return sc, nil
+}
+
+// rocAUC is the area under the ROC curve of scores for the examples whose
+// label is 1 against those whose label is 0: the probability that a random
+// positive scores above a random negative, ties counting half (the
+// Mann-Whitney statistic, from average ranks). ok is false without both.
+func rocAUC(scores []float32, labels []int) (auc float64, ok bool) {
+	order := make([]int, len(scores))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(scores[a], scores[b]) })
+	var rankSum float64 // of the positives, ranks from 1, ties averaged
+	pos := 0
+	for lo := 0; lo < len(order); {
+		hi := lo
+		for hi < len(order) && scores[order[hi]] == scores[order[lo]] {
+			hi++
+		}
+		avg := float64(lo+1+hi) / 2
+		for _, i := range order[lo:hi] {
+			if labels[i] == 1 {
+				rankSum += avg
+				pos++
+			}
+		}
+		lo = hi
+	}
+	neg := len(scores) - pos
+	if pos == 0 || neg == 0 {
+		return 0, false
+	}
+	return (rankSum - float64(pos)*float64(pos+1)/2) / (float64(pos) * float64(neg)), true
 }
 
 // Confusion evaluates the head on the validation split.
@@ -401,8 +461,8 @@ func (t *Trainer) Confusion() (*Confusion, error) {
 	if t.Val.Len() == 0 {
 		return nil, errors.New("no validation split")
 	}
-	_, _, c, err := t.evaluate(t.Val)
-	return c, err
+	sc, err := t.evaluate(t.Val)
+	return sc.Confusion, err
 }
 
 // gatherTrain is gather on the training split, the rows that pick assigns
@@ -461,6 +521,9 @@ func historyToMetrics(h []EpochMetrics, m map[string]float64) {
 			m[p+"val_loss"] = e.ValLoss
 			m[p+"val_accuracy"] = e.ValAcc
 		}
+		if e.ValAUC != nil {
+			m[p+"val_auc"] = *e.ValAUC
+		}
 	}
 }
 
@@ -475,6 +538,9 @@ func historyFromMetrics(m map[string]float64, epochs int) []EpochMetrics {
 			SamplesPerSec: m[p+"samples_per_s"], Seconds: m[p+"seconds"], LR: m[p+"lr"]}
 		if v, ok := m[p+"val_loss"]; ok {
 			em.ValLoss, em.ValAcc, em.HasVal = v, m[p+"val_accuracy"], true
+		}
+		if v, ok := m[p+"val_auc"]; ok {
+			em.ValAUC = &v
 		}
 		h = append(h, em)
 	}

@@ -320,7 +320,11 @@ func evaluate(o *options, stdout io.Writer) error {
 	if ev.Unusable > 0 {
 		fmt.Fprintf(stdout, " (%d unusable, skipped)", ev.Unusable)
 	}
-	fmt.Fprintf(stdout, "\nloss %.4f  accuracy %.4f\n\n", ev.Loss, ev.Accuracy)
+	fmt.Fprintf(stdout, "\nloss %.4f  accuracy %.4f", ev.Loss, ev.Accuracy)
+	if ev.AUC != nil {
+		fmt.Fprintf(stdout, "  auc %.4f", *ev.AUC)
+	}
+	fmt.Fprint(stdout, "\n\n")
 	if err := ev.Confusion.WriteScores(stdout); err != nil {
 		return err
 	}
