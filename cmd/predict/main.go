@@ -15,7 +15,8 @@
 // ('caffe' for Keras, 'torch' for torchvision).
 //
 // With a checkpoint of a trained run, each image's probability of each of
-// the run's classes is printed; a folder argument classifies every image in
+// the run's classes is printed (with more classes than --top, the --top
+// most probable); a folder argument classifies every image in
 // it (recursively) and writes CSV (path, predicted class, one probability
 // per class) to stdout or to --csv. --evaluate scores the run on a labelled
 // folder laid out as for training: loss, accuracy, per-class precision,
@@ -23,6 +24,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"flag"
@@ -31,6 +33,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -67,7 +70,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.npyIn, "npy", "", "run on this preprocessed NHWC float32 batch (`.npy`) instead of image files")
 	fs.StringVar(&o.featuresOut, "features-out", "", "with --npy: write the pooled features (N, F) to this `.npy`")
 	fs.StringVar(&o.probsOut, "probs-out", "", "with --npy: write the class probabilities (N, classes) to this `.npy`")
-	fs.IntVar(&o.top, "top", 5, "how many classes to print per image")
+	fs.IntVar(&o.top, "top", 5, "how many classes to print per image, the most probable first (with --checkpoint: all, in label order, when the run has no more)")
 	fs.IntVar(&o.size, "size", 224, "input size: images are resized to size x size")
 	fs.IntVar(&o.batch, "batch", 16, "images per forward pass")
 	fs.BoolVar(&o.summary, "summary", false, "print the network's layers and parameter counts, like Keras' model.summary()")
@@ -372,8 +375,18 @@ func classifyWithCheckpoint(o *options, stdout io.Writer) error {
 				return werr
 			}
 			fmt.Fprintf(stdout, "%s\n", path)
-			for i, name := range c.Classes {
-				if _, err := fmt.Fprintf(stdout, "  %-20s %.4f\n", name, probs[i]); err != nil {
+			// Every class in label order, or, with more than --top
+			// classes, the --top most probable.
+			shown := make([]int, len(c.Classes))
+			for i := range shown {
+				shown[i] = i
+			}
+			if len(shown) > o.top {
+				slices.SortStableFunc(shown, func(a, b int) int { return cmp.Compare(probs[b], probs[a]) })
+				shown = shown[:o.top]
+			}
+			for _, i := range shown {
+				if _, err := fmt.Fprintf(stdout, "  %-20s %.4f\n", c.Classes[i], probs[i]); err != nil {
 					return err
 				}
 			}

@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -381,5 +385,61 @@ func TestEvaluate(t *testing.T) {
 		if code, _, stderr := predict(t, tc.args...); code != tc.code || !strings.Contains(stderr, tc.err) {
 			t.Errorf("%q: exit %d, want %d: %s", tc.args, code, tc.code, stderr)
 		}
+	}
+}
+
+// TestCheckpointTop: with more classes than --top, an image's most probable
+// classes, in order; with no more, every class in label order.
+func TestCheckpointTop(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := dataset.Synthesize(data, 4, 3); err != nil {
+		t.Fatal(err)
+	}
+	// Seven classes: copies of the two under other names.
+	for i, from := range []string{"cats", "dogs", "cats", "dogs", "cats"} {
+		if err := os.CopyFS(filepath.Join(data, fmt.Sprintf("class%d", i)), os.DirFS(filepath.Join(data, from))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgPath := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfgPath, []byte("data: {dir: data, image_size: [48, 48]}\nhead: {layers: [8]}\ntrain: {epochs: 1, batch: 4}\nrun: {dir: run}\n"), 0o644)
+	cfg, err := configs.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pipeline.Train(context.Background(), cfg, pipeline.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(data, "cats", "cat_00000.png")
+	probs := func(out string) (names []string, ps []float64) {
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+			f := strings.Fields(l)
+			p, err := strconv.ParseFloat(f[1], 64)
+			if err != nil {
+				t.Fatalf("line %q: %v", l, err)
+			}
+			names, ps = append(names, f[0]), append(ps, p)
+		}
+		return names, ps
+	}
+	code, out, stderr := predict(t, "--checkpoint", filepath.Join(dir, "run"), img)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	top, ps := probs(out)
+	if len(top) != 5 || !slices.IsSortedFunc(ps, func(a, b float64) int { return cmp.Compare(b, a) }) {
+		t.Errorf("default --top 5 of 7 classes:\n%s", out)
+	}
+	code, out, stderr = predict(t, "--checkpoint", filepath.Join(dir, "run"), "--top", "7", img)
+	all, allPs := probs(out)
+	if code != 0 || !slices.Equal(all, []string{"cats", "class0", "class1", "class2", "class3", "class4", "dogs"}) {
+		t.Fatalf("--top 7 of 7 classes: exit %d, classes %q (want label order): %s", code, all, stderr)
+	}
+	// The five shown are the five most probable of all seven.
+	sorted := slices.Clone(allPs)
+	slices.SortFunc(sorted, func(a, b float64) int { return cmp.Compare(b, a) })
+	if !slices.Equal(ps, sorted[:5]) {
+		t.Errorf("top 5 %v, the five largest of %v are %v", ps, allPs, sorted[:5])
 	}
 }
