@@ -920,10 +920,26 @@ run: {dir: run}
 	if err := os.WriteFile(extra, raw, 0o644); err != nil { // a dog among the cats
 		t.Fatal(err)
 	}
+	run := filepath.Join(dir, "run")
+	before := map[string][]byte{}
+	for _, f := range []string{"backbone.npz", "config.yaml"} {
+		before[f], _ = os.ReadFile(filepath.Join(run, f))
+	}
 	_, err = Train(ctx, parse(2), Options{Resume: true})
 	if err == nil || !strings.Contains(err.Error(), "the images changed since checkpoint") {
 		t.Fatalf("resume with an image added: %v", err)
 	}
+	// The refused resume changed nothing: predict still loads the run.
+	for f, b := range before {
+		if now, _ := os.ReadFile(filepath.Join(run, f)); !bytes.Equal(now, b) {
+			t.Errorf("the refused resume rewrote %s", f)
+		}
+	}
+	c, err := LoadClassifier(run, "")
+	if err != nil {
+		t.Fatalf("predict after a refused resume: %v", err)
+	}
+	c.Close()
 	os.Remove(extra)
 	if res, err := Train(ctx, parse(2), Options{Resume: true}); err != nil || len(res.History) != 2 {
 		t.Fatalf("resume with the images back: %v", err)

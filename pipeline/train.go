@@ -99,13 +99,24 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	}
 	weightsPath := cfg.Backbone.Weights
 	if weightsPath == "" {
-		if weights, err = calibrate(ctx, weights, dcfg, idx.Train); err != nil {
-			return nil, err
-		}
-		// Saved so that predict can rebuild this exact backbone.
+		// Random weights are calibrated on the training images once and
+		// saved, so that predict can rebuild this exact backbone; a resume
+		// reads them back rather than calibrating on what may be other
+		// images now (and overwriting what the checkpoints need).
 		weightsPath = filepath.Join(runDir, "backbone.npz")
-		if err := weights.Save(weightsPath); err != nil {
-			return nil, fmt.Errorf("save calibrated random weights: %w", err)
+		var saved *resnet.Weights
+		if opts.Resume {
+			saved, _ = resnet.Load(weightsPath) // unusable: calibrated anew, and then refused below if a checkpoint needs the old
+		}
+		if saved != nil {
+			weights = saved
+		} else {
+			if weights, err = calibrate(ctx, weights, dcfg, idx.Train); err != nil {
+				return nil, err
+			}
+			if err := weights.Save(weightsPath); err != nil {
+				return nil, fmt.Errorf("save calibrated random weights: %w", err)
+			}
 		}
 	}
 	if weightsPath, err = filepath.Abs(weightsPath); err != nil {
@@ -203,7 +214,10 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 				return nil, fmt.Errorf("resume: checkpoint %s was written with another configuration (hash %.12s, now %.12s)", last.Dir, ck.Manifest.ConfigHash, cfg.Hash())
 			}
 			var was RunInfo
-			if json.Unmarshal(ck.Manifest.Run, &was) == nil && was.Data != "" && was.Data != run.Data {
+			if json.Unmarshal(ck.Manifest.Run, &was) == nil && was.WeightsSHA256 != run.WeightsSHA256 {
+				return nil, fmt.Errorf("resume: the backbone weights %s are not those of checkpoint %s (sha256 %.12s, trained with %.12s)", weightsPath, last.Dir, run.WeightsSHA256, was.WeightsSHA256)
+			}
+			if was.Data != "" && was.Data != run.Data {
 				return nil, fmt.Errorf("resume: the images changed since checkpoint %s (%d training and %d validation images then, %d and %d now, or some differ): "+
 					"the run could not go on as it would have; put the images back as they were, or train a new run (another run.dir)",
 					last.Dir, was.TrainExamples, was.ValExamples, run.TrainExamples, run.ValExamples)
@@ -220,6 +234,10 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 			}
 			progress.Line("resumed from %s: epoch %d, step %d of the epoch (global step %d)", last.Dir, ck.Manifest.Epoch+1, ck.Manifest.StepInEpoch, ck.Manifest.Step)
 		}
+	}
+	// Only now, with the resume accepted: a refused one changes nothing.
+	if err := writeRunConfig(cfg); err != nil {
+		return nil, err
 	}
 	history, err := t.Fit(ctx)
 	if err != nil {
@@ -377,11 +395,17 @@ func prepareRunDir(cfg *configs.Config, resume bool) (applied []configs.Change, 
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return nil, fmt.Errorf("run folder: %w", err)
 	}
-	raw, err := cfg.Marshal(runDir)
+	return applied, nil
+}
+
+// writeRunConfig saves the configuration in the run folder, where the next
+// --resume compares against it.
+func writeRunConfig(cfg *configs.Config) error {
+	raw, err := cfg.Marshal(cfg.Run.Dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return applied, atomicfile.WriteFile(saved, raw)
+	return atomicfile.WriteFile(filepath.Join(cfg.Run.Dir, "config.yaml"), raw)
 }
 
 // DataConfig is the dataset's view of a configuration.
