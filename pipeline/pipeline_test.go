@@ -998,3 +998,34 @@ func TestROCAUC(t *testing.T) {
 		t.Error("AUC of positives alone")
 	}
 }
+
+// TestResumeRewritesReports: a run killed after an epoch's checkpoint but
+// before its reports were written (here: reports deleted) gets them back
+// on resume: TensorBoard and metrics.csv show every epoch once.
+func TestResumeRewritesReports(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	train, val := randomSplit(rng, 20, 6, 2), randomSplit(rng, 8, 6, 2)
+	dir := t.TempDir()
+	first := newTrainer(t, dir, train, val)
+	first.Epochs = 2
+	if _, err := first.Fit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"tensorboard", "metrics.csv", "metrics.jsonl"} {
+		if err := os.RemoveAll(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second := newTrainer(t, dir, train, val)
+	second.Epochs = 3
+	resumeLatest(t, second)
+	history, err := second.Fit(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTensorBoard(t, dir, history)
+	raw, _ := os.ReadFile(filepath.Join(dir, "metrics.csv"))
+	if rows := strings.Count(string(raw), "\n"); rows != 1+3 {
+		t.Errorf("metrics.csv has %d lines after the resume, want a header and 3 epochs:\n%s", rows, raw)
+	}
+}

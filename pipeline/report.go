@@ -81,23 +81,21 @@ func writeMetrics(runDir string, history []EpochMetrics) error {
 
 // board writes the run's TensorBoard logs as Keras' TensorBoard callback
 // lays them out: <dir>/train and <dir>/validation with the same tags
-// (epoch_loss, epoch_accuracy; epoch_learning_rate in train), so that
-// TensorBoard overlays the two, and the 0-based epoch as the step. Each
-// process writes new files that start at its first epoch, which makes
-// TensorBoard drop what earlier files logged from there on: the epochs a
-// killed run logged after its last checkpoint, which the resumed run does
-// again. The logs are a view of metrics.jsonl: a failure to write them is
-// a warning, once, and training goes on.
+// (epoch_loss, epoch_accuracy, epoch_auc; epoch_learning_rate in train), so
+// that TensorBoard overlays the two, and the 0-based epoch as the step.
+// Each process writes new files that start with a START event at step 0,
+// which makes TensorBoard drop everything earlier files logged: the
+// process logs the whole history again (Trainer.report), so epochs a
+// killed run logged or missed never count. The logs are a view of
+// metrics.jsonl: a failure to write them is a warning, once, and training
+// goes on.
 type board struct {
 	dir        string
-	start      int
 	train, val *tfevents.Writer
 	failed     bool
 }
 
-func openBoard(dir string, startEpoch int) *board {
-	return &board{dir: dir, start: startEpoch}
-}
+func openBoard(dir string) *board { return &board{dir: dir} }
 
 // log appends one epoch's metrics.
 func (b *board) log(m EpochMetrics) {
@@ -114,7 +112,7 @@ func (b *board) log(m EpochMetrics) {
 			return err
 		}
 		*w = nw
-		return nw.Start(int64(b.start), now)
+		return nw.Start(0, now)
 	}
 	err := open(&b.train, "train")
 	if err == nil {

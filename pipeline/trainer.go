@@ -174,6 +174,13 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 	}
 	start, startEpoch := time.Now(), t.epoch
 	defer func() { t.board.close(); t.board = nil }()
+	if len(t.history) > 0 {
+		// A resumed run's reports may lack epochs its checkpoints have
+		// (killed between the two): bring them up to date first.
+		if err := t.report(); err != nil {
+			return t.history, err
+		}
+	}
 	for t.epoch < t.Epochs {
 		epochStart := time.Now()
 		if t.LRSchedule != nil {
@@ -279,22 +286,35 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 		}
 		line += fmt.Sprintf("  %.0f samples/s  elapsed %s  ETA %s", m.SamplesPerSec, elapsed.Round(time.Second), eta.Round(time.Second))
 		t.Progress.Line("%s", line)
-		if err := writeMetrics(t.RunDir, t.history); err != nil {
+		if err := t.report(); err != nil {
 			return t.history, err
 		}
-		if err := plotMetrics(t.RunDir+"/metrics.png", t.history); err != nil {
-			slog.Warn("could not draw the metrics plot", "err", err)
-		}
-		if t.board == nil {
-			t.board = openBoard(filepath.Join(t.RunDir, "tensorboard"), m.Epoch-1)
-		}
-		t.board.log(m)
 		if t.Patience > 0 && t.wait >= t.Patience {
 			t.Progress.Line("early stopping: val_loss has not improved by %g for %d epochs (best %.4f)", t.MinDelta, t.Patience, t.best)
 			break
 		}
 	}
 	return t.history, nil
+}
+
+// report brings the run folder's metrics files, plot and TensorBoard logs
+// up to date with the history. A process's first TensorBoard files log the
+// whole history, so that what older files hold never matters.
+func (t *Trainer) report() error {
+	if err := writeMetrics(t.RunDir, t.history); err != nil {
+		return err
+	}
+	if err := plotMetrics(filepath.Join(t.RunDir, "metrics.png"), t.history); err != nil {
+		slog.Warn("could not draw the metrics plot", "err", err)
+	}
+	news := t.history[len(t.history)-1:]
+	if t.board == nil {
+		t.board, news = openBoard(filepath.Join(t.RunDir, "tensorboard")), t.history
+	}
+	for _, m := range news {
+		t.board.log(m)
+	}
+	return nil
 }
 
 // reduceLR is Keras' ReduceLROnPlateau at an epoch's end, without cooldown.
