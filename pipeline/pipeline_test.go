@@ -743,6 +743,13 @@ run: {dir: run}
 	if tmp == "" {
 		t.Fatal("no temporary feature cache")
 	}
+	// Interrupted (predict's Ctrl-C cancels the context): an error, and
+	// Close still removes the temporary cache.
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := c2.Evaluate(cancelled, filepath.Join(dir, "train"), 8); !errors.Is(err, context.Canceled) {
+		t.Errorf("evaluate with a cancelled context: %v", err)
+	}
 	c2.Close()
 	if _, err := os.Stat(tmp); !os.IsNotExist(err) || shards() != 0 {
 		t.Errorf("temporary cache %s left behind (%v), or the run's cache recreated", tmp, err)

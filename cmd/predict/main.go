@@ -27,14 +27,17 @@ import (
 	"cmp"
 	"context"
 	"encoding/csv"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	"gotransfer/dataset"
@@ -124,14 +127,30 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cli.Init(stderr, o.verbose)
+	// Ctrl-C stops between batches and lets the deferred clean-ups run (a
+	// temporary feature cache is removed); a second one kills at once.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	err = dispatch(ctx, o, stdout)
+	if errors.Is(err, context.Canceled) {
+		return errors.New("interrupted")
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, o *options, stdout io.Writer) error {
 	if o.summary {
 		return summary(o, stdout)
 	}
 	if o.checkpoint != "" && o.evaluate != "" {
-		return evaluate(o, stdout)
+		return evaluate(ctx, o, stdout)
 	}
 	if o.checkpoint != "" {
-		return classifyWithCheckpoint(o, stdout)
+		return classifyWithCheckpoint(ctx, o, stdout)
 	}
 	w, err := resnet.Load(o.weights)
 	if err != nil {
@@ -145,7 +164,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if o.npyIn != "" {
 		return parity(o, w, bb)
 	}
-	return classify(o, w, bb, stdout)
+	return classify(ctx, o, w, bb, stdout)
 }
 
 // summary prints the layers of the weights' network, or of the full
@@ -200,7 +219,7 @@ func parity(o *options, w *resnet.Weights, bb resnet.Backbone) error {
 // folder stands for the images under it. An unusable image is reported in
 // place of its classes and the others go on; the command then fails,
 // naming the first.
-func classify(o *options, w *resnet.Weights, bb resnet.Backbone, stdout io.Writer) error {
+func classify(ctx context.Context, o *options, w *resnet.Weights, bb resnet.Backbone, stdout io.Writer) error {
 	if w.Classes == 0 {
 		return fmt.Errorf("weights %s have no predictions layer (a 'notop' file): they cannot classify ImageNet classes", o.weights)
 	}
@@ -214,7 +233,7 @@ func classify(o *options, w *resnet.Weights, bb resnet.Backbone, stdout io.Write
 	}
 	cfg := dataset.Config{Height: o.size, Width: o.size, Preprocess: pre, IgnoreEXIF: o.ignoreEXIF}
 	var failures failures
-	err = pipeline.ClassifyFiles(context.Background(), cfg, bb, w.Classify, images, o.batch, func(path string, probs []float32, err error) error {
+	err = pipeline.ClassifyFiles(ctx, cfg, bb, w.Classify, images, o.batch, func(path string, probs []float32, err error) error {
 		if err != nil {
 			failures.add(path, err)
 			_, werr := fmt.Fprintf(stdout, "%s\n  error: %v\n", path, err)
@@ -306,13 +325,13 @@ func printTop(out io.Writer, path string, probs []float32, k int) error {
 }
 
 // evaluate scores a checkpoint on a labelled folder.
-func evaluate(o *options, stdout io.Writer) error {
+func evaluate(ctx context.Context, o *options, stdout io.Writer) error {
 	c, err := pipeline.LoadClassifier(o.checkpoint, o.device)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	ev, err := c.Evaluate(context.Background(), o.evaluate, o.batch)
+	ev, err := c.Evaluate(ctx, o.evaluate, o.batch)
 	if err != nil {
 		return err
 	}
@@ -349,7 +368,7 @@ func evaluate(o *options, stdout io.Writer) error {
 // or, when any argument is a folder, CSV for every image found. An
 // unusable image is reported in its place and the others go on; the
 // command then fails, naming the first.
-func classifyWithCheckpoint(o *options, stdout io.Writer) error {
+func classifyWithCheckpoint(ctx context.Context, o *options, stdout io.Writer) error {
 	c, err := pipeline.LoadClassifier(o.checkpoint, o.device)
 	if err != nil {
 		return err
@@ -366,7 +385,6 @@ func classifyWithCheckpoint(o *options, stdout io.Writer) error {
 		return err
 	}
 	var failures failures
-	ctx := context.Background()
 	if !anyFolder {
 		err := c.PredictFiles(ctx, images, o.batch, func(path string, probs []float32, err error) error {
 			if err != nil {
