@@ -1,7 +1,6 @@
 package hdf5
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -39,10 +38,27 @@ func unsupported(format string, args ...any) error {
 	return &unsupportedError{fmt.Sprintf(format, args...)}
 }
 
-// IsHDF5 reports whether head, the first bytes of a file, starts with the
-// HDF5 signature. Files with a user block (the signature at offset 512,
-// 1024, ...) are not recognised by it; Open reads them.
-func IsHDF5(head []byte) bool { return bytes.HasPrefix(head, []byte(signature)) }
+// IsHDF5 reports whether r, size bytes long, holds the HDF5 signature
+// where Open looks for it: at offset 0 or after a user block.
+func IsHDF5(r io.ReaderAt, size int64) bool {
+	_, err := findSignature(r, uint64(max(size, 0)))
+	return err == nil
+}
+
+// findSignature returns the offset of the superblock: 0 or, after a user
+// block, 512, 1024, 2048...
+func findSignature(r io.ReaderAt, size uint64) (uint64, error) {
+	b := make([]byte, len(signature))
+	for at := uint64(0); at+uint64(len(signature)) <= size; at = max(2*at, 512) {
+		if err := readFull(r, b, int64(at)); err != nil {
+			return 0, fmt.Errorf("reading the signature at offset %d: %w", at, err)
+		}
+		if string(b) == signature {
+			return at, nil
+		}
+	}
+	return 0, fmt.Errorf("not an HDF5 file (no signature %q at offset 0 or after a user block)", signature)
+}
 
 // File is an HDF5 file opened for reading.
 type File struct {
@@ -81,24 +97,9 @@ func newFile(name string, r io.ReaderAt, size int64) (*File, error) {
 		size = 0
 	}
 	f := &File{name: name, r: r, size: uint64(size)}
-	// The superblock sits at 0 or, after a user block, at 512, 1024, 2048...
-	at := uint64(0)
-	for {
-		if at+8 > f.size {
-			return nil, f.errorf("", "not an HDF5 file (no signature %q at offset 0 or after a user block)", signature)
-		}
-		b := make([]byte, 8)
-		if err := readFull(r, b, int64(at)); err != nil {
-			return nil, f.errorf("", "reading the signature at offset %d: %w", at, err)
-		}
-		if string(b) == signature {
-			break
-		}
-		if at == 0 {
-			at = 512
-		} else {
-			at *= 2
-		}
+	at, err := findSignature(r, f.size)
+	if err != nil {
+		return nil, f.errorf("", "%w", err)
 	}
 	root, err := f.superblock(at)
 	if err != nil {

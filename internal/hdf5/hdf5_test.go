@@ -244,8 +244,9 @@ func TestNotHDF5(t *testing.T) {
 		t.Error("opened a missing file")
 	}
 	b, _ := os.ReadFile(filepath.Join("testdata", "small.h5"))
-	if !IsHDF5(b) || IsHDF5(b[1:]) {
-		t.Error("IsHDF5")
+	ub, _ := os.ReadFile(filepath.Join("testdata", "userblock.h5"))
+	if !IsHDF5(bytes.NewReader(b), int64(len(b))) || IsHDF5(bytes.NewReader(b[1:]), int64(len(b)-1)) || !IsHDF5(bytes.NewReader(ub), int64(len(ub))) {
+		t.Error("IsHDF5: a file, the file less its first byte, a file with a user block")
 	}
 	// Corrupt, not unsupported.
 	f, err := newFile("cut.h5", bytes.NewReader(b[:len(b)/2]), int64(len(b)/2))

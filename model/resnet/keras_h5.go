@@ -3,7 +3,6 @@ package resnet
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"regexp"
@@ -29,11 +28,11 @@ func isHDF5File(path string) (bool, error) {
 		return false, err
 	}
 	defer f.Close()
-	head := make([]byte, 8)
-	if _, err := io.ReadFull(f, head); err != nil {
-		return false, nil
+	fi, err := f.Stat()
+	if err != nil {
+		return false, err
 	}
-	return hdf5.IsHDF5(head), nil
+	return hdf5.IsHDF5(f, fi.Size()), nil
 }
 
 // kerasRole is one weight of a layer kind, in Keras' order, and the names

@@ -355,3 +355,12 @@ func TestKerasLayerName(t *testing.T) {
 		}
 	}
 }
+
+// TestH5WithUserBlockIsHDF5: a file whose HDF5 signature follows a user
+// block is read as HDF5 (here: refused for its layout), not as a zip.
+func TestH5WithUserBlockIsHDF5(t *testing.T) {
+	_, err := Load(filepath.Join("..", "..", "internal", "hdf5", "testdata", "userblock.h5"))
+	if err == nil || !strings.Contains(err.Error(), "layer_names") {
+		t.Fatalf("Load of an HDF5 file with a user block: %v", err)
+	}
+}
