@@ -31,7 +31,7 @@
 //	checkpoints/         step-NNNNNN folders, and the links last and best
 //	metrics.jsonl        one line per epoch: losses, accuracies, the validation ROC AUC
 //	                     (two classes), learning rate, speed
-//	metrics.csv          the same as CSV, as Keras' CSVLogger writes it
+//	metrics.csv          the same as CSV, like Keras' CSVLogger (epochs from 1)
 //	metrics.png          the loss and accuracy curves (and the learning rate, if it changed)
 //	tensorboard/         the same per epoch as TensorBoard event files, train/ and
 //	                     validation/ as Keras' TensorBoard callback writes them

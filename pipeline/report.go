@@ -45,7 +45,8 @@ type EpochMetrics struct {
 }
 
 // writeMetrics rewrites <run>/metrics.jsonl and <run>/metrics.csv (the
-// same figures, for spreadsheets, as Keras' CSVLogger) from the whole
+// same figures for spreadsheets, like Keras' CSVLogger but with the epochs
+// numbered from 1 as everywhere here) from the whole
 // history, so that a resumed run's files hold each epoch once.
 func writeMetrics(runDir string, history []EpochMetrics) error {
 	var b bytes.Buffer
