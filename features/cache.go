@@ -64,14 +64,16 @@ type shardIndex struct {
 const staleAge = 10 * time.Minute
 
 // Cache is one key's folder of feature shards. It is safe for concurrent
-// use, and several processes may use one folder at once.
+// use, and several processes may use one folder at once; those that
+// extract into it take turns with Lock.
 type Cache struct {
 	dir string
 	dim int
 
 	mu     sync.Mutex
 	index  map[[32]byte]location
-	shards []string // shard names (no extension), append-only
+	shards []string        // shard names (no extension), append-only
+	known  map[string]bool // every shard name read or written, used or not
 }
 
 // Shard names. Shards are named by their content, shard-<16 hex digits>,
@@ -121,25 +123,18 @@ func Open(root string, key Key, dim int) (*Cache, error) {
 	if err := atomicfile.WriteFile(filepath.Join(dir, "key.json"), keyJSON); err != nil {
 		return nil, fmt.Errorf("feature cache: %w", err)
 	}
-	c := &Cache{dir: dir, dim: dim, index: map[[32]byte]location{}}
+	c := &Cache{dir: dir, dim: dim, index: map[[32]byte]location{}, known: map[string]bool{}}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("feature cache: %w", err)
 	}
-	var names []string
 	for _, e := range entries {
-		name := e.Name()
-		if strings.HasPrefix(name, atomicfile.TempPrefix) {
+		if strings.HasPrefix(e.Name(), atomicfile.TempPrefix) {
 			removeStale(dir, e)
-		} else if base, ok := strings.CutSuffix(name, ".json"); ok && (isLegacyShard(base) || isContentShard(base)) {
-			names = append(names, base)
 		}
 	}
-	sort.Slice(names, func(i, j int) bool { return shardBefore(names[i], names[j]) })
-	for _, name := range names {
-		if err := c.loadIndex(name); err != nil {
-			return nil, err
-		}
+	if err := c.load(entries); err != nil {
+		return nil, err
 	}
 	// An .npy without its .json is an unfinished shard: its .json is
 	// looked for again now, as it may have landed since the listing.
@@ -163,28 +158,63 @@ func removeStale(dir string, e os.DirEntry) {
 	}
 }
 
-// loadIndex adds the rows of the shard name to the index, after those of
-// the shards loaded before it.
-func (c *Cache) loadIndex(name string) error {
+// Refresh adds to the index the shards other processes (or other Caches of
+// the folder) finished since Open or the last Refresh, in the order Open
+// reads shards in, after those already read: an image indexed already keeps
+// its row. An extraction calls it once it holds the lock (see Lock), so
+// that it computes none of the images another process stored meanwhile.
+func (c *Cache) Refresh() error {
+	entries, err := os.ReadDir(c.dir)
+	if err != nil {
+		return fmt.Errorf("feature cache: refresh: %w", err)
+	}
+	return c.load(entries)
+}
+
+// load indexes the finished shards among the folder's entries that are not
+// known yet, in shardBefore order, after those indexed already.
+func (c *Cache) load(entries []os.DirEntry) error {
+	c.mu.Lock()
+	var names []string
+	for _, e := range entries {
+		if base, ok := strings.CutSuffix(e.Name(), ".json"); ok && (isLegacyShard(base) || isContentShard(base)) && !c.known[base] {
+			names = append(names, base)
+		}
+	}
+	c.mu.Unlock()
+	sort.Slice(names, func(i, j int) bool { return shardBefore(names[i], names[j]) })
+	for _, name := range names {
+		digests, err := c.readIndex(name)
+		if err != nil {
+			return err
+		}
+		c.mu.Lock()
+		c.insert(name, digests)
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// readIndex reads the image digests of the shard name, row by row.
+func (c *Cache) readIndex(name string) ([][32]byte, error) {
 	path := filepath.Join(c.dir, name+".json")
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("feature cache: %w", err)
+		return nil, fmt.Errorf("feature cache: %w", err)
 	}
 	var si shardIndex
 	if err := json.Unmarshal(raw, &si); err != nil {
-		return fmt.Errorf("feature cache: %s: %w (delete the file to recompute that shard)", path, err)
+		return nil, fmt.Errorf("feature cache: %s: %w (delete the file to recompute that shard)", path, err)
 	}
 	digests := make([][32]byte, len(si.Digests))
 	for row, h := range si.Digests {
 		if b, err := hex.DecodeString(h); err != nil || len(b) != 32 {
-			return fmt.Errorf("feature cache: %s: row %d: bad sha256 %q", path, row, h)
+			return nil, fmt.Errorf("feature cache: %s: row %d: bad sha256 %q", path, row, h)
 		} else {
 			copy(digests[row][:], b)
 		}
 	}
-	c.insert(name, digests)
-	return nil
+	return digests, nil
 }
 
 // insert indexes the rows of shard name for the images not indexed yet.
@@ -192,6 +222,10 @@ func (c *Cache) loadIndex(name string) error {
 // shard seen again has all its images indexed already. Call with c.mu held
 // (or before c is shared).
 func (c *Cache) insert(name string, digests [][32]byte) {
+	if c.known[name] {
+		return
+	}
+	c.known[name] = true
 	n := len(c.shards)
 	used := false
 	for row, d := range digests {

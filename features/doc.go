@@ -26,10 +26,24 @@
 // this numbered their shards (shard-000000, ...); they are read as they
 // are, and new shards are added beside them.
 //
-// An image in several shards (added by processes running at once, or from
-// two paths) takes its row from the first shard in this order: numbered
-// shards in number order, then the others by name. So the row used never
-// depends on the order shards were written or listed in.
+// An image in several shards (from two paths, or from caches written before
+// extraction took the lock below) takes its row from the first shard in
+// this order: numbered shards in number order, then the others by name. So
+// the row used never depends on the order shards were written or listed in.
+//
+// # Extracting into a shared folder
+//
+// An image's features differ in their last bits with the batch they are
+// computed in, so each image must be computed once: two rows of it, from
+// two processes, would let a reopened cache (a resumed run) read other bits
+// than the run that computed one of them trained on. Extraction therefore
+// holds the folder's lock, an advisory flock on <root>/<key hash>/extract.lock
+// (Cache.Lock; none on platforms without flock), calls Cache.Refresh to see
+// the shards others stored meanwhile, and computes only what is still
+// missing. Runs started at once on the same data (a learning-rate sweep,
+// predict --evaluate during train) wait for one another's extraction and
+// then reuse it. Reading (Get) takes no lock. The lock file stays in the
+// folder; a killed holder's lock goes with its process.
 //
 // # Crash safety
 //

@@ -349,3 +349,40 @@ func TestConcurrentProcesses(t *testing.T) {
 	}
 	checkRows(t, c, dim, want)
 }
+
+// TestRefresh: Refresh indexes the shards other Caches of the folder added
+// since Open, and never replaces a row already indexed.
+func TestRefresh(t *testing.T) {
+	root := t.TempDir()
+	c1, err := Open(root, key, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.Add([][32]byte{digest("a")}, []string{"a.jpg"}, rows(1, 3, 0)); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := Open(root, key, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both store "x", with other rows; c2 stores "y" too.
+	if err := c1.Add([][32]byte{digest("x")}, []string{"x.jpg"}, rows(1, 3, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Add([][32]byte{digest("x"), digest("y")}, []string{"x.jpg", "y.jpg"}, rows(2, 3, 200)); err != nil {
+		t.Fatal(err)
+	}
+	if c1.Has(digest("y")) {
+		t.Fatal("c1 has y before Refresh")
+	}
+	for range 2 { // a second Refresh finds nothing new
+		if err := c1.Refresh(); err != nil {
+			t.Fatal(err)
+		}
+		checkRows(t, c1, 3, map[string]float32{"a": 0, "x": 100, "y": 203})
+	}
+	if err := c2.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	checkRows(t, c2, 3, map[string]float32{"a": 0, "x": 200, "y": 203})
+}

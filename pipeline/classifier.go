@@ -279,7 +279,7 @@ func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Eva
 		return nil, fmt.Errorf("evaluate %s: %w", root, err)
 	}
 	ex := &Extraction{Data: cfg, Backbone: c.backbone, Cache: cache, Batch: batch, Shard: c.Config.Cache.ShardSize, Skips: skips}
-	kept, feats, err := ex.Features(ctx, samples)
+	kept, _, feats, err := ex.Features(ctx, samples)
 	ev.Unusable = len(skips.Entries())
 	if errors.Is(err, dataset.ErrNoUsableImages) {
 		return ev, fmt.Errorf("evaluate %s: none of its %d images could be used", root, len(samples))

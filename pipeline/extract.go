@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -36,52 +37,103 @@ type Extraction struct {
 
 // Features returns the cached features of samples, computing first those
 // missing from the cache. Unusable files are recorded in x.Skips and left
-// out: kept lists the samples that have features, in their order, and
-// feats holds their rows.
+// out: kept lists the samples that have features, in their order, digests
+// the sha256 of their files, and feats holds their rows.
 //
-// Shards are cut from the missing images in a fixed order, with fixed
-// batches inside each, so a run killed during extraction and started
-// again computes every shard exactly as an uninterrupted run does.
-func (x *Extraction) Features(ctx context.Context, samples []dataset.Sample) (kept []dataset.Sample, feats *tensor.Dense, err error) {
-	digests, err := hashFiles(ctx, x.Data, samples, x.Skips)
+// Extraction holds the cache folder's lock (features.Cache.Lock), so runs
+// sharing the folder wait for one another and then reuse what the other
+// stored, instead of storing a second row, with other last bits, for an
+// image. Only reading, when nothing is missing, takes no lock.
+//
+// Shards are cut at fixed windows of the distinct images (Shard of them,
+// in order of first occurrence in samples), each holding the window's
+// missing images in fixed batches. So a run killed during extraction and
+// started again computes every remaining window exactly as an
+// uninterrupted run does, even when an unusable image (never cached) sits
+// in a window already done.
+func (x *Extraction) Features(ctx context.Context, samples []dataset.Sample) (kept []dataset.Sample, digests [][32]byte, feats *tensor.Dense, err error) {
+	sums, err := hashFiles(ctx, x.Data, samples, x.Skips)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	var missing []dataset.Sample
+	// The distinct images, in order of first occurrence.
+	var unique []dataset.Sample
+	var uniqueSums [][32]byte
 	seen := map[[32]byte]bool{}
+	missing := false
 	for i, s := range samples {
-		d, ok := digests[i]
-		if !ok || x.Cache.Has(d) || seen[d] {
+		d, ok := sums[i]
+		if !ok || seen[d] {
 			continue
 		}
 		seen[d] = true
-		missing = append(missing, s)
+		unique = append(unique, s)
+		uniqueSums = append(uniqueSums, d)
+		missing = missing || !x.Cache.Has(d)
 	}
-	if len(missing) > 0 {
-		if err := x.extract(ctx, missing); err != nil {
-			return nil, nil, err
+	if missing {
+		if err := x.extractLocked(ctx, unique, uniqueSums); err != nil {
+			return nil, nil, nil, err
 		}
 	}
-	var keep [][32]byte
 	for i, s := range samples {
-		if d, ok := digests[i]; ok && x.Cache.Has(d) {
+		if d, ok := sums[i]; ok && x.Cache.Has(d) {
 			kept = append(kept, s)
-			keep = append(keep, d)
+			digests = append(digests, d)
 		}
 	}
-	if len(keep) == 0 {
-		return nil, nil, fmt.Errorf("%w: none of %d images could be used", dataset.ErrNoUsableImages, len(samples))
+	if len(digests) == 0 {
+		return nil, nil, nil, fmt.Errorf("%w: none of %d images could be used", dataset.ErrNoUsableImages, len(samples))
 	}
-	feats, err = x.Cache.Get(keep)
-	return kept, feats, err
+	feats, err = x.Cache.Get(digests)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return kept, digests, feats, nil
 }
 
-// extract runs the backbone over missing, shard by shard.
-func (x *Extraction) extract(ctx context.Context, missing []dataset.Sample) error {
+// extractLocked takes the cache folder's lock, reads the shards other
+// processes stored meanwhile and extracts what is still missing of unique
+// (whose file digests are sums).
+func (x *Extraction) extractLocked(ctx context.Context, unique []dataset.Sample, sums [][32]byte) error {
+	unlock, ok, err := x.Cache.TryLock()
+	if err != nil {
+		return fmt.Errorf("extract features: %w", err)
+	}
+	if !ok {
+		slog.Info("waiting for another process extracting features into " + x.Cache.Dir())
+		if unlock, err = x.Cache.Lock(ctx); err != nil {
+			return fmt.Errorf("extract features: waiting for the lock of %s: %w", x.Cache.Dir(), err)
+		}
+	}
+	defer unlock()
+	if err := x.Cache.Refresh(); err != nil {
+		return fmt.Errorf("extract features: %w", err)
+	}
+	return x.extract(ctx, unique, sums)
+}
+
+// extract runs the backbone over the images of unique missing from the
+// cache, window by window of x.Shard images of unique, each window's
+// missing images making one shard. Windows with none missing are skipped.
+func (x *Extraction) extract(ctx context.Context, unique []dataset.Sample, sums [][32]byte) error {
+	var windows [][]dataset.Sample
+	total := 0
+	for lo := 0; lo < len(unique); lo += x.Shard {
+		var w []dataset.Sample
+		for i := lo; i < min(lo+x.Shard, len(unique)); i++ {
+			if !x.Cache.Has(sums[i]) {
+				w = append(w, unique[i])
+			}
+		}
+		if len(w) > 0 {
+			windows = append(windows, w)
+			total += len(w)
+		}
+	}
 	done := 0
 	dim := x.Backbone.FeatureDim()
-	for lo := 0; lo < len(missing); lo += x.Shard {
-		chunk := missing[lo:min(lo+x.Shard, len(missing))]
+	for _, chunk := range windows {
 		var digests [][32]byte
 		var paths []string
 		var rows []float32
@@ -104,7 +156,7 @@ func (x *Extraction) extract(ctx context.Context, missing []dataset.Sample) erro
 			rows = append(rows, f.Data().([]float32)...)
 			done += b.Len()
 			if x.Progress != nil {
-				x.Progress(done, len(missing))
+				x.Progress(done, total)
 			}
 		}
 		if len(digests) == 0 {

@@ -11,6 +11,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -57,10 +58,18 @@ func smallData(t *testing.T, perClass int) (dataset.Config, []dataset.Sample) {
 	return cfg, idx.Train
 }
 
-// TestExtractionResumesExactly: an extraction stopped part-way and started
-// again yields the same features, bit for bit, as one never stopped.
+// TestExtractionResumesExactly: an extraction stopped part-way (once or
+// more) and started again yields the same features, bit for bit, as one
+// never stopped. An undecodable file early in the list, never cached, must
+// not shift the shards and batches after it on resume.
 func TestExtractionResumesExactly(t *testing.T) {
-	dcfg, samples := smallData(t, 7)
+	dcfg, samples := smallData(t, 12)
+	bad := path.Join(path.Dir(samples[0].Path), "zz-garbage.jpg")
+	if err := os.WriteFile(filepath.Join(dcfg.Root, filepath.FromSlash(bad)), []byte("not a JPEG at all"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	samples = slices.Insert(slices.Clone(samples), 1, dataset.Sample{Path: bad, Label: samples[0].Label})
+	usable := len(samples) - 1
 	w, err := resnet.Random(8, 0, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -79,9 +88,9 @@ func TestExtractionResumesExactly(t *testing.T) {
 			b = &stopAfter{Backbone: bb, n: stopAfterBatches, cancel: cancel}
 		}
 		x := &Extraction{Data: dcfg, Backbone: b, Cache: cache, Batch: 3, Shard: 5, Skips: &dataset.SkipLog{}}
-		kept, f, err := x.Features(ctx, samples)
-		if err == nil && len(kept) != len(samples) {
-			t.Fatalf("kept %d of %d samples", len(kept), len(samples))
+		kept, digests, f, err := x.Features(ctx, samples)
+		if err == nil && (len(kept) != usable || len(digests) != usable) {
+			t.Fatalf("kept %d samples and %d digests of %d usable", len(kept), len(digests), usable)
 		}
 		return f, err
 	}
@@ -89,22 +98,28 @@ func TestExtractionResumesExactly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root := filepath.Join(t.TempDir(), "b")
-	if _, err := run(root, 2); !errors.Is(err, context.Canceled) {
-		t.Fatalf("stopped extraction: got %v, want context.Canceled", err)
-	}
-	partial, _ := features.Open(root, key, bb.FeatureDim())
-	if n := partial.Len(); n == 0 || n >= len(samples) {
-		t.Fatalf("after the stop %d of %d images are cached, want some", n, len(samples))
-	}
-	got, err := run(root, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, wnt := got.Data().([]float32), want.Data().([]float32)
-	for i := range wnt {
-		if g[i] != wnt[i] {
-			t.Fatalf("feature %d: %v after the stop, %v without", i, g[i], wnt[i])
+	// Each case stops after these numbers of batches, in turn, then
+	// finishes.
+	for _, stops := range [][]int{{1}, {2}, {3}, {5}, {1, 1}, {2, 0, 3}} {
+		root := filepath.Join(t.TempDir(), fmt.Sprint(stops))
+		for _, n := range stops {
+			if _, err := run(root, n); !errors.Is(err, context.Canceled) {
+				t.Fatalf("stops %v: stopped extraction: got %v, want context.Canceled", stops, err)
+			}
+		}
+		partial, _ := features.Open(root, key, bb.FeatureDim())
+		if n := partial.Len(); n == 0 || n >= usable {
+			t.Fatalf("stops %v: after the stops %d of %d images are cached, want some", stops, n, usable)
+		}
+		got, err := run(root, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, wnt := got.Data().([]float32), want.Data().([]float32)
+		for i := range wnt {
+			if g[i] != wnt[i] {
+				t.Fatalf("stops %v: feature %d: %v after the stops, %v without", stops, i, g[i], wnt[i])
+			}
 		}
 	}
 }

@@ -139,7 +139,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	progress.Line("data: %d classes %v, %d training and %d validation images; feature cache %s (%d images cached)",
 		len(idx.Classes), idx.Classes, len(idx.Train), len(idx.Validation), cache.Dir(), cache.Len())
 	extractStart := time.Now()
-	kept, feats, err := extract(ctx, cfg, dcfg, bb, cache, all, skips, "features", progress)
+	kept, _, feats, err := extract(ctx, cfg, dcfg, bb, cache, all, skips, "features", progress)
 	writeSkips(runDir, skips)
 	if err != nil {
 		return nil, err
@@ -274,7 +274,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 
 // extract runs an Extraction of samples, its progress bar labelled label.
 func extract(ctx context.Context, cfg *configs.Config, dcfg dataset.Config, bb resnet.Backbone, cache *features.Cache,
-	samples []dataset.Sample, skips *dataset.SkipLog, label string, progress *Progress) ([]dataset.Sample, *tensor.Dense, error) {
+	samples []dataset.Sample, skips *dataset.SkipLog, label string, progress *Progress) ([]dataset.Sample, [][32]byte, *tensor.Dense, error) {
 	start := time.Now()
 	ex := &Extraction{
 		Data: dcfg, Backbone: bb, Cache: cache, Batch: cfg.Backbone.Batch, Shard: cfg.Cache.ShardSize, Skips: skips,
@@ -328,7 +328,7 @@ func augmentedFeatures(ctx context.Context, cfg *configs.Config, dcfg dataset.Co
 			return nil, err
 		}
 		start := time.Now()
-		got, feats, err := extract(ctx, cfg, a.data, bb, cache, train.Samples, &dataset.SkipLog{}, a.name+" features", progress)
+		got, _, feats, err := extract(ctx, cfg, a.data, bb, cache, train.Samples, &dataset.SkipLog{}, a.name+" features", progress)
 		if err != nil {
 			return nil, fmt.Errorf("%s features: %w", a.name, err)
 		}

@@ -1,0 +1,138 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gorgonia.org/tensor"
+
+	"gotransfer/dataset"
+	"gotransfer/features"
+	"gotransfer/model/resnet"
+)
+
+// meet is a backbone whose first batch waits, a second at most, for its
+// partner's first batch: two extractions that can run at once then do.
+// It counts the images it computes.
+type meet struct {
+	resnet.Backbone
+	once         sync.Once
+	mine, theirs chan struct{}
+	images       *atomic.Int64
+}
+
+func (m *meet) Features(x *tensor.Dense) (*tensor.Dense, error) {
+	m.once.Do(func() {
+		close(m.mine)
+		select {
+		case <-m.theirs:
+		case <-time.After(time.Second):
+		}
+	})
+	m.images.Add(int64(x.Shape()[0]))
+	return m.Backbone.Features(x)
+}
+
+// TestConcurrentExtractions: two extractions into one cache folder at once
+// (separate Caches, as two processes have) over overlapping images compute
+// each image once, store it in one shard, and give both callers its same
+// bytes.
+func TestConcurrentExtractions(t *testing.T) {
+	dcfg, samples := smallData(t, 12)
+	w, err := resnet.Random(8, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, _ := resnet.NewCPU(w)
+	key := features.Key{Weights: w.Digest(), Preprocess: "caffe", Height: 48, Width: 48}
+	root := t.TempDir()
+	// The shared images sit at other places in the two lists, so in other
+	// batches: computed twice, their last bits would differ.
+	lists := [2][]dataset.Sample{samples[:14], samples[5:]}
+	chans := [2]chan struct{}{make(chan struct{}), make(chan struct{})}
+	var images atomic.Int64
+	type result struct {
+		digests [][32]byte
+		feats   *tensor.Dense
+		err     error
+	}
+	var res [2]result
+	var wg sync.WaitGroup
+	for p := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cache, err := features.Open(root, key, bb.FeatureDim())
+			if err != nil {
+				res[p].err = err
+				return
+			}
+			b := &meet{Backbone: bb, mine: chans[p], theirs: chans[1-p], images: &images}
+			x := &Extraction{Data: dcfg, Backbone: b, Cache: cache, Batch: 3, Shard: 5, Skips: &dataset.SkipLog{}}
+			_, res[p].digests, res[p].feats, res[p].err = x.Features(context.Background(), lists[p])
+		}()
+	}
+	wg.Wait()
+	rows := map[[32]byte][]float32{}
+	for p, r := range res {
+		if r.err != nil {
+			t.Fatalf("extraction %d: %v", p, r.err)
+		}
+		if len(r.digests) != len(lists[p]) {
+			t.Fatalf("extraction %d: %d digests for %d images", p, len(r.digests), len(lists[p]))
+		}
+		data, dim := r.feats.Data().([]float32), bb.FeatureDim()
+		for i, d := range r.digests {
+			row := data[i*dim : (i+1)*dim]
+			if prev, ok := rows[d]; ok {
+				for j := range row {
+					if row[j] != prev[j] {
+						t.Fatalf("image %s: feature %d is %v for one extraction, %v for the other", lists[p][i].Path, j, prev[j], row[j])
+					}
+				}
+			}
+			rows[d] = row
+		}
+	}
+	if n := images.Load(); n != int64(len(samples)) {
+		t.Errorf("the backbone computed %d images, want each of the %d once", n, len(samples))
+	}
+	shards, err := filepath.Glob(filepath.Join(root, key.Hash(), "shard-*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := map[string]string{}
+	for _, s := range shards {
+		raw, err := os.ReadFile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var si struct {
+			Digests []string `json:"sha256"`
+		}
+		if err := json.Unmarshal(raw, &si); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range si.Digests {
+			if other, ok := in[d]; ok {
+				t.Errorf("image sha256 %s is in two shards, %s and %s", d, filepath.Base(other), filepath.Base(s))
+			}
+			in[d] = s
+		}
+	}
+	if len(in) != len(samples) {
+		t.Errorf("%d images in the shards, want %d", len(in), len(samples))
+	}
+	for d := range rows {
+		if _, ok := in[hex.EncodeToString(d[:])]; !ok {
+			t.Errorf("image sha256 %x is in no shard", d)
+		}
+	}
+}
