@@ -966,6 +966,16 @@ run: {dir: run}
 	if res, err := Train(ctx, parse(2), Options{Resume: true}); err != nil || len(res.History) != 2 {
 		t.Fatalf("resume with the images back: %v", err)
 	}
+	// The same images with their features computed again, in batches of
+	// another size (other rounding): a warning, not "the images changed".
+	if err := os.RemoveAll(cfgCacheDir(t, parse(3))); err != nil {
+		t.Fatal(err)
+	}
+	cfg := parse(3)
+	cfg.Backbone.Batch = 3
+	if res, err := Train(ctx, cfg, Options{Resume: true}); err != nil || len(res.History) != 3 {
+		t.Fatalf("resume with the feature cache recomputed: %v", err)
+	}
 }
 
 // TestROCAUC holds rocAUC against counting every (positive, negative) pair,
@@ -1050,4 +1060,13 @@ func TestResumeRewritesReports(t *testing.T) {
 	if rows := strings.Count(string(raw), "\n"); rows != 1+3 {
 		t.Errorf("metrics.csv has %d lines after the resume, want a header and 3 epochs:\n%s", rows, raw)
 	}
+}
+
+// cfgCacheDir is the feature cache folder of cfg, which must exist.
+func cfgCacheDir(t *testing.T, cfg *configs.Config) string {
+	t.Helper()
+	if _, err := os.Stat(cfg.Cache.Dir); err != nil {
+		t.Fatalf("feature cache: %v", err)
+	}
+	return cfg.Cache.Dir
 }

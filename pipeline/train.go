@@ -47,10 +47,14 @@ type RunInfo struct {
 	Weights       string `json:"weights"`
 	WeightsSHA256 string `json:"weights_sha256"`
 	FeatureDim    int    `json:"feature_dim"`
-	// Data is a digest of what the head trains and validates on (every
-	// example's label and features, in order), and the counts beside it: a
-	// resume on other images could not be exact, and is refused.
+	// Data is a digest of the examples the head trains and validates on
+	// (each one's label and image sha256, in order), with the counts: a
+	// resume on other images could not go on as the run would have, and is
+	// refused. Features digests their feature values: they differ when the
+	// cache was computed again (batches of another size round otherwise),
+	// which a resume warns of.
 	Data          string `json:"data_sha256,omitempty"`
+	Features      string `json:"features_sha256,omitempty"`
 	TrainExamples int    `json:"train_examples,omitempty"`
 	ValExamples   int    `json:"validation_examples,omitempty"`
 }
@@ -139,7 +143,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	progress.Line("data: %d classes %v, %d training and %d validation images; feature cache %s (%d images cached)",
 		len(idx.Classes), idx.Classes, len(idx.Train), len(idx.Validation), cache.Dir(), cache.Len())
 	extractStart := time.Now()
-	kept, _, feats, err := extract(ctx, cfg, dcfg, bb, cache, all, skips, "features", progress)
+	kept, digests, feats, err := extract(ctx, cfg, dcfg, bb, cache, all, skips, "features", progress)
 	writeSkips(runDir, skips)
 	if err != nil {
 		return nil, err
@@ -182,7 +186,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		return nil, err
 	}
 	run := RunInfo{Config: cfg, Weights: weightsPath, WeightsSHA256: weights.Digest(), FeatureDim: bb.FeatureDim(),
-		Data: dataDigest(train, val), TrainExamples: train.Len(), ValExamples: val.Len()}
+		Data: imagesDigest(kept, digests, train, val), Features: featuresDigest(train, val), TrainExamples: train.Len(), ValExamples: val.Len()}
 	info, err := json.Marshal(run)
 	if err != nil {
 		return nil, err
@@ -221,6 +225,9 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 				return nil, fmt.Errorf("resume: the images changed since checkpoint %s (%d training and %d validation images then, %d and %d now, or some differ): "+
 					"the run could not go on as it would have; put the images back as they were, or train a new run (another run.dir)",
 					last.Dir, was.TrainExamples, was.ValExamples, run.TrainExamples, run.ValExamples)
+			}
+			if was.Features != "" && was.Features != run.Features {
+				slog.Warn("resume: the same images, but their cached features are not the bits the checkpoint trained on (the feature cache was computed again, e.g. with another backbone.batch): the run goes on, but will not end byte for byte as an uninterrupted one", "checkpoint", last.Dir)
 			}
 			if err := t.Resume(ck); err != nil {
 				return nil, err
@@ -484,17 +491,34 @@ func CacheKey(cfg *configs.Config, w *resnet.Weights) features.Key {
 	return features.Key{Weights: w.Digest(), Preprocess: d.Preprocess, Height: d.ImageSize[0], Width: d.ImageSize[1], Crop: d.CropToAspectRatio, EXIF: d.EXIFOrientation}
 }
 
-// dataDigest is the sha256 of the training and validation examples: each
-// split's size, labels and features (little-endian float32), in order.
-func dataDigest(splits ...Split) string {
+// imagesDigest is the sha256 of the examples of each split, in order: the
+// split's size, then each example's label and image sha256 (digests holds
+// those of kept, the samples extracted).
+func imagesDigest(kept []dataset.Sample, digests [][32]byte, splits ...Split) string {
+	of := make(map[string][32]byte, len(kept))
+	for i, s := range kept {
+		of[s.Path] = digests[i]
+	}
 	h := sha256.New()
 	var b []byte
 	for _, s := range splits {
 		b = binary.LittleEndian.AppendUint64(b[:0], uint64(s.Len()))
-		for _, y := range s.Y {
-			b = binary.LittleEndian.AppendUint32(b, uint32(y))
+		for i, smp := range s.Samples {
+			d := of[smp.Path]
+			b = binary.LittleEndian.AppendUint32(b, uint32(s.Y[i]))
+			b = append(b, d[:]...)
 		}
 		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// featuresDigest is the sha256 of each split's size and feature values
+// (little-endian float32), in order.
+func featuresDigest(splits ...Split) string {
+	h := sha256.New()
+	for _, s := range splits {
+		h.Write(binary.LittleEndian.AppendUint64(nil, uint64(s.Len())))
 		if s.Len() > 0 {
 			h.Write(tensorio.Float32Bytes(s.X.Float32s()))
 		}
