@@ -13,15 +13,7 @@ import (
 // another Cache of the folder (another open of the lock file, as another
 // process has) and for the holder's own Cache alike, until it is released.
 func TestLockExcludes(t *testing.T) {
-	root := t.TempDir()
-	c1, err := Open(root, key, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c2, err := Open(root, key, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c1, c2 := twoOpens(t)
 	unlock1, err := c1.Lock(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -67,15 +59,7 @@ func TestLockExcludes(t *testing.T) {
 // TestLockCancel: Lock waiting for a held lock returns ctx.Err() promptly
 // once ctx is done.
 func TestLockCancel(t *testing.T) {
-	root := t.TempDir()
-	c1, err := Open(root, key, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c2, err := Open(root, key, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c1, c2 := twoOpens(t)
 	unlock, err := c1.Lock(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -100,4 +84,19 @@ func TestLockCancel(t *testing.T) {
 		}
 		t.Errorf("Lock with a done context: %v, want context.Canceled", err)
 	}
+}
+
+// twoOpens opens one cache folder twice, as two processes would.
+func twoOpens(t *testing.T) (*Cache, *Cache) {
+	t.Helper()
+	root := t.TempDir()
+	c1, err := Open(root, key, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := Open(root, key, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c1, c2
 }

@@ -204,8 +204,17 @@ func trainTinyRun(t *testing.T, dir string) (data string) {
 	if err := dataset.Synthesize(data, 8, 2); err != nil {
 		t.Fatal(err)
 	}
+	trainRun(t, dir, "data:\n  dir: data\n  image_size: [64, 64]\nhead:\n  layers: [16]\ntrain:\n  epochs: 1\n  batch: 4\nrun:\n  dir: run\n")
+	return data
+}
+
+// trainRun trains the run configured by yaml, a configuration file in dir.
+func trainRun(t *testing.T, dir, yaml string) {
+	t.Helper()
 	cfgPath := filepath.Join(dir, "c.yaml")
-	os.WriteFile(cfgPath, []byte("data:\n  dir: data\n  image_size: [64, 64]\nhead:\n  layers: [16]\ntrain:\n  epochs: 1\n  batch: 4\nrun:\n  dir: run\n"), 0o644)
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := configs.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -213,7 +222,6 @@ func trainTinyRun(t *testing.T, dir string) (data string) {
 	if _, err := pipeline.Train(context.Background(), cfg, pipeline.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	return data
 }
 
 // TestCheckpoint trains a tiny run and classifies with its checkpoint:
@@ -402,15 +410,7 @@ func TestCheckpointTop(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfgPath := filepath.Join(dir, "c.yaml")
-	os.WriteFile(cfgPath, []byte("data: {dir: data, image_size: [48, 48]}\nhead: {layers: [8]}\ntrain: {epochs: 1, batch: 4}\nrun: {dir: run}\n"), 0o644)
-	cfg, err := configs.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pipeline.Train(context.Background(), cfg, pipeline.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	trainRun(t, dir, "data: {dir: data, image_size: [48, 48]}\nhead: {layers: [8]}\ntrain: {epochs: 1, batch: 4}\nrun: {dir: run}\n")
 	img := filepath.Join(data, "cats", "cat_00000.png")
 	probs := func(out string) (names []string, ps []float64) {
 		for _, l := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
