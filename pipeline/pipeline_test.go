@@ -942,9 +942,13 @@ run: {dir: run}
 	if err := os.WriteFile(extra, raw, 0o644); err != nil { // a dog among the cats
 		t.Fatal(err)
 	}
+	broken := filepath.Join(data, "dogs", "broken.jpg") // and a file to skip
+	if err := os.WriteFile(broken, []byte("not a jpeg"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	run := filepath.Join(dir, "run")
 	before := map[string][]byte{}
-	for _, f := range []string{"backbone.npz", "config.yaml"} {
+	for _, f := range []string{"backbone.npz", "config.yaml", "skipped.jsonl"} {
 		before[f], _ = os.ReadFile(filepath.Join(run, f))
 	}
 	_, err = Train(ctx, parse(2), Options{Resume: true})
@@ -963,6 +967,7 @@ run: {dir: run}
 	}
 	c.Close()
 	os.Remove(extra)
+	os.Remove(broken)
 	if res, err := Train(ctx, parse(2), Options{Resume: true}); err != nil || len(res.History) != 2 {
 		t.Fatalf("resume with the images back: %v", err)
 	}
@@ -1069,4 +1074,36 @@ func cfgCacheDir(t *testing.T, cfg *configs.Config) string {
 		t.Fatalf("feature cache: %v", err)
 	}
 	return cfg.Cache.Dir
+}
+
+// TestResumeBeforeTrainingChecksConfig: a run stopped before its first
+// checkpoint (here: during calibration) has said what it is, so a resume
+// with another backbone is refused, not trained on the old one.
+func TestResumeBeforeTrainingChecksConfig(t *testing.T) {
+	dir := t.TempDir()
+	if err := dataset.Synthesize(filepath.Join(dir, "data"), 6, 1); err != nil {
+		t.Fatal(err)
+	}
+	parse := func(width int) *configs.Config {
+		cfg, err := configs.Parse([]byte(fmt.Sprintf(`
+data: {dir: data, image_size: [48, 48], workers: 2}
+backbone: {random_width: %d}
+head: {layers: [8]}
+train: {epochs: 1, batch: 4}
+run: {dir: run}
+`, width)), filepath.Join(dir, "c.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Train(stopped, parse(8), Options{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a run stopped at once: %v", err)
+	}
+	_, err := Train(context.Background(), parse(16), Options{Resume: true})
+	if err == nil || !strings.Contains(err.Error(), "backbone.random_width changed from 8 to 16") {
+		t.Fatalf("resume with another backbone before any checkpoint: %v", err)
+	}
 }

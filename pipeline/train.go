@@ -53,7 +53,7 @@ type RunInfo struct {
 	// refused. Features digests their feature values: they differ when the
 	// cache was computed again (batches of another size round otherwise),
 	// which a resume warns of.
-	Data          string `json:"data_sha256,omitempty"`
+	Data          string `json:"images_sha256,omitempty"`
 	Features      string `json:"features_sha256,omitempty"`
 	TrainExamples int    `json:"train_examples,omitempty"`
 	ValExamples   int    `json:"validation_examples,omitempty"`
@@ -84,6 +84,10 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	if err != nil {
 		return nil, err
 	}
+	// Resuming from a checkpoint: nothing in the run folder may change
+	// until the resume is accepted.
+	entries, _ := os.ReadDir(ckDir)
+	resuming := opts.Resume && slices.ContainsFunc(entries, func(e os.DirEntry) bool { return strings.HasPrefix(e.Name(), "step-") })
 	if len(applied) > 0 {
 		var lines []string
 		for _, c := range applied {
@@ -108,12 +112,10 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		// reads them back rather than calibrating on what may be other
 		// images now (and overwriting what the checkpoints need).
 		weightsPath = filepath.Join(runDir, "backbone.npz")
-		var saved *resnet.Weights
-		if opts.Resume {
-			saved, _ = resnet.Load(weightsPath) // unusable: calibrated anew, and then refused below if a checkpoint needs the old
-		}
-		if saved != nil {
-			weights = saved
+		if resuming {
+			if weights, err = resnet.Load(weightsPath); err != nil {
+				return nil, fmt.Errorf("resume: the run's calibrated random weights: %w", err)
+			}
 		} else {
 			if weights, err = calibrate(ctx, weights, dcfg, idx.Train); err != nil {
 				return nil, err
@@ -144,7 +146,9 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		len(idx.Classes), idx.Classes, len(idx.Train), len(idx.Validation), cache.Dir(), cache.Len())
 	extractStart := time.Now()
 	kept, digests, feats, err := extract(ctx, cfg, dcfg, bb, cache, all, skips, "features", progress)
-	writeSkips(runDir, skips)
+	if err != nil || !resuming {
+		writeSkips(runDir, skips)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -243,6 +247,9 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		}
 	}
 	// Only now, with the resume accepted: a refused one changes nothing.
+	if resuming {
+		writeSkips(runDir, skips)
+	}
 	if err := writeRunConfig(cfg); err != nil {
 		return nil, err
 	}
@@ -401,6 +408,12 @@ func prepareRunDir(cfg *configs.Config, resume bool) (applied []configs.Change, 
 	}
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return nil, fmt.Errorf("run folder: %w", err)
+	}
+	if _, err := os.Stat(saved); errors.Is(err, os.ErrNotExist) {
+		// A new run says at once what it is, so that a resume after a
+		// kill during extraction is checked against it; an existing one is
+		// rewritten only once a resume is accepted.
+		return applied, writeRunConfig(cfg)
 	}
 	return applied, nil
 }
