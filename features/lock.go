@@ -60,6 +60,9 @@ func (c *Cache) Lock(ctx context.Context) (unlock func(), err error) {
 			return nil, ctx.Err()
 		case <-t.C:
 		}
+		if err := ctx.Err(); err != nil { // select picks at random when both are ready
+			return nil, err
+		}
 		unlock, ok, err := c.TryLock()
 		if err != nil || ok {
 			return unlock, err

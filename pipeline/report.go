@@ -84,10 +84,10 @@ func writeMetrics(runDir string, history []EpochMetrics) error {
 // lays them out: <dir>/train and <dir>/validation with the same tags
 // (epoch_loss, epoch_accuracy, epoch_auc; epoch_learning_rate in train), so
 // that TensorBoard overlays the two, and the 0-based epoch as the step.
-// Each process writes new files that start with a START event at step 0,
-// which makes TensorBoard drop everything earlier files logged: the
-// process logs the whole history again (Trainer.report), so epochs a
-// killed run logged or missed never count. The logs are a view of
+// Each process writes new files, removes the older ones and logs the whole
+// history again (Trainer.report), so epochs a killed run logged or missed
+// never count; the files start with a START event at step 0, which makes
+// a TensorBoard still holding older events drop them. The logs are a view of
 // metrics.jsonl: a failure to write them is a warning, once, and training
 // goes on.
 type board struct {
@@ -113,6 +113,14 @@ func (b *board) log(m EpochMetrics) {
 			return err
 		}
 		*w = nw
+		// The new file gets the whole history: older ones (an earlier
+		// process's) go, whatever order TensorBoard would read them in.
+		old, _ := filepath.Glob(filepath.Join(b.dir, split, "events.out.tfevents.*"))
+		for _, f := range old {
+			if f != nw.Path() {
+				os.Remove(f)
+			}
+		}
 		return nw.Start(0, now)
 	}
 	err := open(&b.train, "train")
