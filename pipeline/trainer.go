@@ -273,12 +273,13 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 		eta := time.Duration(float64(elapsed) / float64(t.epoch-startEpoch) * float64(t.Epochs-t.epoch))
 		line := fmt.Sprintf("epoch %d/%d  loss %.4f  accuracy %.4f", m.Epoch, t.Epochs, m.TrainLoss, m.TrainAcc)
 		if m.HasVal {
-			line += fmt.Sprintf("  val_loss %.4f  val_accuracy %.4f", m.ValLoss, m.ValAcc)
+			line += fmt.Sprintf("  val_loss %.4f", m.ValLoss)
+			if improved { // the best val_loss so far: a new best checkpoint
+				line += " *"
+			}
+			line += fmt.Sprintf("  val_accuracy %.4f", m.ValAcc)
 			if m.ValAUC != nil {
 				line += fmt.Sprintf("  val_auc %.4f", *m.ValAUC)
-			}
-			if improved {
-				line += " *"
 			}
 		}
 		if t.LRSchedule != nil || t.LRPatience > 0 {
