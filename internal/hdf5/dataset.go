@@ -1,17 +1,17 @@
 package hdf5
 
 import (
-	"encoding/binary"
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
-	"unsafe"
+
+	"gotransfer/internal/tensorio"
 )
 
 // maxRank is HDF5's own limit on a dataspace's rank.
 const maxRank = 32
-
-var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // Dataset is an HDF5 dataset: an array of a shape and a datatype.
 type Dataset struct {
@@ -103,7 +103,7 @@ func (d *Dataset) float32s() ([]float32, error) {
 		return nil, fmt.Errorf("%d elements of %d bytes: too large", n, size)
 	}
 	nbytes := n * size
-	var raw []byte
+	var data io.Reader
 	switch {
 	case d.external:
 		return nil, unsupported("external storage (data in other files) is not supported")
@@ -117,7 +117,7 @@ func (d *Dataset) float32s() ([]float32, error) {
 		if uint64(len(d.lay.compact)) < nbytes {
 			return nil, fmt.Errorf("compact data holds %d bytes, shape %v of %s needs %d", len(d.lay.compact), d.space.dims, dt, nbytes)
 		}
-		raw = d.lay.compact[:nbytes]
+		data = bytes.NewReader(d.lay.compact[:nbytes])
 	default: // contiguous
 		if d.lay.addr == undef {
 			return nil, errors.New("no data written (storage never allocated)")
@@ -129,28 +129,11 @@ func (d *Dataset) float32s() ([]float32, error) {
 		if err != nil {
 			return nil, fmt.Errorf("data: %w", err)
 		}
-		if size == 4 && littleEndian {
-			// Straight into the result: the one copy of 100 MB of weights.
-			out := make([]float32, n)
-			if err := readFull(d.f.r, unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), nbytes), off); err != nil {
-				return nil, fmt.Errorf("reading data: %w", err)
-			}
-			return out, nil
-		}
-		raw = make([]byte, nbytes)
-		if err := readFull(d.f.r, raw, off); err != nil {
-			return nil, fmt.Errorf("reading data: %w", err)
-		}
+		data = io.NewSectionReader(d.f.r, off, int64(nbytes))
 	}
 	out := make([]float32, n)
-	if size == 4 {
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-		}
-	} else {
-		for i := range out {
-			out[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:])))
-		}
+	if err := tensorio.ReadFloats(data, out, int(size)); err != nil {
+		return nil, fmt.Errorf("reading data: %w", err)
 	}
 	return out, nil
 }

@@ -63,11 +63,7 @@ func ReadNPY(r io.Reader, size int64) (*tensor.Dense, error) {
 	// one piece, far faster than npyio's element-by-element decoding, and
 	// straight into the tensor's memory where its byte order is the file's.
 	data := make([]float32, n)
-	if esize == 4 && littleEndian {
-		if _, err := io.ReadFull(r, Float32Bytes(data)); err != nil {
-			return nil, fmt.Errorf("shape %v: data truncated: %w", shape, err)
-		}
-	} else if err := decodeFloats(r, data, esize); err != nil {
+	if err := ReadFloats(r, data, esize); err != nil {
 		return nil, fmt.Errorf("shape %v: data truncated: %w", shape, err)
 	}
 	if d.Fortran && len(shape) > 1 {
@@ -79,8 +75,20 @@ func ReadNPY(r io.Reader, size int64) (*tensor.Dense, error) {
 	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data)), nil
 }
 
+// ReadFloats fills data with len(data) little-endian IEEE floats of esize
+// bytes (4, or 8: converted to float32) read from r, straight into data's
+// memory where the machine's byte order is the file's (the one copy of
+// 100 MB of weights).
+func ReadFloats(r io.Reader, data []float32, esize int) error {
+	if esize == 4 && littleEndian {
+		_, err := io.ReadFull(r, Float32Bytes(data))
+		return err
+	}
+	return decodeFloats(r, data, esize)
+}
+
 // decodeFloats reads len(data) little-endian floats of esize bytes (4 or 8)
-// from r into data.
+// from r into data, one by one.
 func decodeFloats(r io.Reader, data []float32, esize int) error {
 	raw := make([]byte, len(data)*esize)
 	if _, err := io.ReadFull(r, raw); err != nil {
