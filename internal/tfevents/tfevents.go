@@ -85,10 +85,7 @@ func Create(dir string, now time.Time) (*Writer, error) {
 		return nil, fmt.Errorf("tfevents: %w", err)
 	}
 	w := &Writer{f: f, path: path}
-	ev := w.event(now, 0)
-	ev = protowire.AppendTag(ev, eventFileVersion, protowire.BytesType)
-	ev = protowire.AppendString(ev, FileVersion)
-	if err := w.write(ev); err != nil {
+	if err := w.writeEvent(now, 0, eventFileVersion, []byte(FileVersion)); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -104,10 +101,7 @@ func (w *Writer) Start(step int64, now time.Time) error {
 	var log []byte
 	log = protowire.AppendTag(log, sessionLogStatus, protowire.VarintType)
 	log = protowire.AppendVarint(log, sessionLogStarted)
-	ev := w.event(now, step)
-	ev = protowire.AppendTag(ev, eventSessionLog, protowire.BytesType)
-	ev = protowire.AppendBytes(ev, log)
-	return w.write(ev)
+	return w.writeEvent(now, step, eventSessionLog, log)
 }
 
 // Scalars records values at step, in one event. TensorBoard stores them as
@@ -123,17 +117,15 @@ func (w *Writer) Scalars(step int64, now time.Time, values ...Scalar) error {
 		sum = protowire.AppendTag(sum, summaryValue, protowire.BytesType)
 		sum = protowire.AppendBytes(sum, v)
 	}
-	ev := w.event(now, step)
-	ev = protowire.AppendTag(ev, eventSummary, protowire.BytesType)
-	ev = protowire.AppendBytes(ev, sum)
-	return w.write(ev)
+	return w.writeEvent(now, step, eventSummary, sum)
 }
 
 // Close closes the file.
 func (w *Writer) Close() error { return w.f.Close() }
 
-// event starts an Event with its wall time and step.
-func (w *Writer) event(now time.Time, step int64) []byte {
+// writeEvent writes an Event with its wall time, step and one
+// length-delimited field (of the oneof "what").
+func (w *Writer) writeEvent(now time.Time, step int64, field protowire.Number, payload []byte) error {
 	var ev []byte
 	ev = protowire.AppendTag(ev, eventWallTime, protowire.Fixed64Type)
 	ev = protowire.AppendFixed64(ev, math.Float64bits(float64(now.UnixNano())/1e9))
@@ -141,7 +133,9 @@ func (w *Writer) event(now time.Time, step int64) []byte {
 		ev = protowire.AppendTag(ev, eventStep, protowire.VarintType)
 		ev = protowire.AppendVarint(ev, uint64(step))
 	}
-	return ev
+	ev = protowire.AppendTag(ev, field, protowire.BytesType)
+	ev = protowire.AppendBytes(ev, payload)
+	return w.write(ev)
 }
 
 // write appends one record, whole (one write call, so that a reader never
