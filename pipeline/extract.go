@@ -33,6 +33,9 @@ type Extraction struct {
 	// Progress, if set, is called after each backbone batch with the
 	// number of images done and to do in this extraction.
 	Progress func(done, total int)
+	// Sums, if set, holds file digests already computed, by sample path
+	// (other views of the same files): those files are not read again.
+	Sums map[string][32]byte
 }
 
 // Features returns the cached features of samples, computing first those
@@ -52,7 +55,7 @@ type Extraction struct {
 // uninterrupted run does, even when an unusable image (never cached) sits
 // in a window already done.
 func (x *Extraction) Features(ctx context.Context, samples []dataset.Sample) (kept []dataset.Sample, digests [][32]byte, feats *tensor.Dense, err error) {
-	sums, err := hashFiles(ctx, x.Data, samples, x.Skips)
+	sums, err := hashFiles(ctx, x.Data, samples, x.Sums, x.Skips)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -170,11 +173,20 @@ func (x *Extraction) extract(ctx context.Context, unique []dataset.Sample, sums 
 	return nil
 }
 
-// hashFiles computes the sha256 of every sample's file, in parallel.
+// hashFiles computes the sha256 of every sample's file not in known (by
+// path), in parallel.
 // Unreadable files are recorded in skips and have no entry.
-func hashFiles(ctx context.Context, cfg dataset.Config, samples []dataset.Sample, skips *dataset.SkipLog) (map[int][32]byte, error) {
+func hashFiles(ctx context.Context, cfg dataset.Config, samples []dataset.Sample, known map[string][32]byte, skips *dataset.SkipLog) (map[int][32]byte, error) {
 	cfg = cfg.WithDefaults()
 	out := make(map[int][32]byte, len(samples))
+	var todo []int
+	for i, s := range samples {
+		if d, ok := known[s.Path]; ok {
+			out[i] = d
+		} else {
+			todo = append(todo, i)
+		}
+	}
 	var mu sync.Mutex
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -203,7 +215,7 @@ func hashFiles(ctx context.Context, cfg dataset.Config, samples []dataset.Sample
 		}()
 	}
 	var err error
-	for i := range samples {
+	for _, i := range todo {
 		select {
 		case next <- i:
 			continue

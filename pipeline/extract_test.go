@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -134,5 +135,38 @@ func TestConcurrentExtractions(t *testing.T) {
 		if _, ok := in[hex.EncodeToString(d[:])]; !ok {
 			t.Errorf("image sha256 %x is in no shard", d)
 		}
+	}
+}
+
+// TestExtractionKnownSums: files whose digests the caller passes in Sums
+// are not read again (here one is gone from disk and still has its
+// features), and the others are hashed as usual.
+func TestExtractionKnownSums(t *testing.T) {
+	dcfg, samples := smallData(t, 3)
+	w, err := resnet.Random(8, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, _ := resnet.NewCPU(w)
+	cache, err := features.Open(t.TempDir(), features.Key{Weights: w.Digest(), Preprocess: "caffe", Height: 48, Width: 48}, bb.FeatureDim())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &Extraction{Data: dcfg, Backbone: bb, Cache: cache, Batch: 2, Shard: 4, Skips: &dataset.SkipLog{}}
+	kept, digests, want, err := x.Features(context.Background(), samples)
+	if err != nil || len(kept) != len(samples) {
+		t.Fatalf("first extraction: %d of %d kept, %v", len(kept), len(samples), err)
+	}
+	gone := samples[0].Path
+	if err := os.Remove(filepath.Join(dcfg.Root, filepath.FromSlash(gone))); err != nil {
+		t.Fatal(err)
+	}
+	x.Sums, x.Skips = map[string][32]byte{gone: digests[0]}, &dataset.SkipLog{}
+	kept, _, got, err := x.Features(context.Background(), samples)
+	if err != nil || len(kept) != len(samples) || x.Skips.Len() != 0 {
+		t.Fatalf("with the removed file's digest known: %d of %d kept, %d skipped, %v", len(kept), len(samples), x.Skips.Len(), err)
+	}
+	if !slices.Equal(got.Float32s(), want.Float32s()) {
+		t.Error("the features differ from the first extraction's")
 	}
 }

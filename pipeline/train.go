@@ -145,7 +145,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	progress.Line("data: %d classes %v, %d training and %d validation images; feature cache %s (%d images cached)",
 		len(idx.Classes), idx.Classes, len(idx.Train), len(idx.Validation), cache.Dir(), cache.Len())
 	extractStart := time.Now()
-	kept, digests, feats, err := extract(ctx, cfg, dcfg, bb, cache, all, skips, "features", progress)
+	kept, digests, feats, err := extract(ctx, cfg, dcfg, bb, cache, all, nil, skips, "features", progress)
 	if err != nil || !resuming {
 		writeSkips(runDir, skips)
 	}
@@ -156,6 +156,10 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		progress.Line("skipped %d unusable files (listed in %s)", n, filepath.Join(runDir, "skipped.jsonl"))
 	}
 	progress.Line("features ready in %s", time.Since(extractStart).Round(time.Millisecond))
+	sums := make(map[string][32]byte, len(kept)) // the files' digests, for the views and the resume check
+	for i, s := range kept {
+		sums[s.Path] = digests[i]
+	}
 	train, val, err := splitFeatures(idx, kept, feats)
 	if err != nil {
 		return nil, err
@@ -169,7 +173,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 			slog.Warn("train.reduce_lr_on_plateau needs validation images (data.validation_split > 0 or data.validation_dir): it is off")
 		}
 	}
-	variants, err := augmentedFeatures(ctx, cfg, dcfg, weights, bb, train, progress)
+	variants, err := augmentedFeatures(ctx, cfg, dcfg, weights, bb, train, sums, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +194,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		return nil, err
 	}
 	run := RunInfo{Config: cfg, Weights: weightsPath, WeightsSHA256: weights.Digest(), FeatureDim: bb.FeatureDim(),
-		Data: imagesDigest(kept, digests, train, val), Features: featuresDigest(train, val), TrainExamples: train.Len(), ValExamples: val.Len()}
+		Data: imagesDigest(sums, train, val), Features: featuresDigest(train, val), TrainExamples: train.Len(), ValExamples: val.Len()}
 	info, err := json.Marshal(run)
 	if err != nil {
 		return nil, err
@@ -287,11 +291,12 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 }
 
 // extract runs an Extraction of samples, its progress bar labelled label.
+// sums, if not nil, holds the samples' file digests (see Extraction.Sums).
 func extract(ctx context.Context, cfg *configs.Config, dcfg dataset.Config, bb resnet.Backbone, cache *features.Cache,
-	samples []dataset.Sample, skips *dataset.SkipLog, label string, progress *Progress) ([]dataset.Sample, [][32]byte, *tensor.Dense, error) {
+	samples []dataset.Sample, sums map[string][32]byte, skips *dataset.SkipLog, label string, progress *Progress) ([]dataset.Sample, [][32]byte, *tensor.Dense, error) {
 	start := time.Now()
 	ex := &Extraction{
-		Data: dcfg, Backbone: bb, Cache: cache, Batch: cfg.Backbone.Batch, Shard: cfg.Cache.ShardSize, Skips: skips,
+		Data: dcfg, Backbone: bb, Cache: cache, Batch: cfg.Backbone.Batch, Shard: cfg.Cache.ShardSize, Skips: skips, Sums: sums,
 		Progress: func(done, total int) {
 			elapsed := time.Since(start)
 			eta := time.Duration(float64(elapsed) / float64(done) * float64(total-done))
@@ -334,7 +339,7 @@ func augmentations(cfg *configs.Config, dcfg dataset.Config, key features.Key) [
 // of each augmented view of the training images, row for row with train.
 // Validation images are never augmented.
 func augmentedFeatures(ctx context.Context, cfg *configs.Config, dcfg dataset.Config, w *resnet.Weights, bb resnet.Backbone,
-	train Split, progress *Progress) ([]Split, error) {
+	train Split, sums map[string][32]byte, progress *Progress) ([]Split, error) {
 	var out []Split
 	for _, a := range augmentations(cfg, dcfg, CacheKey(cfg, w)) {
 		cache, err := features.Open(cfg.Cache.Dir, a.key, bb.FeatureDim())
@@ -342,7 +347,7 @@ func augmentedFeatures(ctx context.Context, cfg *configs.Config, dcfg dataset.Co
 			return nil, err
 		}
 		start := time.Now()
-		got, _, feats, err := extract(ctx, cfg, a.data, bb, cache, train.Samples, &dataset.SkipLog{}, a.name+" features", progress)
+		got, _, feats, err := extract(ctx, cfg, a.data, bb, cache, train.Samples, sums, &dataset.SkipLog{}, a.name+" features", progress)
 		if err != nil {
 			return nil, fmt.Errorf("%s features: %w", a.name, err)
 		}
@@ -505,19 +510,15 @@ func CacheKey(cfg *configs.Config, w *resnet.Weights) features.Key {
 }
 
 // imagesDigest is the sha256 of the examples of each split, in order: the
-// split's size, then each example's label and image sha256 (digests holds
-// those of kept, the samples extracted).
-func imagesDigest(kept []dataset.Sample, digests [][32]byte, splits ...Split) string {
-	of := make(map[string][32]byte, len(kept))
-	for i, s := range kept {
-		of[s.Path] = digests[i]
-	}
+// split's size, then each example's label and image sha256 (from sums, by
+// sample path).
+func imagesDigest(sums map[string][32]byte, splits ...Split) string {
 	h := sha256.New()
 	var b []byte
 	for _, s := range splits {
 		b = binary.LittleEndian.AppendUint64(b[:0], uint64(s.Len()))
 		for i, smp := range s.Samples {
-			d := of[smp.Path]
+			d := sums[smp.Path]
 			b = binary.LittleEndian.AppendUint32(b, uint32(s.Y[i]))
 			b = append(b, d[:]...)
 		}
