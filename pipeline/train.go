@@ -84,10 +84,14 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	if err != nil {
 		return nil, err
 	}
+	mgr, err := checkpoints.NewManager(ckDir, checkpoints.Options{Keep: cfg.Run.Keep})
+	if err != nil {
+		return nil, err
+	}
 	// Resuming from a checkpoint: nothing in the run folder may change
 	// until the resume is accepted.
-	entries, _ := os.ReadDir(ckDir)
-	resuming := opts.Resume && slices.ContainsFunc(entries, func(e os.DirEntry) bool { return strings.HasPrefix(e.Name(), "step-") })
+	last, lastErr := mgr.Latest()
+	resuming := opts.Resume && lastErr == nil
 	if len(applied) > 0 {
 		var lines []string
 		for _, c := range applied {
@@ -101,28 +105,32 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	weights, err := LoadWeights(cfg)
-	if err != nil {
-		return nil, err
-	}
+	// Random weights are calibrated on the training images once and saved,
+	// so that predict can rebuild this exact backbone; a resume reads them
+	// back rather than calibrating on what may be other images now (and
+	// overwriting what the checkpoints need).
 	weightsPath := cfg.Backbone.Weights
-	if weightsPath == "" {
-		// Random weights are calibrated on the training images once and
-		// saved, so that predict can rebuild this exact backbone; a resume
-		// reads them back rather than calibrating on what may be other
-		// images now (and overwriting what the checkpoints need).
+	var weights *resnet.Weights
+	switch {
+	case weightsPath == "" && resuming:
 		weightsPath = filepath.Join(runDir, "backbone.npz")
-		if resuming {
-			if weights, err = resnet.Load(weightsPath); err != nil {
-				return nil, fmt.Errorf("resume: the run's calibrated random weights: %w", err)
-			}
-		} else {
-			if weights, err = calibrate(ctx, weights, dcfg, idx.Train); err != nil {
-				return nil, err
-			}
-			if err := weights.Save(weightsPath); err != nil {
-				return nil, fmt.Errorf("save calibrated random weights: %w", err)
-			}
+		if weights, err = resnet.Load(weightsPath); err != nil {
+			return nil, fmt.Errorf("resume: the run's calibrated random weights: %w", err)
+		}
+	case weightsPath == "":
+		weightsPath = filepath.Join(runDir, "backbone.npz")
+		if weights, err = LoadWeights(cfg); err == nil {
+			weights, err = calibrate(ctx, weights, dcfg, idx.Train)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := weights.Save(weightsPath); err != nil {
+			return nil, fmt.Errorf("save calibrated random weights: %w", err)
+		}
+	default:
+		if weights, err = LoadWeights(cfg); err != nil {
+			return nil, err
 		}
 	}
 	if weightsPath, err = filepath.Abs(weightsPath); err != nil {
@@ -189,10 +197,6 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	mgr, err := checkpoints.NewManager(ckDir, checkpoints.Options{Keep: cfg.Run.Keep})
-	if err != nil {
-		return nil, err
-	}
 	run := RunInfo{Config: cfg, Weights: weightsPath, WeightsSHA256: weights.Digest(), FeatureDim: bb.FeatureDim(),
 		Data: imagesDigest(sums, train, val), Features: featuresDigest(train, val), TrainExamples: train.Len(), ValExamples: val.Len()}
 	info, err := json.Marshal(run)
@@ -211,12 +215,11 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		t.LRSchedule = func(epoch int) float64 { return s.Rate(cfg.Train.Adam.LR, epoch, cfg.Train.Epochs) }
 	}
 	if opts.Resume {
-		last, err := mgr.Latest()
 		switch {
-		case errors.Is(err, checkpoints.ErrNoCheckpoint):
+		case errors.Is(lastErr, checkpoints.ErrNoCheckpoint):
 			progress.Line("resume: no checkpoint in %s yet, starting from the beginning", ckDir)
-		case err != nil:
-			return nil, err
+		case lastErr != nil:
+			return nil, lastErr
 		default:
 			ck, err := checkpoints.Load(last.Dir)
 			if err != nil {
