@@ -179,6 +179,9 @@ func ClassifyFiles(ctx context.Context, data dataset.Config, bb resnet.Backbone,
 	// flushSkipped reports the samples before the one at path (all, for
 	// ""): those not yet reported were skipped, with their reasons.
 	flushSkipped := func(until string) error {
+		if next == len(samples) || samples[next].Path == until {
+			return nil // the usual case: nothing skipped in between
+		}
 		why := map[string]string{}
 		for _, s := range skips.Entries() {
 			why[s.Path] = s.Reason
