@@ -13,6 +13,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	sm "gotransfer/internal/splitmix"
 )
 
 // Sample is one image file of the dataset.
@@ -347,10 +349,7 @@ type splitmix struct{ state uint64 }
 
 func (s *splitmix) next() uint64 {
 	s.state += 0x9e3779b97f4a7c15
-	z := s.state
-	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
-	z = (z ^ z>>27) * 0x94d049bb133111eb
-	return z ^ z>>31
+	return sm.Mix(s.state)
 }
 
 // uniform returns a number uniform in [lo, hi), from the top 53 bits.

@@ -15,6 +15,7 @@ import (
 
 	"gotransfer/checkpoints"
 	"gotransfer/dataset"
+	"gotransfer/internal/splitmix"
 	"gotransfer/model/head"
 )
 
@@ -509,10 +510,7 @@ func (t *Trainer) gatherTrain(idx []int, dim int) (*tensor.Dense, []int) {
 // z&1), so that they resume exactly.
 func pick(seed int64, epoch, row, n int) int {
 	z := uint64(seed) ^ uint64(epoch)<<32 ^ uint64(row)*0x9e3779b97f4a7c15
-	// splitmix64's finalizer
-	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
-	z = (z ^ z>>27) * 0x94d049bb133111eb
-	return int((z ^ z>>31) % uint64(n))
+	return int(splitmix.Mix(z) % uint64(n))
 }
 
 // gather copies the rows idx of a split into a new batch.

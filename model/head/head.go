@@ -12,6 +12,7 @@ import (
 
 	"gorgonia.org/tensor"
 
+	"gotransfer/internal/splitmix"
 	"gotransfer/model"
 )
 
@@ -156,7 +157,7 @@ func GlorotUniform(w []float32, fanIn, fanOut int, rng *rand.Rand) {
 // dropoutStream ^ mix(step, layer)) as u in [0, 1) (53 bits, as
 // rand.Float64) and is kept when u ≥ rate, Keras' test.
 func dropoutMask(mask []float32, seed uint64, step int64, layer int, rate float64) {
-	src := rand.NewPCG(seed, dropoutStream^mix64(mix64(uint64(step))+uint64(layer)))
+	src := rand.NewPCG(seed, dropoutStream^splitmix.Mix(splitmix.Mix(uint64(step))+uint64(layer)))
 	keep := float32(1 / (1 - rate))
 	for i := range mask {
 		if float64(src.Uint64()>>11)/(1<<53) >= rate {
@@ -165,14 +166,6 @@ func dropoutMask(mask []float32, seed uint64, step int64, layer int, rate float6
 			mask[i] = 0
 		}
 	}
-}
-
-// mix64 is splitmix64's finalizer, a bijection that spreads nearby values
-// (consecutive steps) over unrelated seeds.
-func mix64(z uint64) uint64 {
-	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
-	z = (z ^ z>>27) * 0x94d049bb133111eb
-	return z ^ z>>31
 }
 
 func (h *Head) layers() int { return len(h.sizes) - 1 }
