@@ -90,7 +90,11 @@ func LoadClassifier(path, device string) (*Classifier, error) {
 		bb.Close()
 		return nil, fmt.Errorf("checkpoint %s: %w", checkpointDir, err)
 	}
-	return &Classifier{Classes: ck.Manifest.Classes, Config: info.Config, backbone: bb, head: h, data: DataConfig(info.Config),
+	// How the run read images, not how it split them: a classifier reads
+	// the folders it is given whole.
+	data := DataConfig(info.Config)
+	data.ValidationSplit, data.ValidationRoot = 0, ""
+	return &Classifier{Classes: ck.Manifest.Classes, Config: info.Config, backbone: bb, head: h, data: data,
 		cacheKey: CacheKey(info.Config, w)}, nil
 }
 
@@ -260,7 +264,7 @@ type Mistake struct {
 // and skipped, as in training.
 func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Evaluation, error) {
 	cfg := c.data
-	cfg.Root, cfg.Classes, cfg.ValidationSplit, cfg.ValidationRoot = root, c.Classes, 0, ""
+	cfg.Root, cfg.Classes = root, c.Classes
 	idx, err := dataset.Scan(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate %s: %w", root, err)
