@@ -318,7 +318,13 @@ func ReadManifest(dir string) (Manifest, error) {
 // of every file, that every tensor has the manifest's shape, and that the
 // folder holds no file the manifest does not list. An error names the first
 // file that fails.
-func Load(dir string) (*Checkpoint, error) {
+func Load(dir string) (*Checkpoint, error) { return LoadTensors(dir, nil) }
+
+// LoadTensors is Load for the tensors whose names keep accepts (all of them
+// when keep is nil): the others are neither read nor verified, and are
+// missing from the result. Reading a trained head for prediction needs
+// its parameters, not the optimizer's state, which is twice their size.
+func LoadTensors(dir string, keep func(name string) bool) (*Checkpoint, error) {
 	m, err := ReadManifest(dir)
 	if err != nil {
 		return nil, err
@@ -335,6 +341,9 @@ func Load(dir string) (*Checkpoint, error) {
 	c := &Checkpoint{Dir: dir, Manifest: m}
 	for _, f := range m.Files {
 		listed[f.Path] = true
+		if keep != nil && !keep(f.Tensor) {
+			continue
+		}
 		b, err := readVerified(dir, f.Path, f.SHA256)
 		if err != nil {
 			return nil, err

@@ -362,3 +362,71 @@ func TestSaveRejectsBadInput(t *testing.T) {
 		})
 	}
 }
+
+// LoadTensors reads and verifies the tensors it keeps, skips the others
+// (damage to them goes unnoticed: they are not read), and still refuses
+// files the manifest does not list.
+func TestLoadTensors(t *testing.T) {
+	params := func(name string) bool { return strings.HasPrefix(name, "dense_") }
+	for _, tc := range []struct {
+		name    string
+		damage  string // file to flip a byte of, "" for none
+		extra   bool
+		wantErr string
+	}{
+		{name: "intact"},
+		{name: "skipped tensor damaged", damage: "adam_v/dense_0/kernel.npy"},
+		{name: "kept tensor damaged", damage: "dense_1/kernel.npy", wantErr: "file dense_1/kernel.npy: sha256"},
+		{name: "extra file", extra: true, wantErr: "file extra.npy is not listed in the manifest"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "ck")
+			want := sample(3)
+			if err := Save(dir, sampleManifest(7, 1), want); err != nil {
+				t.Fatal(err)
+			}
+			if tc.damage != "" {
+				p := filepath.Join(dir, filepath.FromSlash(tc.damage))
+				b, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b[len(b)-1] ^= 1
+				if err := os.WriteFile(p, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.extra {
+				if err := os.WriteFile(filepath.Join(dir, "extra.npy"), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c, err := LoadTensors(dir, params)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(c.Manifest.Run) != string(sampleManifest(7, 1).Run) {
+				t.Errorf("run description %q not read", c.Manifest.Run)
+			}
+			var names []string
+			for _, tn := range c.Tensors {
+				names = append(names, tn.Name)
+			}
+			if wantNames := []string{"dense_0/kernel", "dense_0/bias", "dense_1/kernel", "dense_1/bias"}; !slices.Equal(names, wantNames) {
+				t.Fatalf("tensors %v, want %v", names, wantNames)
+			}
+			for _, w := range want[:4] {
+				got, _ := c.Tensor(w.Name)
+				if !sameBits(got.Data().([]float32), w.Value.Data().([]float32)) {
+					t.Errorf("%s: values differ", w.Name)
+				}
+			}
+		})
+	}
+}

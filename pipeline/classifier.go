@@ -37,12 +37,25 @@ type Classifier struct {
 	tmpCache string
 }
 
+// ClassifierOptions are LoadClassifier's settings; the zero value takes
+// everything from the checkpoint.
+type ClassifierOptions struct {
+	// Device is where the backbone runs; "" keeps the run's.
+	Device string
+	// Weights is the backbone weights file, for a run moved to another
+	// machine; "" means the file training read, else a file of the same
+	// name in the checkpoint's parent or grandparent folder (the run
+	// folder), where a run copied with its weights finds them.
+	Weights string
+}
+
 // LoadClassifier rebuilds the classifier a checkpoint was trained as.
 // path is a checkpoint folder, or a run (or its checkpoints/) folder, whose
 // best checkpoint, else its last, is used (checkpoints.Find). The backbone
 // weights must be the very ones used in training (checked by their
-// sha256). device "" keeps the configured one.
-func LoadClassifier(path, device string) (*Classifier, error) {
+// sha256). Only the head's parameters are read from the checkpoint, not
+// the optimizer's state.
+func LoadClassifier(path string, opts ClassifierOptions) (*Classifier, error) {
 	checkpointDir, err := checkpoints.Find(path)
 	if err != nil {
 		return nil, err
@@ -50,7 +63,7 @@ func LoadClassifier(path, device string) (*Classifier, error) {
 	if checkpointDir != path {
 		slog.Info("using checkpoint", "dir", checkpointDir)
 	}
-	ck, err := checkpoints.Load(checkpointDir)
+	ck, err := checkpoints.LoadTensors(checkpointDir, head.IsParamName)
 	if err != nil {
 		return nil, err
 	}
@@ -58,13 +71,18 @@ func LoadClassifier(path, device string) (*Classifier, error) {
 	if err := json.Unmarshal(ck.Manifest.Run, &info); err != nil || info.Config == nil {
 		return nil, fmt.Errorf("checkpoint %s: no usable run description (%v): was it written by train?", checkpointDir, err)
 	}
-	w, err := resnet.Load(info.Weights)
+	weightsPath := opts.Weights
+	if weightsPath == "" {
+		weightsPath = findWeights(checkpointDir, info.Weights)
+	}
+	w, err := resnet.Load(weightsPath)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: backbone: %w", checkpointDir, err)
+		return nil, fmt.Errorf("checkpoint %s: backbone (sha256 %.12s): %w", checkpointDir, info.WeightsSHA256, err)
 	}
 	if w.Digest() != info.WeightsSHA256 {
-		return nil, fmt.Errorf("checkpoint %s: backbone weights %s changed since training (sha256 %.12s, trained with %.12s)", checkpointDir, info.Weights, w.Digest(), info.WeightsSHA256)
+		return nil, fmt.Errorf("checkpoint %s: backbone weights %s are not those it was trained with (sha256 %.12s, trained with %.12s)", checkpointDir, weightsPath, w.Digest(), info.WeightsSHA256)
 	}
+	device := opts.Device
 	if device == "" {
 		device = info.Config.Backbone.Device
 	}
@@ -96,6 +114,25 @@ func LoadClassifier(path, device string) (*Classifier, error) {
 	data.ValidationSplit, data.ValidationRoot = 0, ""
 	return &Classifier{Classes: ck.Manifest.Classes, Config: info.Config, backbone: bb, head: h, data: data,
 		cacheKey: CacheKey(info.Config, w)}, nil
+}
+
+// findWeights returns where the backbone weights trained with (at
+// trainedWith) are now: that path if it exists, else the first file of its
+// name in the checkpoint's parent or grandparent folder, else trainedWith
+// (whose loading then fails, naming it).
+func findWeights(checkpointDir, trainedWith string) string {
+	if _, err := os.Stat(trainedWith); err == nil {
+		return trainedWith
+	}
+	up := filepath.Dir(checkpointDir)
+	for _, dir := range []string{up, filepath.Dir(up)} {
+		p := filepath.Join(dir, filepath.Base(trainedWith))
+		if _, err := os.Stat(p); err == nil {
+			slog.Info("backbone weights not where training read them: using the file of the same name beside the checkpoint", "trained_with", trainedWith, "using", p)
+			return p
+		}
+	}
+	return trainedWith
 }
 
 // featureCache opens the run's feature cache if its folder exists here (so

@@ -41,7 +41,7 @@ run: {dir: run}
 	}
 	fmt.Println(len(res.History), "epochs, validation:", res.History[1].HasVal)
 
-	c, err := pipeline.LoadClassifier(filepath.Join(dir, "run"), "") // its best checkpoint
+	c, err := pipeline.LoadClassifier(filepath.Join(dir, "run"), pipeline.ClassifierOptions{}) // its best checkpoint
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -704,7 +704,7 @@ run: {dir: run}
 		t.Errorf("the confusion matrix counts %d validation images, want 8", n)
 	}
 	best := slices.MinFunc(res.History, func(a, b EpochMetrics) int { return cmp.Compare(a.ValLoss, b.ValLoss) })
-	c, err := LoadClassifier(filepath.Join(dir, "run"), "")
+	c, err := LoadClassifier(filepath.Join(dir, "run"), ClassifierOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -746,7 +746,7 @@ run: {dir: run}
 	if err := os.Rename(cfg.Cache.Dir, cfg.Cache.Dir+"-moved"); err != nil {
 		t.Fatal(err)
 	}
-	c2, err := LoadClassifier(filepath.Join(dir, "run"), "")
+	c2, err := LoadClassifier(filepath.Join(dir, "run"), ClassifierOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -962,7 +962,7 @@ run: {dir: run}
 			t.Errorf("the refused resume rewrote %s", f)
 		}
 	}
-	c, err := LoadClassifier(run, "")
+	c, err := LoadClassifier(run, ClassifierOptions{})
 	if err != nil {
 		t.Fatalf("predict after a refused resume: %v", err)
 	}

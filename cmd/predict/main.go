@@ -31,6 +31,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -64,7 +65,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("predict", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := &options{}
-	fs.StringVar(&o.weights, "weights", "", "ResNet50 weights `file`: the project's .npz, Keras' .h5 or a torchvision .pth (see README)")
+	fs.StringVar(&o.weights, "weights", "", "ResNet50 weights `file`: the project's .npz, Keras' .h5 or a torchvision .pth (see README); with --checkpoint, the very file the run was trained with, for a run moved to another machine (default: where training read it, or a file of its name in the run folder)")
 	fs.StringVar(&o.checkpoint, "checkpoint", "", "a trained run's checkpoint `folder` (e.g. runs/cats_dogs/checkpoints/best; a run folder means its best checkpoint): classify with its classes")
 	fs.StringVar(&o.evaluate, "evaluate", "", "with --checkpoint: score the run on this labelled `folder` (one sub-folder per class, as for training) and print loss, accuracy, per-class scores and the confusion matrix")
 	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint and folders: write the CSV to this `file` instead of stdout")
@@ -80,7 +81,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.ignoreEXIF, "ignore-exif", false, "do not apply JPEG EXIF orientation (Keras ignores it)")
 	fs.BoolVar(&o.verbose, "v", false, "verbose logging")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: predict --weights W.npz [flags] image...\n       predict --checkpoint RUN [--csv out.csv] image-or-folder...\n       predict --checkpoint RUN --evaluate labelled-folder\n       predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]\n       predict [--weights W.npz] --summary\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: predict --weights W.npz [flags] image...\n       predict --checkpoint RUN [--weights W] [--csv out.csv] image-or-folder...\n       predict --checkpoint RUN --evaluate labelled-folder\n       predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]\n       predict [--weights W.npz] --summary\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := cli.Parse(fs, args, stderr); err != nil {
@@ -97,8 +98,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	case o.summary:
 		return o, nil
 	case o.checkpoint != "":
-		if o.weights != "" || o.npyIn != "" {
-			return nil, cli.Usagef("--checkpoint brings its own backbone: give neither --weights nor --npy")
+		if o.npyIn != "" {
+			return nil, cli.Usagef("--npy runs the backbone alone: give --weights, not --checkpoint")
 		}
 		if o.evaluate != "" && (len(o.images) > 0 || o.csvOut != "") {
 			return nil, cli.Usagef("--evaluate scores one labelled folder: give no images and no --csv with it")
@@ -324,9 +325,19 @@ func printTop(out io.Writer, path string, probs []float32, k int) error {
 	return nil
 }
 
+// loadClassifier loads --checkpoint's run, with --weights in place of the
+// backbone file it was trained with if given.
+func loadClassifier(o *options) (*pipeline.Classifier, error) {
+	c, err := pipeline.LoadClassifier(o.checkpoint, pipeline.ClassifierOptions{Device: o.device, Weights: o.weights})
+	if err != nil && o.weights == "" && errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w (a run moved to another machine: give its backbone weights file with --weights)", err)
+	}
+	return c, err
+}
+
 // evaluate scores a checkpoint on a labelled folder.
 func evaluate(ctx context.Context, o *options, stdout io.Writer) error {
-	c, err := pipeline.LoadClassifier(o.checkpoint, o.device)
+	c, err := loadClassifier(o)
 	if err != nil {
 		return err
 	}
@@ -369,7 +380,7 @@ func evaluate(ctx context.Context, o *options, stdout io.Writer) error {
 // unusable image is reported in its place and the others go on; the
 // command then fails, naming the first.
 func classifyWithCheckpoint(ctx context.Context, o *options, stdout io.Writer) error {
-	c, err := pipeline.LoadClassifier(o.checkpoint, o.device)
+	c, err := loadClassifier(o)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"gotransfer/dataset"
 	"gotransfer/internal/cli"
 	"gotransfer/internal/tensorio"
+	"gotransfer/model/resnet"
 	"gotransfer/pipeline"
 )
 
@@ -277,6 +278,68 @@ func TestCheckpoint(t *testing.T) {
 	}
 }
 
+// TestMovedRun classifies with a run moved to another folder, as when it
+// is copied to another machine: its backbone file is found beside the
+// checkpoints, or given with --weights, and must still be the one trained
+// with.
+func TestMovedRun(t *testing.T) {
+	dir := t.TempDir()
+	data := trainTinyRun(t, dir)
+	img := filepath.Join(data, "cats", "cat_00000.png")
+	code, want, stderr := predict(t, "--checkpoint", filepath.Join(dir, "run"), img)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+
+	moved := filepath.Join(dir, "elsewhere", "run")
+	if err := os.MkdirAll(filepath.Dir(moved), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "run"), moved); err != nil {
+		t.Fatal(err)
+	}
+	// The optimizer's state is not needed: a copy may leave it out.
+	states, _ := filepath.Glob(filepath.Join(moved, "checkpoints", "step-*", "adam_*"))
+	if len(states) == 0 {
+		t.Fatal("no adam_* folders in the checkpoints")
+	}
+	for _, s := range states {
+		if err := os.RemoveAll(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The run's calibrated random backbone is its backbone.npz, recorded
+	// by its old path: found in the moved run folder.
+	for _, ck := range []string{moved, filepath.Join(moved, "checkpoints", "best")} {
+		if code, out, stderr := predict(t, "--checkpoint", ck, img); code != 0 || out != want {
+			t.Fatalf("--checkpoint %s: exit %d, output %q, want %q: %s", ck, code, out, want, stderr)
+		}
+	}
+
+	weights := filepath.Join(dir, "weights.npz")
+	if err := os.Rename(filepath.Join(moved, "backbone.npz"), weights); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := predict(t, "--checkpoint", moved, img); code != 1 || !strings.Contains(stderr, "backbone.npz") || !strings.Contains(stderr, "--weights") {
+		t.Fatalf("weights nowhere to be found: exit %d, want 1 and an error naming the file and --weights: %s", code, stderr)
+	}
+	if code, out, stderr := predict(t, "--checkpoint", moved, "--weights", weights, img); code != 0 || out != want {
+		t.Fatalf("--weights: exit %d, output %q, want %q: %s", code, out, want, stderr)
+	}
+
+	other := filepath.Join(dir, "other.npz")
+	w, err := resnet.Random(8, 0, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Save(other); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := predict(t, "--checkpoint", moved, "--weights", other, img); code != 1 || !strings.Contains(stderr, "not those it was trained with") {
+		t.Fatalf("--weights of another backbone: exit %d: %s", code, stderr)
+	}
+}
+
 // TestEvaluate scores a tiny run on a labelled folder and holds the scores
 // against the images' own predictions.
 func TestEvaluate(t *testing.T) {
@@ -285,7 +348,7 @@ func TestEvaluate(t *testing.T) {
 	run := filepath.Join(dir, "run")
 	os.WriteFile(filepath.Join(data, "dogs", "broken.jpg"), []byte("not a jpeg"), 0o644)
 
-	c, err := pipeline.LoadClassifier(run, "")
+	c, err := pipeline.LoadClassifier(run, pipeline.ClassifierOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -137,6 +138,14 @@ func KernelName(l int) string { return fmt.Sprintf("dense_%d/kernel", l) }
 
 // BiasName returns the name of layer l's bias, "dense_<l>/bias".
 func BiasName(l int) string { return fmt.Sprintf("dense_%d/bias", l) }
+
+// IsParamName reports whether name is the name of a layer's kernel or bias
+// (KernelName, BiasName), as opposed to, say, an optimizer's state.
+func IsParamName(name string) bool {
+	layer, _, ok := strings.Cut(strings.TrimPrefix(name, "dense_"), "/")
+	l, err := strconv.Atoi(layer)
+	return ok && err == nil && l >= 0 && (name == KernelName(l) || name == BiasName(l))
+}
 
 // GlorotUniform fills w, the row-major (fanIn, fanOut) kernel, with draws from
 // U(−limit, limit), limit = sqrt(6/(fanIn+fanOut)): each element takes one

@@ -609,3 +609,17 @@ func TestGraphCacheIsBounded(t *testing.T) {
 		t.Errorf("batch 1 after eviction: %v, before %v", p.Float32s(), first.Float32s())
 	}
 }
+
+func TestIsParamName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"dense_0/kernel": true, "dense_0/bias": true, "dense_12/kernel": true,
+		KernelName(3): true, BiasName(4): true,
+		"adam_m/dense_0/kernel": false, "adam_v/dense_0/bias": false,
+		"dense_0/kernel/x": false, "dense_00/kernel": false, "dense_-1/bias": false, "dense_+1/bias": false,
+		"dense_/kernel": false, "dense_0": false, "dense_0/weight": false, "x/dense_0/kernel": false, "": false,
+	} {
+		if got := IsParamName(name); got != want {
+			t.Errorf("IsParamName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
