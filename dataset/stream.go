@@ -93,7 +93,11 @@ func (w *worker) process(path string, out []float32) (digest [32]byte, err error
 	if err != nil {
 		return digest, &badImage{reason: fmt.Sprintf("read: %v", err), err: err}
 	}
-	data := w.file.Bytes()
+	return w.processBytes(w.file.Bytes(), out)
+}
+
+// processBytes is process for a file's content.
+func (w *worker) processBytes(data []byte, out []float32) (digest [32]byte, err error) {
 	digest = sha256.Sum256(data)
 	img, err := w.dec.decode(data)
 	if err != nil {
@@ -156,6 +160,23 @@ func Load(cfg Config, path string) ([]float32, [32]byte, error) {
 		return nil, digest, fmt.Errorf("dataset: load %s: %w", path, err)
 	}
 	return out, digest, nil
+}
+
+// Decode is Load for an image file's content, data (an upload, say).
+func Decode(cfg Config, data []byte) ([]float32, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	w, err := newWorker(cfg)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float32, cfg.Height*cfg.Width*3)
+	if _, err := w.processBytes(data, out); err != nil {
+		return nil, fmt.Errorf("dataset: decode: %w", err)
+	}
+	return out, nil
 }
 
 type job struct {

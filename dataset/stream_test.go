@@ -352,6 +352,16 @@ func TestLoad(t *testing.T) {
 		if digest != got.digests[i] || !reflect.DeepEqual(pix, got.pixels[i*size:(i+1)*size]) {
 			t.Errorf("%s: Load differs from Stream", p)
 		}
+		data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(p)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dec, err := Decode(cfg, data); err != nil || !reflect.DeepEqual(dec, pix) {
+			t.Errorf("%s: Decode differs from Load (error %v)", p, err)
+		}
+	}
+	if _, err := Decode(cfg, []byte("GIF89a, or not")); !errors.Is(err, ErrBadImage) {
+		t.Errorf("Decode(garbage) error = %v, want ErrBadImage", err)
 	}
 	_, _, err = Load(cfg, filepath.Join(root, "missing.jpg"))
 	if !errors.Is(err, ErrBadImage) || !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "missing.jpg") {

@@ -24,12 +24,14 @@ import (
 // Classifier is a trained run put back together from a checkpoint: the
 // backbone it was trained on, its preprocessing, and the head.
 type Classifier struct {
-	Classes  []string
-	Config   *configs.Config
-	backbone resnet.Backbone
-	head     *head.Head
-	data     dataset.Config
-	cacheKey features.Key
+	// Checkpoint is the folder of the checkpoint loaded.
+	Checkpoint string
+	Classes    []string
+	Config     *configs.Config
+	backbone   resnet.Backbone
+	head       *head.Head
+	data       dataset.Config
+	cacheKey   features.Key
 	// cache holds the features Evaluate computes: the run's feature cache,
 	// or a temporary one (tmpCache, removed by Close) where the run's is
 	// not on this machine.
@@ -112,7 +114,7 @@ func LoadClassifier(path string, opts ClassifierOptions) (*Classifier, error) {
 	// the folders it is given whole.
 	data := DataConfig(info.Config)
 	data.ValidationSplit, data.ValidationRoot = 0, ""
-	return &Classifier{Classes: ck.Manifest.Classes, Config: info.Config, backbone: bb, head: h, data: data,
+	return &Classifier{Checkpoint: checkpointDir, Classes: ck.Manifest.Classes, Config: info.Config, backbone: bb, head: h, data: data,
 		cacheKey: CacheKey(info.Config, w)}, nil
 }
 
@@ -170,8 +172,34 @@ func (c *Classifier) Predict(path string) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	x := tensor.New(tensor.WithShape(1, c.data.Height, c.data.Width, 3), tensor.WithBacking(pix))
-	f, err := c.backbone.Features(x)
+	probs, err := c.PredictPixels([][]float32{pix})
+	if err != nil {
+		return nil, err
+	}
+	return probs[0], nil
+}
+
+// Decode reads an image file's content (an upload, say) as the run reads
+// images, for PredictPixels. It is safe for concurrent use.
+func (c *Classifier) Decode(data []byte) ([]float32, error) {
+	return dataset.Decode(c.data, data)
+}
+
+// PredictPixels classifies images as Decode returns them in one backbone
+// pass, returning the class probabilities of each.
+func (c *Classifier) PredictPixels(images [][]float32) ([][]float32, error) {
+	if len(images) == 0 {
+		return nil, nil
+	}
+	size := c.data.Height * c.data.Width * 3
+	x := make([]float32, 0, len(images)*size)
+	for i, pix := range images {
+		if len(pix) != size {
+			return nil, fmt.Errorf("image %d: %d values, want %dx%dx3", i, len(pix), c.data.Height, c.data.Width)
+		}
+		x = append(x, pix...)
+	}
+	f, err := c.backbone.Features(tensor.New(tensor.WithShape(len(images), c.data.Height, c.data.Width, 3), tensor.WithBacking(x)))
 	if err != nil {
 		return nil, err
 	}
@@ -179,8 +207,17 @@ func (c *Classifier) Predict(path string) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	return probs.Data().([]float32), nil
+	k := len(c.Classes)
+	all := probs.Data().([]float32)
+	out := make([][]float32, len(images))
+	for i := range out {
+		out[i] = all[i*k : (i+1)*k : (i+1)*k]
+	}
+	return out, nil
 }
+
+// ImageSize returns the height and width images are resized to.
+func (c *Classifier) ImageSize() (height, width int) { return c.data.Height, c.data.Width }
 
 // PredictFolder classifies every image under root (recursively, hidden
 // files and folders left out) as PredictFiles does, in path order.

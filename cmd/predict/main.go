@@ -5,6 +5,7 @@
 //	predict --weights resnet50_weights_tf_dim_ordering_tf_kernels.h5 cat.jpg
 //	predict --checkpoint runs/cats_dogs/checkpoints/best cat.jpg dog.png photos/
 //	predict --checkpoint runs/cats_dogs --evaluate data/test
+//	predict --checkpoint runs/cats_dogs --serve :8080
 //	predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]
 //	predict [--weights W.npz] --summary
 //
@@ -20,7 +21,16 @@
 // it (recursively) and writes CSV (path, predicted class, one probability
 // per class) to stdout or to --csv. --evaluate scores the run on a labelled
 // folder laid out as for training: loss, accuracy, per-class precision,
-// recall and F1, and the confusion matrix.
+// recall and F1, and the confusion matrix. --serve answers HTTP requests
+// instead: POST an image file (as the body, or as a multipart form's one
+// file) to /predict for its class probabilities as JSON,
+//
+//	{"predicted":"cats","probabilities":[{"class":"cats","probability":0.97},{"class":"dogs","probability":0.03}]}
+//
+// or an error as {"error": "..."} with status 400 (not an image), 413
+// (over 64 MiB) or 500; GET /info describes the run and GET /healthz
+// answers "ok". Requests arriving together share a backbone pass (up to
+// --batch images); Ctrl-C or SIGTERM lets those in flight finish.
 package main
 
 import (
@@ -55,6 +65,7 @@ func main() { cli.Main("predict", run) }
 type options struct {
 	weights, device, preprocess  string
 	checkpoint, csvOut, evaluate string
+	serve                        string
 	npyIn, featuresOut, probsOut string
 	top, size, batch             int
 	summary, ignoreEXIF, verbose bool
@@ -68,6 +79,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.weights, "weights", "", "ResNet50 weights `file`: the project's .npz, Keras' .h5 or a torchvision .pth (see README); with --checkpoint, the very file the run was trained with, for a run moved to another machine (default: where training read it, or a file of its name in the run folder)")
 	fs.StringVar(&o.checkpoint, "checkpoint", "", "a trained run's checkpoint `folder` (e.g. runs/cats_dogs/checkpoints/best; a run folder means its best checkpoint): classify with its classes")
 	fs.StringVar(&o.evaluate, "evaluate", "", "with --checkpoint: score the run on this labelled `folder` (one sub-folder per class, as for training) and print loss, accuracy, per-class scores and the confusion matrix")
+	fs.StringVar(&o.serve, "serve", "", "with --checkpoint: answer HTTP requests on this `address` (e.g. :8080): POST an image to /predict for JSON probabilities; GET /info, /healthz")
 	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint and folders: write the CSV to this `file` instead of stdout")
 	fs.StringVar(&o.device, "device", "", "where the backbone runs: cpu or cuda (default cpu, or the checkpoint's)")
 	fs.StringVar(&o.preprocess, "preprocess", "", "image preprocessing: caffe or torch (default: what the weights' variant was trained with, caffe for Keras, torch for torchvision)")
@@ -81,7 +93,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.ignoreEXIF, "ignore-exif", false, "do not apply JPEG EXIF orientation (Keras ignores it)")
 	fs.BoolVar(&o.verbose, "v", false, "verbose logging")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: predict --weights W.npz [flags] image...\n       predict --checkpoint RUN [--weights W] [--csv out.csv] image-or-folder...\n       predict --checkpoint RUN --evaluate labelled-folder\n       predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]\n       predict [--weights W.npz] --summary\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: predict --weights W.npz [flags] image...\n       predict --checkpoint RUN [--weights W] [--csv out.csv] image-or-folder...\n       predict --checkpoint RUN --evaluate labelled-folder\n       predict --checkpoint RUN --serve :8080\n       predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]\n       predict [--weights W.npz] --summary\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := cli.Parse(fs, args, stderr); err != nil {
@@ -101,15 +113,20 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		if o.npyIn != "" {
 			return nil, cli.Usagef("--npy runs the backbone alone: give --weights, not --checkpoint")
 		}
+		if o.serve != "" && (o.evaluate != "" || len(o.images) > 0 || o.csvOut != "") {
+			return nil, cli.Usagef("--serve classifies what it is sent: give no images, --evaluate or --csv with it")
+		}
 		if o.evaluate != "" && (len(o.images) > 0 || o.csvOut != "") {
 			return nil, cli.Usagef("--evaluate scores one labelled folder: give no images and no --csv with it")
 		}
-		if o.evaluate == "" && len(o.images) == 0 {
+		if o.evaluate == "" && o.serve == "" && len(o.images) == 0 {
 			return nil, cli.Usagef("no images given (try --help)")
 		}
 		return o, nil
 	case o.evaluate != "":
 		return nil, cli.Usagef("--evaluate needs --checkpoint (a trained run)")
+	case o.serve != "":
+		return nil, cli.Usagef("--serve needs --checkpoint (a trained run)")
 	case o.weights == "":
 		return nil, cli.Usagef("--weights is required (a ResNet50 .npz, .h5 or .pth; see README)")
 	case o.npyIn != "" && len(o.images) > 0:
@@ -146,6 +163,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 func dispatch(ctx context.Context, o *options, stdout io.Writer) error {
 	if o.summary {
 		return summary(o, stdout)
+	}
+	if o.serve != "" {
+		return serve(ctx, o, stdout)
 	}
 	if o.checkpoint != "" && o.evaluate != "" {
 		return evaluate(ctx, o, stdout)

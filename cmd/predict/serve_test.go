@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"math"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gotransfer/pipeline"
+)
+
+// post sends body to url with the content type and decodes the JSON answer.
+func post(t *testing.T, url, contentType string, body []byte) (status int, p Prediction, errMsg string) {
+	t.Helper()
+	resp, err := http.Post(url, contentType, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("Content-Type %q, want application/json: %s", ct, raw)
+	}
+	var answer struct {
+		Prediction
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(raw, &answer); err != nil {
+		t.Fatalf("status %d, answer %s: %v", resp.StatusCode, raw, err)
+	}
+	return resp.StatusCode, answer.Prediction, answer.Error
+}
+
+// form returns a multipart form holding the given files (name -> content)
+// and a plain field, and its content type.
+func form(t *testing.T, files map[string][]byte) ([]byte, string) {
+	t.Helper()
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	mw.WriteField("note", "a plain field, ignored")
+	for name, data := range files {
+		fw, err := mw.CreateFormFile("image", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fw.Write(data)
+	}
+	mw.Close()
+	return b.Bytes(), mw.FormDataContentType()
+}
+
+// same reports whether a prediction is probs (within tol) by class name.
+func same(p Prediction, classes []string, probs []float32, tol float64) bool {
+	if len(p.Probabilities) != len(classes) {
+		return false
+	}
+	best := 0
+	for i, cp := range p.Probabilities {
+		if cp.Class != classes[i] || math.Abs(float64(cp.Probability-probs[i])) > tol {
+			return false
+		}
+		if probs[i] > probs[best] {
+			best = i
+		}
+	}
+	return p.Predicted == classes[best]
+}
+
+// TestServer answers single requests as Predict does, and bad requests
+// with a clear error and the right status.
+func TestServer(t *testing.T) {
+	dir := t.TempDir()
+	data := trainTinyRun(t, dir)
+	c, err := pipeline.LoadClassifier(filepath.Join(dir, "run"), pipeline.ClassifierOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := newServer(c, 4, 1<<20)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.run(ctx)
+	ts := httptest.NewServer(s.handler())
+	defer ts.Close()
+
+	for _, path := range []string{filepath.Join(data, "cats", "cat_00000.png"), filepath.Join(data, "dogs", "dog_00003.jpg")} {
+		img, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := c.Predict(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A lone request is a batch of one: exactly Predict's numbers.
+		if status, p, msg := post(t, ts.URL+"/predict", "image/png", img); status != 200 || !same(p, c.Classes, want, 0) {
+			t.Errorf("%s as the body: status %d, %+v (%s), want %v", path, status, p, msg, want)
+		}
+		body, ct := form(t, map[string][]byte{filepath.Base(path): img})
+		if status, p, msg := post(t, ts.URL+"/predict", ct, body); status != 200 || !same(p, c.Classes, want, 0) {
+			t.Errorf("%s in a form: status %d, %+v (%s), want %v", path, status, p, msg, want)
+		}
+	}
+
+	img, _ := os.ReadFile(filepath.Join(data, "cats", "cat_00001.png"))
+	twoFiles, twoCT := form(t, map[string][]byte{"a.png": img, "b.png": img})
+	noFile, noCT := form(t, nil)
+	for _, tc := range []struct {
+		name, contentType string
+		body              []byte
+		status            int
+		msg               string
+	}{
+		{"not an image", "image/jpeg", []byte("not a jpeg at all"), 400, "not a supported image format"},
+		{"empty", "image/jpeg", nil, 400, "no image"},
+		{"two files", twoCT, twoFiles, 400, "more than one file"},
+		{"no file", noCT, noFile, 400, "holds no file"},
+		{"too large", "image/png", make([]byte, 1<<20+1), 413, "larger than 1048576 bytes"},
+	} {
+		if status, _, msg := post(t, ts.URL+"/predict", tc.contentType, tc.body); status != tc.status || !strings.Contains(msg, tc.msg) {
+			t.Errorf("%s: status %d, error %q, want %d and %q", tc.name, status, msg, tc.status, tc.msg)
+		}
+	}
+
+	resp, err := http.Get(ts.URL + "/predict")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET /predict: status %d, want 405", resp.StatusCode)
+	}
+	resp, err = http.Get(ts.URL + "/info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		Classes   []string `json:"classes"`
+		ImageSize []int    `json:"image_size"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&info)
+	resp.Body.Close()
+	if err != nil || strings.Join(info.Classes, ",") != "cats,dogs" || len(info.ImageSize) != 2 || info.ImageSize[0] != 64 {
+		t.Errorf("GET /info: %+v, %v", info, err)
+	}
+}
+
+// TestServerBatches classifies requests waiting together in one backbone
+// pass, each answer going to its own request.
+func TestServerBatches(t *testing.T) {
+	dir := t.TempDir()
+	data := trainTinyRun(t, dir)
+	c, err := pipeline.LoadClassifier(filepath.Join(dir, "run"), pipeline.ClassifierOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 6
+	s := newServer(c, 8, maxUpload)
+	ts := httptest.NewServer(s.handler())
+	defer ts.Close()
+
+	paths, _ := filepath.Glob(filepath.Join(data, "*", "*.png"))
+	paths = paths[len(paths)/2-n/2 : len(paths)/2+n/2] // cats and dogs
+	want := make([][]float32, n)
+	for i, p := range paths {
+		if want[i], err = c.Predict(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	got := make([]Prediction, n)
+	for i, p := range paths {
+		img, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			status, pred, msg := post(t, ts.URL+"/predict", "image/png", img)
+			if status != 200 {
+				t.Errorf("%s: status %d: %s", p, status, msg)
+			}
+			got[i] = pred
+		})
+	}
+	// Every request decoded and waiting before the classifier starts.
+	for deadline := time.Now().Add(10 * time.Second); len(s.queue) < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d requests queued", len(s.queue), n)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.run(ctx)
+	wg.Wait()
+	if b := s.batches.Load(); b != 1 {
+		t.Errorf("%d backbone passes for %d waiting requests, want 1", b, n)
+	}
+	for i := range paths {
+		// Another batch size may change the last bits of the features.
+		if !same(got[i], c.Classes, want[i], 1e-5) {
+			t.Errorf("%s: %+v, want %v", paths[i], got[i], want[i])
+		}
+	}
+}
+
+// TestServe runs predict --serve, classifies through it and stops it as
+// SIGTERM would: the command ends without an error.
+func TestServe(t *testing.T) {
+	dir := t.TempDir()
+	data := trainTinyRun(t, dir)
+	o, err := parse([]string{"--checkpoint", filepath.Join(dir, "run"), "--serve", "127.0.0.1:0"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, o, w) }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, out)
+	// The line: serving RUN (classes [...]) on http://ADDR: POST ...
+	from, to := strings.Index(line, "http://"), strings.Index(line, ": POST")
+	if from < 0 || to < from {
+		t.Fatalf("unexpected first line %q", line)
+	}
+	addr := line[from:to]
+	img, _ := os.ReadFile(filepath.Join(data, "dogs", "dog_00000.png"))
+	if status, p, msg := post(t, addr+"/predict", "image/png", img); status != 200 || p.Predicted == "" {
+		t.Fatalf("status %d, %+v, %s", status, p, msg)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve stopped with %v, want nil", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	for _, args := range [][]string{
+		{"--serve", ":0"},
+		{"--checkpoint", "run", "--serve", ":0", "x.jpg"},
+		{"--checkpoint", "run", "--serve", ":0", "--evaluate", "data"},
+	} {
+		if _, err := parse(args, io.Discard); err == nil {
+			t.Errorf("parse(%q) accepted", args)
+		}
+	}
+}
