@@ -310,20 +310,20 @@ func (c *Config) finish(base string) {
 		}
 		c.Run.Dir = filepath.Join("runs", name)
 	}
-	resolve := func(p *string) {
+	for _, p := range c.paths() {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}
 	}
-	resolve(&c.Data.Dir)
-	resolve(&c.Data.ValidationDir)
-	resolve(&c.Backbone.Weights)
-	resolve(&c.Run.Dir)
 	if c.Cache.Dir == "" {
 		c.Cache.Dir = filepath.Join(filepath.Dir(c.Run.Dir), "feature-cache")
-	} else {
-		resolve(&c.Cache.Dir)
 	}
+}
+
+// paths returns the settings that are paths, which a file gives relative
+// to its folder.
+func (c *Config) paths() []*string {
+	return []*string{&c.Data.Dir, &c.Data.ValidationDir, &c.Backbone.Weights, &c.Run.Dir, &c.Cache.Dir}
 }
 
 // check reports every out-of-range value to at, with the dotted path of the

@@ -360,7 +360,24 @@ func TestCropAugmentationHash(t *testing.T) {
 }
 
 func TestMarshalLoadsBackTheSame(t *testing.T) {
-	for _, file := range []string{"cats_dogs.yaml", "smoke.yaml"} {
+	// Every path setting, relative to a folder that is not the run's.
+	every := filepath.Join(t.TempDir(), "configs", "every_path.yaml")
+	if err := os.MkdirAll(filepath.Dir(every), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	yaml := "data:\n  dir: ../data/train\n  validation_dir: ../data/validation\nbackbone:\n  weights: ../w/resnet.h5\nrun:\n  dir: ../runs/x\ncache:\n  dir: ../cache\n"
+	if err := os.WriteFile(every, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Named relative to the working folder, as on a command line.
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if every, err = filepath.Rel(wd, every); err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{"cats_dogs.yaml", "smoke.yaml", every} {
 		c, err := Load(file)
 		if err != nil {
 			t.Fatal(err)

@@ -144,7 +144,7 @@ func (c *Config) Marshal(dir string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: marshal: %w", err)
 	}
-	for _, p := range []*string{&cp.Data.Dir, &cp.Backbone.Weights, &cp.Run.Dir, &cp.Cache.Dir} {
+	for _, p := range cp.paths() {
 		if *p == "" {
 			continue
 		}
