@@ -310,9 +310,9 @@ func (c *Config) finish(base string) {
 		}
 		c.Run.Dir = filepath.Join("runs", name)
 	}
-	for _, p := range c.paths() {
-		if *p != "" && !filepath.IsAbs(*p) {
-			*p = filepath.Join(base, *p)
+	for _, s := range c.paths() {
+		if *s.value != "" && !filepath.IsAbs(*s.value) {
+			*s.value = filepath.Join(base, *s.value)
 		}
 	}
 	if c.Cache.Dir == "" {
@@ -320,10 +320,16 @@ func (c *Config) finish(base string) {
 	}
 }
 
-// paths returns the settings that are paths, which a file gives relative
-// to its folder.
-func (c *Config) paths() []*string {
-	return []*string{&c.Data.Dir, &c.Data.ValidationDir, &c.Backbone.Weights, &c.Run.Dir, &c.Cache.Dir}
+// pathSetting is a setting that is a path, which a file gives relative to
+// its folder.
+type pathSetting struct {
+	key   string // dotted path, e.g. "data.dir"
+	value *string
+}
+
+func (c *Config) paths() []pathSetting {
+	return []pathSetting{{"data.dir", &c.Data.Dir}, {"data.validation_dir", &c.Data.ValidationDir},
+		{"backbone.weights", &c.Backbone.Weights}, {"run.dir", &c.Run.Dir}, {"cache.dir", &c.Cache.Dir}}
 }
 
 // check reports every out-of-range value to at, with the dotted path of the

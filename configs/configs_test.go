@@ -498,3 +498,84 @@ func TestLRSchedule(t *testing.T) {
 		})
 	}
 }
+
+// TestSet overrides settings as train --set does: present or absent from
+// the file, any YAML value, paths relative to the working folder, and
+// errors that name the set.
+func TestSet(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "sub", "x.yaml")
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	yaml := "data:\n  dir: d\n  image_size: [64, 64]\ntrain:\n  epochs: 3\nhead:\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		sets  []string
+		check func(c *Config) bool
+	}{
+		{"none", nil, func(c *Config) bool {
+			return c.Train.Epochs == 3 && c.Data.Dir == filepath.Join(filepath.Dir(file), "d")
+		}},
+		{"present", []string{"train.epochs=7"}, func(c *Config) bool { return c.Train.Epochs == 7 }},
+		{"absent, in a present section", []string{"train.batch=8"}, func(c *Config) bool { return c.Train.Batch == 8 && c.Train.Epochs == 3 }},
+		{"absent section", []string{"train.adam.lr=3e-4", "train.adam.beta1=0.8"}, func(c *Config) bool {
+			return c.Train.Adam.LR == 3e-4 && c.Train.Adam.Beta1 == 0.8 && c.Train.Adam.Beta2 == 0.999
+		}},
+		{"empty section", []string{"head.dropout=0.5"}, func(c *Config) bool { return c.Head.Dropout == 0.5 }},
+		{"list", []string{"data.image_size=[32, 48]"}, func(c *Config) bool { return slices.Equal(c.Data.ImageSize, []int{32, 48}) }},
+		{"bool and string", []string{"data.flip_augmentation=true", "train.lr_schedule.kind=cosine"}, func(c *Config) bool {
+			return c.Data.FlipAugmentation && c.Train.LRSchedule.Kind == "cosine"
+		}},
+		{"the last one wins", []string{"train.epochs=7", "train.epochs=9"}, func(c *Config) bool { return c.Train.Epochs == 9 }},
+		{"paths from the working folder", []string{"run.dir=runs/lr3", "data.dir=other"}, func(c *Config) bool {
+			return c.Run.Dir == filepath.Join(wd, "runs/lr3") && c.Data.Dir == filepath.Join(wd, "other") &&
+				c.Cache.Dir == filepath.Join(wd, "runs", "feature-cache")
+		}},
+		{"an empty path", []string{"backbone.weights="}, func(c *Config) bool { return c.Backbone.Weights == "" }},
+	} {
+		c, err := Load(file, tc.sets...)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if !tc.check(c) {
+			t.Errorf("%s: %+v", tc.name, c)
+		}
+	}
+
+	for _, tc := range []struct {
+		set  string
+		want string
+	}{
+		{"train.epochs", "--set train.epochs: want key=value"},
+		{"=3", "--set =3: want key=value"},
+		{"train..epochs=3", "--set train..epochs=3: want key=value"},
+		{"train.epochs=ten", `--set train.epochs=ten: train.epochs: want a whole number, got str "ten"`},
+		{"train.epochs=0", "--set train.epochs=0: train.epochs: 0 must be at least 1"},
+		{"train.epoch=3", `--set train.epoch=3: train.epoch: unknown key "epoch" in train`},
+		{"model.layers=[1]", `--set model.layers=[1]: model: unknown key "model" at the top level`},
+		{"data.image_size.x=1", "--set data.image_size.x=1: data.image_size: is a list, not a section with a key \"x\""},
+		{"data.image_size=[32, 48", "--set data.image_size=[32, 48: data.image_size: YAML syntax"},
+		{"train.adam=0.1", "--set train.adam=0.1: train.adam: want a mapping"},
+	} {
+		_, err := Load(file, tc.set)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("--set %s: error %v, want one containing %q", tc.set, err, tc.want)
+		}
+	}
+	// An error in the file still names its line.
+	if err := os.WriteFile(file, []byte(yaml+"  layers: [a]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(file, "train.epochs=2"); err == nil || !strings.Contains(err.Error(), "x.yaml:7:12: head.layers[0]") {
+		t.Errorf("error %v, want one naming x.yaml:7:12", err)
+	}
+}

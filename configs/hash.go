@@ -144,7 +144,8 @@ func (c *Config) Marshal(dir string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: marshal: %w", err)
 	}
-	for _, p := range cp.paths() {
+	for _, s := range cp.paths() {
+		p := s.value
 		if *p == "" {
 			continue
 		}

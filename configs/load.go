@@ -42,13 +42,14 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Load reads the YAML configuration file at path: see Parse.
-func Load(path string) (*Config, error) {
+// Load reads the YAML configuration file at path, with sets applied: see
+// Parse.
+func Load(path string, sets ...string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(b, path)
+	return Parse(b, path, sets...)
 }
 
 // Parse reads a YAML configuration, strictly: an unknown key, a value of the
@@ -57,7 +58,14 @@ func Load(path string) (*Config, error) {
 // absent from the YAML take their defaults (see Default); relative paths are
 // resolved against the folder of file, which also names the configuration in
 // errors.
-func Parse(data []byte, file string) (*Config, error) {
+//
+// Each of sets, "key=value" (train --set), overrides one setting as if the
+// file said so: key is the setting's dotted path (train.adam.lr) and value
+// is YAML (0.0003, [160, 160], true, cosine). Keys absent from the file are
+// added. The values of path settings (data.dir, run.dir, ...) are relative
+// to the working folder, not to the file's. Errors in a set's value name
+// the set instead of a line.
+func Parse(data []byte, file string, sets ...string) (*Config, error) {
 	d := &decoder{file: file, pos: map[string]*yaml.Node{}}
 	c := Default()
 	c.File = file
@@ -72,6 +80,11 @@ func Parse(data []byte, file string) (*Config, error) {
 			return nil, d.syntaxError(err)
 		}
 		return nil, &Error{File: file, Line: more.Line, Column: more.Column, Msg: "a second YAML document; a configuration is one document"}
+	}
+	for _, set := range sets {
+		if err := d.set(&doc, set, c.paths()); err != nil {
+			return nil, err
+		}
 	}
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
 		d.walk(doc.Content[0], reflect.ValueOf(&c).Elem(), "")
@@ -106,6 +119,8 @@ type decoder struct {
 	pos  map[string]*yaml.Node
 	errs []error
 	bad  map[string]bool // paths already reported, not range-checked again
+	// from names the set ("--set key=value") each node it made came from.
+	from map[*yaml.Node]string
 }
 
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
@@ -114,10 +129,93 @@ func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
 		d.bad = map[string]bool{}
 	}
 	d.bad[path] = true
-	if n != nil {
+	if set, ok := d.from[n]; ok {
+		e.File = set
+	} else if n != nil {
 		e.Line, e.Column = n.Line, n.Column
 	}
 	d.errs = append(d.errs, e)
+}
+
+// set applies one "key=value" override to the document doc; paths are the
+// Config's path settings, whose relative values it makes absolute.
+func (d *decoder) set(doc *yaml.Node, set string, paths []pathSetting) error {
+	name := "--set " + set
+	key, value, ok := strings.Cut(set, "=")
+	keys := strings.Split(key, ".")
+	if !ok || slices.Contains(keys, "") {
+		return &Error{File: name, Msg: "want key=value, the key a setting's dotted path (e.g. train.adam.lr=0.0003)"}
+	}
+	var val yaml.Node
+	if err := yaml.Unmarshal([]byte(value), &val); err != nil {
+		return &Error{File: name, Path: key, Msg: "YAML syntax: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: value} // "" stays a string
+	if val.Kind == yaml.DocumentNode && len(val.Content) == 1 {
+		n = val.Content[0]
+	}
+	if n.Kind == yaml.ScalarNode && n.Value != "" && isPathSetting(key, paths) {
+		abs, err := filepath.Abs(n.Value)
+		if err != nil {
+			return &Error{File: name, Path: key, Msg: err.Error()}
+		}
+		n = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: abs}
+	}
+	if d.from == nil {
+		d.from = map[*yaml.Node]string{}
+	}
+	var mark func(*yaml.Node)
+	mark = func(n *yaml.Node) {
+		d.from[n] = name
+		for _, c := range n.Content {
+			mark(c)
+		}
+	}
+	mark(n)
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		*doc = yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{Kind: yaml.MappingNode, Tag: "!!map"}}}
+		d.from[doc.Content[0]] = name
+	}
+	m := doc.Content[0]
+	for i, k := range keys {
+		if m.Kind == yaml.ScalarNode && m.Tag == "!!null" { // an empty section: "train:"
+			*m = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: m.Line, Column: m.Column}
+		}
+		if m.Kind != yaml.MappingNode {
+			return &Error{File: name, Path: strings.Join(keys[:i], "."), Msg: fmt.Sprintf("is %s, not a section with a key %q", kindName(m), k)}
+		}
+		j := -1 // the index of k's key node
+		for at := 0; at+1 < len(m.Content); at += 2 {
+			if m.Content[at].Value == k {
+				j = at
+				break
+			}
+		}
+		last := i == len(keys)-1
+		if j < 0 {
+			kn := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k}
+			d.from[kn] = name
+			child := n
+			if !last {
+				child = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+				d.from[child] = name
+			}
+			m.Content = append(m.Content, kn, child)
+			m = child
+			continue
+		}
+		if last {
+			m.Content[j+1] = n
+		} else {
+			m = m.Content[j+1]
+		}
+	}
+	return nil
+}
+
+// isPathSetting reports whether key names one of the path settings.
+func isPathSetting(key string, paths []pathSetting) bool {
+	return slices.ContainsFunc(paths, func(p pathSetting) bool { return p.key == key })
 }
 
 // at reports a range error at the setting's value, or at the file if the

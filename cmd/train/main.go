@@ -6,6 +6,11 @@
 //	train --config configs/cats_dogs.yaml --resume   continue from the last checkpoint
 //	train --config C --check-data                    decode every image once and report
 //	train --config C --summary                       the backbone and head, like Keras
+//	train --config C --set train.adam.lr=3e-4 --set run.dir=runs/lr3e-4
+//
+// --set overrides a setting of the file (a sweep without a file per run);
+// the run's config.yaml records the result, so such a run resumes with
+// train --config runs/lr3e-4/config.yaml --resume.
 //
 // See configs/cats_dogs.yaml for every setting.
 package main
@@ -39,8 +44,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	checkData := fs.Bool("check-data", false, "decode every image once, print classes, counts and unusable files, and exit")
 	summary := fs.Bool("summary", false, "print the backbone and head layers and parameter counts, and exit")
 	verbose := fs.Bool("v", false, "verbose logging")
+	var sets []string
+	fs.Func("set", "override one setting of the configuration, `key=value` (value in YAML: train.adam.lr=0.0003, data.image_size=[160,160]); paths relative to the working folder; repeat for more", func(s string) error {
+		sets = append(sets, s)
+		return nil
+	})
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: train --config FILE [--resume | --check-data | --summary]\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: train --config FILE [--set key=value ...] [--resume | --check-data | --summary]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := cli.Parse(fs, args, stderr); err != nil {
@@ -53,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return cli.Usagef("unexpected arguments %q", fs.Args())
 	}
 	cli.Init(stderr, *verbose)
-	cfg, err := configs.Load(*config)
+	cfg, err := configs.Load(*config, sets...)
 	if err != nil {
 		return err
 	}

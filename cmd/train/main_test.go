@@ -402,6 +402,29 @@ func TestResumeRefusesChangedConfig(t *testing.T) {
 	}
 }
 
+// TestSet trains with settings overridden on the command line, then
+// resumes from the run's own config.yaml, which records them.
+func TestSet(t *testing.T) {
+	dir, _, cfg := smokeRun(t, 6, 4)
+	t.Chdir(dir)
+	code, out, stderr := train(t, "--config", cfg, "--set", "run.dir=sweep/lr3", "--set", "train.epochs=1", "--set", "train.adam.lr=3e-4")
+	if code != 0 || !strings.Contains(out, "epoch 1/1") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
+	}
+	saved := filepath.Join(dir, "sweep", "lr3", "config.yaml")
+	raw, err := os.ReadFile(saved)
+	if err != nil || !strings.Contains(string(raw), "epochs: 1\n") || !strings.Contains(string(raw), "lr: 0.0003\n") {
+		t.Fatalf("the run's config.yaml does not record the sets (%v):\n%s", err, raw)
+	}
+	code, out, stderr = train(t, "--config", saved, "--resume", "--set", "train.epochs=2")
+	if code != 0 || !strings.Contains(out, "epoch 2/2") || !strings.Contains(out, "train.epochs changed from 1 to 2") {
+		t.Fatalf("resume from the run's config.yaml: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if code, _, stderr := train(t, "--config", cfg, "--set", "train.epochs=none"); code != 1 || !strings.Contains(stderr, `--set train.epochs=none: train.epochs: want a whole number`) {
+		t.Fatalf("bad --set: exit %d: %s", code, stderr)
+	}
+}
+
 func TestBadConfig(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
