@@ -38,7 +38,7 @@ func (s Split) Len() int { return len(s.Y) }
 // ends with the same bytes.
 type Trainer struct {
 	Head       *head.Head
-	Opt        *head.Adam
+	Opt        head.Optimizer
 	Train, Val Split
 	// TrainVariants hold the features of augmented views of the training
 	// images (the mirrored images, then random crops), each row for row
@@ -238,7 +238,7 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 			TrainLoss: t.lossSum / float64(t.seen), TrainAcc: float64(t.correct) / float64(t.seen),
 			SamplesPerSec: float64(t.seen-seenAtStart) / time.Since(epochStart).Seconds(),
 			Seconds:       time.Since(epochStart).Seconds(),
-			LR:            t.Opt.Config().LR,
+			LR:            t.Opt.LR(),
 		}
 		improved := false
 		if t.Val.Len() > 0 {
@@ -331,7 +331,7 @@ func (t *Trainer) reduceLR(valLoss float64) error {
 	if t.lrWait++; t.lrWait < t.LRPatience {
 		return nil
 	}
-	old := t.Opt.Config().LR
+	old := t.Opt.LR()
 	if old <= t.MinLR {
 		return nil
 	}
@@ -349,7 +349,7 @@ func (t *Trainer) save(extra map[string]float64) error {
 	metrics := map[string]float64{
 		metricWait: float64(t.wait), metricLossSum: t.lossSum,
 		metricCorrect: float64(t.correct), metricSeen: float64(t.seen),
-		metricLR: t.Opt.Config().LR, metricLRWait: float64(t.lrWait),
+		metricLR: t.Opt.LR(), metricLRWait: float64(t.lrWait),
 	}
 	if !math.IsInf(t.best, 0) {
 		metrics[metricBest] = t.best

@@ -319,13 +319,13 @@ func (h *Head) SetClassWeights(w []float32) error {
 	return nil
 }
 
-// TrainStep runs one Adam step on the batch x (N,D) with integer labels in
-// [0,C). It returns the batch's mean loss and the number of rows whose most
-// probable class was the label, both before the update and with the step's
-// dropout masks applied (what Keras reports as a batch's loss and
+// TrainStep runs one optimizer step on the batch x (N,D) with integer
+// labels in [0,C). It returns the batch's mean loss and the number of rows
+// whose most probable class was the label, both before the update and with
+// the step's dropout masks applied (what Keras reports as a batch's loss and
 // accuracy). opt must have been made for h.Params(); its step picks the
 // dropout masks.
-func (h *Head) TrainStep(x *tensor.Dense, labels []int, opt *Adam) (loss float32, correct int, err error) {
+func (h *Head) TrainStep(x *tensor.Dense, labels []int, opt Optimizer) (loss float32, correct int, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	defer recoverInto(&err, "head: train step")
