@@ -106,6 +106,8 @@ type Head struct {
 	// classWeights scales each example's training loss by its class's
 	// weight (nil: all 1); see SetClassWeights.
 	classWeights []float32
+	// labelSmoothing is ε of the smoothed targets; see SetLabelSmoothing.
+	labelSmoothing float64
 }
 
 // New returns a head with Glorot-uniform kernels and zero biases drawn from
@@ -316,6 +318,25 @@ func (h *Head) SetClassWeights(w []float32) error {
 		}
 	}
 	h.classWeights = slices.Clone(w)
+	return nil
+}
+
+// SetLabelSmoothing makes the loss of TrainStep, Evaluate and
+// EvaluateWithProbs that of the smoothed targets y·(1−ε) + ε/C (y one-hot,
+// C classes), as Keras' CategoricalCrossentropy(label_smoothing=ε) and
+// PyTorch's CrossEntropyLoss(label_smoothing=ε) define it; 0 turns it off.
+// Evaluate reports the smoothed loss too, as Keras does for validation
+// (its compiled loss is the same object). With class weights, an example's
+// smoothed loss is multiplied by the weight of its label, as Keras applies
+// class_weight (see the package documentation for PyTorch's weight).
+// Accuracies, predictions and probabilities do not change.
+func (h *Head) SetLabelSmoothing(eps float64) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !(eps >= 0 && eps < 1) {
+		return fmt.Errorf("head: label smoothing %v, want [0, 1)", eps)
+	}
+	h.labelSmoothing = eps
 	return nil
 }
 
