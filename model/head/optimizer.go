@@ -41,6 +41,7 @@ type Optimizer interface {
 
 var (
 	_ Optimizer = (*Adam)(nil)
+	_ Optimizer = (*SGD)(nil)
 )
 
 // optParams holds the parameter tensors an optimizer was made for.
