@@ -340,6 +340,13 @@ func (h *Head) SetLabelSmoothing(eps float64) error {
 	return nil
 }
 
+// LabelSmoothing returns ε of SetLabelSmoothing (0: off).
+func (h *Head) LabelSmoothing() float64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.labelSmoothing
+}
+
 // TrainStep runs one optimizer step on the batch x (N,D) with integer
 // labels in [0,C). It returns the batch's mean loss and the number of rows
 // whose most probable class was the label, both before the update and with
