@@ -41,16 +41,20 @@ type Tensor struct {
 // Manifest describes a checkpoint. Save fills Format and Files; the caller
 // fills the rest.
 type Manifest struct {
-	Format        int                `json:"format"`
-	Epoch         int                `json:"epoch"`          // epoch the next step belongs to, from 0
-	Step          int64              `json:"step"`           // global steps done
-	StepInEpoch   int                `json:"step_in_epoch"`  // steps done in Epoch
-	OptimizerStep int64              `json:"optimizer_step"` // Adam's step counter
-	Seed          uint64             `json:"seed"`
-	Classes       []string           `json:"classes"`
-	ConfigHash    string             `json:"config_hash"`
-	Metrics       map[string]float64 `json:"metrics,omitempty"` // e.g. "val_loss"; finite values only
-	Files         []File             `json:"files"`
+	Format        int   `json:"format"`
+	Epoch         int   `json:"epoch"`          // epoch the next step belongs to, from 0
+	Step          int64 `json:"step"`           // global steps done
+	StepInEpoch   int   `json:"step_in_epoch"`  // steps done in Epoch
+	OptimizerStep int64 `json:"optimizer_step"` // the optimizer's step counter
+	// Optimizer names the optimizer whose state the checkpoint holds
+	// ("adam", "sgd"); empty in checkpoints written before there was a
+	// choice, which were all Adam's.
+	Optimizer  string             `json:"optimizer,omitempty"`
+	Seed       uint64             `json:"seed"`
+	Classes    []string           `json:"classes"`
+	ConfigHash string             `json:"config_hash"`
+	Metrics    map[string]float64 `json:"metrics,omitempty"` // e.g. "val_loss"; finite values only
+	Files      []File             `json:"files"`
 
 	// Run is free-form text kept with the checkpoint, meant for the run's
 	// resolved configuration (configs.Config.Marshal), so that a checkpoint

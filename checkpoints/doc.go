@@ -14,7 +14,7 @@
 //	  …
 //	  adam_m/dense_0/kernel.npy   Adam's first moments
 //	  adam_v/dense_0/kernel.npy   Adam's second moments
-//	  …
+//	  …                           (or sgd_momentum/…: SGD's momentum buffers)
 //
 // A tensor named "a/b/c" is stored in a/b/c.npy (FilePath): the names are
 // the folder structure, so `numpy.load("step-000123/dense_0/kernel.npy")`

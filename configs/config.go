@@ -113,13 +113,33 @@ type Head struct {
 
 // Train holds the optimization settings.
 type Train struct {
-	Epochs        int           `yaml:"epochs"`
-	Batch         int           `yaml:"batch"`
+	Epochs int `yaml:"epochs"`
+	Batch  int `yaml:"batch"`
+	// Optimizer trains the head: "adam" (the default, with Adam's
+	// settings) or "sgd" (with SGD's). The learning-rate schedule,
+	// reduce_lr_on_plateau and the checkpoints' learning rate act on its
+	// rate. It cannot change when a run resumes.
+	Optimizer     string        `yaml:"optimizer"`
 	Adam          Adam          `yaml:"adam"`
+	SGD           SGD           `yaml:"sgd"`
 	EarlyStopping EarlyStopping `yaml:"early_stopping"`
 	ReduceLR      ReduceLR      `yaml:"reduce_lr_on_plateau"`
 	LRSchedule    LRSchedule    `yaml:"lr_schedule"`
 	ClassWeight   ClassWeight   `yaml:"class_weight"`
+	// LabelSmoothing ε replaces the one-hot targets y by y·(1−ε) + ε/K
+	// (K classes), as Keras' CategoricalCrossentropy(label_smoothing) and
+	// PyTorch's CrossEntropyLoss(label_smoothing); in [0, 1), 0 turns it
+	// off. As in Keras, val_loss is the smoothed loss too.
+	LabelSmoothing float64 `yaml:"label_smoothing" hash:"omitzero"`
+}
+
+// LR returns the configured learning rate of the optimizer in use, and the
+// setting that holds it ("train.adam.lr" or "train.sgd.lr").
+func (t Train) LR() (lr float64, path string) {
+	if t.Optimizer == "sgd" {
+		return t.SGD.LR, "train.sgd.lr"
+	}
+	return t.Adam.LR, "train.adam.lr"
 }
 
 // ReduceLR multiplies the learning rate by Factor, down to MinLR, whenever
@@ -132,12 +152,12 @@ type ReduceLR struct {
 	MinLR    float64 `yaml:"min_lr"`
 }
 
-// LRSchedule sets the learning rate of each epoch from train.adam.lr, as
-// PyTorch's epoch schedulers and Keras' LearningRateScheduler do: Kind
-// "constant" (the default), "step" (PyTorch's StepLR: times Gamma every
-// StepEpochs epochs) or "cosine" (PyTorch's CosineAnnealingLR over the
-// run's epochs, down towards MinLR), after WarmupEpochs epochs of linear
-// warm-up.
+// LRSchedule sets the learning rate of each epoch from the optimizer's
+// (train.adam.lr or train.sgd.lr), as PyTorch's epoch schedulers and Keras'
+// LearningRateScheduler do: Kind "constant" (the default), "step"
+// (PyTorch's StepLR: times Gamma every StepEpochs epochs) or "cosine"
+// (PyTorch's CosineAnnealingLR over the run's epochs, down towards MinLR),
+// after WarmupEpochs epochs of linear warm-up.
 type LRSchedule struct {
 	Kind         string  `yaml:"kind"`
 	StepEpochs   int     `yaml:"step_epochs"`
@@ -237,6 +257,22 @@ type Adam struct {
 	WeightDecay float64 `yaml:"weight_decay" hash:"omitzero"`
 }
 
+// SGD holds the hyper-parameters of SGD with PyTorch's update rule
+// (torch.optim.SGD): the defaults are Keras' (lr 0.01, no momentum);
+// PyTorch's transfer-learning tutorial uses lr 0.001 and momentum 0.9.
+type SGD struct {
+	LR float64 `yaml:"lr"`
+	// Momentum μ in [0, 1): each step the buffer b = μ·b + g replaces the
+	// gradient g; 0 turns momentum off.
+	Momentum float64 `yaml:"momentum" hash:"omitzero"`
+	// Nesterov uses g + μ·b instead (it needs momentum > 0).
+	Nesterov bool `yaml:"nesterov" hash:"omitzero"`
+	// WeightDecay is PyTorch SGD's weight_decay, coupled to the gradient:
+	// g + weight_decay·w replaces g before the momentum (an L2 penalty of
+	// weight_decay/2·|w|²); 0 turns it off.
+	WeightDecay float64 `yaml:"weight_decay" hash:"omitzero"`
+}
+
 // EarlyStopping stops training when the validation loss has not improved by
 // more than MinDelta for Patience epochs; Patience 0 turns it off.
 type EarlyStopping struct {
@@ -285,7 +321,9 @@ func Default() Config {
 		Train: Train{
 			Epochs:     10,
 			Batch:      32,
+			Optimizer:  "adam",
 			Adam:       Adam{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-7},
+			SGD:        SGD{LR: 0.01},
 			ReduceLR:   ReduceLR{Factor: 0.1, MinDelta: 1e-4},
 			LRSchedule: LRSchedule{Kind: "constant", StepEpochs: 7, Gamma: 0.1},
 		},
@@ -420,6 +458,34 @@ func (c *Config) check(at func(path, format string, args ...any)) {
 	if t.Batch < 1 || t.Batch > 1<<16 {
 		at("train.batch", "%d is outside [1, 65536]", t.Batch)
 	}
+	if t.Optimizer != "adam" && t.Optimizer != "sgd" {
+		at("train.optimizer", "%q: want adam or sgd", t.Optimizer)
+	}
+	// The settings of the optimizer not in use would be ignored: changed
+	// from their defaults, they are a mistake (they stay valid at them, so
+	// that a file can show both).
+	def := Default().Train
+	if t.Optimizer == "sgd" && t.Adam != def.Adam {
+		at("train.adam", "set, but train.optimizer is sgd: Adam's settings would be ignored (leave them at their defaults, or set train.optimizer: adam)")
+	}
+	if t.Optimizer == "adam" && t.SGD != def.SGD {
+		at("train.sgd", "set, but train.optimizer is adam: SGD's settings would be ignored (leave them at their defaults, or set train.optimizer: sgd)")
+	}
+	if !(t.SGD.LR > 0 && t.SGD.LR < 1e3) {
+		at("train.sgd.lr", "%v must be positive (and below 1000)", t.SGD.LR)
+	}
+	if !(t.SGD.Momentum >= 0 && t.SGD.Momentum < 1) {
+		at("train.sgd.momentum", "%v is outside [0, 1)", t.SGD.Momentum)
+	}
+	if t.SGD.Nesterov && t.SGD.Momentum == 0 {
+		at("train.sgd.nesterov", "true with train.sgd.momentum 0: Nesterov momentum needs a momentum")
+	}
+	if !(t.SGD.WeightDecay >= 0 && t.SGD.WeightDecay < 1e9) {
+		at("train.sgd.weight_decay", "%v must be a finite number ≥ 0", t.SGD.WeightDecay)
+	}
+	if !(t.LabelSmoothing >= 0 && t.LabelSmoothing < 1) {
+		at("train.label_smoothing", "%v is outside [0, 1)", t.LabelSmoothing)
+	}
 	if !(t.Adam.LR > 0 && t.Adam.LR < 1e3) {
 		at("train.adam.lr", "%v must be positive (and below 1000)", t.Adam.LR)
 	}
@@ -468,8 +534,8 @@ func (c *Config) check(at func(path, format string, args ...any)) {
 	}
 	if ls := t.LRSchedule; !(ls.MinLR >= 0 && ls.MinLR < 1e3) {
 		at("train.lr_schedule.min_lr", "%v must be a finite number ≥ 0", ls.MinLR)
-	} else if ls.Kind == "cosine" && t.Adam.LR > 0 && ls.MinLR >= t.Adam.LR {
-		at("train.lr_schedule.min_lr", "%v: a cosine schedule goes down from train.adam.lr (%v) to it", ls.MinLR, t.Adam.LR)
+	} else if lr, path := t.LR(); ls.Kind == "cosine" && lr > 0 && ls.MinLR >= lr {
+		at("train.lr_schedule.min_lr", "%v: a cosine schedule goes down from %s (%v) to it", ls.MinLR, path, lr)
 	}
 	if ls := t.LRSchedule; ls.WarmupEpochs < 0 || ls.WarmupEpochs >= t.Epochs && ls.WarmupEpochs > 0 {
 		at("train.lr_schedule.warmup_epochs", "%d is outside [0, train.epochs)", ls.WarmupEpochs)

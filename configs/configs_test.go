@@ -120,6 +120,19 @@ func TestDefaultsAndPaths(t *testing.T) {
 			}
 			return ""
 		}},
+		{"sgd, as PyTorch's transfer-learning tutorial", "data: {dir: d}\ntrain:\n  optimizer: sgd\n  sgd: {lr: 0.001, momentum: 0.9}\n  lr_schedule: {kind: step}\n  label_smoothing: 0.1\n", func(c *Config) string {
+			want := SGD{LR: 0.001, Momentum: 0.9}
+			if lr, path := c.Train.LR(); c.Train.SGD != want || c.Train.Optimizer != "sgd" || lr != 0.001 || path != "train.sgd.lr" || c.Train.LabelSmoothing != 0.1 {
+				return fmt.Sprintf("train %+v, lr %v from %s", c.Train, lr, path)
+			}
+			return ""
+		}},
+		{"adam's lr by default", "data: {dir: d}\ntrain: {sgd: {lr: 0.01}}\n", func(c *Config) string {
+			if lr, path := c.Train.LR(); c.Train.Optimizer != "adam" || lr != 1e-3 || path != "train.adam.lr" {
+				return fmt.Sprintf("optimizer %q, lr %v from %s", c.Train.Optimizer, lr, path)
+			}
+			return ""
+		}},
 		{"anchors", "data: {dir: d, image_size: &s [96, 128]}\nbackbone: {batch: 4}\n", func(c *Config) string {
 			if !slices.Equal(c.Data.ImageSize, []int{96, 128}) {
 				return "anchored list lost"
@@ -225,6 +238,24 @@ func TestErrorsNameFileLineColumn(t *testing.T) {
 			[]string{`x.yaml:3:24: train.adam.weight_decay: -0.01 must be a finite number ≥ 0`}},
 		{"weight decay type", "data: {dir: d}\ntrain: {adam: {weight_decay: none}}\n",
 			[]string{`x.yaml:2:30: train.adam.weight_decay: want a number, got str "none"`}},
+		{"optimizer", "data: {dir: d}\ntrain: {optimizer: rmsprop}\n",
+			[]string{`x.yaml:2:20: train.optimizer: "rmsprop": want adam or sgd`}},
+		{"sgd settings", "data: {dir: d}\ntrain:\n  optimizer: sgd\n  sgd: {lr: 0, momentum: 1, weight_decay: -1}\n",
+			[]string{
+				`x.yaml:4:13: train.sgd.lr: 0 must be positive`,
+				`x.yaml:4:26: train.sgd.momentum: 1 is outside [0, 1)`,
+				`x.yaml:4:43: train.sgd.weight_decay: -1 must be a finite number ≥ 0`,
+			}},
+		{"nesterov without momentum", "data: {dir: d}\ntrain:\n  optimizer: sgd\n  sgd: {nesterov: true}\n",
+			[]string{`x.yaml:4:19: train.sgd.nesterov: true with train.sgd.momentum 0: Nesterov momentum needs a momentum`}},
+		{"sgd settings with adam", "data: {dir: d}\ntrain:\n  sgd:\n    momentum: 0.9\n",
+			[]string{`x.yaml:4:5: train.sgd: set, but train.optimizer is adam: SGD's settings would be ignored`}},
+		{"adam settings with sgd", "data: {dir: d}\ntrain:\n  optimizer: sgd\n  adam: {lr: 0.0003}\n",
+			[]string{`x.yaml:4:9: train.adam: set, but train.optimizer is sgd: Adam's settings would be ignored`}},
+		{"cosine floor, sgd", "data: {dir: d}\ntrain:\n  optimizer: sgd\n  lr_schedule: {kind: cosine, min_lr: 0.01}\n",
+			[]string{`x.yaml:4:39: train.lr_schedule.min_lr: 0.01: a cosine schedule goes down from train.sgd.lr (0.01) to it`}},
+		{"label smoothing", "data: {dir: d}\ntrain: {label_smoothing: 1}\n",
+			[]string{`x.yaml:2:26: train.label_smoothing: 1 is outside [0, 1)`}},
 		{"class weight word", "data: {dir: d}\ntrain: {class_weight: auto}\n",
 			[]string{`x.yaml:2:23: train.class_weight: want none, balanced or a list of one weight per class, got str "auto"`}},
 		{"class weight values", "data: {dir: d, classes: [a, b, c]}\ntrain: {class_weight: [1, 0, x]}\n",
@@ -307,6 +338,11 @@ func TestHashCoversWhatResumingNeeds(t *testing.T) {
 		{"dropout", func(c *Config) { c.Head.Dropout = 0.5 }, false, "head.dropout changed from 0 to 0.5", true},
 		{"weight decay", func(c *Config) { c.Train.Adam.WeightDecay = 0.01 }, true, "train.adam.weight_decay changed from 0 to 0.01", false},
 		{"epochs", func(c *Config) { c.Train.Epochs = 30 }, true, "train.epochs changed from 3 to 30", false},
+		// Training settings are not hashed; the pipeline refuses a change of
+		// optimizer on resume itself (its state would be lost).
+		{"optimizer", func(c *Config) { c.Train.Optimizer = "sgd" }, true, `train.optimizer changed from "adam" to "sgd"`, false},
+		{"sgd momentum", func(c *Config) { c.Train.SGD.Momentum = 0.9 }, true, "train.sgd.momentum changed from 0 to 0.9", false},
+		{"label smoothing", func(c *Config) { c.Train.LabelSmoothing = 0.1 }, true, "train.label_smoothing changed from 0 to 0.1", false},
 		{"learning rate", func(c *Config) { c.Train.Adam.LR = 1e-4 }, true, "train.adam.lr changed from 0.001 to 0.0001", false},
 		{"workers", func(c *Config) { c.Data.Workers = 2 }, true, "data.workers changed from 0 to 2", false},
 		{"device", func(c *Config) { c.Backbone.Device = "cuda" }, true, `backbone.device changed from "cpu" to "cuda"`, false},

@@ -32,7 +32,7 @@ func Example() {
 	// data: ../runs/smoke-data [64 64] caffe
 	// head: [64 32] epochs: 3 lr: 0.001
 	// run: ../runs/smoke cache: ../runs/feature-cache
-	// configs/bad.yaml:4:3: train.batchsize: unknown key "batchsize" in train (known keys: epochs, batch, adam, early_stopping, reduce_lr_on_plateau, lr_schedule, class_weight)
+	// configs/bad.yaml:4:3: train.batchsize: unknown key "batchsize" in train (known keys: epochs, batch, optimizer, adam, sgd, early_stopping, reduce_lr_on_plateau, lr_schedule, class_weight, label_smoothing)
 	// configs/bad.yaml:3:11: train.epochs: 0 must be at least 1
 	// head.layers changed from [64 32] to [64 16] (hashed: true)
 	// train.epochs changed from 3 to 5 (hashed: false)

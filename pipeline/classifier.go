@@ -92,7 +92,8 @@ func LoadClassifier(path string, opts ClassifierOptions) (*Classifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := head.New(HeadConfig(info.Config, bb.FeatureDim(), len(ck.Manifest.Classes)))
+	// Label-smoothed as the run was: Evaluate's loss is its val_loss.
+	h, err := NewHead(info.Config, bb.FeatureDim(), len(ck.Manifest.Classes))
 	if err != nil {
 		bb.Close()
 		return nil, err
@@ -305,7 +306,7 @@ func ClassifyFiles(ctx context.Context, data dataset.Config, bb resnet.Backbone,
 type Evaluation struct {
 	Images   int     // images classified
 	Unusable int     // images skipped (unreadable, too large, ...)
-	Loss     float64 // mean categorical cross-entropy, as the training's val_loss
+	Loss     float64 // mean categorical cross-entropy, as the training's val_loss (label-smoothed as it was)
 	Accuracy float64
 	// AUC is the ROC AUC of class 1's probability, for two classes both
 	// present (nil otherwise), as the training's val_auc.

@@ -7,7 +7,7 @@
 //	dataset (scan, split, decode, preprocess)
 //	  -> model/resnet (frozen ResNet50 features)
 //	  -> features (on-disk cache, keyed by image bytes, preprocessing, weights)
-//	  -> model/head (dense head, Adam)
+//	  -> model/head (dense head, Adam or SGD)
 //	  -> checkpoints (npy folders, atomic)
 //
 // Train runs all of it from a configs.Config. Features are extracted once:
@@ -16,9 +16,12 @@
 // resumable shard by shard, training step by step: a run killed at any
 // moment and resumed ends with the same bytes as one never interrupted.
 // The Trainer does what Keras' fit does with its usual callbacks: Adam
-// (with weight decay), dropout, class weights, early stopping,
-// ReduceLROnPlateau, a checkpoint at every epoch's end (or every so many
-// steps) and one when interrupted.
+// (with weight decay) or SGD (PyTorch's, with momentum), label smoothing,
+// dropout, class weights, early stopping, ReduceLROnPlateau or a
+// learning-rate schedule (on the rate of the optimizer in use), a
+// checkpoint at every epoch's end (or every so many steps) and one when
+// interrupted. A checkpoint names its optimizer and holds its state; a
+// resume with another optimizer is refused.
 //
 // LoadClassifier puts a trained run back together from a checkpoint (or
 // the run folder: its best checkpoint): Predict and PredictFolder classify

@@ -181,7 +181,8 @@ func TestTrainerResumesExactly(t *testing.T) {
 	// Augmentation too, flip alone and flip with two crops: which examples
 	// train on which view must not change.
 	// And dropout (two hidden layers) and weight decay: the masks must not
-	// change either.
+	// change either. And SGD with Nesterov momentum: its buffers must
+	// survive the stops.
 	variant := func(f func(float32) float32) Split {
 		x := slices.Clone(train.X.Float32s())
 		for i, v := range x {
@@ -195,9 +196,11 @@ func TestTrainerResumesExactly(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		variants []Split
+		sgd      bool
 	}{
-		{"flip", []Split{mirroredTrain}},
-		{"flip and two crops", append([]Split{mirroredTrain}, crops...)},
+		{"flip", []Split{mirroredTrain}, false},
+		{"flip and two crops", append([]Split{mirroredTrain}, crops...), false},
+		{"flip, sgd with momentum", []Split{mirroredTrain}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			schedule := func(tr *Trainer) *Trainer {
@@ -209,7 +212,12 @@ func TestTrainerResumesExactly(t *testing.T) {
 				}
 				adam := head.DefaultAdamConfig()
 				adam.WeightDecay = 0.05
-				if tr.Opt, err = head.NewAdam(adam, h.Params()); err != nil {
+				if tc.sgd {
+					tr.Opt, err = head.NewSGD(head.SGDConfig{LR: 1e-3, Momentum: 0.9, Nesterov: true, WeightDecay: 0.05}, h.Params())
+				} else {
+					tr.Opt, err = head.NewAdam(adam, h.Params())
+				}
+				if err != nil {
 					t.Fatal(err)
 				}
 				tr.Head = h
@@ -260,8 +268,12 @@ func TestTrainerResumesExactly(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				for i, p := range second.Head.Params() {
-					a, b := p.Value.Data().([]float32), ref.Head.Params()[i].Value.Data().([]float32)
+				if len(second.Opt.State()) == 0 {
+					t.Fatal("no optimizer state to compare")
+				}
+				for i, p := range append(second.Head.Params(), second.Opt.State()...) {
+					want := append(ref.Head.Params(), ref.Opt.State()...)[i]
+					a, b := p.Value.Data().([]float32), want.Value.Data().([]float32)
 					for j := range a {
 						if a[j] != b[j] {
 							t.Fatalf("stopped after step %d: %s[%d] = %v, uninterrupted %v", stop, p.Name, j, a[j], b[j])
@@ -280,19 +292,105 @@ func TestTrainerResumesExactly(t *testing.T) {
 	}
 }
 
-// TestHeadAndAdamConfig: every head and Adam setting reaches the head and
-// the optimizer.
-func TestHeadAndAdamConfig(t *testing.T) {
+// TestHeadAndOptimizerConfig: every head, Adam and SGD setting reaches the
+// head and the optimizer that train.optimizer names.
+func TestHeadAndOptimizerConfig(t *testing.T) {
 	cfg := configs.Default()
 	cfg.Data.Seed = 42
 	cfg.Head.Layers, cfg.Head.Dropout = []int{16, 8}, 0.3
 	cfg.Train.Adam = configs.Adam{LR: 0.01, Beta1: 0.8, Beta2: 0.99, Epsilon: 1e-6, WeightDecay: 0.02}
-	h := HeadConfig(&cfg, 64, 3)
-	if want := (head.Config{InputDim: 64, Hidden: []int{16, 8}, Classes: 3, Seed: 42, Dropout: 0.3}); !reflect.DeepEqual(h, want) {
-		t.Errorf("HeadConfig = %+v, want %+v", h, want)
+	cfg.Train.SGD = configs.SGD{LR: 0.5, Momentum: 0.7, Nesterov: true, WeightDecay: 0.03}
+	hc := HeadConfig(&cfg, 64, 3)
+	if want := (head.Config{InputDim: 64, Hidden: []int{16, 8}, Classes: 3, Seed: 42, Dropout: 0.3}); !reflect.DeepEqual(hc, want) {
+		t.Errorf("HeadConfig = %+v, want %+v", hc, want)
 	}
-	if a, want := adamConfig(&cfg), (head.AdamConfig{LR: 0.01, Beta1: 0.8, Beta2: 0.99, Epsilon: 1e-6, WeightDecay: 0.02}); a != want {
-		t.Errorf("adamConfig = %+v, want %+v", a, want)
+	h, err := head.New(hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, err := NewOptimizer(&cfg, h.Params())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := opt.(*head.Adam); !ok || a.Config() != (head.AdamConfig{LR: 0.01, Beta1: 0.8, Beta2: 0.99, Epsilon: 1e-6, WeightDecay: 0.02}) {
+		t.Errorf("train.optimizer adam: %T %+v", opt, opt)
+	}
+	cfg.Train.Optimizer = "sgd"
+	if opt, err = NewOptimizer(&cfg, h.Params()); err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := opt.(*head.SGD); !ok || s.Config() != (head.SGDConfig{LR: 0.5, Momentum: 0.7, Nesterov: true, WeightDecay: 0.03}) {
+		t.Errorf("train.optimizer sgd: %T %+v", opt, opt)
+	}
+	cfg.Train.Optimizer = "lion"
+	if _, err := NewOptimizer(&cfg, h.Params()); err == nil || !strings.Contains(err.Error(), `train.optimizer: "lion"`) {
+		t.Errorf("train.optimizer lion: %v", err)
+	}
+}
+
+// TestResumeRefusesAnotherOptimizer: a checkpoint holds one optimizer's
+// state; resuming it with another optimizer, or with SGD momentum where
+// the run had none, is refused with an error that says so. A checkpoint
+// from before the choice (no optimizer in its manifest) is Adam's.
+func TestResumeRefusesAnotherOptimizer(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	train := randomSplit(rng, 10, 6, 2)
+	withOpt := func(dir string, make func(ps []head.Param) (head.Optimizer, error)) *Trainer {
+		tr := newTrainer(t, dir, train, Split{})
+		tr.Epochs = 1
+		var err error
+		if tr.Opt, err = make(tr.Head.Params()); err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	adam := func(ps []head.Param) (head.Optimizer, error) { return head.NewAdam(head.AdamConfig{}, ps) }
+	sgd := func(ps []head.Param) (head.Optimizer, error) { return head.NewSGD(head.SGDConfig{LR: 0.1}, ps) }
+	momentum := func(ps []head.Param) (head.Optimizer, error) {
+		return head.NewSGD(head.SGDConfig{LR: 0.1, Momentum: 0.9}, ps)
+	}
+	for _, tc := range []struct {
+		name      string
+		trained   func(ps []head.Param) (head.Optimizer, error)
+		resumed   func(ps []head.Param) (head.Optimizer, error)
+		oldFormat bool // the manifest does not name the optimizer
+		want      string
+	}{
+		{"adam to sgd", adam, sgd, false, "the run trained with train.optimizer adam, the configuration says sgd"},
+		{"adam, old checkpoint, to sgd", adam, sgd, true, "the run trained with train.optimizer adam, the configuration says sgd"},
+		{"sgd to adam", momentum, adam, false, "the run trained with train.optimizer sgd, the configuration says adam"},
+		{"sgd momentum from none", sgd, momentum, false, "train.sgd.momentum cannot become non-zero"},
+		{"adam, old checkpoint", adam, adam, true, ""},
+		{"sgd momentum", momentum, momentum, false, ""},
+		{"sgd momentum dropped", momentum, sgd, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if _, err := withOpt(dir, tc.trained).Fit(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			tr := withOpt(dir, tc.resumed)
+			last, err := tr.Checkpoints.Latest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ck, err := checkpoints.Load(last.Dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.oldFormat {
+				ck.Manifest.Optimizer = ""
+			} else if want, _ := tc.trained(nil); ck.Manifest.Optimizer != want.Name() {
+				t.Errorf("the manifest names optimizer %q, want %q", ck.Manifest.Optimizer, want.Name())
+			}
+			err = tr.Resume(ck)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("resume refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("resume: %v, want an error containing %q", err, tc.want)
+			}
+		})
 	}
 }
 
@@ -1107,4 +1205,84 @@ run: {dir: run}
 	if err == nil || !strings.Contains(err.Error(), "backbone.random_width changed from 8 to 16") {
 		t.Fatalf("resume with another backbone before any checkpoint: %v", err)
 	}
+}
+
+// TestTrainWithSGDAndLabelSmoothing runs the pipeline with SGD (momentum)
+// under a step schedule and label smoothing: the schedule starts from
+// train.sgd.lr, checkpoints hold the momentum buffers and name the
+// optimizer, a resume with more epochs goes on from the saved rate, one
+// with Adam is refused, and the run's classifier smooths its loss as the
+// training did.
+func TestTrainWithSGDAndLabelSmoothing(t *testing.T) {
+	dir := t.TempDir()
+	if err := dataset.Synthesize(filepath.Join(dir, "data"), 6, 1); err != nil {
+		t.Fatal(err)
+	}
+	parse := func(epochs int, optimizer string) *configs.Config {
+		sgd := "sgd: {lr: 0.1, momentum: 0.9}"
+		if optimizer == "adam" {
+			sgd = ""
+		}
+		cfg, err := configs.Parse([]byte(fmt.Sprintf(`
+data: {dir: data, image_size: [48, 48], validation_split: 0.25, workers: 2}
+head: {layers: [8]}
+train:
+  epochs: %d
+  batch: 4
+  optimizer: %s
+  %s
+  lr_schedule: {kind: step, step_epochs: 1, gamma: 0.5}
+  label_smoothing: 0.2
+run: {dir: run}
+`, epochs, optimizer, sgd)), filepath.Join(dir, "c.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	ctx := context.Background()
+	res, err := Train(ctx, parse(2, "sgd"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLRs := func(h []EpochMetrics, want ...float64) {
+		t.Helper()
+		for i, w := range want {
+			if i >= len(h) || h[i].LR != w {
+				t.Fatalf("history %+v: want learning rates %v", h, want)
+			}
+		}
+	}
+	checkLRs(res.History, 0.1, 0.05)
+	run := filepath.Join(dir, "run")
+	mgr, err := checkpoints.NewManager(filepath.Join(run, "checkpoints"), checkpoints.Options{Keep: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := mgr.Latest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := checkpoints.Load(last.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ck.Tensor(head.MomentumPrefix + "dense_0/kernel"); !ok || ck.Manifest.Optimizer != "sgd" || ck.Manifest.Metrics[metricLR] != 0.05 {
+		t.Errorf("checkpoint: optimizer %q, momentum buffer saved %v, lr %v", ck.Manifest.Optimizer, ok, ck.Manifest.Metrics[metricLR])
+	}
+	c, err := LoadClassifier(run, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.head.LabelSmoothing(); got != 0.2 {
+		t.Errorf("the classifier's head smooths labels by %v, want the run's 0.2", got)
+	}
+	c.Close()
+	if _, err := Train(ctx, parse(3, "adam"), Options{Resume: true}); err == nil || !strings.Contains(err.Error(), "the run trained with train.optimizer sgd, the configuration says adam") {
+		t.Fatalf("resume with adam: %v", err)
+	}
+	if res, err = Train(ctx, parse(3, "sgd"), Options{Resume: true}); err != nil {
+		t.Fatal(err)
+	}
+	checkLRs(res.History, 0.1, 0.05, 0.025)
 }

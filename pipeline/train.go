@@ -186,14 +186,14 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		return nil, err
 	}
 
-	h, err := head.New(HeadConfig(cfg, bb.FeatureDim(), len(idx.Classes)))
+	h, err := NewHead(cfg, bb.FeatureDim(), len(idx.Classes))
 	if err != nil {
 		return nil, err
 	}
 	if err := setClassWeights(h, cfg.Train.ClassWeight, train, idx.Classes, progress); err != nil {
 		return nil, err
 	}
-	opt, err := head.NewAdam(adamConfig(cfg), h.Params())
+	opt, err := NewOptimizer(cfg, h.Params())
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +212,8 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		Checkpoints: mgr, ConfigHash: cfg.Hash(), Run: info, RunDir: runDir, Progress: progress,
 	}
 	if s := cfg.Train.LRSchedule; s.Active() {
-		t.LRSchedule = func(epoch int) float64 { return s.Rate(cfg.Train.Adam.LR, epoch, cfg.Train.Epochs) }
+		base, _ := cfg.Train.LR()
+		t.LRSchedule = func(epoch int) float64 { return s.Rate(base, epoch, cfg.Train.Epochs) }
 	}
 	if opts.Resume {
 		switch {
@@ -245,8 +246,8 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 			}
 			// The checkpoint's learning rate (the schedule's) goes on,
 			// unless the configuration sets a new one.
-			if slices.ContainsFunc(applied, func(c configs.Change) bool { return c.Path == "train.adam.lr" }) {
-				if err := opt.SetLR(cfg.Train.Adam.LR); err != nil {
+			if lr, path := cfg.Train.LR(); slices.ContainsFunc(applied, func(c configs.Change) bool { return c.Path == path }) {
+				if err := opt.SetLR(lr); err != nil {
 					return nil, err
 				}
 			}
@@ -454,12 +455,36 @@ func HeadConfig(cfg *configs.Config, inputDim, classes int) head.Config {
 	return head.Config{InputDim: inputDim, Hidden: cfg.Head.Layers, Classes: classes, Seed: uint64(cfg.Data.Seed), Dropout: cfg.Head.Dropout}
 }
 
-// adamConfig is the optimizer's view of a configuration. On resume all of
-// it applies as configured, changed or not, but the learning rate, which
-// the checkpoint's replaces unless train.adam.lr changed (see Train).
-func adamConfig(cfg *configs.Config) head.AdamConfig {
-	a := cfg.Train.Adam
-	return head.AdamConfig{LR: a.LR, Beta1: a.Beta1, Beta2: a.Beta2, Epsilon: a.Epsilon, WeightDecay: a.WeightDecay}
+// NewHead makes the head of a configuration, for features of inputDim
+// values and the given number of classes, with its loss: label-smoothed
+// as train.label_smoothing says (class weights, which need the training
+// examples, are set apart).
+func NewHead(cfg *configs.Config, inputDim, classes int) (*head.Head, error) {
+	h, err := head.New(HeadConfig(cfg, inputDim, classes))
+	if err != nil {
+		return nil, err
+	}
+	if err := h.SetLabelSmoothing(cfg.Train.LabelSmoothing); err != nil {
+		return nil, fmt.Errorf("train.label_smoothing: %w", err)
+	}
+	return h, nil
+}
+
+// NewOptimizer makes the optimizer train.optimizer names, with its
+// settings, for params. On resume all of them apply as configured, changed
+// or not, but the learning rate, which the checkpoint's replaces unless the
+// optimizer's lr changed (see Train).
+func NewOptimizer(cfg *configs.Config, params []head.Param) (head.Optimizer, error) {
+	switch t := cfg.Train; t.Optimizer {
+	case "adam":
+		a := t.Adam
+		return head.NewAdam(head.AdamConfig{LR: a.LR, Beta1: a.Beta1, Beta2: a.Beta2, Epsilon: a.Epsilon, WeightDecay: a.WeightDecay}, params)
+	case "sgd":
+		s := t.SGD
+		return head.NewSGD(head.SGDConfig{LR: s.LR, Momentum: s.Momentum, Nesterov: s.Nesterov, WeightDecay: s.WeightDecay}, params)
+	default:
+		return nil, fmt.Errorf("train.optimizer: %q: want adam or sgd", t.Optimizer)
+	}
 }
 
 // LoadWeights loads the configured backbone weights, or makes the

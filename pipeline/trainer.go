@@ -9,6 +9,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"gorgonia.org/tensor"
@@ -33,12 +34,12 @@ func (s Split) Len() int { return len(s.Y) }
 // Trainer trains a head on cached features, epoch by epoch, saving
 // checkpoints from which a killed run resumes exactly: the order of every
 // epoch is a pure function of (Seed, epoch), and a checkpoint holds the
-// head, Adam's moments and step, and the running sums of the epoch in
+// head, the optimizer's state (Adam's moments, SGD's momentum) and step, and the running sums of the epoch in
 // progress, so a resumed run makes the same updates in the same order and
 // ends with the same bytes.
 type Trainer struct {
 	Head       *head.Head
-	Opt        *head.Adam
+	Opt        head.Optimizer
 	Train, Val Split
 	// TrainVariants hold the features of augmented views of the training
 	// images (the mirrored images, then random crops), each row for row
@@ -114,8 +115,17 @@ func (t *Trainer) Resume(ck *checkpoints.Checkpoint) error {
 	if err := t.Head.SetParams(params); err != nil {
 		return fmt.Errorf("resume from %s: %w", ck.Dir, err)
 	}
+	// Another optimizer's state (Adam's moments, SGD's momentum) means
+	// nothing to this one, and starting its own afresh would not go on as
+	// the run would have.
+	if was := cmp.Or(man.Optimizer, "adam"); was != t.Opt.Name() {
+		return fmt.Errorf("resume from %s: the run trained with train.optimizer %s, the configuration says %s: the optimizer cannot change within a run (start a new run folder)", ck.Dir, was, t.Opt.Name())
+	}
 	for _, p := range t.Opt.State() {
 		v, ok := ck.Tensor(p.Name)
+		if !ok && strings.HasPrefix(p.Name, head.MomentumPrefix) {
+			return fmt.Errorf("resume from %s: the checkpoint has no SGD momentum buffers (it trained without momentum): train.sgd.momentum cannot become non-zero within a run (start a new run folder)", ck.Dir)
+		}
 		if !ok {
 			return fmt.Errorf("resume from %s: tensor %q missing", ck.Dir, p.Name)
 		}
@@ -214,7 +224,7 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 				return t.history, fmt.Errorf("epoch %d step %d: %w", t.epoch+1, t.stepInEpoch+1, err)
 			}
 			if math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) {
-				return t.history, fmt.Errorf("epoch %d step %d: loss is %v: training diverged (lower train.adam.lr?)", t.epoch+1, t.stepInEpoch+1, loss)
+				return t.history, fmt.Errorf("epoch %d step %d: loss is %v: training diverged (lower the learning rate?)", t.epoch+1, t.stepInEpoch+1, loss)
 			}
 			t.lossSum += float64(loss) * float64(len(idx))
 			t.correct += correct
@@ -238,7 +248,7 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 			TrainLoss: t.lossSum / float64(t.seen), TrainAcc: float64(t.correct) / float64(t.seen),
 			SamplesPerSec: float64(t.seen-seenAtStart) / time.Since(epochStart).Seconds(),
 			Seconds:       time.Since(epochStart).Seconds(),
-			LR:            t.Opt.Config().LR,
+			LR:            t.Opt.LR(),
 		}
 		improved := false
 		if t.Val.Len() > 0 {
@@ -331,7 +341,7 @@ func (t *Trainer) reduceLR(valLoss float64) error {
 	if t.lrWait++; t.lrWait < t.LRPatience {
 		return nil
 	}
-	old := t.Opt.Config().LR
+	old := t.Opt.LR()
 	if old <= t.MinLR {
 		return nil
 	}
@@ -349,7 +359,7 @@ func (t *Trainer) save(extra map[string]float64) error {
 	metrics := map[string]float64{
 		metricWait: float64(t.wait), metricLossSum: t.lossSum,
 		metricCorrect: float64(t.correct), metricSeen: float64(t.seen),
-		metricLR: t.Opt.Config().LR, metricLRWait: float64(t.lrWait),
+		metricLR: t.Opt.LR(), metricLRWait: float64(t.lrWait),
 	}
 	if !math.IsInf(t.best, 0) {
 		metrics[metricBest] = t.best
@@ -362,7 +372,7 @@ func (t *Trainer) save(extra map[string]float64) error {
 	}
 	historyToMetrics(t.history, metrics)
 	man := checkpoints.Manifest{
-		Epoch: t.epoch, Step: t.step, StepInEpoch: t.stepInEpoch, OptimizerStep: t.Opt.Step(),
+		Epoch: t.epoch, Step: t.step, StepInEpoch: t.stepInEpoch, OptimizerStep: t.Opt.Step(), Optimizer: t.Opt.Name(),
 		Seed: uint64(t.Seed), Classes: t.Classes, ConfigHash: t.ConfigHash, Metrics: metrics, Run: t.Run,
 	}
 	var tensors []checkpoints.Tensor

@@ -1,6 +1,6 @@
 // Command train trains an image classifier from a labelled folder: a
 // frozen ResNet50 computes (and caches) features, and a dense head learns
-// from them with Adam.
+// from them with Adam or SGD.
 //
 //	train --config configs/cats_dogs.yaml            a new run
 //	train --config configs/cats_dogs.yaml --resume   continue from the last checkpoint

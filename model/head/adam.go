@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
-	"sync"
 
 	"gorgonia.org/tensor"
 )
@@ -68,10 +66,10 @@ func (c AdamConfig) Validate() error {
 // Its whole state (Step and the moments) is exported so that a checkpoint
 // can restore it.
 type Adam struct {
-	cfg    AdamConfig
-	params []Param
-	m, v   []*tensor.Dense
-	step   int64
+	optParams
+	cfg  AdamConfig
+	m, v []*tensor.Dense
+	step int64
 }
 
 // NewAdam returns an optimizer for params (usually Head.Params()), with zero
@@ -83,17 +81,12 @@ func NewAdam(cfg AdamConfig, params []Param) (*Adam, error) {
 	if cfg == (AdamConfig{}) {
 		cfg = DefaultAdamConfig()
 	}
-	a := &Adam{cfg: cfg, params: make([]Param, len(params))}
-	seen := make(map[string]bool, len(params))
-	for i, p := range params {
-		if p.Value == nil || p.Value.Dtype() != tensor.Float32 || p.Value.IsView() {
-			return nil, fmt.Errorf("adam: parameter %q must be a float32 tensor that is not a view", p.Name)
-		}
-		if seen[p.Name] {
-			return nil, fmt.Errorf("adam: parameter %q given twice", p.Name)
-		}
-		seen[p.Name] = true
-		a.params[i] = p
+	ps, err := newOptParams("adam", params)
+	if err != nil {
+		return nil, err
+	}
+	a := &Adam{optParams: ps, cfg: cfg}
+	for _, p := range params {
 		a.m = append(a.m, newF32(p.Value.Shape()...))
 		a.v = append(a.v, newF32(p.Value.Shape()...))
 	}
@@ -102,6 +95,12 @@ func NewAdam(cfg AdamConfig, params []Param) (*Adam, error) {
 
 // Config returns the hyper-parameters in use.
 func (a *Adam) Config() AdamConfig { return a.cfg }
+
+// Name returns "adam".
+func (a *Adam) Name() string { return "adam" }
+
+// LR returns the learning rate of the next Update.
+func (a *Adam) LR() float64 { return a.cfg.LR }
 
 // SetLR changes the learning rate from the next Update on, as a
 // learning-rate schedule does (the weight decay, lr·wd, follows it); the
@@ -162,35 +161,11 @@ func (a *Adam) SetState(step int64, state []Param) error {
 	return nil
 }
 
-// checkParams reports whether the optimizer was made for exactly these
-// parameter tensors.
-func (a *Adam) checkParams(ps []Param) error {
-	if len(ps) != len(a.params) {
-		return fmt.Errorf("adam: made for %d parameters, used with %d", len(a.params), len(ps))
-	}
-	for i, p := range ps {
-		if a.params[i].Value != p.Value {
-			return fmt.Errorf("adam: parameter %d (%q) is not the tensor the optimizer was made for", i, p.Name)
-		}
-	}
-	return nil
-}
-
 // Update applies one Adam step with grads, given in the order of the
 // parameters passed to NewAdam.
 func (a *Adam) Update(grads []*tensor.Dense) error {
-	if len(grads) != len(a.params) {
-		return fmt.Errorf("adam: update: want %d gradients, got %d", len(a.params), len(grads))
-	}
-	for i, g := range grads {
-		p := a.params[i]
-		if g == nil || g.Dtype() != tensor.Float32 || g.IsView() || !sameShape(g.Shape(), p.Value.Shape()) {
-			var s any = "nil"
-			if g != nil {
-				s = fmt.Sprintf("%v %v", g.Dtype(), g.Shape())
-			}
-			return fmt.Errorf("adam: update: gradient of %q: want float32 %v, got %v", p.Name, p.Value.Shape(), s)
-		}
+	if err := a.checkGrads(grads); err != nil {
+		return err
 	}
 	t := float64(a.step + 1)
 	c := a.cfg
@@ -201,38 +176,9 @@ func (a *Adam) Update(grads []*tensor.Dense) error {
 		eps:   float32(c.Epsilon),
 		decay: float32(c.LR * c.WeightDecay),
 	}
-	// Split the concatenation of all parameters into one contiguous range per
-	// worker: the update is element-wise, so the result does not depend on the
-	// split.
-	total := 0
-	for _, p := range a.params {
-		total += p.Value.Shape().TotalSize()
-	}
-	workers := min(runtime.GOMAXPROCS(0), max(1, total/(1<<16)))
-	do := func(lo, hi int) {
-		off := 0
-		for i, p := range a.params {
-			n := p.Value.Shape().TotalSize()
-			s, e := max(lo-off, 0), min(hi-off, n)
-			if s < e {
-				k.apply(p.Value.Float32s()[s:e], grads[i].Float32s()[s:e], a.m[i].Float32s()[s:e], a.v[i].Float32s()[s:e])
-			}
-			off += n
-		}
-	}
-	if workers == 1 {
-		do(0, total)
-	} else {
-		var wg sync.WaitGroup
-		for w := 0; w < workers; w++ {
-			wg.Add(1)
-			go func(lo, hi int) {
-				defer wg.Done()
-				do(lo, hi)
-			}(w*total/workers, (w+1)*total/workers)
-		}
-		wg.Wait()
-	}
+	a.forEachRange(func(i, s, e int) {
+		k.apply(a.params[i].Value.Float32s()[s:e], grads[i].Float32s()[s:e], a.m[i].Float32s()[s:e], a.v[i].Float32s()[s:e])
+	})
 	a.step++
 	return nil
 }

@@ -148,10 +148,26 @@ func TestAdamWorkersDoNotChangeResults(t *testing.T) {
 	}
 }
 
-// TestAdamResumeIsExact checks what checkpoints rely on: a head and optimizer
-// rebuilt from Params, State and Step continue bit for bit.
-func TestAdamResumeIsExact(t *testing.T) {
-	cfg := Config{InputDim: 9, Hidden: []int{8, 6}, Classes: 3, Seed: 5}
+// TestOptimizerResumeIsExact checks what checkpoints rely on: a head and
+// optimizer rebuilt from Params, State and Step continue bit for bit, for
+// Adam and for SGD with and without momentum.
+func TestOptimizerResumeIsExact(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		make func(ps []Param) (Optimizer, error)
+	}{
+		{"adam", func(ps []Param) (Optimizer, error) { return NewAdam(AdamConfig{}, ps) }},
+		{"sgd momentum", func(ps []Param) (Optimizer, error) {
+			return NewSGD(SGDConfig{LR: 0.1, Momentum: 0.9, Nesterov: true, WeightDecay: 1e-3}, ps)
+		}},
+		{"sgd", func(ps []Param) (Optimizer, error) { return NewSGD(SGDConfig{LR: 0.1}, ps) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testResumeIsExact(t, tc.make) })
+	}
+}
+
+func testResumeIsExact(t *testing.T, newOpt func(ps []Param) (Optimizer, error)) {
+	cfg := Config{InputDim: 9, Hidden: []int{8, 6}, Classes: 3, Seed: 5, Dropout: 0.25}
 	batches := func() ([]*tensor.Dense, [][]int) {
 		rng := rand.New(rand.NewPCG(9, 9))
 		var xs []*tensor.Dense
@@ -165,7 +181,7 @@ func TestAdamResumeIsExact(t *testing.T) {
 	xs, ys := batches()
 
 	straight, _ := New(cfg)
-	opt, _ := NewAdam(AdamConfig{}, straight.Params())
+	opt, _ := newOpt(straight.Params())
 	for i := range xs {
 		if _, _, err := straight.TrainStep(xs[i], ys[i], opt); err != nil {
 			t.Fatal(err)
@@ -173,7 +189,7 @@ func TestAdamResumeIsExact(t *testing.T) {
 	}
 
 	first, _ := New(cfg)
-	opt1, _ := NewAdam(AdamConfig{}, first.Params())
+	opt1, _ := newOpt(first.Params())
 	for i := range 4 {
 		if _, _, err := first.TrainStep(xs[i], ys[i], opt1); err != nil {
 			t.Fatal(err)
@@ -188,11 +204,11 @@ func TestAdamResumeIsExact(t *testing.T) {
 	}
 	savedParams, savedState, savedStep := clone(first.Params()), clone(opt1.State()), opt1.Step()
 
-	resumed, _ := New(Config{InputDim: 9, Hidden: []int{8, 6}, Classes: 3, Seed: 99})
+	resumed, _ := New(cfg)
 	if err := resumed.SetParams(savedParams); err != nil {
 		t.Fatal(err)
 	}
-	opt2, _ := NewAdam(AdamConfig{}, resumed.Params())
+	opt2, _ := newOpt(resumed.Params())
 	if err := opt2.SetState(savedStep, savedState); err != nil {
 		t.Fatal(err)
 	}

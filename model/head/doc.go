@@ -1,6 +1,6 @@
 // Package head is the trainable part of the transfer-learning pipeline: a
 // dense classifier on frozen ResNet50 features, built as a gorgonia
-// expression graph and trained with the project's own Adam.
+// expression graph and trained with the project's own Adam or SGD.
 //
 // # The network
 //
@@ -13,6 +13,25 @@
 // classes, as Keras' model.summary() counts them. The loss is the softmax
 // cross-entropy computed from the logits (with a max-shifted log-sum-exp),
 // averaged over the batch.
+//
+// # Label smoothing and class weights
+//
+// The loss of row i is Σ_j t_ij·(logsumexp(z_i) − z_ij) for a target row
+// t_i, whose gradient is p_ij·Σ_k t_ik − t_ij: the targets carry both
+// settings. SetLabelSmoothing(ε) makes them y·(1−ε) + ε/C (y one-hot),
+// as Keras' CategoricalCrossentropy(label_smoothing=ε) and PyTorch's
+// CrossEntropyLoss(label_smoothing=ε); TrainStep and Evaluate both use
+// them (Keras' validation loss is the compiled, smoothed loss), Forward,
+// predictions and accuracies do not depend on them. SetClassWeights(w)
+// multiplies a training row's targets by w[y_i], so the batch loss is
+// (1/N) Σ_i w[y_i]·loss_i: Keras' class_weight, smoothing included.
+// PyTorch's CrossEntropyLoss(weight=w, label_smoothing=ε) differs on two
+// counts, and is not what the head computes: it weighs the smoothing term
+// of class j by w[j] rather than by the label's weight, and its mean
+// divides by Σ_i w[y_i] rather than by N. The project's class weights were
+// Keras' before smoothing existed; following PyTorch for the smoothing
+// term alone would match neither framework. Without class weights the two
+// frameworks agree, and so does the head.
 //
 // # Dropout
 //
@@ -66,7 +85,7 @@
 // cross-entropy does not go through tensor's LogSoftMax, which shifts every
 // row by the first row's maximum. All the gradients of the kernels and biases
 // are written into one set of tensors shared by the graphs, which is what
-// Adam reads (Grads shows them).
+// the optimizer reads (Grads shows them).
 //
 // Matrix products go through gorgonia.WhichBLAS(): gonum's pure-Go BLAS by
 // default, OpenBLAS once a command calls gorgonia.Use(openblas.Implementation{})
@@ -87,6 +106,24 @@
 // if training had never stopped. The update is element-wise and split across
 // GOMAXPROCS goroutines; the split does not change the result.
 //
+// # SGD
+//
+// SGD follows PyTorch's torch.optim.SGD (without dampening): the gradient
+// g becomes g + wd·w (SGDConfig.WeightDecay, coupled: an L2 penalty, not
+// AdamW's decoupled decay), then with momentum μ > 0 the buffer b = μ·b + g
+// (zero at first, which is PyTorch's b = g at the first step) replaces it,
+// or g + μ·b with Nesterov momentum, and w becomes w − lr·g. The defaults
+// are Keras' SGD's: lr 0.01, no momentum (PyTorch has no default rate;
+// its transfer-learning tutorial uses lr 0.001 and momentum 0.9). Its state
+// is the momentum buffers, "sgd_momentum/<param>" (none without momentum),
+// and its step, which picks the dropout masks as Adam's does. Against
+// testdata/sgd_ref.py's float64 torch.optim.SGD trajectories the weights
+// agree to about 3e-7 of each tensor's largest magnitude.
+//
+// Both optimizers implement Optimizer, which TrainStep takes: a name, the
+// learning rate (LR, SetLR, for the schedules), the step, and the state
+// with SetState for checkpoints.
+//
 // # Numerics
 //
 // Everything is float32 except the step size of Adam and the log-sum-exp of
@@ -98,7 +135,7 @@
 // # Concurrency and errors
 //
 // A Head's methods may be called from several goroutines; they run one at a
-// time. An Adam must not be shared between goroutines. Errors name what was
+// time. An optimizer must not be shared between goroutines. Errors name what was
 // wrong with which input; gorgonia panics while building or running a graph
 // are recovered and returned as errors.
 package head

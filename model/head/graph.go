@@ -23,7 +23,7 @@ type graph struct {
 	g       *gorgonia.ExprGraph
 	vm      gorgonia.VM
 	x       *tensor.Dense // (n, InputDim), bound to the input node
-	targets *tensor.Dense // (n, Classes) one-hot labels, bound to the target node
+	targets *tensor.Dense // (n, Classes) target distributions (one-hot, smoothed, class-weighted), bound to the target node
 	xent    *xentOp       // holds the loss and the probabilities of the last run
 	used    uint64        // h.clock at the last use
 	// masks[l] is hidden layer l's dropout mask (n, width), filled before
@@ -150,13 +150,23 @@ func (h *Head) run(x *tensor.Dense, labels []int, train bool, step int64) (*grap
 	t := g.targets.Float32s()
 	clear(t)
 	c := h.cfg.Classes
+	// The smoothed one-hot target of a label: on for it, off for the
+	// other classes (on = 1, off = 0 without smoothing).
+	off := h.labelSmoothing / float64(c)
+	on := 1 - h.labelSmoothing + off
 	for i, l := range labels {
-		t[i*c+l] = 1
+		w := 1.0
 		if train && h.classWeights != nil {
-			// A weighted one-hot target weighs the example's loss and,
-			// through xentGradOp, its gradient.
-			t[i*c+l] = h.classWeights[l]
+			// A weighted target weighs the example's loss and, through
+			// xentGradOp, its gradient.
+			w = float64(h.classWeights[l])
 		}
+		if off != 0 {
+			for j := range t[i*c : (i+1)*c] {
+				t[i*c+j] = float32(w * off)
+			}
+		}
+		t[i*c+l] = float32(w * on)
 	}
 	for l, m := range g.masks {
 		dropoutMask(m.Float32s(), h.cfg.Seed, step, l, h.cfg.Dropout)

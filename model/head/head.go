@@ -107,6 +107,8 @@ type Head struct {
 	// classWeights scales each example's training loss by its class's
 	// weight (nil: all 1); see SetClassWeights.
 	classWeights []float32
+	// labelSmoothing is ε of the smoothed targets; see SetLabelSmoothing.
+	labelSmoothing float64
 }
 
 // New returns a head with Glorot-uniform kernels and zero biases drawn from
@@ -328,13 +330,39 @@ func (h *Head) SetClassWeights(w []float32) error {
 	return nil
 }
 
-// TrainStep runs one Adam step on the batch x (N,D) with integer labels in
-// [0,C). It returns the batch's mean loss and the number of rows whose most
-// probable class was the label, both before the update and with the step's
-// dropout masks applied (what Keras reports as a batch's loss and
+// SetLabelSmoothing makes the loss of TrainStep, Evaluate and
+// EvaluateWithProbs that of the smoothed targets y·(1−ε) + ε/C (y one-hot,
+// C classes), as Keras' CategoricalCrossentropy(label_smoothing=ε) and
+// PyTorch's CrossEntropyLoss(label_smoothing=ε) define it; 0 turns it off.
+// Evaluate reports the smoothed loss too, as Keras does for validation
+// (its compiled loss is the same object). With class weights, an example's
+// smoothed loss is multiplied by the weight of its label, as Keras applies
+// class_weight (see the package documentation for PyTorch's weight).
+// Accuracies, predictions and probabilities do not change.
+func (h *Head) SetLabelSmoothing(eps float64) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !(eps >= 0 && eps < 1) {
+		return fmt.Errorf("head: label smoothing %v, want [0, 1)", eps)
+	}
+	h.labelSmoothing = eps
+	return nil
+}
+
+// LabelSmoothing returns ε of SetLabelSmoothing (0: off).
+func (h *Head) LabelSmoothing() float64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.labelSmoothing
+}
+
+// TrainStep runs one optimizer step on the batch x (N,D) with integer
+// labels in [0,C). It returns the batch's mean loss and the number of rows
+// whose most probable class was the label, both before the update and with
+// the step's dropout masks applied (what Keras reports as a batch's loss and
 // accuracy). opt must have been made for h.Params(); its step picks the
 // dropout masks.
-func (h *Head) TrainStep(x *tensor.Dense, labels []int, opt *Adam) (loss float32, correct int, err error) {
+func (h *Head) TrainStep(x *tensor.Dense, labels []int, opt Optimizer) (loss float32, correct int, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	defer recoverInto(&err, "head: train step")

@@ -2,6 +2,7 @@ package head
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -26,6 +27,18 @@ type refNet struct {
 	classW    []float64 // training loss weight of each class; nil: 1
 	seed      uint64    // the head's, for the dropout masks
 	dropout   float64   // the head's dropout rate
+	smoothing float64   // label smoothing ε
+}
+
+// target is the smoothed one-hot target of label y for class j:
+// (1−ε)·[j = y] + ε/C.
+func (r *refNet) target(y, j int) float64 {
+	c := float64(r.sizes[len(r.sizes)-1])
+	t := r.smoothing / c
+	if j == y {
+		t += 1 - r.smoothing
+	}
+	return t
 }
 
 // weight is the training loss weight of class k.
@@ -131,7 +144,9 @@ func (r *refNet) forwardMasked(x []float32, y []int, masks [][]float64) (acts []
 		}
 		r.lastProbs = append(r.lastProbs, p)
 		if y != nil {
-			loss += lse - row[y[i]]
+			for j, v := range row {
+				loss += r.target(y[i], j) * (lse - v)
+			}
 		}
 	}
 	return acts, loss / float64(n)
@@ -149,11 +164,11 @@ func (r *refNet) trainStep(x []float32, y []int) float64 {
 	loss := 0.0
 	for i := 0; i < n; i++ {
 		w := r.weight(y[i])
-		loss -= w * math.Log(r.lastProbs[i][y[i]]) / float64(n)
 		for j := 0; j < c; j++ {
-			g[i*c+j] = w * r.lastProbs[i][j] / float64(n)
+			tj := r.target(y[i], j)
+			loss -= w * tj * math.Log(r.lastProbs[i][j]) / float64(n)
+			g[i*c+j] = w * (r.lastProbs[i][j] - tj) / float64(n)
 		}
-		g[i*c+y[i]] -= w / float64(n)
 	}
 	r.step++
 	t := float64(r.step)
@@ -307,6 +322,78 @@ func TestClassWeightsMatchReference(t *testing.T) {
 	for _, bad := range [][]float32{{1, 2}, {1, 0, 1}, {1, -1, 1}, {1, float32(math.NaN()), 1}, {1, float32(math.Inf(1)), 1}} {
 		if err := h.SetClassWeights(bad); err == nil {
 			t.Errorf("SetClassWeights(%v) accepted", bad)
+		}
+	}
+}
+
+// TestLabelSmoothingMatchesReference trains with label smoothing, alone and
+// with class weights, against the float64 reference; Evaluate reports the
+// smoothed (unweighted) loss, as Keras' validation loss, and the same
+// predictions as without smoothing.
+func TestLabelSmoothingMatchesReference(t *testing.T) {
+	const rel = 1e-4
+	for _, tc := range []struct {
+		name    string
+		eps     float64
+		weights []float32
+	}{
+		{"smoothing", 0.2, nil},
+		{"smoothing and class weights", 0.1, []float32{1, 4, 0.25}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := New(Config{InputDim: 12, Hidden: []int{10}, Classes: 3, Seed: 5})
+			if err != nil {
+				t.Fatal(err)
+			}
+			opt, _ := NewAdam(AdamConfig{}, h.Params())
+			if err := h.SetLabelSmoothing(tc.eps); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.SetClassWeights(tc.weights); err != nil {
+				t.Fatal(err)
+			}
+			ref := newRefNet(h, DefaultAdamConfig())
+			ref.smoothing = tc.eps
+			for _, w := range tc.weights {
+				ref.classW = append(ref.classW, float64(w))
+			}
+			rng := rand.New(rand.NewPCG(5, 6))
+			for step, n := range []int{8, 5, 8, 1} {
+				x, y := randBatch(rng, n, 12, 3)
+				loss, _, err := h.TrainStep(x, y, opt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := ref.trainStep(x.Float32s(), y); !(math.Abs(float64(loss)-want) <= rel*want) {
+					t.Errorf("step %d: loss %.7g, want %.7g", step, loss, want)
+				}
+			}
+			ref.checkParams(t, h, rel, "after 4 steps")
+			x, y := randBatch(rng, 6, 12, 3)
+			loss, correct, preds, err := h.Evaluate(x, y)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref.classW = nil // validation is unweighted
+			if _, want := ref.forward(x.Float32s(), y); !(math.Abs(float64(loss)-want) <= rel*want) {
+				t.Errorf("Evaluate loss %.7g, want the smoothed %.7g", loss, want)
+			}
+			if err := h.SetLabelSmoothing(0); err != nil {
+				t.Fatal(err)
+			}
+			plain, correct0, preds0, err := h.Evaluate(x, y)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if correct != correct0 || fmt.Sprint(preds) != fmt.Sprint(preds0) || plain == loss {
+				t.Errorf("without smoothing: loss %v (smoothed %v, want another), %d correct %v (smoothed: %d %v, want the same)", plain, loss, correct0, preds0, correct, preds)
+			}
+		})
+	}
+	h, _ := New(Config{InputDim: 2, Hidden: []int{}, Classes: 2})
+	for _, bad := range []float64{-0.1, 1, math.NaN(), math.Inf(1)} {
+		if err := h.SetLabelSmoothing(bad); err == nil || !strings.Contains(err.Error(), "want [0, 1)") {
+			t.Errorf("SetLabelSmoothing(%v): %v", bad, err)
 		}
 	}
 }
