@@ -1270,7 +1270,7 @@ run: {dir: run}
 	if _, ok := ck.Tensor(head.MomentumPrefix + "dense_0/kernel"); !ok || ck.Manifest.Optimizer != "sgd" || ck.Manifest.Metrics[metricLR] != 0.05 {
 		t.Errorf("checkpoint: optimizer %q, momentum buffer saved %v, lr %v", ck.Manifest.Optimizer, ok, ck.Manifest.Metrics[metricLR])
 	}
-	c, err := LoadClassifier(run, "")
+	c, err := LoadClassifier(run, ClassifierOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
