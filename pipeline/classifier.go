@@ -319,6 +319,15 @@ type Evaluation struct {
 	// Mistakes lists the misclassified images, the most confident first:
 	// where to look for mislabelled files, or for what the model gets wrong.
 	Mistakes []Mistake
+	// Scored holds every image classified, in the order of their paths.
+	Scored []Scored
+}
+
+// Scored is one classified image of an Evaluation.
+type Scored struct {
+	Path          string // relative to the evaluated folder
+	True, Pred    int    // class indices
+	Probabilities []float32
 }
 
 // Mistake is one misclassified image of an Evaluation.
@@ -374,8 +383,12 @@ func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Eva
 		split.Y = append(split.Y, s.Label)
 	}
 	ev.Images = split.Len()
-	sc, err := evaluateSplit(c.head, split, c.Classes, batch, func(row, pred int, prob float32) {
-		ev.Mistakes = append(ev.Mistakes, Mistake{Path: kept[row].Path, True: kept[row].Label, Pred: pred, Probability: prob})
+	sc, err := evaluateSplit(c.head, split, c.Classes, batch, func(row, pred int, probs []float32) {
+		s := kept[row]
+		ev.Scored = append(ev.Scored, Scored{Path: s.Path, True: s.Label, Pred: pred, Probabilities: probs})
+		if pred != s.Label {
+			ev.Mistakes = append(ev.Mistakes, Mistake{Path: s.Path, True: s.Label, Pred: pred, Probability: probs[pred]})
+		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("evaluate %s: %w", root, err)

@@ -407,7 +407,7 @@ type splitScores struct {
 // evaluateSplit runs h over the rows of s, batch rows at a time, and scores
 // it; mistake, if not nil, is called for each misclassified row with the
 // predicted class and its probability.
-func evaluateSplit(h *head.Head, s Split, classes []string, batch int, mistake func(row, pred int, prob float32)) (splitScores, error) {
+func evaluateSplit(h *head.Head, s Split, classes []string, batch int, each func(row, pred int, probs []float32)) (splitScores, error) {
 	dim := s.X.Shape()[1]
 	sc := splitScores{Confusion: NewConfusion(classes)}
 	binary := len(classes) == 2
@@ -428,7 +428,7 @@ func evaluateSplit(h *head.Head, s Split, classes []string, batch int, mistake f
 			probs *tensor.Dense
 			err   error
 		)
-		if mistake != nil || binary {
+		if each != nil || binary {
 			l, c, preds, probs, err = h.EvaluateWithProbs(x, y)
 		} else {
 			l, c, preds, err = h.Evaluate(x, y)
@@ -440,8 +440,8 @@ func evaluateSplit(h *head.Head, s Split, classes []string, batch int, mistake f
 		correct += c
 		for i, p := range preds {
 			sc.Confusion.Add(y[i], p)
-			if p != y[i] && mistake != nil {
-				mistake(lo+i, p, probs.Float32s()[i*len(classes)+p])
+			if each != nil {
+				each(lo+i, p, probs.Float32s()[i*len(classes):(i+1)*len(classes):(i+1)*len(classes)])
 			}
 			if binary {
 				p1 = append(p1, probs.Float32s()[2*i+1])

@@ -21,7 +21,8 @@
 // it (recursively) and writes CSV (path, predicted class, one probability
 // per class) to stdout or to --csv. --evaluate scores the run on a labelled
 // folder laid out as for training: loss, accuracy, per-class precision,
-// recall and F1, and the confusion matrix. --serve answers HTTP requests
+// recall and F1, the confusion matrix, the most confident mistakes and,
+// with --csv, every image's label, prediction and probabilities. --serve answers HTTP requests
 // instead: POST an image file (as the body, or as a multipart form's one
 // file) to /predict for its class probabilities as JSON,
 //
@@ -34,6 +35,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/csv"
@@ -80,7 +82,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.checkpoint, "checkpoint", "", "a trained run's checkpoint `folder` (e.g. runs/cats_dogs/checkpoints/best; a run folder means its best checkpoint): classify with its classes")
 	fs.StringVar(&o.evaluate, "evaluate", "", "with --checkpoint: score the run on this labelled `folder` (one sub-folder per class, as for training) and print loss, accuracy, per-class scores and the confusion matrix")
 	fs.StringVar(&o.serve, "serve", "", "with --checkpoint: answer HTTP requests on this `address` (e.g. :8080): POST an image to /predict for JSON probabilities; GET /info, /healthz")
-	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint and folders: write the CSV to this `file` instead of stdout")
+	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint and folders: write the CSV to this `file` instead of stdout; with --evaluate: write every image's label, prediction and probabilities to it")
 	fs.StringVar(&o.device, "device", "", "where the backbone runs: cpu or cuda (default cpu, or the checkpoint's)")
 	fs.StringVar(&o.preprocess, "preprocess", "", "image preprocessing: caffe or torch (default: what the weights' variant was trained with, caffe for Keras, torch for torchvision)")
 	fs.StringVar(&o.npyIn, "npy", "", "run on this preprocessed NHWC float32 batch (`.npy`) instead of image files")
@@ -93,7 +95,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.ignoreEXIF, "ignore-exif", false, "do not apply JPEG EXIF orientation (Keras ignores it)")
 	fs.BoolVar(&o.verbose, "v", false, "verbose logging")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: predict --weights W.npz [flags] image...\n       predict --checkpoint RUN [--weights W] [--csv out.csv] image-or-folder...\n       predict --checkpoint RUN --evaluate labelled-folder\n       predict --checkpoint RUN --serve :8080\n       predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]\n       predict [--weights W.npz] --summary\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: predict --weights W.npz [flags] image...\n       predict --checkpoint RUN [--weights W] [--csv out.csv] image-or-folder...\n       predict --checkpoint RUN --evaluate labelled-folder [--csv scored.csv]\n       predict --checkpoint RUN --serve :8080\n       predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]\n       predict [--weights W.npz] --summary\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := cli.Parse(fs, args, stderr); err != nil {
@@ -116,8 +118,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		if o.serve != "" && (o.evaluate != "" || len(o.images) > 0 || o.csvOut != "") {
 			return nil, cli.Usagef("--serve classifies what it is sent: give no images, --evaluate or --csv with it")
 		}
-		if o.evaluate != "" && (len(o.images) > 0 || o.csvOut != "") {
-			return nil, cli.Usagef("--evaluate scores one labelled folder: give no images and no --csv with it")
+		if o.evaluate != "" && len(o.images) > 0 {
+			return nil, cli.Usagef("--evaluate scores one labelled folder: give no images with it")
 		}
 		if o.evaluate == "" && o.serve == "" && len(o.images) == 0 {
 			return nil, cli.Usagef("no images given (try --help)")
@@ -385,12 +387,37 @@ func evaluate(ctx context.Context, o *options, stdout io.Writer) error {
 	if _, err := ev.Confusion.WriteTo(stdout); err != nil {
 		return err
 	}
+	if o.csvOut != "" {
+		if err := writeScored(o.csvOut, o.evaluate, c.Classes, ev.Scored); err != nil {
+			return err
+		}
+	}
 	if len(ev.Mistakes) > 0 {
 		n := min(len(ev.Mistakes), o.top)
 		fmt.Fprintf(stdout, "\nthe %d most confident of %d mistakes (--top sets how many):\n", n, len(ev.Mistakes))
 		for _, m := range ev.Mistakes[:n] {
 			fmt.Fprintf(stdout, "  %s: labelled %s, predicted %s (%.4f)\n", filepath.Join(o.evaluate, filepath.FromSlash(m.Path)), c.Classes[m.True], c.Classes[m.Pred], m.Probability)
 		}
+	}
+	return nil
+}
+
+// writeScored writes an evaluation's images as CSV to path: each image's
+// path, label, predicted class and probabilities.
+func writeScored(path, root string, classes []string, scored []pipeline.Scored) error {
+	var b bytes.Buffer
+	w := csv.NewWriter(&b)
+	w.Write(append([]string{"path", "label", "predicted"}, classes...))
+	for _, s := range scored {
+		r := []string{filepath.Join(root, filepath.FromSlash(s.Path)), classes[s.True], classes[s.Pred]}
+		for _, v := range s.Probabilities {
+			r = append(r, strconv.FormatFloat(float64(v), 'f', 6, 32))
+		}
+		w.Write(r)
+	}
+	w.Flush()
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("--csv: %w", err)
 	}
 	return nil
 }

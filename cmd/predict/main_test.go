@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/csv"
 	"fmt"
 	"math"
 	"os"
@@ -438,6 +439,49 @@ func TestEvaluate(t *testing.T) {
 		!strings.Contains(out, "precision") || !strings.Contains(out, "confusion matrix") || !strings.Contains(stderr, "birds") ||
 		(correct < images) != strings.Contains(out, "most confident of") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
+	}
+
+	// --csv: every image, with the probabilities Predict gives it.
+	csvPath := filepath.Join(dir, "scored.csv")
+	if code, _, stderr := predict(t, "--checkpoint", run, "--evaluate", data, "--csv", csvPath); code != 0 {
+		t.Fatalf("--evaluate --csv: exit %d: %s", code, stderr)
+	}
+	f, err := os.Open(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil || len(rows) != 1+images || strings.Join(rows[0], ",") != "path,label,predicted,cats,dogs" {
+		t.Fatalf("%s: %d rows (%v), header %v", csvPath, len(rows), err, rows[0])
+	}
+	wrong := 0
+	for _, r := range rows[1:] {
+		probs, err := c.Predict(r[0])
+		if err != nil {
+			t.Fatalf("row %v: %v", r, err)
+		}
+		if r[1] != filepath.Base(filepath.Dir(r[0])) {
+			t.Errorf("row %v: label is not the folder's", r)
+		}
+		best := 0
+		for k := range probs {
+			if v, _ := strconv.ParseFloat(r[3+k], 64); math.Abs(v-float64(probs[k])) > 2e-6 {
+				t.Errorf("row %v: probabilities, want %v", r, probs)
+			}
+			if probs[k] > probs[best] {
+				best = k
+			}
+		}
+		if r[2] != c.Classes[best] {
+			t.Errorf("row %v: predicted, want %s", r, c.Classes[best])
+		}
+		if r[1] != r[2] {
+			wrong++
+		}
+	}
+	if wrong != images-correct {
+		t.Errorf("%d rows wrongly predicted, want %d", wrong, images-correct)
 	}
 
 	// A labelled folder without one of the run's classes, and misuse.
