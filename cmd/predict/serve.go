@@ -22,18 +22,23 @@ import (
 const maxUpload = 64 << 20
 
 // server classifies uploaded images with a trained run. Requests are
-// decoded concurrently (at most one per CPU at a time, so that a burst of
-// large images cannot exhaust memory) and then classified by one goroutine
-// (run) that takes every request waiting, up to maxBatch, into one backbone
-// pass: a burst costs little more than its largest batches, a lone request
-// waits for nothing.
+// decoded concurrently and then classified by one goroutine (run) that
+// takes every request waiting, up to maxBatch, into one backbone pass: a
+// burst costs little more than its largest batches, a lone request waits
+// for nothing. Memory stays bounded however many clients send at once: at
+// most 2*maxBatch + CPUs requests are handled at a time (the others wait
+// before their bodies are read), of which at most 4 per CPU hold an
+// uploaded file (up to maxBytes) and one per CPU decodes it.
 type server struct {
 	c        *pipeline.Classifier
 	maxBatch int
 	maxBytes int64
 	queue    chan *request
-	decoding chan struct{}
-	batches  atomic.Int64 // backbone passes run
+	active   chan struct{} // a slot per request handled
+	bodies   chan struct{} // a slot per uploaded file in memory
+	decoding chan struct{} // a slot per image being decoded
+	batches  atomic.Int64  // backbone passes run
+	decoded  atomic.Int64  // images decoded
 }
 
 type request struct {
@@ -47,8 +52,9 @@ type reply struct {
 }
 
 func newServer(c *pipeline.Classifier, maxBatch int, maxBytes int64) *server {
-	return &server{c: c, maxBatch: maxBatch, maxBytes: maxBytes,
-		queue: make(chan *request, maxBatch), decoding: make(chan struct{}, runtime.NumCPU())}
+	cpus := runtime.NumCPU()
+	return &server{c: c, maxBatch: maxBatch, maxBytes: maxBytes, queue: make(chan *request, maxBatch),
+		active: make(chan struct{}, 2*maxBatch+cpus), bodies: make(chan struct{}, 4*cpus), decoding: make(chan struct{}, cpus)}
 }
 
 func (s *server) handler() http.Handler {
@@ -122,19 +128,13 @@ func (s *server) predict(w http.ResponseWriter, r *http.Request) {
 // answer classifies the request's image and writes the prediction, or
 // returns the status and error to answer with.
 func (s *server) answer(w http.ResponseWriter, r *http.Request) (int, error) {
-	data, status, err := s.readImage(w, r)
+	if err := acquire(r.Context(), s.active); err != nil {
+		return http.StatusServiceUnavailable, err
+	}
+	defer func() { <-s.active }()
+	pix, status, err := s.decode(w, r)
 	if err != nil {
 		return status, err
-	}
-	select {
-	case s.decoding <- struct{}{}:
-	case <-r.Context().Done():
-		return http.StatusServiceUnavailable, r.Context().Err()
-	}
-	pix, err := s.c.Decode(data)
-	<-s.decoding
-	if err != nil {
-		return http.StatusBadRequest, err
 	}
 	req := &request{pix: pix, done: make(chan reply, 1)}
 	var rep reply
@@ -162,6 +162,38 @@ func (s *server) answer(w http.ResponseWriter, r *http.Request) (int, error) {
 	p.Predicted = s.c.Classes[best]
 	writeJSON(w, http.StatusOK, p)
 	return http.StatusOK, nil
+}
+
+// decode reads the request's image and decodes it.
+func (s *server) decode(w http.ResponseWriter, r *http.Request) ([]float32, int, error) {
+	if err := acquire(r.Context(), s.bodies); err != nil {
+		return nil, http.StatusServiceUnavailable, err
+	}
+	defer func() { <-s.bodies }()
+	data, status, err := s.readImage(w, r)
+	if err != nil {
+		return nil, status, err
+	}
+	if err := acquire(r.Context(), s.decoding); err != nil {
+		return nil, http.StatusServiceUnavailable, err
+	}
+	pix, err := s.c.Decode(data)
+	<-s.decoding
+	s.decoded.Add(1)
+	if err != nil {
+		return nil, http.StatusBadRequest, err
+	}
+	return pix, http.StatusOK, nil
+}
+
+// acquire takes a slot of sem, or gives up when ctx is done.
+func acquire(ctx context.Context, sem chan struct{}) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // readImage returns the image file a request carries: its body, or the one

@@ -197,16 +197,19 @@ func TestServerBatches(t *testing.T) {
 			got[i] = pred
 		})
 	}
-	// Every request decoded and waiting before the classifier starts.
-	for deadline := time.Now().Add(10 * time.Second); len(s.queue) < n; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d requests queued", len(s.queue), n)
-		}
+	// Every request decoded and waiting before the classifier starts (which
+	// it does before any failure is reported: the requests must end).
+	for deadline := time.Now().Add(10 * time.Second); len(s.queue) < n && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
 	}
+	queued := len(s.queue)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go s.run(ctx)
 	wg.Wait()
+	if queued != n {
+		t.Fatalf("%d of %d requests queued", queued, n)
+	}
 	if b := s.batches.Load(); b != 1 {
 		t.Errorf("%d backbone passes for %d waiting requests, want 1", b, n)
 	}
@@ -215,6 +218,53 @@ func TestServerBatches(t *testing.T) {
 		if !same(got[i], c.Classes, want[i], 1e-5) {
 			t.Errorf("%s: %+v, want %v", paths[i], got[i], want[i])
 		}
+	}
+}
+
+// TestServerBoundsRequests reads and decodes no more requests at a time
+// than its slots: the others wait, unread, until the first are answered.
+func TestServerBoundsRequests(t *testing.T) {
+	dir := t.TempDir()
+	data := trainTinyRun(t, dir)
+	c, err := pipeline.LoadClassifier(filepath.Join(dir, "run"), pipeline.ClassifierOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := newServer(c, 1, maxUpload)
+	ts := httptest.NewServer(s.handler())
+	defer ts.Close()
+	img, err := os.ReadFile(filepath.Join(data, "cats", "cat_00000.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots := cap(s.active)
+	n := slots + 3
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if status, _, msg := post(t, ts.URL+"/predict", "image/png", img); status != 200 {
+				t.Errorf("status %d: %s", status, msg)
+			}
+		})
+	}
+	// The classifier is not running: the requests holding the slots wait.
+	// (It is started before any failure is reported, or the waiting
+	// requests would never end.)
+	for deadline := time.Now().Add(10 * time.Second); (len(s.active) < slots || s.decoded.Load() < int64(slots)) && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	taken, early := len(s.active), s.decoded.Load()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.run(ctx)
+	wg.Wait()
+	if taken != slots || early != int64(slots) {
+		t.Fatalf("%d of %d slots taken, %d images decoded before any was answered, want %d", taken, slots, early, slots)
+	}
+	if d := s.decoded.Load(); d != int64(n) {
+		t.Errorf("%d images decoded, want %d", d, n)
 	}
 }
 
