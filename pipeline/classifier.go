@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -47,7 +48,8 @@ type ClassifierOptions struct {
 	// Weights is the backbone weights file, for a run moved to another
 	// machine; "" means the file training read, else a file of the same
 	// name in the checkpoint's parent or grandparent folder (the run
-	// folder), where a run copied with its weights finds them.
+	// folder), where a run copied with its weights finds them: the first of
+	// them that holds the weights trained with (by their sha256).
 	Weights string
 }
 
@@ -73,16 +75,14 @@ func LoadClassifier(path string, opts ClassifierOptions) (*Classifier, error) {
 	if err := json.Unmarshal(ck.Manifest.Run, &info); err != nil || info.Config == nil {
 		return nil, fmt.Errorf("checkpoint %s: no usable run description (%v): was it written by train?", checkpointDir, err)
 	}
-	weightsPath := opts.Weights
-	if weightsPath == "" {
-		weightsPath = findWeights(checkpointDir, info.Weights)
+	candidates := []string{opts.Weights}
+	if opts.Weights == "" {
+		up := filepath.Dir(checkpointDir)
+		candidates = []string{info.Weights, filepath.Join(up, filepath.Base(info.Weights)), filepath.Join(filepath.Dir(up), filepath.Base(info.Weights))}
 	}
-	w, err := resnet.Load(weightsPath)
+	w, err := trainedWeights(candidates, info.WeightsSHA256)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: backbone (sha256 %.12s): %w", checkpointDir, info.WeightsSHA256, err)
-	}
-	if w.Digest() != info.WeightsSHA256 {
-		return nil, fmt.Errorf("checkpoint %s: backbone weights %s are not those it was trained with (sha256 %.12s, trained with %.12s)", checkpointDir, weightsPath, w.Digest(), info.WeightsSHA256)
+		return nil, fmt.Errorf("checkpoint %s: %w", checkpointDir, err)
 	}
 	device := opts.Device
 	if device == "" {
@@ -119,23 +119,43 @@ func LoadClassifier(path string, opts ClassifierOptions) (*Classifier, error) {
 		cacheKey: CacheKey(info.Config, w)}, nil
 }
 
-// findWeights returns where the backbone weights trained with (at
-// trainedWith) are now: that path if it exists, else the first file of its
-// name in the checkpoint's parent or grandparent folder, else trainedWith
-// (whose loading then fails, naming it).
-func findWeights(checkpointDir, trainedWith string) string {
-	if _, err := os.Stat(trainedWith); err == nil {
-		return trainedWith
-	}
-	up := filepath.Dir(checkpointDir)
-	for _, dir := range []string{up, filepath.Dir(up)} {
-		p := filepath.Join(dir, filepath.Base(trainedWith))
-		if _, err := os.Stat(p); err == nil {
-			slog.Info("backbone weights not where training read them: using the file of the same name beside the checkpoint", "trained_with", trainedWith, "using", p)
-			return p
+// ErrWeightsNotFound is LoadClassifier's error when no file holds the
+// backbone weights a run was trained with: the run was moved without them,
+// or they were moved.
+var ErrWeightsNotFound = errors.New("backbone weights not found")
+
+// trainedWeights loads the first of the files at paths that holds the
+// weights of the given digest (files that do not exist are passed over).
+// The error says why each existing file would not do, or wraps
+// ErrWeightsNotFound when none exists.
+func trainedWeights(paths []string, digest string) (*resnet.Weights, error) {
+	var problems []error
+	tried := map[string]bool{}
+	for i, p := range paths {
+		if tried[filepath.Clean(p)] {
+			continue
+		}
+		tried[filepath.Clean(p)] = true
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) && len(paths) > 1 {
+			continue // only a candidate
+		}
+		w, err := resnet.Load(p)
+		switch {
+		case err != nil:
+			problems = append(problems, err)
+		case w.Digest() != digest:
+			problems = append(problems, fmt.Errorf("backbone weights %s are not those it was trained with (sha256 %.12s, trained with %.12s)", p, w.Digest(), digest))
+		default:
+			if i > 0 {
+				slog.Info("backbone weights not where training read them: using the file of the same name beside the checkpoint", "trained_with", paths[0], "using", p)
+			}
+			return w, nil
 		}
 	}
-	return trainedWith
+	if len(problems) == 0 {
+		return nil, fmt.Errorf("%w: %s (sha256 %.12s), nor a file of its name beside the checkpoint", ErrWeightsNotFound, paths[0], digest)
+	}
+	return nil, errors.Join(problems...)
 }
 
 // featureCache opens the run's feature cache if its folder exists here (so

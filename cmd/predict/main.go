@@ -43,7 +43,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -351,7 +350,7 @@ func printTop(out io.Writer, path string, probs []float32, k int) error {
 // backbone file it was trained with if given.
 func loadClassifier(o *options) (*pipeline.Classifier, error) {
 	c, err := pipeline.LoadClassifier(o.checkpoint, pipeline.ClassifierOptions{Device: o.device, Weights: o.weights})
-	if err != nil && o.weights == "" && errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, pipeline.ErrWeightsNotFound) {
 		return nil, fmt.Errorf("%w (a run moved to another machine: give its backbone weights file with --weights)", err)
 	}
 	return c, err

@@ -328,6 +328,32 @@ func TestMovedRun(t *testing.T) {
 		t.Fatalf("--weights: exit %d, output %q, want %q: %s", code, out, want, stderr)
 	}
 
+	// A wrong --checkpoint is not a matter of --weights.
+	if code, _, stderr := predict(t, "--checkpoint", filepath.Join(dir, "nowhere"), img); code != 1 || strings.Contains(stderr, "--weights") {
+		t.Fatalf("a checkpoint that does not exist: exit %d: %s", code, stderr)
+	}
+
+	// The file at the recorded path is now another run's (the run folder
+	// renamed and a new run trained under the old name): the copy beside
+	// the checkpoints, the one trained with, is used.
+	if err := os.Rename(weights, filepath.Join(moved, "backbone.npz")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(moved, filepath.Join(dir, "run_v1")); err != nil {
+		t.Fatal(err)
+	}
+	trainRun(t, dir, "data:\n  dir: data\n  image_size: [64, 64]\n  seed: 9\nhead:\n  layers: [16]\ntrain:\n  epochs: 1\n  batch: 4\nrun:\n  dir: run\n")
+	if code, out, stderr := predict(t, "--checkpoint", filepath.Join(dir, "run_v1"), img); code != 0 || out != want {
+		t.Fatalf("run_v1 with a new run in its old folder: exit %d, output %q, want %q: %s", code, out, want, stderr)
+	}
+	if err := os.Rename(filepath.Join(dir, "run_v1", "backbone.npz"), weights); err != nil {
+		t.Fatal(err)
+	}
+	moved = filepath.Join(dir, "run_v1")
+	if code, _, stderr := predict(t, "--checkpoint", moved, img); code != 1 || !strings.Contains(stderr, "are not those it was trained with") {
+		t.Fatalf("only another run's weights at the recorded path: exit %d: %s", code, stderr)
+	}
+
 	other := filepath.Join(dir, "other.npz")
 	w, err := resnet.Random(8, 0, 7)
 	if err != nil {
