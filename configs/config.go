@@ -129,8 +129,10 @@ type Train struct {
 	// LabelSmoothing ε replaces the one-hot targets y by y·(1−ε) + ε/K
 	// (K classes), as Keras' CategoricalCrossentropy(label_smoothing) and
 	// PyTorch's CrossEntropyLoss(label_smoothing); in [0, 1), 0 turns it
-	// off. As in Keras, val_loss is the smoothed loss too.
-	LabelSmoothing float64 `yaml:"label_smoothing" hash:"omitzero"`
+	// off. As in Keras, val_loss is the smoothed loss too, which is why it
+	// cannot change on resume (the best val_loss and the callbacks would
+	// compare two different losses).
+	LabelSmoothing float64 `yaml:"label_smoothing" hash:"omitzero" resume:"yes"`
 }
 
 // LR returns the configured learning rate of the optimizer in use, and the

@@ -42,7 +42,7 @@ func leaves(c *Config) []leaf {
 					continue
 				}
 				first := len(ls)
-				walk(v.Field(i), join(path, k), resume && f.Tag.Get("resume") != "no")
+				walk(v.Field(i), join(path, k), resume && f.Tag.Get("resume") != "no" || f.Tag.Get("resume") == "yes")
 				if f.Tag.Get("hash") == "omitzero" && isZero(v.Field(i)) {
 					for j := first; j < len(ls); j++ { // every leaf of a section
 						ls[j].unhashed = true
@@ -93,8 +93,9 @@ func format(v reflect.Value) string {
 
 // Hash returns a stable hash (hex sha256) of the settings a resumed run must
 // share with the run that wrote its checkpoints: data (but the number of
-// workers), backbone (but device and batch) and head. Training, run and
-// cache settings may change between runs (more epochs, say), and so may the
+// workers), backbone (but device and batch), head and the loss (label
+// smoothing; tag resume:"yes" in a section tagged resume:"no"). Training,
+// run and cache settings may change between runs (more epochs, say), and so may the
 // location of the data and the weights: paths enter the hash by their last
 // element only, so a project can move.
 func (c *Config) Hash() string {

@@ -1210,9 +1210,9 @@ run: {dir: run}
 // TestTrainWithSGDAndLabelSmoothing runs the pipeline with SGD (momentum)
 // under a step schedule and label smoothing: the schedule starts from
 // train.sgd.lr, checkpoints hold the momentum buffers and name the
-// optimizer, a resume with more epochs goes on from the saved rate, one
-// with Adam is refused, and the run's classifier smooths its loss as the
-// training did.
+// optimizer, a resume with more epochs goes on with the schedule's rates,
+// one with Adam is refused at once, and the run's classifier smooths its
+// loss as the training did.
 func TestTrainWithSGDAndLabelSmoothing(t *testing.T) {
 	dir := t.TempDir()
 	if err := dataset.Synthesize(filepath.Join(dir, "data"), 6, 1); err != nil {
@@ -1278,8 +1278,16 @@ run: {dir: run}
 		t.Errorf("the classifier's head smooths labels by %v, want the run's 0.2", got)
 	}
 	c.Close()
+	// Refused before the data is even looked at (it is away).
+	away := filepath.Join(dir, "away")
+	if err := os.Rename(filepath.Join(dir, "data"), away); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := Train(ctx, parse(3, "adam"), Options{Resume: true}); err == nil || !strings.Contains(err.Error(), "the run trained with train.optimizer sgd, the configuration says adam") {
 		t.Fatalf("resume with adam: %v", err)
+	}
+	if err := os.Rename(away, filepath.Join(dir, "data")); err != nil {
+		t.Fatal(err)
 	}
 	if res, err = Train(ctx, parse(3, "sgd"), Options{Resume: true}); err != nil {
 		t.Fatal(err)

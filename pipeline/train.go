@@ -92,6 +92,15 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	// until the resume is accepted.
 	last, lastErr := mgr.Latest()
 	resuming := opts.Resume && lastErr == nil
+	if resuming { // refused before the work of preparing the data
+		man, err := checkpoints.ReadManifest(last.Dir)
+		if err != nil {
+			return nil, err
+		}
+		if err := optimizerCanResume(last.Dir, man, cfg.Train.Optimizer, cfg.Train.Optimizer == "sgd" && cfg.Train.SGD.Momentum > 0); err != nil {
+			return nil, err
+		}
+	}
 	if len(applied) > 0 {
 		var lines []string
 		for _, c := range applied {

@@ -101,6 +101,21 @@ const (
 	metricHistoryOf = "history/" // history/<epoch>/<field>
 )
 
+// optimizerCanResume says why the optimizer named name (with SGD momentum
+// buffers or not) cannot go on from the checkpoint in dir, whose manifest
+// is m: another optimizer's state (Adam's moments, SGD's momentum) means
+// nothing to it, and starting its own afresh would not go on as the run
+// would have.
+func optimizerCanResume(dir string, m checkpoints.Manifest, name string, momentum bool) error {
+	if was := cmp.Or(m.Optimizer, "adam"); was != name {
+		return fmt.Errorf("resume from %s: the run trained with train.optimizer %s, the configuration says %s: the optimizer cannot change within a run (start a new run folder)", dir, was, name)
+	}
+	if momentum && !slices.ContainsFunc(m.Files, func(f checkpoints.File) bool { return strings.HasPrefix(f.Tensor, head.MomentumPrefix) }) {
+		return fmt.Errorf("resume from %s: the checkpoint has no SGD momentum buffers (it trained without momentum): train.sgd.momentum cannot become non-zero within a run (start a new run folder)", dir)
+	}
+	return nil
+}
+
 // Resume restores the trainer from a checkpoint.
 func (t *Trainer) Resume(ck *checkpoints.Checkpoint) error {
 	man := ck.Manifest
@@ -115,17 +130,12 @@ func (t *Trainer) Resume(ck *checkpoints.Checkpoint) error {
 	if err := t.Head.SetParams(params); err != nil {
 		return fmt.Errorf("resume from %s: %w", ck.Dir, err)
 	}
-	// Another optimizer's state (Adam's moments, SGD's momentum) means
-	// nothing to this one, and starting its own afresh would not go on as
-	// the run would have.
-	if was := cmp.Or(man.Optimizer, "adam"); was != t.Opt.Name() {
-		return fmt.Errorf("resume from %s: the run trained with train.optimizer %s, the configuration says %s: the optimizer cannot change within a run (start a new run folder)", ck.Dir, was, t.Opt.Name())
+	momentum := slices.ContainsFunc(t.Opt.State(), func(p head.Param) bool { return strings.HasPrefix(p.Name, head.MomentumPrefix) })
+	if err := optimizerCanResume(ck.Dir, man, t.Opt.Name(), momentum); err != nil {
+		return err
 	}
 	for _, p := range t.Opt.State() {
 		v, ok := ck.Tensor(p.Name)
-		if !ok && strings.HasPrefix(p.Name, head.MomentumPrefix) {
-			return fmt.Errorf("resume from %s: the checkpoint has no SGD momentum buffers (it trained without momentum): train.sgd.momentum cannot become non-zero within a run (start a new run folder)", ck.Dir)
-		}
 		if !ok {
 			return fmt.Errorf("resume from %s: tensor %q missing", ck.Dir, p.Name)
 		}

@@ -400,6 +400,12 @@ func TestResumeRefusesChangedConfig(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "head.dropout changed from 0 to 0.5") {
 		t.Fatalf("resume with dropout: exit %d: %s", code, stderr)
 	}
+	// Nor label smoothing, a train: setting that changes what val_loss is.
+	editConfig(t, cfg, "layers: [32, 16]\n  dropout: 0.5", "layers: [32, 16]")
+	code, _, stderr = train(t, "--config", cfg, "--resume", "--set", "train.label_smoothing=0.1")
+	if code != 1 || !strings.Contains(stderr, "train.label_smoothing changed from 0 to 0.1") {
+		t.Fatalf("resume with label smoothing: exit %d: %s", code, stderr)
+	}
 }
 
 // TestSet trains with settings overridden on the command line, then
