@@ -578,6 +578,14 @@ func TestSet(t *testing.T) {
 				c.Cache.Dir == filepath.Join(wd, "runs", "feature-cache")
 		}},
 		{"an empty path", []string{"backbone.weights="}, func(c *Config) bool { return c.Backbone.Weights == "" }},
+		{"a null path", []string{"data.validation_dir=null", "backbone.weights=~"}, func(c *Config) bool {
+			return c.Data.ValidationDir == "" && c.Backbone.Weights == ""
+		}},
+		{"paths in a section set whole", []string{"run={dir: myrun, keep: 2}", "data={dir: other, validation_dir: val}"}, func(c *Config) bool {
+			return c.Run.Dir == filepath.Join(wd, "myrun") && c.Run.Keep == 2 && c.Data.Dir == filepath.Join(wd, "other") &&
+				c.Data.ValidationDir == filepath.Join(wd, "val") && slices.Equal(c.Data.ImageSize, []int{224, 224})
+		}},
+		{"an absolute path", []string{"run.dir=" + filepath.Join(dir, "abs")}, func(c *Config) bool { return c.Run.Dir == filepath.Join(dir, "abs") }},
 	} {
 		c, err := Load(file, tc.sets...)
 		if err != nil {

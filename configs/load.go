@@ -62,8 +62,9 @@ func Load(path string, sets ...string) (*Config, error) {
 // Each of sets, "key=value" (train --set), overrides one setting as if the
 // file said so: key is the setting's dotted path (train.adam.lr) and value
 // is YAML (0.0003, [160, 160], true, cosine). Keys absent from the file are
-// added. The values of path settings (data.dir, run.dir, ...) are relative
-// to the working folder, not to the file's. Errors in a set's value name
+// added. The values of path settings (data.dir, run.dir, ...), in a set
+// of their own or of their section, are relative to the working folder,
+// not to the file's; null leaves one unset. Errors in a set's value name
 // the set instead of a line.
 func Parse(data []byte, file string, sets ...string) (*Config, error) {
 	d := &decoder{file: file, pos: map[string]*yaml.Node{}}
@@ -154,12 +155,25 @@ func (d *decoder) set(doc *yaml.Node, set string, paths []pathSetting) error {
 	if val.Kind == yaml.DocumentNode && len(val.Content) == 1 {
 		n = val.Content[0]
 	}
-	if n.Kind == yaml.ScalarNode && n.Value != "" && isPathSetting(key, paths) {
-		abs, err := filepath.Abs(n.Value)
-		if err != nil {
-			return &Error{File: name, Path: key, Msg: err.Error()}
+	// The path settings in the value (it may be a whole section) are
+	// relative to the working folder.
+	for _, p := range paths {
+		rest, ok := strings.CutPrefix(p.key, key)
+		if !ok || (rest != "" && rest[0] != '.') {
+			continue
 		}
-		n = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: abs}
+		v := n
+		for _, k := range strings.Split(rest, ".")[1:] {
+			v = mappingValue(v, k)
+		}
+		if v == nil || v.Kind != yaml.ScalarNode || v.Tag == "!!null" || v.Value == "" || filepath.IsAbs(v.Value) {
+			continue
+		}
+		abs, err := filepath.Abs(v.Value)
+		if err != nil {
+			return &Error{File: name, Path: p.key, Msg: err.Error()}
+		}
+		v.Value = abs
 	}
 	if d.from == nil {
 		d.from = map[*yaml.Node]string{}
@@ -213,9 +227,17 @@ func (d *decoder) set(doc *yaml.Node, set string, paths []pathSetting) error {
 	return nil
 }
 
-// isPathSetting reports whether key names one of the path settings.
-func isPathSetting(key string, paths []pathSetting) bool {
-	return slices.ContainsFunc(paths, func(p pathSetting) bool { return p.key == key })
+// mappingValue returns the value of key in the mapping m, or nil.
+func mappingValue(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
 }
 
 // at reports a range error at the setting's value, or at the file if the
