@@ -276,3 +276,56 @@ func TestAdamStateErrors(t *testing.T) {
 		t.Errorf("SetState not applied: step %d, m %v", a.Step(), a.State()[0].Value.Float32s())
 	}
 }
+
+// adamReference is Adam's update as Go rounds it: the formula adamKernel
+// implements in C.
+func adamReference(k adamKernel, w, g, m, v []float32) {
+	for i := range w {
+		gi := g[i]
+		mi := m[i] + (gi-m[i])*k.omb1
+		vi := v[i] + (gi*gi-v[i])*k.omb2
+		m[i], v[i] = mi, vi
+		wi := w[i]
+		if k.decay != 0 {
+			wi -= k.decay * wi
+		}
+		w[i] = wi - k.alpha*mi/(float32(math.Sqrt(float64(vi)))+k.eps)
+	}
+}
+
+// TestAdamKernelBits holds the vectorized kernel against the formula in
+// Go, bit for bit: ordinary and special values (signed zeros, subnormals,
+// huge, infinite, NaN), lengths that end in a partial vector, with and
+// without weight decay.
+func TestAdamKernelBits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	special := []float32{0, float32(math.Copysign(0, -1)), math.SmallestNonzeroFloat32, -1e-40, 3e38, -3e38,
+		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 1, -1}
+	value := func() float32 {
+		if rng.IntN(8) == 0 {
+			return special[rng.IntN(len(special))]
+		}
+		return float32(rng.NormFloat64() * math.Pow(10, float64(rng.IntN(9)-6)))
+	}
+	for _, n := range []int{1, 7, 8, 9, 31, 1000, 4099} {
+		for _, k := range []adamKernel{
+			{alpha: 1e-3, omb1: 0.1, omb2: 0.001, eps: 1e-7},
+			{alpha: 3.7e-4, omb1: 0.1, omb2: 0.001, eps: 1e-7, decay: 1e-5},
+			{alpha: 0.5, omb1: 1, omb2: 1, eps: 1e-3, decay: 0.25},
+		} {
+			w, g, m, v := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
+			for i := range n {
+				w[i], g[i], m[i] = value(), value(), value()
+				v[i] = float32(math.Abs(float64(value()))) // a second moment is never negative
+			}
+			rw, rm, rv := slices.Clone(w), slices.Clone(m), slices.Clone(v)
+			adamReference(k, rw, g, rm, rv)
+			k.apply(w, g, m, v)
+			for i := range n {
+				if math.Float32bits(w[i]) != math.Float32bits(rw[i]) || math.Float32bits(m[i]) != math.Float32bits(rm[i]) || math.Float32bits(v[i]) != math.Float32bits(rv[i]) {
+					t.Fatalf("n %d, %+v, element %d (g %v): got w %v m %v v %v, want %v %v %v", n, k, i, g[i], w[i], m[i], v[i], rw[i], rm[i], rv[i])
+				}
+			}
+		}
+	}
+}
