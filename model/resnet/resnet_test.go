@@ -284,6 +284,12 @@ func TestLoadErrors(t *testing.T) {
 		}), []string{"nan2.npz", `"conv1_conv/kernel"`, "finite"}},
 		{"half a top", write("top.npz", func(m map[string]*tensor.Dense) { delete(m, "predictions/bias") }), []string{"top.npz", "predictions"}},
 		{"not resnet", write("other.npz", func(m map[string]*tensor.Dense) { delete(m, "conv1_conv/kernel") }), []string{"other.npz", "not a ResNet50"}},
+		// A ResNet101's fourth stage has 23 blocks: not silently cut to 6.
+		{"deeper resnet", write("deeper.npz", func(m map[string]*tensor.Dense) {
+			for _, p := range []string{"1_conv/kernel", "1_conv/bias", "1_bn/gamma"} {
+				m["conv4_block7_"+p] = m["conv4_block6_"+p].Clone().(*tensor.Dense)
+			}
+		}), []string{"deeper.npz", "3 tensors a ResNet50 does not have", `"conv4_block7_1_bn/gamma"`, "not ResNet50 weights"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load(tc.path)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 
@@ -152,17 +153,32 @@ func FromTensors(source string, m map[string]*tensor.Dense) (*Weights, error) {
 		return nil, err
 	}
 	w := &Weights{Source: source, Arch: arch, tensors: params}
+	known := map[string]bool{"predictions/kernel": true, "predictions/bias": true}
 	for _, c := range arch.Convs() {
 		for _, p := range convParams(c, arch.ConvBias) {
 			if err := w.check(p.name, p.shape); err != nil {
 				return nil, err
 			}
+			known[p.name] = true
 		}
 		if !arch.ConvBias {
 			if err := w.dropZeroBias(c); err != nil {
 				return nil, err
 			}
 		}
+	}
+	// A tensor the network does not use means the file is not what it
+	// says: the blocks of a deeper ResNet, say, would otherwise be dropped
+	// without a word.
+	var unknown []string
+	for name := range w.tensors {
+		if !known[name] {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return nil, fmt.Errorf("%d tensors a ResNet50 does not have, e.g. %q: not ResNet50 weights (a deeper ResNet has more blocks)", len(unknown), unknown[:min(3, len(unknown))])
 	}
 	k, hasK := params["predictions/kernel"]
 	_, hasB := params["predictions/bias"]
