@@ -300,6 +300,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		}
 	}
 	progress.Line("run folder %s: checkpoints/last, checkpoints/best, metrics.jsonl, metrics.csv, metrics.png, tensorboard/", runDir)
+	progress.Line("next: predict --checkpoint %s IMAGE... (or --evaluate FOLDER, or --serve :8080)", runDir)
 	return res, nil
 }
 

@@ -354,7 +354,8 @@ func TestResumeRefusesChangedConfig(t *testing.T) {
 	// A broken file is skipped and reported, not fatal.
 	os.WriteFile(filepath.Join(data, "cats", "broken.jpg"), []byte("not a jpeg"), 0o644)
 	code, out, stderr := train(t, "--config", cfg)
-	if code != 0 || !strings.Contains(out, "skipped 1 unusable files") || !strings.Contains(out, "best checkpoint: epoch ") {
+	if code != 0 || !strings.Contains(out, "skipped 1 unusable files") || !strings.Contains(out, "best checkpoint: epoch ") ||
+		!strings.Contains(out, "next: predict --checkpoint "+filepath.Join(dir, "run")+" IMAGE") {
 		t.Fatalf("exit %d:\n%s\n%s", code, out, stderr)
 	}
 	if report, _ := os.ReadFile(filepath.Join(dir, "run", "skipped.jsonl")); !strings.Contains(string(report), "cats/broken.jpg") {
