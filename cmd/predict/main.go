@@ -7,6 +7,7 @@
 //	predict --checkpoint runs/cats_dogs --evaluate data/test
 //	predict --checkpoint runs/cats_dogs --serve :8080
 //	predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]
+//	predict --weights W.npz --features-out f.npy photos/   (embeddings; paths in f.txt)
 //	predict [--weights W.npz] --summary
 //
 // With ImageNet weights (a file with the 'predictions' layer), each image's
@@ -49,10 +50,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
+	"gorgonia.org/tensor"
+
 	"gotransfer/dataset"
+	"gotransfer/internal/atomicfile"
 	"gotransfer/internal/cli"
 	"gotransfer/internal/tensorio"
 	"gotransfer/model"
@@ -85,7 +90,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.device, "device", "", "where the backbone runs: cpu or cuda (default cpu, or the checkpoint's)")
 	fs.StringVar(&o.preprocess, "preprocess", "", "image preprocessing: caffe or torch (default: what the weights' variant was trained with, caffe for Keras, torch for torchvision)")
 	fs.StringVar(&o.npyIn, "npy", "", "run on this preprocessed NHWC float32 batch (`.npy`) instead of image files")
-	fs.StringVar(&o.featuresOut, "features-out", "", "with --npy: write the pooled features (N, F) to this `.npy`")
+	fs.StringVar(&o.featuresOut, "features-out", "", "write the pooled features (N, F) to this `.npy`: of the --npy batch, or of the images (then their paths go to the .txt of the same name, one per line in row order)")
 	fs.StringVar(&o.probsOut, "probs-out", "", "with --npy: write the class probabilities (N, classes) to this `.npy`")
 	fs.IntVar(&o.top, "top", 5, "how many classes to print per image, the most probable first (with --checkpoint: all, in label order, when the run has no more)")
 	fs.IntVar(&o.size, "size", 224, "input size: images are resized to size x size")
@@ -94,7 +99,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.ignoreEXIF, "ignore-exif", false, "do not apply JPEG EXIF orientation (Keras ignores it)")
 	fs.BoolVar(&o.verbose, "v", false, "verbose logging")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: predict --weights W.npz [flags] image...\n       predict --checkpoint RUN [--weights W] [--csv out.csv] image-or-folder...\n       predict --checkpoint RUN --evaluate labelled-folder [--csv scored.csv]\n       predict --checkpoint RUN --serve :8080\n       predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]\n       predict [--weights W.npz] --summary\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: predict --weights W.npz [flags] image...\n       predict --checkpoint RUN [--weights W] [--csv out.csv] image-or-folder...\n       predict --checkpoint RUN --evaluate labelled-folder [--csv scored.csv]\n       predict --checkpoint RUN --serve :8080\n       predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]\n       predict --weights W.npz --features-out f.npy image-or-folder...\n       predict [--weights W.npz] --summary\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := cli.Parse(fs, args, stderr); err != nil {
@@ -134,6 +139,10 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, cli.Usagef("give either --npy or image files, not both")
 	case o.npyIn != "" && o.featuresOut == "" && o.probsOut == "":
 		return nil, cli.Usagef("--npy needs --features-out and/or --probs-out")
+	case o.npyIn == "" && o.probsOut != "":
+		return nil, cli.Usagef("--probs-out goes with --npy")
+	case o.npyIn == "" && o.featuresOut != "" && !strings.HasSuffix(o.featuresOut, ".npy"):
+		return nil, cli.Usagef("--features-out %s: want a .npy file name (the image paths go beside it, in .txt)", o.featuresOut)
 	case o.npyIn == "" && len(o.images) == 0:
 		return nil, cli.Usagef("no images given (try --help)")
 	}
@@ -185,6 +194,9 @@ func dispatch(ctx context.Context, o *options, stdout io.Writer) error {
 	defer bb.Close()
 	if o.npyIn != "" {
 		return parity(o, w, bb)
+	}
+	if o.featuresOut != "" {
+		return extract(ctx, o, w, bb)
 	}
 	return classify(ctx, o, w, bb, stdout)
 }
@@ -266,6 +278,49 @@ func classify(ctx context.Context, o *options, w *resnet.Weights, bb resnet.Back
 	if err != nil {
 		return err
 	}
+	return failures.err(len(images))
+}
+
+// extract writes the backbone's features of the images (folders expanded)
+// to --features-out, one row per usable image, and the images' paths, in
+// the same order, one per line, to the .txt beside it.
+func extract(ctx context.Context, o *options, w *resnet.Weights, bb resnet.Backbone) error {
+	images, err := expandFolders(o.images)
+	if err != nil {
+		return err
+	}
+	cfg := dataset.Config{Height: o.size, Width: o.size, Preprocess: cmp.Or(o.preprocess, w.Arch.Variant.Preprocess()), IgnoreEXIF: o.ignoreEXIF}
+	var (
+		failures failures
+		rows     []float32
+		paths    bytes.Buffer
+	)
+	identity := func(f *tensor.Dense) (*tensor.Dense, error) { return f, nil }
+	err = pipeline.ClassifyFiles(ctx, cfg, bb, identity, images, o.batch, func(path string, feats []float32, err error) error {
+		if err != nil {
+			failures.add(path, err)
+			slog.Warn("unusable image: left out", "path", path, "err", err)
+			return nil
+		}
+		rows = append(rows, feats...)
+		fmt.Fprintln(&paths, path)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	n, dim := len(images)-failures.n, bb.FeatureDim()
+	if n == 0 {
+		return failures.err(len(images))
+	}
+	if err := tensorio.WriteNPYFile(o.featuresOut, tensor.New(tensor.WithShape(n, dim), tensor.WithBacking(rows))); err != nil {
+		return err
+	}
+	pathsOut := strings.TrimSuffix(o.featuresOut, ".npy") + ".txt"
+	if err := atomicfile.WriteFile(pathsOut, paths.Bytes()); err != nil {
+		return err
+	}
+	slog.Info("features written", "images", n, "features", dim, "npy", o.featuresOut, "paths", pathsOut)
 	return failures.err(len(images))
 }
 

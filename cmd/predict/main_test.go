@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 
+	"gorgonia.org/tensor"
+
 	"gotransfer/configs"
 	"gotransfer/dataset"
 	"gotransfer/internal/cli"
@@ -142,6 +144,69 @@ func TestClassifyImages(t *testing.T) {
 	for i, w := range want {
 		if !strings.HasPrefix(lines[i], w) {
 			t.Errorf("line %d: %q, want it to start with %q", i, lines[i], w)
+		}
+	}
+}
+
+// TestFeaturesOfImages writes the backbone's features of a folder's images
+// to a .npy, the paths of its rows beside it, leaving an unusable image out.
+func TestFeaturesOfImages(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "photos")
+	if err := dataset.Synthesize(data, 3, 5); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(data, "cats", "broken.jpg"), []byte("not a jpeg"), 0o644)
+	out := filepath.Join(dir, "f.npy")
+	code, _, stderr := predict(t, "--weights", weights, "--size", "64", "--batch", "4", "--features-out", out, data)
+	if code != 1 || !strings.Contains(stderr, "1 of 7 images could not be used") {
+		t.Fatalf("exit %d, want 1 for the broken image: %s", code, stderr)
+	}
+	feats, err := tensorio.ReadNPYFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "f.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
+	w, err := resnet.Load(weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, err := resnet.New(w, "cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bb.Close()
+	dim := bb.FeatureDim()
+	if len(paths) != 6 || !slices.Equal(feats.Shape(), []int{6, dim}) || slices.Contains(paths, filepath.Join(data, "cats", "broken.jpg")) {
+		t.Fatalf("features %v for paths %q", feats.Shape(), paths)
+	}
+	cfg := dataset.Config{Height: 64, Width: 64, Preprocess: "caffe"}
+	for i, p := range paths {
+		pix, _, err := dataset.Load(cfg, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := bb.Features(tensor.New(tensor.WithShape(1, 64, 64, 3), tensor.WithBacking(pix)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, v := range f.Float32s() {
+			// Another batch may change the last bits.
+			if got := feats.Float32s()[i*dim+j]; math.Abs(float64(got-v)) > 1e-4*(1+math.Abs(float64(v))) {
+				t.Fatalf("%s: feature %d is %v, alone %v", p, j, got, v)
+			}
+		}
+	}
+	for _, tc := range []struct{ args []string }{
+		{[]string{"--weights", weights, "--features-out", filepath.Join(dir, "f.bin"), data}},
+		{[]string{"--weights", weights, "--probs-out", filepath.Join(dir, "p.npy"), data}},
+	} {
+		if code, _, _ := predict(t, tc.args...); code != 2 {
+			t.Errorf("%q: exit %d, want 2", tc.args, code)
 		}
 	}
 }
