@@ -18,6 +18,7 @@ import (
 
 	"gorgonia.org/tensor"
 
+	"gotransfer/internal/atomicfile"
 	"gotransfer/internal/tensorio"
 )
 
@@ -189,7 +190,7 @@ func writeTemp(dir string, m Manifest, tensors []Tensor) (tmp string, _ Manifest
 	if err != nil {
 		return fail(err)
 	}
-	if tmp, err = os.MkdirTemp(filepath.Dir(dir), tmpPrefix+filepath.Base(dir)+"-"); err != nil {
+	if tmp, err = atomicfile.MkdirTemp(filepath.Dir(dir), tmpPrefix+filepath.Base(dir)+"-"); err != nil {
 		return fail(err)
 	}
 	dirs := map[string]bool{tmp: true}

@@ -3,9 +3,13 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 )
 
 // TempPrefix starts the names of the temporary files WriteFile leaves
@@ -13,10 +17,12 @@ import (
 const TempPrefix = ".tmp-"
 
 // WriteFile writes data to a temporary file in path's folder, syncs it,
-// renames it over path and syncs the folder.
+// renames it over path and syncs the folder. The file gets the permissions
+// os.WriteFile(path, data, 0o666) would give it (the umask applies), not
+// os.CreateTemp's owner-only ones: runs and caches are shared.
 func WriteFile(path string, data []byte) error {
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, TempPrefix+filepath.Base(path)+"-")
+	tmp, err := createTemp(dir, TempPrefix+filepath.Base(path)+"-")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -41,4 +47,31 @@ func WriteFile(path string, data []byte) error {
 		d.Close()
 	}
 	return nil
+}
+
+// createTemp is os.CreateTemp with the mode 0o666 (before the umask).
+func createTemp(dir, prefix string) (*os.File, error) {
+	for range 10000 {
+		f, err := os.OpenFile(filepath.Join(dir, prefix+strconv.FormatUint(rand.Uint64(), 36)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
+	return nil, fmt.Errorf("create a temporary file in %s: too many names taken", dir)
+}
+
+// MkdirTemp is os.MkdirTemp with the mode 0o777 (before the umask), so that
+// a folder renamed into place is as readable as one os.Mkdir makes.
+func MkdirTemp(dir, prefix string) (string, error) {
+	for range 10000 {
+		name := filepath.Join(dir, prefix+strconv.FormatUint(rand.Uint64(), 36))
+		err := os.Mkdir(name, 0o777)
+		if err == nil {
+			return name, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("create a temporary folder in %s: too many names taken", dir)
 }

@@ -1,0 +1,33 @@
+//go:build unix
+
+package atomicfile
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// The files and folders get the umask's permissions, as os.WriteFile and
+// os.Mkdir give them, not os.CreateTemp's owner-only ones.
+func TestPermissions(t *testing.T) {
+	umask := syscall.Umask(0o022)
+	defer syscall.Umask(umask)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "metrics.json")
+	if err := WriteFile(p, []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o644 {
+		t.Errorf("file mode %v (%v), want 0644", st.Mode(), err)
+	}
+	d, err := MkdirTemp(dir, ".tmp-x-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(d); err != nil || st.Mode().Perm() != 0o755 || !strings.HasPrefix(filepath.Base(d), ".tmp-x-") {
+		t.Errorf("folder %s mode %v (%v), want 0755", d, st.Mode(), err)
+	}
+}
