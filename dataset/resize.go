@@ -30,6 +30,15 @@ func newPreprocessor(mode string) (preprocessor, error) {
 	return preprocessor{}, fmt.Errorf("dataset: unknown preprocessing %q (want %q, %q or %q)", mode, PreprocessCaffe, PreprocessTorch, PreprocessNone)
 }
 
+// Affine returns the preprocessing mode as the affine map it is: the value
+// v (0..255) of RGB channel c of a resized pixel becomes channel perm[c] of
+// the network's input, v·mul[c] + add[c] (each rounded to float32), as an
+// exported model must redo it.
+func Affine(mode string) (perm [3]int, mul, add [3]float32, err error) {
+	p, err := newPreprocessor(mode)
+	return p.dst, p.mul, p.add, err
+}
+
 // cropBox returns the centred region of a w x h image with the aspect ratio
 // tw:th, computed exactly as Keras' smart_resize (crop_to_aspect_ratio).
 func cropBox(w, h, tw, th int) image.Rectangle {

@@ -19,6 +19,7 @@ import (
 	"gotransfer/dataset"
 	"gotransfer/features"
 	"gotransfer/model/head"
+	"gotransfer/model/onnx"
 	"gotransfer/model/resnet"
 )
 
@@ -60,29 +61,9 @@ type ClassifierOptions struct {
 // sha256). Only the head's parameters are read from the checkpoint, not
 // the optimizer's state.
 func LoadClassifier(path string, opts ClassifierOptions) (*Classifier, error) {
-	checkpointDir, err := checkpoints.Find(path)
+	checkpointDir, ck, info, w, err := loadRun(path, opts)
 	if err != nil {
 		return nil, err
-	}
-	if checkpointDir != path {
-		slog.Info("using checkpoint", "dir", checkpointDir)
-	}
-	ck, err := checkpoints.LoadTensors(checkpointDir, head.IsParamName)
-	if err != nil {
-		return nil, err
-	}
-	var info RunInfo
-	if err := json.Unmarshal(ck.Manifest.Run, &info); err != nil || info.Config == nil {
-		return nil, fmt.Errorf("checkpoint %s: no usable run description (%v): was it written by train?", checkpointDir, err)
-	}
-	candidates := []string{opts.Weights}
-	if opts.Weights == "" {
-		up := filepath.Dir(checkpointDir)
-		candidates = []string{info.Weights, filepath.Join(up, filepath.Base(info.Weights)), filepath.Join(filepath.Dir(up), filepath.Base(info.Weights))}
-	}
-	w, err := trainedWeights(candidates, info.WeightsSHA256)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w", checkpointDir, err)
 	}
 	device := opts.Device
 	if device == "" {
@@ -117,6 +98,60 @@ func LoadClassifier(path string, opts ClassifierOptions) (*Classifier, error) {
 	data.ValidationSplit, data.ValidationRoot = 0, ""
 	return &Classifier{Checkpoint: checkpointDir, Classes: ck.Manifest.Classes, Config: info.Config, backbone: bb, head: h, data: data,
 		cacheKey: CacheKey(info.Config, w)}, nil
+}
+
+// loadRun reads what a classifier is made of: the checkpoint's head
+// parameters and run description, and the backbone weights trained with.
+func loadRun(path string, opts ClassifierOptions) (checkpointDir string, ck *checkpoints.Checkpoint, info RunInfo, w *resnet.Weights, err error) {
+	if checkpointDir, err = checkpoints.Find(path); err != nil {
+		return
+	}
+	if checkpointDir != path {
+		slog.Info("using checkpoint", "dir", checkpointDir)
+	}
+	if ck, err = checkpoints.LoadTensors(checkpointDir, head.IsParamName); err != nil {
+		return
+	}
+	if jerr := json.Unmarshal(ck.Manifest.Run, &info); jerr != nil || info.Config == nil {
+		err = fmt.Errorf("checkpoint %s: no usable run description (%v): was it written by train?", checkpointDir, jerr)
+		return
+	}
+	candidates := []string{opts.Weights}
+	if opts.Weights == "" {
+		up := filepath.Dir(checkpointDir)
+		candidates = []string{info.Weights, filepath.Join(up, filepath.Base(info.Weights)), filepath.Join(filepath.Dir(up), filepath.Base(info.Weights))}
+	}
+	if w, err = trainedWeights(candidates, info.WeightsSHA256); err != nil {
+		err = fmt.Errorf("checkpoint %s: %w", checkpointDir, err)
+	}
+	return
+}
+
+// ExportONNX writes the classifier a checkpoint was trained as (path as
+// for LoadClassifier) to out as an ONNX model (model/onnx): resized RGB
+// pixels in, the run's preprocessing, backbone and head, probabilities
+// and features out.
+func ExportONNX(path string, opts ClassifierOptions, out string) error {
+	_, ck, info, w, err := loadRun(path, opts)
+	if err != nil {
+		return err
+	}
+	var layers []onnx.Dense
+	for l := range len(info.Config.Head.Layers) + 1 {
+		k, okK := ck.Tensor(head.KernelName(l))
+		b, okB := ck.Tensor(head.BiasName(l))
+		if !okK || !okB {
+			return fmt.Errorf("checkpoint %s: dense layer %d missing", ck.Dir, l)
+		}
+		layers = append(layers, onnx.Dense{Kernel: k, Bias: b})
+	}
+	d := DataConfig(info.Config)
+	perm, mul, add, err := dataset.Affine(d.Preprocess)
+	if err != nil {
+		return err
+	}
+	return onnx.WriteFile(out, onnx.Model{Backbone: w, Preprocess: onnx.Preprocess{Perm: perm, Mul: mul, Add: add},
+		Height: d.Height, Width: d.Width, Head: layers, Classes: ck.Manifest.Classes})
 }
 
 // ErrWeightsNotFound is LoadClassifier's error when no file holds the

@@ -62,6 +62,7 @@ import (
 	"gotransfer/internal/tensorio"
 	"gotransfer/model"
 	"gotransfer/model/imagenet"
+	"gotransfer/model/onnx"
 	"gotransfer/model/resnet"
 	"gotransfer/pipeline"
 )
@@ -71,7 +72,7 @@ func main() { cli.Main("predict", run) }
 type options struct {
 	weights, device, preprocess  string
 	checkpoint, csvOut, evaluate string
-	serve                        string
+	serve, onnxOut               string
 	npyIn, featuresOut, probsOut string
 	top, size, batch             int
 	summary, ignoreEXIF, verbose bool
@@ -86,6 +87,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.checkpoint, "checkpoint", "", "a trained run's checkpoint `folder` (e.g. runs/cats_dogs/checkpoints/best; a run folder means its best checkpoint): classify with its classes")
 	fs.StringVar(&o.evaluate, "evaluate", "", "with --checkpoint: score the run on this labelled `folder` (one sub-folder per class, as for training) and print loss, accuracy, per-class scores and the confusion matrix")
 	fs.StringVar(&o.serve, "serve", "", "with --checkpoint: answer HTTP requests on this `address` (e.g. :8080): POST an image to /predict for JSON probabilities; GET /info, /healthz")
+	fs.StringVar(&o.onnxOut, "onnx", "", "export the classifier (with --checkpoint) or the network (with --weights) to this ONNX `file` and exit: resized RGB pixels (N, H, W, 3), 0-255, in; probabilities and features out")
 	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint and folders: write the CSV to this `file` instead of stdout; with --evaluate: write every image's label, prediction and probabilities to it")
 	fs.StringVar(&o.device, "device", "", "where the backbone runs: cpu or cuda (default cpu, or the checkpoint's)")
 	fs.StringVar(&o.preprocess, "preprocess", "", "image preprocessing: caffe or torch (default: what the weights' variant was trained with, caffe for Keras, torch for torchvision)")
@@ -99,7 +101,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.ignoreEXIF, "ignore-exif", false, "do not apply JPEG EXIF orientation (Keras ignores it)")
 	fs.BoolVar(&o.verbose, "v", false, "verbose logging")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: predict --weights W.npz [flags] image...\n       predict --checkpoint RUN [--weights W] [--csv out.csv] image-or-folder...\n       predict --checkpoint RUN --evaluate labelled-folder [--csv scored.csv]\n       predict --checkpoint RUN --serve :8080\n       predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]\n       predict --weights W.npz --features-out f.npy image-or-folder...\n       predict [--weights W.npz] --summary\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: predict --weights W.npz [flags] image...\n       predict --checkpoint RUN [--weights W] [--csv out.csv] image-or-folder...\n       predict --checkpoint RUN --evaluate labelled-folder [--csv scored.csv]\n       predict --checkpoint RUN --serve :8080\n       predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]\n       predict --weights W.npz --features-out f.npy image-or-folder...\n       predict --checkpoint RUN --onnx model.onnx   (or --weights W --onnx model.onnx)\n       predict [--weights W.npz] --summary\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := cli.Parse(fs, args, stderr); err != nil {
@@ -119,13 +121,16 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		if o.npyIn != "" {
 			return nil, cli.Usagef("--npy runs the backbone alone: give --weights, not --checkpoint")
 		}
+		if o.onnxOut != "" && (o.serve != "" || o.evaluate != "" || len(o.images) > 0 || o.csvOut != "") {
+			return nil, cli.Usagef("--onnx exports and exits: give no images, --serve, --evaluate or --csv with it")
+		}
 		if o.serve != "" && (o.evaluate != "" || len(o.images) > 0 || o.csvOut != "") {
 			return nil, cli.Usagef("--serve classifies what it is sent: give no images, --evaluate or --csv with it")
 		}
 		if o.evaluate != "" && len(o.images) > 0 {
 			return nil, cli.Usagef("--evaluate scores one labelled folder: give no images with it")
 		}
-		if o.evaluate == "" && o.serve == "" && len(o.images) == 0 {
+		if o.evaluate == "" && o.serve == "" && o.onnxOut == "" && len(o.images) == 0 {
 			return nil, cli.Usagef("no images given (try --help)")
 		}
 		return o, nil
@@ -135,6 +140,10 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, cli.Usagef("--serve needs --checkpoint (a trained run)")
 	case o.weights == "":
 		return nil, cli.Usagef("--weights is required (a ResNet50 .npz, .h5 or .pth; see README)")
+	case o.onnxOut != "" && (o.npyIn != "" || o.featuresOut != "" || len(o.images) > 0):
+		return nil, cli.Usagef("--onnx exports and exits: give no images, --npy or --features-out with it")
+	case o.onnxOut != "":
+		return o, nil
 	case o.npyIn != "" && len(o.images) > 0:
 		return nil, cli.Usagef("give either --npy or image files, not both")
 	case o.npyIn != "" && o.featuresOut == "" && o.probsOut == "":
@@ -173,6 +182,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 func dispatch(ctx context.Context, o *options, stdout io.Writer) error {
 	if o.summary {
 		return summary(o, stdout)
+	}
+	if o.onnxOut != "" {
+		return exportONNX(o)
 	}
 	if o.serve != "" {
 		return serve(ctx, o, stdout)
@@ -279,6 +291,38 @@ func classify(ctx context.Context, o *options, w *resnet.Weights, bb resnet.Back
 		return err
 	}
 	return failures.err(len(images))
+}
+
+// exportONNX writes --checkpoint's classifier, or --weights' network, to
+// --onnx.
+func exportONNX(o *options) error {
+	if o.checkpoint != "" {
+		if err := pipeline.ExportONNX(o.checkpoint, pipeline.ClassifierOptions{Weights: o.weights}, o.onnxOut); err != nil {
+			return err
+		}
+		slog.Info("exported", "onnx", o.onnxOut)
+		return nil
+	}
+	w, err := resnet.Load(o.weights)
+	if err != nil {
+		return err
+	}
+	perm, mul, add, err := dataset.Affine(cmp.Or(o.preprocess, w.Arch.Variant.Preprocess()))
+	if err != nil {
+		return err
+	}
+	var classes []string
+	if all, err := imagenet.Classes(); err == nil && w.Classes == len(all) {
+		for _, c := range all {
+			classes = append(classes, c.WNID+" "+c.Name)
+		}
+	}
+	m := onnx.Model{Backbone: w, Preprocess: onnx.Preprocess{Perm: perm, Mul: mul, Add: add}, Height: o.size, Width: o.size, Classes: classes}
+	if err := onnx.WriteFile(o.onnxOut, m); err != nil {
+		return err
+	}
+	slog.Info("exported", "onnx", o.onnxOut)
+	return nil
 }
 
 // extract writes the backbone's features of the images (folders expanded)

@@ -20,6 +20,7 @@ import (
 	"gotransfer/configs"
 	"gotransfer/dataset"
 	"gotransfer/internal/cli"
+	"gotransfer/internal/ortrun"
 	"gotransfer/internal/tensorio"
 	"gotransfer/model/resnet"
 	"gotransfer/pipeline"
@@ -207,6 +208,92 @@ func TestFeaturesOfImages(t *testing.T) {
 	} {
 		if code, _, _ := predict(t, tc.args...); code != 2 {
 			t.Errorf("%q: exit %d, want 2", tc.args, code)
+		}
+	}
+}
+
+// TestONNX exports a trained run and the ImageNet-style golden network,
+// runs them with ONNX Runtime on resized raw pixels and holds their
+// probabilities against predict's own.
+func TestONNX(t *testing.T) {
+	ortrun.Require(t)
+	dir := t.TempDir()
+	data := trainTinyRun(t, dir)
+	run := filepath.Join(dir, "run")
+	model := filepath.Join(dir, "run.onnx")
+	if code, _, stderr := predict(t, "--checkpoint", run, "--onnx", model); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	c, err := pipeline.LoadClassifier(run, pipeline.ClassifierOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	raw := dataset.Config{Height: 64, Width: 64, Preprocess: dataset.PreprocessNone}
+	for _, img := range []string{filepath.Join(data, "cats", "cat_00000.png"), filepath.Join(data, "dogs", "dog_00001.jpg")} {
+		pix, _, err := dataset.Load(raw, img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := ortrun.Run(model, pix, 1, 64, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := c.Predict(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := out["probabilities"]; len(got) != len(want) || math.Abs(float64(got[0]-want[0])) > 1e-4 || math.Abs(float64(got[1]-want[1])) > 1e-4 {
+			t.Errorf("%s: ONNX Runtime gives %v, predict %v", img, got, want)
+		}
+	}
+
+	// The network alone, with its predictions layer and 'caffe' preprocessing.
+	model = filepath.Join(dir, "golden.onnx")
+	if code, _, stderr := predict(t, "--weights", weights, "--size", "64", "--onnx", model); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	w, err := resnet.Load(weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, err := resnet.New(w, "cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bb.Close()
+	pix, _, err := dataset.Load(raw, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre, _, err := dataset.Load(dataset.Config{Height: 64, Width: 64, Preprocess: dataset.PreprocessCaffe}, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := bb.Features(tensor.New(tensor.WithShape(1, 64, 64, 3), tensor.WithBacking(pre)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := w.Classify(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := ortrun.Run(model, pix, 1, 64, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range want.Float32s() {
+		if got := out["probabilities"][i]; math.Abs(float64(got-v)) > 1e-5 {
+			t.Fatalf("class %d: ONNX Runtime %v, predict %v", i, got, v)
+		}
+	}
+
+	for _, args := range [][]string{
+		{"--checkpoint", run, "--onnx", model, "x.jpg"},
+		{"--weights", weights, "--onnx", model, "--features-out", "f.npy"},
+	} {
+		if code, _, _ := predict(t, args...); code != 2 {
+			t.Errorf("%q: exit %d, want 2", args, code)
 		}
 	}
 }

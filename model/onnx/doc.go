@@ -1,0 +1,37 @@
+// Package onnx exports a ResNet50 and its trained dense head as an ONNX
+// model, so that a classifier trained here runs wherever ONNX Runtime (or
+// TensorRT, OpenVINO, onnxruntime-web, ...) does.
+//
+// # The model
+//
+// One input, "pixels": a float32 (N, H, W, 3) batch of resized RGB images
+// with values 0-255, the images as dataset's 'none' preprocessing leaves
+// them (decoded, EXIF-rotated, resized bilinearly with half-pixel centres,
+// cropped to the aspect ratio if the run did). The graph then does the
+// rest:
+//
+//	pixels → Mul, Add, Gather      the preprocessing ('caffe': BGR minus the
+//	                               ImageNet means; 'torch': /255, minus mean,
+//	                               over std), in NHWC
+//	       → Transpose             to NCHW
+//	       → Conv, Relu, MaxPool   the stem, BatchNorm folded into the Conv
+//	       → 16 bottleneck blocks  Conv, Relu, Add, Relu
+//	       → GlobalAveragePool, Flatten        output "features" (N, 2048)
+//	       → Gemm, Relu, ..., Gemm, Softmax    output "probabilities" (N, classes)
+//
+// "probabilities" comes from the trained head (Model.Head) or, without
+// one, from the weights' ImageNet predictions layer; weights with neither
+// give "features" only. The class names go into the model's metadata
+// (class_0, class_1, ...).
+//
+// Operator set 13, IR version 7: ONNX Runtime 1.6 and later run it. The
+// tests run the exports with ONNX Runtime (internal/ortrun) and hold them
+// against Keras' float64 reference and against the CPU engine.
+//
+// # Encoding
+//
+// The protobuf is written directly with protowire (field numbers from
+// onnx.proto), weights as raw little-endian initializers: no ONNX or
+// protobuf code generation is needed. The file of the full network is
+// about 113 MB, a little more than the weights (the head included).
+package onnx
