@@ -16,12 +16,17 @@ type leaf struct {
 	path   string
 	value  string // for Diff: paths made absolute
 	hashed string // for Hash: paths reduced to their last element
-	resume bool   // part of Hash
+	resume bool   // may not change on resume (Diff's Change.Resume)
 	// unhashed leaves a setting added after version 1 out of Hash while it
 	// has its zero value, so that runs begun before it existed still resume
 	// (tag hash:"omitzero"; on a section, all its settings while its IsZero
 	// method says it is off).
 	unhashed bool
+	// diffOnly leaves out of Hash a setting that may not change on resume
+	// in a section whose settings may (tag resume:"yes"): Diff alone
+	// refuses its change, so that runs begun before it was refused keep
+	// their hash.
+	diffOnly bool
 }
 
 // leaves lists the settings of c in declaration order.
@@ -46,6 +51,11 @@ func leaves(c *Config) []leaf {
 				if f.Tag.Get("hash") == "omitzero" && isZero(v.Field(i)) {
 					for j := first; j < len(ls); j++ { // every leaf of a section
 						ls[j].unhashed = true
+					}
+				}
+				if f.Tag.Get("resume") == "yes" && !resume {
+					for j := first; j < len(ls); j++ {
+						ls[j].diffOnly = true
 					}
 				}
 				if f.Tag.Get("path") == "yes" {
@@ -93,16 +103,16 @@ func format(v reflect.Value) string {
 
 // Hash returns a stable hash (hex sha256) of the settings a resumed run must
 // share with the run that wrote its checkpoints: data (but the number of
-// workers), backbone (but device and batch), head and the loss (label
-// smoothing; tag resume:"yes" in a section tagged resume:"no"). Training,
-// run and cache settings may change between runs (more epochs, say), and so may the
+// workers), backbone (but device and batch) and head. Training, run and
+// cache settings may change between runs (more epochs, say; Diff refuses
+// the few that may not, such as label smoothing), and so may the
 // location of the data and the weights: paths enter the hash by their last
 // element only, so a project can move.
 func (c *Config) Hash() string {
 	h := sha256.New()
 	fmt.Fprintln(h, "gotransfer config v1")
 	for _, l := range leaves(c) {
-		if l.resume && !l.unhashed {
+		if l.resume && !l.unhashed && !l.diffOnly {
 			fmt.Fprintf(h, "%s=%s\n", l.path, l.hashed)
 		}
 	}
