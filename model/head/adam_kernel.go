@@ -1,8 +1,15 @@
+//go:build cgo && amd64
+
 package head
 
 /*
 #cgo CFLAGS: -O3
 #cgo LDFLAGS: -lm
+// No fused multiply-add, whatever CGO_CFLAGS enable (-march=native, -mfma):
+// Go rounds every product and sum on its own. (cgo refuses the flag
+// -ffp-contract=off, not the pragmas.)
+#pragma GCC optimize ("fp-contract=off")
+#pragma STDC FP_CONTRACT OFF
 #include <immintrin.h>
 #include <math.h>
 
