@@ -11,9 +11,12 @@ import (
 	"mime/multipart"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 
 	"gotransfer/pipeline"
 )
@@ -21,24 +24,31 @@ import (
 // maxUpload bounds a request's body: a 12-megapixel JPEG is 3-5 MB.
 const maxUpload = 64 << 20
 
+// bodyTimeout bounds the reading of a request's body, once admitted.
+const bodyTimeout = time.Minute
+
 // server classifies uploaded images with a trained run. Requests are
 // decoded concurrently and then classified by one goroutine (run) that
 // takes every request waiting, up to maxBatch, into one backbone pass: a
 // burst costs little more than its largest batches, a lone request waits
-// for nothing. Memory stays bounded however many clients send at once: at
-// most 2*maxBatch + CPUs requests are handled at a time (the others wait
-// before their bodies are read), of which at most 4 per CPU hold an
-// uploaded file (up to maxBytes) and one per CPU decodes it.
+// for nothing.
+//
+// Memory stays bounded however many clients send at once, and slow or
+// stalled clients hold up no one else for long: the uploads being read
+// reserve their declared size (maxBytes when undeclared) from a budget of
+// 4*maxBytes and must arrive within bodyTimeout; then at most 2*maxBatch +
+// CPUs requests hold decoded images at a time, one per CPU decoding.
 type server struct {
-	c        *pipeline.Classifier
-	maxBatch int
-	maxBytes int64
-	queue    chan *request
-	active   chan struct{} // a slot per request handled
-	bodies   chan struct{} // a slot per uploaded file in memory
-	decoding chan struct{} // a slot per image being decoded
-	batches  atomic.Int64  // backbone passes run
-	decoded  atomic.Int64  // images decoded
+	c           *pipeline.Classifier
+	maxBatch    int
+	maxBytes    int64
+	bodyTimeout time.Duration
+	queue       chan *request
+	bodies      *semaphore.Weighted // bytes of the uploads in memory
+	active      chan struct{}       // a slot per request past reading
+	decoding    chan struct{}       // a slot per image being decoded
+	batches     atomic.Int64        // backbone passes run
+	decoded     atomic.Int64        // images decoded
 }
 
 type request struct {
@@ -53,8 +63,8 @@ type reply struct {
 
 func newServer(c *pipeline.Classifier, maxBatch int, maxBytes int64) *server {
 	cpus := runtime.NumCPU()
-	return &server{c: c, maxBatch: maxBatch, maxBytes: maxBytes, queue: make(chan *request, maxBatch),
-		active: make(chan struct{}, 2*maxBatch+cpus), bodies: make(chan struct{}, 4*cpus), decoding: make(chan struct{}, cpus)}
+	return &server{c: c, maxBatch: maxBatch, maxBytes: maxBytes, bodyTimeout: bodyTimeout, queue: make(chan *request, maxBatch),
+		bodies: semaphore.NewWeighted(4 * maxBytes), active: make(chan struct{}, 2*maxBatch+cpus), decoding: make(chan struct{}, cpus)}
 }
 
 func (s *server) handler() http.Handler {
@@ -128,14 +138,11 @@ func (s *server) predict(w http.ResponseWriter, r *http.Request) {
 // answer classifies the request's image and writes the prediction, or
 // returns the status and error to answer with.
 func (s *server) answer(w http.ResponseWriter, r *http.Request) (int, error) {
-	if err := acquire(r.Context(), s.active); err != nil {
-		return http.StatusServiceUnavailable, err
-	}
-	defer func() { <-s.active }()
 	pix, status, err := s.decode(w, r)
 	if err != nil {
 		return status, err
 	}
+	defer func() { <-s.active }()
 	req := &request{pix: pix, done: make(chan reply, 1)}
 	var rep reply
 	select {
@@ -164,23 +171,37 @@ func (s *server) answer(w http.ResponseWriter, r *http.Request) (int, error) {
 	return http.StatusOK, nil
 }
 
-// decode reads the request's image and decodes it.
+// decode reads the request's image and decodes it, and on success holds
+// one of the active slots, for the caller to release.
 func (s *server) decode(w http.ResponseWriter, r *http.Request) ([]float32, int, error) {
-	if err := acquire(r.Context(), s.bodies); err != nil {
+	n := r.ContentLength
+	switch {
+	case n > s.maxBytes:
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("the request is larger than %d bytes", s.maxBytes)
+	case n < 0: // undeclared (chunked)
+		n = s.maxBytes
+	}
+	if err := s.bodies.Acquire(r.Context(), n); err != nil {
 		return nil, http.StatusServiceUnavailable, err
 	}
-	defer func() { <-s.bodies }()
+	defer s.bodies.Release(n)
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout))
 	data, status, err := s.readImage(w, r)
 	if err != nil {
 		return nil, status, err
 	}
+	if err := acquire(r.Context(), s.active); err != nil {
+		return nil, http.StatusServiceUnavailable, err
+	}
 	if err := acquire(r.Context(), s.decoding); err != nil {
+		<-s.active
 		return nil, http.StatusServiceUnavailable, err
 	}
 	pix, err := s.c.Decode(data)
 	<-s.decoding
 	s.decoded.Add(1)
 	if err != nil {
+		<-s.active
 		return nil, http.StatusBadRequest, err
 	}
 	return pix, http.StatusOK, nil
@@ -203,6 +224,9 @@ func (s *server) readImage(w http.ResponseWriter, r *http.Request) ([]byte, int,
 	tooBig := func(err error) (int, error) {
 		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
 			return http.StatusRequestEntityTooLarge, fmt.Errorf("the request is larger than %d bytes", s.maxBytes)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return http.StatusRequestTimeout, fmt.Errorf("the request's body did not arrive within %v", s.bodyTimeout)
 		}
 		return http.StatusBadRequest, fmt.Errorf("read the request: %w", err)
 	}
@@ -272,7 +296,9 @@ func serve(ctx context.Context, o *options, stdout io.Writer) error {
 		return err
 	}
 	s := newServer(c, o.batch, maxUpload)
-	srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
+	// No ReadTimeout: it would run while a request waits its turn; each
+	// body has bodyTimeout once admitted.
+	srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	classify, stopClassifying := context.WithCancel(context.Background())
 	defer stopClassifying()
 	go s.run(classify)

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -265,6 +267,48 @@ func TestServerBoundsRequests(t *testing.T) {
 	}
 	if d := s.decoded.Load(); d != int64(n) {
 		t.Errorf("%d images decoded, want %d", d, n)
+	}
+}
+
+// TestServerSlowClients: clients that declare a body and stall hold up no
+// one else, and are answered 408 once their time is up.
+func TestServerSlowClients(t *testing.T) {
+	dir := t.TempDir()
+	data := trainTinyRun(t, dir)
+	c, err := pipeline.LoadClassifier(filepath.Join(dir, "run"), pipeline.ClassifierOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := newServer(c, 1, maxUpload)
+	s.bodyTimeout = 2 * time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.run(ctx)
+	ts := httptest.NewServer(s.handler())
+	defer ts.Close()
+
+	stalled := cap(s.active) + 4 // more than every slot
+	conns := make([]net.Conn, stalled)
+	for i := range conns {
+		conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000000\r\n\r\nabc")
+		conns[i] = conn
+	}
+	time.Sleep(100 * time.Millisecond) // the stalled requests are in
+	img, _ := os.ReadFile(filepath.Join(data, "cats", "cat_00000.png"))
+	start := time.Now()
+	if status, _, msg := post(t, ts.URL+"/predict", "image/png", img); status != 200 || time.Since(start) > time.Second {
+		t.Fatalf("a request among %d stalled ones: status %d after %v: %s", stalled, status, time.Since(start), msg)
+	}
+	conns[0].SetReadDeadline(time.Now().Add(10 * time.Second))
+	answer, err := bufio.NewReader(conns[0]).ReadString('\n')
+	if err != nil || !strings.Contains(answer, "408") {
+		t.Errorf("a stalled request: %q (%v), want 408", answer, err)
 	}
 }
 
