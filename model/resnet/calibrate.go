@@ -29,8 +29,9 @@ func Calibrate(w *Weights, x *tensor.Dense) (*Weights, error) {
 	defer openblas.SetThreads(openblas.Threads())
 	openblas.SetThreads(1)
 
-	m := make(map[string]*tensor.Dense, len(w.tensors))
-	for k, v := range w.tensors {
+	// A copy, with the variant's marker: FromTensors reads it back.
+	m := make(map[string]*tensor.Dense, len(w.tensors)+1)
+	for k, v := range w.arrays() {
 		m[k] = v
 	}
 	// convBN runs one convolution with its raw kernel and bias, sets its

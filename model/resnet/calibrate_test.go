@@ -100,3 +100,20 @@ func TestCalibrateSpreadsRandomFeatures(t *testing.T) {
 		t.Error("calibration on 8x8 images accepted")
 	}
 }
+
+// Calibrating torchvision weights keeps their variant (it was lost, and
+// the weights then refused for their missing convolution biases).
+func TestCalibrateTorchvision(t *testing.T) {
+	dir := filepath.Join("testdata", "torchvision_w8_s64")
+	w, err := Load(filepath.Join(dir, "weights.pth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Calibrate(w, readNPY(t, filepath.Join(dir, "inputs.npy")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Arch.Variant != Torchvision {
+		t.Errorf("calibrated weights are %s, want %s", c.Arch.Variant, Torchvision)
+	}
+}
