@@ -374,7 +374,8 @@ type Evaluation struct {
 	// Mistakes lists the misclassified images, the most confident first:
 	// where to look for mislabelled files, or for what the model gets wrong.
 	Mistakes []Mistake
-	// Scored holds every image classified, in the order of their paths.
+	// Scored holds every image classified, class by class in label order,
+	// then in the order of their paths.
 	Scored []Scored
 }
 

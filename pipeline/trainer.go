@@ -415,8 +415,8 @@ type splitScores struct {
 }
 
 // evaluateSplit runs h over the rows of s, batch rows at a time, and scores
-// it; mistake, if not nil, is called for each misclassified row with the
-// predicted class and its probability.
+// it; each, if not nil, is called for every row with the predicted class
+// and the probabilities of all classes.
 func evaluateSplit(h *head.Head, s Split, classes []string, batch int, each func(row, pred int, probs []float32)) (splitScores, error) {
 	dim := s.X.Shape()[1]
 	sc := splitScores{Confusion: NewConfusion(classes)}
