@@ -27,15 +27,26 @@ func within(t *testing.T, what string, got, want []float32, tol float64) {
 	}
 }
 
-var golden = filepath.Join("..", "resnet", "testdata", "resnet50_w8_s64")
-
-// TestKerasGolden exports the narrow Keras golden network with its
-// predictions layer and no preprocessing, runs it with ONNX Runtime on the
-// golden's inputs, and holds its features and probabilities against
-// Keras' float64 reference, at the bound the CPU engine meets.
-func TestKerasGolden(t *testing.T) {
+// TestGoldens exports the narrow golden networks, Keras' (v1) and
+// torchvision's (v1.5: the stride elsewhere, no convolution biases), with
+// their predictions layers and no preprocessing, runs them with ONNX
+// Runtime on the goldens' inputs, and holds their features and
+// probabilities against the float64 references, at the bound the CPU
+// engine meets.
+func TestGoldens(t *testing.T) {
 	ortrun.Require(t)
-	w, err := resnet.Load(filepath.Join(golden, "weights.npz"))
+	for _, tc := range []struct{ dir, weights string }{
+		{"resnet50_w8_s64", "weights.npz"},
+		{"torchvision_w8_s64", "weights.pth"},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			testGolden(t, filepath.Join("..", "resnet", "testdata", tc.dir), tc.weights)
+		})
+	}
+}
+
+func testGolden(t *testing.T, golden, weights string) {
+	w, err := resnet.Load(filepath.Join(golden, weights))
 	if err != nil {
 		t.Fatal(err)
 	}
