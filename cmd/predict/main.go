@@ -1,38 +1,48 @@
-// Command predict classifies images with a ResNet50, or runs it on an
-// already-preprocessed batch for parity checks against Keras.
+// Command predict classifies images with a ResNet50 or a trained run,
+// serves a run over HTTP, exports it to ONNX, writes image embeddings, or
+// runs the network on an already-preprocessed batch for parity checks
+// against Keras.
 //
 //	predict --weights resnet50.npz [--top 5] cat.jpg photos/ [more images or folders]
 //	predict --weights resnet50_weights_tf_dim_ordering_tf_kernels.h5 cat.jpg
 //	predict --checkpoint runs/cats_dogs/checkpoints/best cat.jpg dog.png photos/
-//	predict --checkpoint runs/cats_dogs --evaluate data/test
+//	predict --checkpoint runs/cats_dogs --evaluate data/test [--csv scored.csv]
 //	predict --checkpoint runs/cats_dogs --serve :8080
-//	predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]
+//	predict --checkpoint runs/cats_dogs --onnx cats_dogs.onnx
 //	predict --weights W.npz --features-out f.npy photos/   (embeddings; paths in f.txt)
+//	predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]
 //	predict [--weights W.npz] --summary
 //
 // With ImageNet weights (a file with the 'predictions' layer), each image's
 // top classes are printed as Keras' decode_predictions gives them: rank,
 // WordNet id, class name, probability. Images are decoded (JPEG, PNG, GIF,
-// BMP, WebP), resized to --size and preprocessed as the weights' variant expects
-// ('caffe' for Keras, 'torch' for torchvision).
+// BMP, WebP), resized to --size and preprocessed as the weights' variant
+// expects ('caffe' for Keras, 'torch' for torchvision).
 //
 // With a checkpoint of a trained run, each image's probability of each of
 // the run's classes is printed (with more classes than --top, the --top
-// most probable); a folder argument classifies every image in
-// it (recursively) and writes CSV (path, predicted class, one probability
-// per class) to stdout or to --csv. --evaluate scores the run on a labelled
-// folder laid out as for training: loss, accuracy, per-class precision,
-// recall and F1, the confusion matrix, the most confident mistakes and,
-// with --csv, every image's label, prediction and probabilities. --serve answers HTTP requests
-// instead: POST an image file (as the body, or as a multipart form's one
-// file) to /predict for its class probabilities as JSON,
+// most probable); a folder argument classifies every image in it
+// (recursively) and writes CSV (path, predicted class, one probability per
+// class) to stdout or to --csv. The backbone weights are those the run was
+// trained with, found where training read them or beside the checkpoints,
+// or given with --weights (checked by their sha256). --evaluate scores the
+// run on a labelled folder laid out as for training: loss, accuracy,
+// per-class precision, recall and F1, the confusion matrix, the most
+// confident mistakes and, with --csv, every image's label, prediction and
+// probabilities. --onnx writes the run (or, with --weights alone, the
+// network) as an ONNX model (see package gotransfer/model/onnx).
+//
+// --serve answers HTTP requests instead: POST an image file (as the body,
+// or as a multipart form's one file) to /predict for its class
+// probabilities as JSON,
 //
 //	{"predicted":"cats","probabilities":[{"class":"cats","probability":0.97},{"class":"dogs","probability":0.03}]}
 //
-// or an error as {"error": "..."} with status 400 (not an image), 413
-// (over 64 MiB) or 500; GET /info describes the run and GET /healthz
-// answers "ok". Requests arriving together share a backbone pass (up to
-// --batch images); Ctrl-C or SIGTERM lets those in flight finish.
+// or an error as {"error": "..."} with status 400 (not an image), 408 (the
+// body did not arrive within a minute), 413 (over 64 MiB) or 500; GET /info
+// describes the run and GET /healthz answers "ok". Requests arriving
+// together share a backbone pass (up to --batch images); Ctrl-C or SIGTERM
+// lets those in flight finish.
 package main
 
 import (
