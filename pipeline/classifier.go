@@ -151,7 +151,7 @@ func ExportONNX(path string, opts ClassifierOptions, out string) error {
 		return err
 	}
 	return onnx.WriteFile(out, onnx.Model{Backbone: w, Preprocess: onnx.Preprocess{Perm: perm, Mul: mul, Add: add},
-		Height: d.Height, Width: d.Width, Head: layers, Classes: ck.Manifest.Classes})
+		Height: d.Height, Width: d.Width, CropToAspectRatio: d.CropToAspectRatio, Head: layers, Classes: ck.Manifest.Classes})
 }
 
 // ErrWeightsNotFound is LoadClassifier's error when no file holds the

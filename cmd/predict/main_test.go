@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"image/png"
 	"math"
 	"os"
 	"os/exec"
@@ -212,41 +213,74 @@ func TestFeaturesOfImages(t *testing.T) {
 	}
 }
 
-// TestONNX exports a trained run and the ImageNet-style golden network,
-// runs them with ONNX Runtime on resized raw pixels and holds their
+// decodePNG returns the RGB values (0-255) of a PNG file, its height and
+// width.
+func decodePNG(t *testing.T, path string) ([]float32, int, int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := m.Bounds()
+	pix := make([]float32, 0, b.Dx()*b.Dy()*3)
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := m.At(x, y).RGBA()
+			pix = append(pix, float32(r>>8), float32(g>>8), float32(bl>>8))
+		}
+	}
+	return pix, b.Dy(), b.Dx()
+}
+
+// TestONNX exports trained runs (one cropping to a non-square aspect
+// ratio) and the ImageNet-style golden network, runs them with ONNX
+// Runtime on decoded images at their own sizes, and holds their
 // probabilities against predict's own.
 func TestONNX(t *testing.T) {
 	ortrun.Require(t)
 	dir := t.TempDir()
 	data := trainTinyRun(t, dir)
+	trainRun(t, dir, "data:\n  dir: data\n  image_size: [40, 56]\n  crop_to_aspect_ratio: true\n  preprocess: torch\nhead:\n  layers: []\ntrain:\n  epochs: 1\n  batch: 4\nrun:\n  dir: cropped\n")
+	images, _ := filepath.Glob(filepath.Join(data, "*", "*.png"))
+	for _, run := range []string{filepath.Join(dir, "run"), filepath.Join(dir, "cropped")} {
+		model := run + ".onnx"
+		if code, _, stderr := predict(t, "--checkpoint", run, "--onnx", model); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		c, err := pipeline.LoadClassifier(run, pipeline.ClassifierOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		sizes := map[[2]int]bool{}
+		for _, img := range images {
+			pix, h, w := decodePNG(t, img)
+			sizes[[2]int{h, w}] = true
+			out, err := ortrun.Run(model, pix, 1, h, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := c.Predict(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := out["probabilities"]
+			if len(got) != len(want) || math.Abs(float64(got[0]-want[0])) > 1e-4 || math.Abs(float64(got[1]-want[1])) > 1e-4 {
+				t.Errorf("%s (%dx%d), %s: ONNX Runtime gives %v, predict %v", img, w, h, filepath.Base(run), got, want)
+			}
+		}
+		if len(sizes) < 2 {
+			t.Fatalf("the images have %d sizes: the test needs several", len(sizes))
+		}
+	}
+	raw := dataset.Config{Height: 64, Width: 64, Preprocess: dataset.PreprocessNone}
 	run := filepath.Join(dir, "run")
 	model := filepath.Join(dir, "run.onnx")
-	if code, _, stderr := predict(t, "--checkpoint", run, "--onnx", model); code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	c, err := pipeline.LoadClassifier(run, pipeline.ClassifierOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	raw := dataset.Config{Height: 64, Width: 64, Preprocess: dataset.PreprocessNone}
-	for _, img := range []string{filepath.Join(data, "cats", "cat_00000.png"), filepath.Join(data, "dogs", "dog_00001.jpg")} {
-		pix, _, err := dataset.Load(raw, img)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := ortrun.Run(model, pix, 1, 64, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := c.Predict(img)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := out["probabilities"]; len(got) != len(want) || math.Abs(float64(got[0]-want[0])) > 1e-4 || math.Abs(float64(got[1]-want[1])) > 1e-4 {
-			t.Errorf("%s: ONNX Runtime gives %v, predict %v", img, got, want)
-		}
-	}
 
 	// The network alone, with its predictions layer and 'caffe' preprocessing.
 	model = filepath.Join(dir, "golden.onnx")

@@ -60,7 +60,7 @@ func Require(t testing.TB) {
 }
 
 // Run runs the model at path on pixels, a float32 (n, h, w, 3) batch fed
-// to its input "pixels", and returns every output's values by name.
+// to its input "images", and returns every output's values by name.
 func Run(path string, pixels []float32, n, h, w int) (map[string][]float32, error) {
 	if err := Available(); err != nil {
 		return nil, err

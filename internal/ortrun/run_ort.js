@@ -14,7 +14,7 @@ const ort = require(path.join(process.env.GOTRANSFER_ORT_NODE, 'node_modules', '
   const buf = fs.readFileSync(input);
   const data = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
   const session = await ort.InferenceSession.create(model);
-  const out = await session.run({ pixels: new ort.Tensor('float32', data, [+n, +h, +w, 3]) });
+  const out = await session.run({ images: new ort.Tensor('float32', data, [+n, +h, +w, 3]) });
   const res = {};
   for (const k of Object.keys(out)) res[k] = { dims: out[k].dims, data: Array.from(out[k].data) };
   process.stdout.write(JSON.stringify(res));

@@ -4,13 +4,17 @@
 //
 // # The model
 //
-// One input, "pixels": a float32 (N, H, W, 3) batch of resized RGB images
-// with values 0-255, the images as dataset's 'none' preprocessing leaves
-// them (decoded, EXIF-rotated, resized bilinearly with half-pixel centres,
-// cropped to the aspect ratio if the run did). The graph then does the
-// rest:
+// One input, "images": a float32 (N, H, W, 3) batch of decoded RGB images
+// of any size (the same within a batch), values 0-255, rotated as their
+// EXIF orientation says where the run did so (dataset's default). The
+// graph then does the rest:
 //
-//	pixels → Mul, Add, Gather      the preprocessing ('caffe': BGR minus the
+//	images → Slice                 the centred box of the run's aspect ratio,
+//	                               if it cropped (Keras' smart_resize)
+//	       → Resize                to the run's size: bilinear, half-pixel
+//	                               centres, no antialiasing (dataset's resize,
+//	                               tf.image.resize's)
+//	       → Mul, Add, Gather      the preprocessing ('caffe': BGR minus the
 //	                               ImageNet means; 'torch': /255, minus mean,
 //	                               over std), in NHWC
 //	       → Transpose             to NCHW
@@ -26,7 +30,8 @@
 //
 // Operator set 13, IR version 7: ONNX Runtime 1.6 and later run it. The
 // tests run the exports with ONNX Runtime (internal/ortrun) and hold them
-// against Keras' float64 reference and against the CPU engine.
+// against Keras' and torchvision's float64 references, and against
+// predict on images of several sizes, cropped or not.
 //
 // # Encoding
 //

@@ -33,12 +33,18 @@ type Preprocess struct {
 	Mul, Add [3]float32
 }
 
-// Model is what Write exports: a ResNet50 and, optionally, a dense head.
+// Model is what Marshal exports: a ResNet50 and, optionally, a dense head.
 type Model struct {
 	Backbone   *resnet.Weights
 	Preprocess Preprocess
-	// Height and Width are the images' size; 0 leaves them free.
+	// Height and Width are the size the images are resized to (bilinear,
+	// half-pixel centres, no antialiasing: dataset's resize); 0 takes them
+	// as they come.
 	Height, Width int
+	// CropToAspectRatio crops each image to the centred box of the aspect
+	// ratio Width:Height before resizing, as dataset (and Keras'
+	// smart_resize) do.
+	CropToAspectRatio bool
 	// Head holds the hidden layers (ReLU) and the last (softmax) of a
 	// trained head; without one, the backbone's own predictions layer
 	// gives the probabilities if it has one.
@@ -47,12 +53,12 @@ type Model struct {
 	Classes []string
 }
 
-// Marshal encodes m as an ONNX model (opset 13). Its input "pixels" is a
-// float32 (N, Height, Width, 3) batch of resized RGB images, values 0-255
-// (what dataset's 'none' preprocessing gives); its outputs are "features",
-// the (N, F) pooled features, and, with a head or a predictions layer,
-// "probabilities", (N, classes). BatchNorms are folded into the
-// convolutions.
+// Marshal encodes m as an ONNX model (opset 13). Its input "images" is a
+// float32 (N, H, W, 3) batch of decoded RGB images of any size, values
+// 0-255; its outputs are "features", the (N, F) pooled features, and, with
+// a head or a predictions layer, "probabilities", (N, classes). The graph
+// crops and resizes the images as m says, preprocesses them, and runs the
+// network, its BatchNorms folded into the convolutions.
 func Marshal(m Model) ([]byte, error) {
 	g, err := build(m)
 	if err != nil {
@@ -150,6 +156,12 @@ func attrInts(name string, v ...int) []byte {
 	return appendVarintField(a, 20, 7) // INTS
 }
 
+func attrString(name, v string) []byte {
+	a := appendString(nil, 1, name)
+	a = appendString(a, 4, v)
+	return appendVarintField(a, 20, 3) // STRING
+}
+
 func attrInt(name string, v int) []byte {
 	a := appendString(nil, 1, name)
 	a = appendVarintField(a, 3, uint64(int64(v)))
@@ -197,16 +209,51 @@ func (g *graph) conv(w *resnet.Weights, c resnet.ConvSpec, x string, relu bool) 
 	return out, nil
 }
 
+// resize appends the nodes that crop (if crop) and resize the NHWC images x
+// to h x w as dataset does, and returns the result's name.
+func (g *graph) resize(x string, h, w int, crop bool) string {
+	shape := g.node("Shape", []string{x}, "images_shape")
+	dim := func(i int64) string {
+		return g.node("Gather", []string{shape, g.initInt64(g.name("axis"), []int64{i})}, "")
+	}
+	n := dim(0)
+	if crop {
+		// Keras' smart_resize: ch = min(H, W·h/w), cw = min(W, H·w/h)
+		// (whole numbers, at least 1), centred.
+		c := func(v int) string { return g.initInt64(g.name("const"), []int64{int64(v)}) }
+		H, W := dim(1), dim(2)
+		side := func(full, other string, num, den int) string {
+			v := g.node("Div", []string{g.node("Mul", []string{other, c(num)}, ""), c(den)}, "")
+			return g.node("Max", []string{g.node("Min", []string{full, v}, ""), c(1)}, "")
+		}
+		ch, cw := side(H, W, h, w), side(W, H, w, h)
+		y0 := g.node("Div", []string{g.node("Sub", []string{H, ch}, ""), c(2)}, "")
+		x0 := g.node("Div", []string{g.node("Sub", []string{W, cw}, ""), c(2)}, "")
+		starts := g.node("Concat", []string{y0, x0}, "", attrInt("axis", 0))
+		ends := g.node("Concat", []string{g.node("Add", []string{y0, ch}, ""), g.node("Add", []string{x0, cw}, "")}, "", attrInt("axis", 0))
+		x = g.node("Slice", []string{x, starts, ends, g.initInt64("crop_axes", []int64{1, 2})}, "cropped")
+	}
+	sizes := g.node("Concat", []string{n, g.initInt64("resize_hwc", []int64{int64(h), int64(w), 3})}, "resize_sizes", attrInt("axis", 0))
+	return g.node("Resize", []string{x, "", "", sizes}, "resized",
+		attrString("mode", "linear"), attrString("coordinate_transformation_mode", "half_pixel"))
+}
+
 // build returns the GraphProto of m.
 func build(m Model) ([]byte, error) {
 	w := m.Backbone
 	if w == nil {
 		return nil, errors.New("onnx: no backbone")
 	}
+	if m.CropToAspectRatio && (m.Height <= 0 || m.Width <= 0) {
+		return nil, errors.New("onnx: cropping to the aspect ratio needs the size")
+	}
 	g := &graph{}
+	x := "images"
+	if m.Height > 0 && m.Width > 0 {
+		x = g.resize(x, m.Height, m.Width, m.CropToAspectRatio)
+	}
 	// Preprocessing, in NHWC: the affine map channel by channel, the
 	// channels reordered, then NCHW for the convolutions.
-	x := "pixels"
 	p := m.Preprocess
 	if p.Mul != [3]float32{1, 1, 1} {
 		x = g.node("Mul", []string{x, g.init("preprocess/mul", []int{3}, p.Mul[:])}, "preprocess_mul")
@@ -278,7 +325,7 @@ func build(m Model) ([]byte, error) {
 	gp = append(gp, g.nodes...)
 	gp = appendString(gp, 2, "gotransfer_resnet50")
 	gp = append(gp, g.inits...)
-	gp = appendMessage(gp, 11, valueInfo("pixels", "N", m.Height, m.Width, 3))
+	gp = appendMessage(gp, 11, valueInfo("images", "N", 0, 0, 3))
 	gp = appendMessage(gp, 12, valueInfo("features", "N", a.FeatureDim()))
 	if probs != "" {
 		classes := w.Classes
