@@ -34,17 +34,18 @@ const bodyTimeout = time.Minute
 // for nothing.
 //
 // Memory stays bounded however many clients send at once, and slow or
-// stalled clients hold up no one else for long: the uploads being read
-// reserve their declared size (maxBytes when undeclared) from a budget of
-// 4*maxBytes and must arrive within bodyTimeout; then at most 2*maxBatch +
-// CPUs requests hold decoded images at a time, one per CPU decoding.
+// stalled clients hold up no one else: the uploads being read share a
+// budget of 4*maxBytes, charged as their bytes arrive (a stalled client
+// holds what it sent), and must arrive within bodyTimeout; then at most
+// 2*maxBatch + CPUs requests hold decoded images at a time, one per CPU
+// decoding.
 type server struct {
 	c           *pipeline.Classifier
 	maxBatch    int
 	maxBytes    int64
 	bodyTimeout time.Duration
 	queue       chan *request
-	bodies      *semaphore.Weighted // bytes of the uploads in memory
+	bodies      *semaphore.Weighted // bytes of the uploads received
 	active      chan struct{}       // a slot per request past reading
 	decoding    chan struct{}       // a slot per image being decoded
 	batches     atomic.Int64        // backbone passes run
@@ -174,19 +175,16 @@ func (s *server) answer(w http.ResponseWriter, r *http.Request) (int, error) {
 // decode reads the request's image and decodes it, and on success holds
 // one of the active slots, for the caller to release.
 func (s *server) decode(w http.ResponseWriter, r *http.Request) ([]float32, int, error) {
-	n := r.ContentLength
-	switch {
-	case n > s.maxBytes:
+	if r.ContentLength > s.maxBytes {
 		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("the request is larger than %d bytes", s.maxBytes)
-	case n < 0: // undeclared (chunked)
-		n = s.maxBytes
 	}
-	if err := s.bodies.Acquire(r.Context(), n); err != nil {
-		return nil, http.StatusServiceUnavailable, err
-	}
-	defer s.bodies.Release(n)
-	http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout))
-	data, status, err := s.readImage(w, r)
+	deadline := time.Now().Add(s.bodyTimeout)
+	http.NewResponseController(w).SetReadDeadline(deadline)
+	ctx, cancel := context.WithDeadline(r.Context(), deadline)
+	defer cancel()
+	body := &budgetReader{r: http.MaxBytesReader(w, r.Body, s.maxBytes), ctx: ctx, budget: s.bodies}
+	defer body.release()
+	data, status, err := s.readImage(body, r)
 	if err != nil {
 		return nil, status, err
 	}
@@ -207,6 +205,41 @@ func (s *server) decode(w http.ResponseWriter, r *http.Request) ([]float32, int,
 	return pix, http.StatusOK, nil
 }
 
+// budgetReader charges the bytes read through it to a budget as they
+// arrive (a client holds what it sent, not what it declared), waiting for
+// room until ctx is done; release gives them back.
+type budgetReader struct {
+	r      io.Reader
+	ctx    context.Context
+	budget *semaphore.Weighted
+	held   int64
+}
+
+// budgetStep is the most a Read charges at once.
+const budgetStep = 64 << 10
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	p = p[:min(len(p), budgetStep)]
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if err := b.budget.Acquire(b.ctx, int64(len(p))); err != nil {
+		return 0, errBusy
+	}
+	n, err := b.r.Read(p)
+	b.budget.Release(int64(len(p) - n))
+	b.held += int64(n)
+	return n, err
+}
+
+func (b *budgetReader) release() {
+	b.budget.Release(b.held)
+	b.held = 0
+}
+
+// errBusy: no room for an upload in time.
+var errBusy = errors.New("the server is busy receiving other uploads: try again")
+
 // acquire takes a slot of sem, or gives up when ctx is done.
 func acquire(ctx context.Context, sem chan struct{}) error {
 	select {
@@ -219,9 +252,11 @@ func acquire(ctx context.Context, sem chan struct{}) error {
 
 // readImage returns the image file a request carries: its body, or the one
 // file of a multipart form (curl -F image=@cat.jpg).
-func (s *server) readImage(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
-	body := http.MaxBytesReader(w, r.Body, s.maxBytes)
+func (s *server) readImage(body io.Reader, r *http.Request) ([]byte, int, error) {
 	tooBig := func(err error) (int, error) {
+		if errors.Is(err, errBusy) {
+			return http.StatusServiceUnavailable, err
+		}
 		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
 			return http.StatusRequestEntityTooLarge, fmt.Errorf("the request is larger than %d bytes", s.maxBytes)
 		}

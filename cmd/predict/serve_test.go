@@ -288,7 +288,17 @@ func TestServerSlowClients(t *testing.T) {
 	ts := httptest.NewServer(s.handler())
 	defer ts.Close()
 
-	stalled := cap(s.active) + 4 // more than every slot
+	// More stalled uploads than slots, and more declared bytes than the
+	// budget: the largest allowed, undeclared (chunked), and 1 MB ones.
+	var heads []string
+	for range 5 {
+		heads = append(heads, fmt.Sprintf("Content-Length: %d\r\n\r\nabc", maxUpload))
+		heads = append(heads, "Transfer-Encoding: chunked\r\n\r\n10\r\nabc")
+	}
+	for range cap(s.active) + 4 {
+		heads = append(heads, "Content-Length: 1000000\r\n\r\nabc")
+	}
+	stalled := len(heads)
 	conns := make([]net.Conn, stalled)
 	for i := range conns {
 		conn, err := net.Dial("tcp", ts.Listener.Addr().String())
@@ -296,7 +306,7 @@ func TestServerSlowClients(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		fmt.Fprintf(conn, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000000\r\n\r\nabc")
+		fmt.Fprintf(conn, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n%s", heads[i])
 		conns[i] = conn
 	}
 	time.Sleep(100 * time.Millisecond) // the stalled requests are in
