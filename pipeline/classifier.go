@@ -73,24 +73,10 @@ func LoadClassifier(path string, opts ClassifierOptions) (*Classifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Label-smoothed as the run was: Evaluate's loss is its val_loss.
-	h, err := NewHead(info.Config, bb.FeatureDim(), len(ck.Manifest.Classes))
+	h, err := runHead(ck, info, bb.FeatureDim())
 	if err != nil {
 		bb.Close()
 		return nil, err
-	}
-	var params []head.Param
-	for _, p := range h.Params() {
-		v, ok := ck.Tensor(p.Name)
-		if !ok {
-			bb.Close()
-			return nil, fmt.Errorf("checkpoint %s: tensor %q missing", checkpointDir, p.Name)
-		}
-		params = append(params, head.Param{Name: p.Name, Value: v})
-	}
-	if err := h.SetParams(params); err != nil {
-		bb.Close()
-		return nil, fmt.Errorf("checkpoint %s: %w", checkpointDir, err)
 	}
 	// How the run read images, not how it split them: a classifier reads
 	// the folders it is given whole.
@@ -127,6 +113,28 @@ func loadRun(path string, opts ClassifierOptions) (checkpointDir string, ck *che
 	return
 }
 
+// runHead rebuilds the run's head from the checkpoint ck, for features of
+// dim values, checking every parameter's presence and shape;
+// label-smoothed as the run was, so that its loss is the run's val_loss.
+func runHead(ck *checkpoints.Checkpoint, info RunInfo, dim int) (*head.Head, error) {
+	h, err := NewHead(info.Config, dim, len(ck.Manifest.Classes))
+	if err != nil {
+		return nil, err
+	}
+	var params []head.Param
+	for _, p := range h.Params() {
+		v, ok := ck.Tensor(p.Name)
+		if !ok {
+			return nil, fmt.Errorf("checkpoint %s: tensor %q missing", ck.Dir, p.Name)
+		}
+		params = append(params, head.Param{Name: p.Name, Value: v})
+	}
+	if err := h.SetParams(params); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", ck.Dir, err)
+	}
+	return h, nil
+}
+
 // ExportONNX writes the classifier a checkpoint was trained as (path as
 // for LoadClassifier) to out as an ONNX model (model/onnx): resized RGB
 // pixels in, the run's preprocessing, backbone and head, probabilities
@@ -136,14 +144,14 @@ func ExportONNX(path string, opts ClassifierOptions, out string) error {
 	if err != nil {
 		return err
 	}
+	h, err := runHead(ck, info, w.Arch.FeatureDim())
+	if err != nil {
+		return err
+	}
 	var layers []onnx.Dense
-	for l := range len(info.Config.Head.Layers) + 1 {
-		k, okK := ck.Tensor(head.KernelName(l))
-		b, okB := ck.Tensor(head.BiasName(l))
-		if !okK || !okB {
-			return fmt.Errorf("checkpoint %s: dense layer %d missing", ck.Dir, l)
-		}
-		layers = append(layers, onnx.Dense{Kernel: k, Bias: b})
+	params := h.Params() // kernel, bias of each layer in turn
+	for i := 0; i+1 < len(params); i += 2 {
+		layers = append(layers, onnx.Dense{Kernel: params[i].Value, Bias: params[i+1].Value})
 	}
 	d := DataConfig(info.Config)
 	perm, mul, add, err := dataset.Affine(d.Preprocess)

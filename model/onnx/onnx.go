@@ -300,18 +300,25 @@ func build(m Model) ([]byte, error) {
 	probs := ""
 	switch {
 	case len(m.Head) > 0:
-		h := features
+		h, width := features, a.FeatureDim()
 		for i, d := range m.Head {
-			ks := d.Kernel.Shape()
-			if len(ks) != 2 || d.Bias.Shape().TotalSize() != ks[1] {
-				return nil, fmt.Errorf("onnx: dense layer %d: kernel %v and bias %v do not fit", i, ks, d.Bias.Shape())
+			if d.Kernel == nil || d.Bias == nil {
+				return nil, fmt.Errorf("onnx: dense layer %d: kernel or bias missing", i)
 			}
+			ks := d.Kernel.Shape()
+			if len(ks) != 2 || ks[0] != width || ks[1] < 1 || d.Bias.Shape().TotalSize() != ks[1] {
+				return nil, fmt.Errorf("onnx: dense layer %d: kernel %v and bias %v do not take %d inputs", i, ks, d.Bias.Shape(), width)
+			}
+			width = ks[1]
 			kName := g.init("dense_"+strconv.Itoa(i)+"/kernel", ks, d.Kernel.Float32s())
 			bName := g.init("dense_"+strconv.Itoa(i)+"/bias", []int{ks[1]}, d.Bias.Float32s())
 			h = g.node("Gemm", []string{h, kName, bName}, "dense_"+strconv.Itoa(i))
 			if i < len(m.Head)-1 {
 				h = g.node("Relu", []string{h}, "dense_"+strconv.Itoa(i)+"_relu")
 			}
+		}
+		if len(m.Classes) > 0 && len(m.Classes) != width {
+			return nil, fmt.Errorf("onnx: %d class names for %d outputs", len(m.Classes), width)
 		}
 		probs = g.node("Softmax", []string{h}, "probabilities", attrInt("axis", 1))
 	case w.Classes > 0:

@@ -3,7 +3,10 @@ package onnx
 import (
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"gorgonia.org/tensor"
 
 	"gotransfer/internal/ortrun"
 	"gotransfer/internal/tensorio"
@@ -120,6 +123,37 @@ func TestPreprocessing(t *testing.T) {
 		within(t, name, a["features"], b["features"], 1e-6)
 		if _, ok := a["probabilities"]; ok {
 			t.Errorf("%s: probabilities from weights without a predictions layer", name)
+		}
+	}
+}
+
+// TestRefusesABadHead: a head that does not fit the backbone, or itself,
+// is an error, not a model ONNX Runtime refuses later.
+func TestRefusesABadHead(t *testing.T) {
+	w, err := resnet.Random(8, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dim := w.Arch.FeatureDim()
+	dense := func(in, out int) Dense {
+		return Dense{Kernel: tensor.New(tensor.WithShape(in, out), tensor.WithBacking(make([]float32, in*out))),
+			Bias: tensor.New(tensor.WithShape(out), tensor.WithBacking(make([]float32, out)))}
+	}
+	for _, tc := range []struct {
+		name    string
+		head    []Dense
+		classes []string
+		want    string
+	}{
+		{"fits", []Dense{dense(dim, 4), dense(4, 2)}, []string{"a", "b"}, ""},
+		{"input width", []Dense{dense(dim+1, 2)}, nil, "do not take"},
+		{"broken chain", []Dense{dense(dim, 4), dense(3, 2)}, nil, "dense layer 1"},
+		{"no bias", []Dense{{Kernel: dense(dim, 2).Kernel}}, nil, "bias missing"},
+		{"class names", []Dense{dense(dim, 2)}, []string{"a", "b", "c"}, "3 class names for 2 outputs"},
+	} {
+		_, err := Marshal(Model{Backbone: w, Head: tc.head, Classes: tc.classes})
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
 	}
 }
