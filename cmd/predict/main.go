@@ -118,6 +118,20 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	o.images = fs.Args()
+	if o.checkpoint != "" {
+		// A run reads images as it was trained to: flags that say otherwise
+		// would be ignored.
+		var ignored []string
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "size", "preprocess", "ignore-exif", "npy", "features-out", "probs-out":
+				ignored = append(ignored, "--"+f.Name)
+			}
+		})
+		if len(ignored) > 0 {
+			return nil, cli.Usagef("--checkpoint reads images as the run was trained to: %s would be ignored", strings.Join(ignored, ", "))
+		}
+	}
 	switch {
 	case o.top < 1:
 		return nil, cli.Usagef("--top %d: want at least 1", o.top)
@@ -128,9 +142,6 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	case o.summary:
 		return o, nil
 	case o.checkpoint != "":
-		if o.npyIn != "" {
-			return nil, cli.Usagef("--npy runs the backbone alone: give --weights, not --checkpoint")
-		}
 		if o.onnxOut != "" && (o.serve != "" || o.evaluate != "" || len(o.images) > 0 || o.csvOut != "") {
 			return nil, cli.Usagef("--onnx exports and exits: give no images, --serve, --evaluate or --csv with it")
 		}
@@ -351,6 +362,9 @@ func extract(ctx context.Context, o *options, w *resnet.Weights, bb resnet.Backb
 	)
 	identity := func(f *tensor.Dense) (*tensor.Dense, error) { return f, nil }
 	err = pipeline.ClassifyFiles(ctx, cfg, bb, identity, images, o.batch, func(path string, feats []float32, err error) error {
+		if err == nil && strings.ContainsAny(path, "\r\n") {
+			err = errors.New("its name has a line break, which the list of paths cannot hold")
+		}
 		if err != nil {
 			failures.add(path, err)
 			slog.Warn("unusable image: left out", "path", path, "err", err)

@@ -159,9 +159,12 @@ func TestFeaturesOfImages(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(data, "cats", "broken.jpg"), []byte("not a jpeg"), 0o644)
+	if raw, err := os.ReadFile(filepath.Join(data, "cats", "cat_00000.png")); err == nil {
+		os.WriteFile(filepath.Join(data, "cats", "two\nlines.png"), raw, 0o644) // a row the .txt could not name
+	}
 	out := filepath.Join(dir, "f.npy")
 	code, _, stderr := predict(t, "--weights", weights, "--size", "64", "--batch", "4", "--features-out", out, data)
-	if code != 1 || !strings.Contains(stderr, "1 of 7 images could not be used") {
+	if code != 1 || !strings.Contains(stderr, "2 of 8 images could not be used") {
 		t.Fatalf("exit %d, want 1 for the broken image: %s", code, stderr)
 	}
 	feats, err := tensorio.ReadNPYFile(out)
@@ -372,6 +375,9 @@ func TestBadInput(t *testing.T) {
 		{"bad device", []string{"--weights", weights, "--device", "tpu", cat}, 1, `"tpu"`},
 		{"cuda not built", []string{"--weights", weights, "--device", "cuda", cat}, 1, "rebuild with -tags gotransfer_cuda"},
 		{"npy without outputs", []string{"--weights", weights, "--npy", "x.npy"}, 2, "--features-out"},
+		{"checkpoint and size", []string{"--checkpoint", "run", "--size", "128", cat}, 2, "--size would be ignored"},
+		{"checkpoint and features", []string{"--checkpoint", "run", "--features-out", "f.npy", "--preprocess", "torch", cat}, 2, "--features-out, --preprocess would be ignored"},
+		{"checkpoint and npy", []string{"--checkpoint", "run", "--npy", "x.npy"}, 2, "--npy would be ignored"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := predict(t, tc.args...)
