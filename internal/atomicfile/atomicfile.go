@@ -18,15 +18,21 @@ const TempPrefix = ".tmp-"
 
 // WriteFile writes data to a temporary file in path's folder, syncs it,
 // renames it over path and syncs the folder. The file gets the permissions
-// os.WriteFile(path, data, 0o666) would give it (the umask applies), not
-// os.CreateTemp's owner-only ones: runs and caches are shared.
+// os.WriteFile(path, data, 0o666) would give it: those of the file it
+// replaces, else 0o666 less the umask (not os.CreateTemp's owner-only
+// ones: runs and caches are shared).
 func WriteFile(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	tmp, err := createTemp(dir, TempPrefix+filepath.Base(path)+"-")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	_, err = tmp.Write(data)
+	if st, serr := os.Stat(path); serr == nil { // a replaced file keeps its permissions
+		err = tmp.Chmod(st.Mode().Perm())
+	}
+	if err == nil {
+		_, err = tmp.Write(data)
+	}
 	if err == nil {
 		err = tmp.Sync()
 	}

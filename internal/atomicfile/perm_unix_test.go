@@ -23,6 +23,16 @@ func TestPermissions(t *testing.T) {
 	if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o644 {
 		t.Errorf("file mode %v (%v), want 0644", st.Mode(), err)
 	}
+	// A replaced file keeps its permissions, as with os.WriteFile.
+	if err := os.Chmod(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(p, []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("replaced file mode %v (%v), want 0600", st.Mode(), err)
+	}
 	d, err := MkdirTemp(dir, ".tmp-x-")
 	if err != nil {
 		t.Fatal(err)
