@@ -3,8 +3,10 @@
 package atomicfile
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -22,6 +24,15 @@ const TempPrefix = ".tmp-"
 // replaces, else 0o666 less the umask (not os.CreateTemp's owner-only
 // ones: runs and caches are shared).
 func WriteFile(path string, data []byte) error {
+	return Write(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// Write is WriteFile for content that fill writes (buffered), for files
+// too large to hold twice in memory.
+func Write(path string, fill func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	tmp, err := createTemp(dir, TempPrefix+filepath.Base(path)+"-")
 	if err != nil {
@@ -31,7 +42,10 @@ func WriteFile(path string, data []byte) error {
 		err = tmp.Chmod(st.Mode().Perm())
 	}
 	if err == nil {
-		_, err = tmp.Write(data)
+		bw := bufio.NewWriter(tmp)
+		if err = fill(bw); err == nil {
+			err = bw.Flush()
+		}
 	}
 	if err == nil {
 		err = tmp.Sync()

@@ -1,6 +1,8 @@
 package atomicfile
 
 import (
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,5 +37,25 @@ func TestWriteFileFailureKeepsOld(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(p); string(got) != "old" {
 		t.Fatalf("old content lost: %q", got)
+	}
+}
+
+// A fill that fails halfway leaves the old file whole and no temporary file.
+func TestWriteFillFails(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "model.onnx")
+	WriteFile(p, []byte("old"))
+	err := Write(p, func(w io.Writer) error {
+		w.Write(make([]byte, 1<<20))
+		return errors.New("disk on fire")
+	})
+	if err == nil || !strings.Contains(err.Error(), "disk on fire") || !strings.Contains(err.Error(), p) {
+		t.Fatalf("got %v, want the fill's error naming %s", err, p)
+	}
+	if got, _ := os.ReadFile(p); string(got) != "old" {
+		t.Fatalf("old content lost: %q", got[:min(len(got), 10)])
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("%d files in the folder, want 1", len(entries))
 	}
 }

@@ -36,7 +36,8 @@
 // # Encoding
 //
 // The protobuf is written directly with protowire (field numbers from
-// onnx.proto), weights as raw little-endian initializers: no ONNX or
-// protobuf code generation is needed. The file of the full network is
-// about 113 MB, a little more than the weights (the head included).
+// onnx.proto), weights as raw little-endian initializers streamed from
+// their tensors: no ONNX or protobuf code generation is needed, and the
+// model is never held in memory twice. The file is the size of the
+// weights: about 113 MB for the full network with the default head.
 package onnx

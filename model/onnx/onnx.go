@@ -1,8 +1,10 @@
 package onnx
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 
@@ -60,38 +62,74 @@ type Model struct {
 // crops and resizes the images as m says, preprocesses them, and runs the
 // network, its BatchNorms folded into the convolutions.
 func Marshal(m Model) ([]byte, error) {
-	g, err := build(m)
-	if err != nil {
+	var b bytes.Buffer
+	if err := Write(&b, m); err != nil {
 		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// Write writes m as Marshal encodes it, the weights straight from their
+// tensors (a model is about as large as its weights: it is not held twice).
+func Write(w io.Writer, m Model) error {
+	graph, err := build(m)
+	if err != nil {
+		return err
+	}
+	size := 0
+	for _, p := range graph {
+		size += len(p)
 	}
 	var b []byte
 	b = appendVarintField(b, 1, 7) // ir_version
 	b = appendString(b, 2, "gotransfer")
 	b = appendMessage(b, 8, appendString(appendVarintField(nil, 2, Opset), 1, "")) // opset_import
-	b = appendMessage(b, 7, g)                                                     // graph
+	b = protowire.AppendTag(b, 7, protowire.BytesType)                             // graph
+	b = protowire.AppendVarint(b, uint64(size))
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	for _, p := range graph {
+		if _, err := w.Write(p); err != nil {
+			return err
+		}
+	}
+	b = b[:0]
 	for i, c := range m.Classes {
 		kv := appendString(appendString(nil, 1, "class_"+strconv.Itoa(i)), 2, c)
 		b = appendMessage(b, 14, kv) // metadata_props
 	}
-	return b, nil
+	_, err = w.Write(b)
+	return err
 }
 
 // WriteFile writes m to the file at path, atomically.
 func WriteFile(path string, m Model) error {
-	b, err := Marshal(m)
-	if err != nil {
-		return err
-	}
-	if err := atomicfile.WriteFile(path, b); err != nil {
+	if err := atomicfile.Write(path, func(w io.Writer) error { return Write(w, m) }); err != nil {
 		return fmt.Errorf("onnx: %w", err)
 	}
 	return nil
 }
 
-// graph accumulates a GraphProto's nodes and initializers.
+// graph accumulates a GraphProto's nodes and initializers: the
+// initializers as pieces whose concatenation is their encoding, the data
+// of each one piece of its own, in place.
 type graph struct {
-	nodes, inits []byte
-	n            int // names made so far
+	nodes []byte
+	inits [][]byte
+	n     int // names made so far
+}
+
+// initializer appends the TensorProto whose fields but raw_data are
+// header, and raw_data raw.
+func (g *graph) initializer(header, raw []byte) {
+	body := len(header) + protowire.SizeTag(9) + protowire.SizeBytes(len(raw))
+	b := protowire.AppendTag(nil, 5, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(body))
+	b = append(b, header...)
+	b = protowire.AppendTag(b, 9, protowire.BytesType) // raw_data, little-endian
+	b = protowire.AppendVarint(b, uint64(len(raw)))
+	g.inits = append(g.inits, b, raw)
 }
 
 func (g *graph) name(prefix string) string {
@@ -126,9 +164,7 @@ func (g *graph) init(name string, dims []int, data []float32) string {
 	}
 	t = appendVarintField(t, 2, 1) // FLOAT
 	t = appendString(t, 8, name)
-	t = protowire.AppendTag(t, 9, protowire.BytesType) // raw_data, little-endian
-	t = protowire.AppendBytes(t, tensorio.Float32Bytes(data))
-	g.inits = appendMessage(g.inits, 5, t)
+	g.initializer(t, tensorio.Float32Bytes(data))
 	return name
 }
 
@@ -142,9 +178,7 @@ func (g *graph) initInt64(name string, data []int64) string {
 	for _, v := range data {
 		raw = append(raw, byte(v), byte(v>>8), byte(v>>16), byte(v>>24), byte(v>>32), byte(v>>40), byte(v>>48), byte(v>>56))
 	}
-	t = protowire.AppendTag(t, 9, protowire.BytesType)
-	t = protowire.AppendBytes(t, raw)
-	g.inits = appendMessage(g.inits, 5, t)
+	g.initializer(t, raw)
 	return name
 }
 
@@ -238,8 +272,8 @@ func (g *graph) resize(x string, h, w int, crop bool) string {
 		attrString("mode", "linear"), attrString("coordinate_transformation_mode", "half_pixel"))
 }
 
-// build returns the GraphProto of m.
-func build(m Model) ([]byte, error) {
+// build returns the GraphProto of m, in pieces to be written in turn.
+func build(m Model) ([][]byte, error) {
 	w := m.Backbone
 	if w == nil {
 		return nil, errors.New("onnx: no backbone")
@@ -328,11 +362,9 @@ func build(m Model) ([]byte, error) {
 		probs = g.node("Softmax", []string{h}, "probabilities", attrInt("axis", 1))
 	}
 
-	var gp []byte
-	gp = append(gp, g.nodes...)
-	gp = appendString(gp, 2, "gotransfer_resnet50")
-	gp = append(gp, g.inits...)
-	gp = appendMessage(gp, 11, valueInfo("images", "N", 0, 0, 3))
+	gp := appendString(g.nodes, 2, "gotransfer_resnet50")
+	pieces := append([][]byte{gp}, g.inits...)
+	gp = appendMessage(nil, 11, valueInfo("images", "N", 0, 0, 3))
 	gp = appendMessage(gp, 12, valueInfo("features", "N", a.FeatureDim()))
 	if probs != "" {
 		classes := w.Classes
@@ -341,7 +373,7 @@ func build(m Model) ([]byte, error) {
 		}
 		gp = appendMessage(gp, 12, valueInfo("probabilities", "N", classes))
 	}
-	return gp, nil
+	return append(pieces, gp), nil
 }
 
 // valueInfo is a float32 tensor's ValueInfoProto: its first dimension
