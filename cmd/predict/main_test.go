@@ -283,10 +283,9 @@ func TestONNX(t *testing.T) {
 	}
 	raw := dataset.Config{Height: 64, Width: 64, Preprocess: dataset.PreprocessNone}
 	run := filepath.Join(dir, "run")
-	model := filepath.Join(dir, "run.onnx")
 
 	// The network alone, with its predictions layer and 'caffe' preprocessing.
-	model = filepath.Join(dir, "golden.onnx")
+	model := filepath.Join(dir, "golden.onnx")
 	if code, _, stderr := predict(t, "--weights", weights, "--size", "64", "--onnx", model); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
