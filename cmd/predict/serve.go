@@ -46,6 +46,7 @@ type server struct {
 	bodyTimeout time.Duration
 	queue       chan *request
 	bodies      *semaphore.Weighted // bytes of the uploads received
+	budget      int64               // bodies' size
 	active      chan struct{}       // a slot per request past reading
 	decoding    chan struct{}       // a slot per image being decoded
 	batches     atomic.Int64        // backbone passes run
@@ -65,7 +66,7 @@ type reply struct {
 func newServer(c *pipeline.Classifier, maxBatch int, maxBytes int64) *server {
 	cpus := runtime.NumCPU()
 	return &server{c: c, maxBatch: maxBatch, maxBytes: maxBytes, bodyTimeout: bodyTimeout, queue: make(chan *request, maxBatch),
-		bodies: semaphore.NewWeighted(4 * maxBytes), active: make(chan struct{}, 2*maxBatch+cpus), decoding: make(chan struct{}, cpus)}
+		bodies: semaphore.NewWeighted(4 * maxBytes), budget: 4 * maxBytes, active: make(chan struct{}, 2*maxBatch+cpus), decoding: make(chan struct{}, cpus)}
 }
 
 func (s *server) handler() http.Handler {
@@ -182,7 +183,7 @@ func (s *server) decode(w http.ResponseWriter, r *http.Request) ([]float32, int,
 	http.NewResponseController(w).SetReadDeadline(deadline)
 	ctx, cancel := context.WithDeadline(r.Context(), deadline)
 	defer cancel()
-	body := &budgetReader{r: http.MaxBytesReader(w, r.Body, s.maxBytes), ctx: ctx, budget: s.bodies}
+	body := &budgetReader{r: http.MaxBytesReader(w, r.Body, s.maxBytes), ctx: ctx, budget: s.bodies, size: s.budget}
 	defer body.release()
 	data, status, err := s.readImage(body, r)
 	if err != nil {
@@ -205,13 +206,17 @@ func (s *server) decode(w http.ResponseWriter, r *http.Request) ([]float32, int,
 	return pix, http.StatusOK, nil
 }
 
-// budgetReader charges the bytes read through it to a budget as they
-// arrive (a client holds what it sent, not what it declared), waiting for
-// room until ctx is done; release gives them back.
+// budgetReader charges the bytes read through it to a budget of size
+// bytes as they arrive (a client holds what it sent, not what it
+// declared); release gives them back. Only a reader that holds nothing
+// waits for room (until ctx is done): one that holds some and finds none
+// fails at once, or uploads half received, each waiting for another to
+// finish, would all wait.
 type budgetReader struct {
 	r      io.Reader
 	ctx    context.Context
 	budget *semaphore.Weighted
+	size   int64
 	held   int64
 }
 
@@ -219,11 +224,15 @@ type budgetReader struct {
 const budgetStep = 64 << 10
 
 func (b *budgetReader) Read(p []byte) (int, error) {
-	p = p[:min(len(p), budgetStep)]
+	p = p[:min(int64(len(p)), budgetStep, b.size)]
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if err := b.budget.Acquire(b.ctx, int64(len(p))); err != nil {
+	if b.held == 0 {
+		if err := b.budget.Acquire(b.ctx, int64(len(p))); err != nil {
+			return 0, errBusy
+		}
+	} else if !b.budget.TryAcquire(int64(len(p))) {
 		return 0, errBusy
 	}
 	n, err := b.r.Read(p)

@@ -322,6 +322,63 @@ func TestServerSlowClients(t *testing.T) {
 	}
 }
 
+// TestServerBudgetCannotDeadlock: uploads that fill the memory budget
+// half received, each needing room another holds, are not left waiting
+// for each other until their deadline: some finish, the others are told
+// at once that the server is busy.
+func TestServerBudgetCannotDeadlock(t *testing.T) {
+	dir := t.TempDir()
+	trainTinyRun(t, dir)
+	c, err := pipeline.LoadClassifier(filepath.Join(dir, "run"), pipeline.ClassifierOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := newServer(c, 1, 1<<20) // a budget of 4 MiB
+	s.bodyTimeout = 20 * time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.run(ctx)
+	ts := httptest.NewServer(s.handler())
+	defer ts.Close()
+
+	const uploads, size = 8, 1000000
+	statuses := make([]string, uploads)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range uploads {
+		wg.Go(func() {
+			conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n", size)
+			conn.Write(make([]byte, size*6/10))
+			time.Sleep(500 * time.Millisecond)
+			conn.Write(make([]byte, size-size*6/10))
+			conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+			statuses[i], _ = bufio.NewReader(conn).ReadString('\n')
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	done := 0
+	for _, st := range statuses {
+		switch {
+		case strings.Contains(st, " 400 "): // read whole: not an image
+			done++
+		case strings.Contains(st, " 503 "):
+		default:
+			t.Errorf("status line %q, want 400 or 503", st)
+		}
+	}
+	if done == 0 || took > 5*time.Second {
+		t.Errorf("%d of %d uploads read in %v; statuses %q", done, uploads, took, statuses)
+	}
+}
+
 // TestServe runs predict --serve, classifies through it and stops it as
 // SIGTERM would: the command ends without an error.
 func TestServe(t *testing.T) {
