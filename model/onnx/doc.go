@@ -9,15 +9,15 @@
 // EXIF orientation says where the run did so (dataset's default). The
 // graph then does the rest:
 //
-//	images → Slice                 the centred box of the run's aspect ratio,
+//	images → Transpose             to NCHW
+//	       → Slice                 the centred box of the run's aspect ratio,
 //	                               if it cropped (Keras' smart_resize)
 //	       → Resize                to the run's size: bilinear, half-pixel
 //	                               centres, no antialiasing (dataset's resize,
 //	                               tf.image.resize's)
 //	       → Mul, Add, Gather      the preprocessing ('caffe': BGR minus the
 //	                               ImageNet means; 'torch': /255, minus mean,
-//	                               over std), in NHWC
-//	       → Transpose             to NCHW
+//	                               over std)
 //	       → Conv, Relu, MaxPool   the stem, BatchNorm folded into the Conv
 //	       → 16 bottleneck blocks  Conv, Relu, Add, Relu
 //	       → GlobalAveragePool, Flatten        output "features" (N, 2048)
@@ -28,10 +28,12 @@
 // give "features" only. The class names go into the model's metadata
 // (class_0, class_1, ...).
 //
-// Operator set 13, IR version 7: ONNX Runtime 1.6 and later run it. The
-// tests run the exports with ONNX Runtime (internal/ortrun) and hold them
-// against Keras' and torchvision's float64 references, and against
-// predict on images of several sizes, cropped or not.
+// Operator set 13, IR version 7. The tests run the exports with ONNX
+// Runtime (internal/ortrun; CI pins 1.30, and 1.11 passes them too) and
+// hold them against Keras' and torchvision's float64 references, and
+// against predict on images of several sizes, cropped or not. The resize
+// is done in NCHW: ONNX Runtime's NHWC linear resize gave wrong numbers
+// before 1.12.
 //
 // # Encoding
 //

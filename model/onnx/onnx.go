@@ -243,8 +243,8 @@ func (g *graph) conv(w *resnet.Weights, c resnet.ConvSpec, x string, relu bool) 
 	return out, nil
 }
 
-// resize appends the nodes that crop (if crop) and resize the NHWC images x
-// to h x w as dataset does, and returns the result's name.
+// resize appends the nodes that crop (if crop) and resize the NCHW images
+// x to h x w as dataset does, and returns the result's name.
 func (g *graph) resize(x string, h, w int, crop bool) string {
 	shape := g.node("Shape", []string{x}, "images_shape")
 	dim := func(i int64) string {
@@ -255,7 +255,7 @@ func (g *graph) resize(x string, h, w int, crop bool) string {
 		// Keras' smart_resize: ch = min(H, W·h/w), cw = min(W, H·w/h)
 		// (whole numbers, at least 1), centred.
 		c := func(v int) string { return g.initInt64(g.name("const"), []int64{int64(v)}) }
-		H, W := dim(1), dim(2)
+		H, W := dim(2), dim(3)
 		side := func(full, other string, num, den int) string {
 			v := g.node("Div", []string{g.node("Mul", []string{other, c(num)}, ""), c(den)}, "")
 			return g.node("Max", []string{g.node("Min", []string{full, v}, ""), c(1)}, "")
@@ -265,9 +265,9 @@ func (g *graph) resize(x string, h, w int, crop bool) string {
 		x0 := g.node("Div", []string{g.node("Sub", []string{W, cw}, ""), c(2)}, "")
 		starts := g.node("Concat", []string{y0, x0}, "", attrInt("axis", 0))
 		ends := g.node("Concat", []string{g.node("Add", []string{y0, ch}, ""), g.node("Add", []string{x0, cw}, "")}, "", attrInt("axis", 0))
-		x = g.node("Slice", []string{x, starts, ends, g.initInt64("crop_axes", []int64{1, 2})}, "cropped")
+		x = g.node("Slice", []string{x, starts, ends, g.initInt64("crop_axes", []int64{2, 3})}, "cropped")
 	}
-	sizes := g.node("Concat", []string{n, g.initInt64("resize_hwc", []int64{int64(h), int64(w), 3})}, "resize_sizes", attrInt("axis", 0))
+	sizes := g.node("Concat", []string{n, g.initInt64("resize_chw", []int64{3, int64(h), int64(w)})}, "resize_sizes", attrInt("axis", 0))
 	return g.node("Resize", []string{x, "", "", sizes}, "resized",
 		attrString("mode", "linear"), attrString("coordinate_transformation_mode", "half_pixel"))
 }
@@ -282,27 +282,28 @@ func build(m Model) ([][]byte, error) {
 		return nil, errors.New("onnx: cropping to the aspect ratio needs the size")
 	}
 	g := &graph{}
-	x := "images"
+	// NCHW from the start: ONNX Runtime resizes NCHW correctly in every
+	// version (its NHWC linear resize was wrong before 1.12).
+	x := g.node("Transpose", []string{"images"}, "nchw", attrInts("perm", 0, 3, 1, 2))
 	if m.Height > 0 && m.Width > 0 {
 		x = g.resize(x, m.Height, m.Width, m.CropToAspectRatio)
 	}
-	// Preprocessing, in NHWC: the affine map channel by channel, the
-	// channels reordered, then NCHW for the convolutions.
+	// Preprocessing, after the resize as in dataset: the affine map channel
+	// by channel, then the channels reordered.
 	p := m.Preprocess
 	if p.Mul != [3]float32{1, 1, 1} {
-		x = g.node("Mul", []string{x, g.init("preprocess/mul", []int{3}, p.Mul[:])}, "preprocess_mul")
+		x = g.node("Mul", []string{x, g.init("preprocess/mul", []int{1, 3, 1, 1}, p.Mul[:])}, "preprocess_mul")
 	}
 	if p.Add != [3]float32{} {
-		x = g.node("Add", []string{x, g.init("preprocess/add", []int{3}, p.Add[:])}, "preprocess_add")
+		x = g.node("Add", []string{x, g.init("preprocess/add", []int{1, 3, 1, 1}, p.Add[:])}, "preprocess_add")
 	}
 	if p.Perm != [3]int{0, 1, 2} {
 		var src [3]int64 // out channel k comes from channel c with Perm[c] = k
 		for c, k := range p.Perm {
 			src[k] = int64(c)
 		}
-		x = g.node("Gather", []string{x, g.initInt64("preprocess/channels", src[:])}, "preprocess_channels", attrInt("axis", 3))
+		x = g.node("Gather", []string{x, g.initInt64("preprocess/channels", src[:])}, "preprocess_channels", attrInt("axis", 1))
 	}
-	x = g.node("Transpose", []string{x}, "nchw", attrInts("perm", 0, 3, 1, 2))
 
 	a := w.Arch
 	x, err := g.conv(w, a.Stem, x, true)
