@@ -19,10 +19,10 @@ import (
 const TempPrefix = ".tmp-"
 
 // WriteFile writes data to a temporary file in path's folder, syncs it,
-// renames it over path and syncs the folder. The file gets the permissions
-// os.WriteFile(path, data, 0o666) would give it: those of the file it
-// replaces, else 0o666 less the umask (not os.CreateTemp's owner-only
-// ones: runs and caches are shared).
+// renames it over path (over the file a link at path points to) and syncs
+// the folder. The file gets the permissions os.WriteFile(path, data,
+// 0o666) would give it: those of the file it replaces, else 0o666 less the
+// umask (not os.CreateTemp's owner-only ones: runs and caches are shared).
 func WriteFile(path string, data []byte) error {
 	return Write(path, func(w io.Writer) error {
 		_, err := w.Write(data)
@@ -33,19 +33,21 @@ func WriteFile(path string, data []byte) error {
 // Write is WriteFile for content that fill writes (buffered), for files
 // too large to hold twice in memory.
 func Write(path string, fill func(io.Writer) error) error {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real // as os.WriteFile, write through a link
+	}
 	dir := filepath.Dir(path)
 	tmp, err := createTemp(dir, TempPrefix+filepath.Base(path)+"-")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if st, serr := os.Stat(path); serr == nil { // a replaced file keeps its permissions
-		err = tmp.Chmod(st.Mode().Perm())
+	if st, serr := os.Stat(path); serr == nil {
+		tmp.Chmod(st.Mode().Perm()) // a replaced file keeps its permissions where the file system can
 	}
+	bw := bufio.NewWriter(tmp)
+	err = fill(bw)
 	if err == nil {
-		bw := bufio.NewWriter(tmp)
-		if err = fill(bw); err == nil {
-			err = bw.Flush()
-		}
+		err = bw.Flush()
 	}
 	if err == nil {
 		err = tmp.Sync()

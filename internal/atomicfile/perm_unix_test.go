@@ -33,6 +33,23 @@ func TestPermissions(t *testing.T) {
 	if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("replaced file mode %v (%v), want 0600", st.Mode(), err)
 	}
+	// Through a link, as os.WriteFile: the link stays, its file changes.
+	link := filepath.Join(dir, "link.json")
+	if err := os.Symlink("metrics.json", link); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(link, []byte("[]")); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v (%v)", st.Mode(), err)
+	}
+	if got, _ := os.ReadFile(p); string(got) != "[]" {
+		t.Errorf("the linked file holds %q, want []", got)
+	}
+	if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("linked file mode %v (%v), want 0600", st.Mode(), err)
+	}
 	d, err := MkdirTemp(dir, ".tmp-x-")
 	if err != nil {
 		t.Fatal(err)
