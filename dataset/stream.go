@@ -146,15 +146,10 @@ func (w *worker) trim() {
 // sha256 of the file's bytes. An unusable file gives an error wrapping
 // ErrBadImage (and the cause, such as fs.ErrNotExist).
 func Load(cfg Config, path string) ([]float32, [32]byte, error) {
-	cfg = cfg.WithDefaults()
-	if err := cfg.validate(); err != nil {
-		return nil, [32]byte{}, err
-	}
-	w, err := newWorker(cfg)
+	w, out, err := oneImage(cfg)
 	if err != nil {
 		return nil, [32]byte{}, err
 	}
-	out := make([]float32, cfg.Height*cfg.Width*3)
 	digest, err := w.process(path, out)
 	if err != nil {
 		return nil, digest, fmt.Errorf("dataset: load %s: %w", path, err)
@@ -164,19 +159,27 @@ func Load(cfg Config, path string) ([]float32, [32]byte, error) {
 
 // Decode is Load for an image file's content, data (an upload, say).
 func Decode(cfg Config, data []byte) ([]float32, error) {
-	cfg = cfg.WithDefaults()
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	w, err := newWorker(cfg)
+	w, out, err := oneImage(cfg)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]float32, cfg.Height*cfg.Width*3)
 	if _, err := w.processBytes(data, out); err != nil {
 		return nil, fmt.Errorf("dataset: decode: %w", err)
 	}
 	return out, nil
+}
+
+// oneImage returns a worker for cfg and room for one image's values.
+func oneImage(cfg Config) (*worker, []float32, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, nil, err
+	}
+	w, err := newWorker(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return w, make([]float32, cfg.Height*cfg.Width*3), nil
 }
 
 type job struct {

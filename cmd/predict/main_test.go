@@ -35,6 +35,22 @@ var (
 	cat     = filepath.Join("..", "..", "dataset", "testdata", "chelsea.png")
 )
 
+// goldenBackbone loads the golden's weights and their CPU backbone,
+// closed when the test ends.
+func goldenBackbone(t *testing.T) (*resnet.Weights, resnet.Backbone) {
+	t.Helper()
+	w, err := resnet.Load(weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, err := resnet.New(w, "cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bb.Close() })
+	return w, bb
+}
+
 func predict(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var o, e strings.Builder
@@ -176,15 +192,7 @@ func TestFeaturesOfImages(t *testing.T) {
 		t.Fatal(err)
 	}
 	paths := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
-	w, err := resnet.Load(weights)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bb, err := resnet.New(w, "cpu")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bb.Close()
+	_, bb := goldenBackbone(t)
 	dim := bb.FeatureDim()
 	if len(paths) != 6 || !slices.Equal(feats.Shape(), []int{6, dim}) || slices.Contains(paths, filepath.Join(data, "cats", "broken.jpg")) {
 		t.Fatalf("features %v for paths %q", feats.Shape(), paths)
@@ -289,15 +297,7 @@ func TestONNX(t *testing.T) {
 	if code, _, stderr := predict(t, "--weights", weights, "--size", "64", "--onnx", model); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	w, err := resnet.Load(weights)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bb, err := resnet.New(w, "cpu")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bb.Close()
+	w, bb := goldenBackbone(t)
 	pix, _, err := dataset.Load(raw, cat)
 	if err != nil {
 		t.Fatal(err)

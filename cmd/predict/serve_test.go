@@ -82,22 +82,32 @@ func same(p Prediction, classes []string, probs []float32, tol float64) bool {
 	return p.Predicted == classes[best]
 }
 
-// TestServer answers single requests as Predict does, and bad requests
-// with a clear error and the right status.
-func TestServer(t *testing.T) {
+// tinyServer trains a tiny run and serves it on a test HTTP server; it
+// returns the server, the test server, the classifier, the run's data
+// folder, and classify, which starts the classifying goroutine (tests that
+// queue requests first start it later). All is closed when the test ends.
+func tinyServer(t *testing.T, maxBatch int, maxBytes int64) (s *server, ts *httptest.Server, c *pipeline.Classifier, data string, classify func()) {
+	t.Helper()
 	dir := t.TempDir()
-	data := trainTinyRun(t, dir)
+	data = trainTinyRun(t, dir)
 	c, err := pipeline.LoadClassifier(filepath.Join(dir, "run"), pipeline.ClassifierOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	s := newServer(c, 4, 1<<20)
+	t.Cleanup(func() { c.Close() })
+	s = newServer(c, maxBatch, maxBytes)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go s.run(ctx)
-	ts := httptest.NewServer(s.handler())
-	defer ts.Close()
+	t.Cleanup(cancel) // after the test server's Close, which waits for the requests
+	ts = httptest.NewServer(s.handler())
+	t.Cleanup(ts.Close)
+	return s, ts, c, data, func() { go s.run(ctx) }
+}
+
+// TestServer answers single requests as Predict does, and bad requests
+// with a clear error and the right status.
+func TestServer(t *testing.T) {
+	_, ts, c, data, classify := tinyServer(t, 4, 1<<20)
+	classify()
 
 	for _, path := range []string{filepath.Join(data, "cats", "cat_00000.png"), filepath.Join(data, "dogs", "dog_00003.jpg")} {
 		img, err := os.ReadFile(path)
@@ -164,22 +174,14 @@ func TestServer(t *testing.T) {
 // TestServerBatches classifies requests waiting together in one backbone
 // pass, each answer going to its own request.
 func TestServerBatches(t *testing.T) {
-	dir := t.TempDir()
-	data := trainTinyRun(t, dir)
-	c, err := pipeline.LoadClassifier(filepath.Join(dir, "run"), pipeline.ClassifierOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	const n = 6
-	s := newServer(c, 8, maxUpload)
-	ts := httptest.NewServer(s.handler())
-	defer ts.Close()
+	s, ts, c, data, classify := tinyServer(t, 8, maxUpload)
 
 	paths, _ := filepath.Glob(filepath.Join(data, "*", "*.png"))
 	paths = paths[len(paths)/2-n/2 : len(paths)/2+n/2] // cats and dogs
 	want := make([][]float32, n)
 	for i, p := range paths {
+		var err error
 		if want[i], err = c.Predict(p); err != nil {
 			t.Fatal(err)
 		}
@@ -205,9 +207,7 @@ func TestServerBatches(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	queued := len(s.queue)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go s.run(ctx)
+	classify()
 	wg.Wait()
 	if queued != n {
 		t.Fatalf("%d of %d requests queued", queued, n)
@@ -226,16 +226,7 @@ func TestServerBatches(t *testing.T) {
 // TestServerBoundsRequests reads and decodes no more requests at a time
 // than its slots: the others wait, unread, until the first are answered.
 func TestServerBoundsRequests(t *testing.T) {
-	dir := t.TempDir()
-	data := trainTinyRun(t, dir)
-	c, err := pipeline.LoadClassifier(filepath.Join(dir, "run"), pipeline.ClassifierOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s := newServer(c, 1, maxUpload)
-	ts := httptest.NewServer(s.handler())
-	defer ts.Close()
+	s, ts, _, data, classify := tinyServer(t, 1, maxUpload)
 	img, err := os.ReadFile(filepath.Join(data, "cats", "cat_00000.png"))
 	if err != nil {
 		t.Fatal(err)
@@ -258,9 +249,7 @@ func TestServerBoundsRequests(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond)
 	taken, early := len(s.active), s.decoded.Load()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go s.run(ctx)
+	classify()
 	wg.Wait()
 	if taken != slots || early != int64(slots) {
 		t.Fatalf("%d of %d slots taken, %d images decoded before any was answered, want %d", taken, slots, early, slots)
@@ -273,20 +262,9 @@ func TestServerBoundsRequests(t *testing.T) {
 // TestServerSlowClients: clients that declare a body and stall hold up no
 // one else, and are answered 408 once their time is up.
 func TestServerSlowClients(t *testing.T) {
-	dir := t.TempDir()
-	data := trainTinyRun(t, dir)
-	c, err := pipeline.LoadClassifier(filepath.Join(dir, "run"), pipeline.ClassifierOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s := newServer(c, 1, maxUpload)
+	s, ts, _, data, classify := tinyServer(t, 1, maxUpload)
 	s.bodyTimeout = 2 * time.Second
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go s.run(ctx)
-	ts := httptest.NewServer(s.handler())
-	defer ts.Close()
+	classify()
 
 	// More stalled uploads than slots, and more declared bytes than the
 	// budget: the largest allowed, undeclared (chunked), and 1 MB ones.
@@ -327,20 +305,9 @@ func TestServerSlowClients(t *testing.T) {
 // for each other until their deadline: some finish, the others are told
 // at once that the server is busy.
 func TestServerBudgetCannotDeadlock(t *testing.T) {
-	dir := t.TempDir()
-	trainTinyRun(t, dir)
-	c, err := pipeline.LoadClassifier(filepath.Join(dir, "run"), pipeline.ClassifierOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s := newServer(c, 1, 1<<20) // a budget of 4 MiB
+	s, ts, _, _, classify := tinyServer(t, 1, 1<<20) // a budget of 4 MiB
 	s.bodyTimeout = 20 * time.Second
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go s.run(ctx)
-	ts := httptest.NewServer(s.handler())
-	defer ts.Close()
+	classify()
 
 	const uploads, size = 8, 1000000
 	statuses := make([]string, uploads)
