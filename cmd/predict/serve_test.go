@@ -263,7 +263,7 @@ func TestServerBoundsRequests(t *testing.T) {
 // one else, and are answered 408 once their time is up.
 func TestServerSlowClients(t *testing.T) {
 	s, ts, _, data, classify := tinyServer(t, 1, maxUpload)
-	s.bodyTimeout = 2 * time.Second
+	s.bodyTimeout = 5 * time.Second // a request stuck behind the stalled ones would wait that long
 	classify()
 
 	// More stalled uploads than slots, and more declared bytes than the
@@ -290,10 +290,10 @@ func TestServerSlowClients(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // the stalled requests are in
 	img, _ := os.ReadFile(filepath.Join(data, "cats", "cat_00000.png"))
 	start := time.Now()
-	if status, _, msg := post(t, ts.URL+"/predict", "image/png", img); status != 200 || time.Since(start) > time.Second {
+	if status, _, msg := post(t, ts.URL+"/predict", "image/png", img); status != 200 || time.Since(start) > 2500*time.Millisecond {
 		t.Fatalf("a request among %d stalled ones: status %d after %v: %s", stalled, status, time.Since(start), msg)
 	}
-	conns[0].SetReadDeadline(time.Now().Add(10 * time.Second))
+	conns[0].SetReadDeadline(time.Now().Add(20 * time.Second))
 	answer, err := bufio.NewReader(conns[0]).ReadString('\n')
 	if err != nil || !strings.Contains(answer, "408") {
 		t.Errorf("a stalled request: %q (%v), want 408", answer, err)
