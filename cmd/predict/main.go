@@ -38,8 +38,10 @@
 //
 //	{"predicted":"cats","probabilities":[{"class":"cats","probability":0.97},{"class":"dogs","probability":0.03}]}
 //
+// (in label order; /predict?top=K gives the K most probable, first),
 // or an error as {"error": "..."} with status 400 (not an image), 408 (the
-// body did not arrive within a minute), 413 (over 64 MiB) or 500; GET /info
+// body did not arrive within a minute), 413 (over 64 MiB), 503 (no memory
+// for the upload in time) or 500; GET /info
 // describes the run and GET /healthz answers "ok". Requests arriving
 // together share a backbone pass (up to --batch images); Ctrl-C or SIGTERM
 // lets those in flight finish.

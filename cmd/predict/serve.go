@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,8 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -121,7 +124,7 @@ type ClassProbability struct {
 // Prediction is the answer to POST /predict.
 type Prediction struct {
 	Predicted     string             `json:"predicted"`
-	Probabilities []ClassProbability `json:"probabilities"` // in label order
+	Probabilities []ClassProbability `json:"probabilities"` // in label order, or the ?top=K most probable first
 }
 
 func (s *server) predict(w http.ResponseWriter, r *http.Request) {
@@ -140,6 +143,14 @@ func (s *server) predict(w http.ResponseWriter, r *http.Request) {
 // answer classifies the request's image and writes the prediction, or
 // returns the status and error to answer with.
 func (s *server) answer(w http.ResponseWriter, r *http.Request) (int, error) {
+	top := 0 // all classes, in label order
+	if v := r.URL.Query().Get("top"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return http.StatusBadRequest, fmt.Errorf("top=%s: want a whole number of at least 1", v)
+		}
+		top = n
+	}
 	pix, status, err := s.decode(w, r)
 	if err != nil {
 		return status, err
@@ -169,6 +180,10 @@ func (s *server) answer(w http.ResponseWriter, r *http.Request) (int, error) {
 		}
 	}
 	p.Predicted = s.c.Classes[best]
+	if top > 0 {
+		slices.SortStableFunc(p.Probabilities, func(a, b ClassProbability) int { return cmp.Compare(b.Probability, a.Probability) })
+		p.Probabilities = p.Probabilities[:min(top, len(p.Probabilities))]
+	}
 	writeJSON(w, http.StatusOK, p)
 	return http.StatusOK, nil
 }

@@ -126,6 +126,18 @@ func TestServer(t *testing.T) {
 		if status, p, msg := post(t, ts.URL+"/predict", ct, body); status != 200 || !same(p, c.Classes, want, 0) {
 			t.Errorf("%s in a form: status %d, %+v (%s), want %v", path, status, p, msg, want)
 		}
+		// ?top=1: the most probable class alone.
+		best := 0
+		if want[1] > want[0] {
+			best = 1
+		}
+		status, p, msg := post(t, ts.URL+"/predict?top=1", "image/png", img)
+		if status != 200 || len(p.Probabilities) != 1 || p.Probabilities[0].Class != c.Classes[best] || p.Probabilities[0].Probability != want[best] || p.Predicted != c.Classes[best] {
+			t.Errorf("%s ?top=1: status %d, %+v (%s), want %s %v", path, status, p, msg, c.Classes[best], want[best])
+		}
+	}
+	if status, _, msg := post(t, ts.URL+"/predict?top=0", "image/png", nil); status != 400 || !strings.Contains(msg, "top=0") {
+		t.Errorf("?top=0: status %d, %q", status, msg)
 	}
 
 	img, _ := os.ReadFile(filepath.Join(data, "cats", "cat_00001.png"))
