@@ -8,14 +8,18 @@ import (
 )
 
 // benchTrainStep measures TrainStep of the Keras original head (2048 inputs,
-// 1024-1024-1024-512 ReLU, 2 classes) at the given batch size, after a
-// warm-up step that builds the graph.
-func benchTrainStep(b *testing.B, batch int) {
+// 1024-1024-1024-512 ReLU, 2 classes) at the given batch size, with the
+// optimizer newOpt makes (Adam's defaults when nil), after a warm-up step
+// that builds the graph.
+func benchTrainStep(b *testing.B, batch int, newOpt func([]Param) (Optimizer, error)) {
 	h, err := New(Config{InputDim: 2048, Classes: 2, Seed: 1})
 	if err != nil {
 		b.Fatal(err)
 	}
-	opt, err := NewAdam(AdamConfig{}, h.Params())
+	if newOpt == nil {
+		newOpt = func(ps []Param) (Optimizer, error) { return NewAdam(AdamConfig{}, ps) }
+	}
+	opt, err := newOpt(h.Params())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -36,7 +40,7 @@ func benchTrainStep(b *testing.B, batch int) {
 // unless something called gorgonia.Use); see BenchmarkTrainStepOpenBLAS.
 func BenchmarkTrainStep(b *testing.B) {
 	for _, n := range []int{32, 256} {
-		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) { benchTrainStep(b, n) })
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) { benchTrainStep(b, n, nil) })
 	}
 }
 

@@ -161,32 +161,3 @@ func (o *SGD) Update(grads []*tensor.Dense) error {
 	o.step++
 	return nil
 }
-
-type sgdKernel struct {
-	lr, mu, wd float32
-	nesterov   bool
-}
-
-// apply updates w from g and the momentum buffer b (nil without momentum).
-func (k sgdKernel) apply(w, g, b []float32) {
-	g = g[:len(w)]
-	if b != nil {
-		b = b[:len(w)]
-	}
-	for i := range w {
-		gi := g[i]
-		if k.wd != 0 { // skipped rather than 0·w, as Adam's decay
-			gi += k.wd * w[i]
-		}
-		if b != nil {
-			bi := k.mu*b[i] + gi
-			b[i] = bi
-			if k.nesterov {
-				gi += k.mu * bi
-			} else {
-				gi = bi
-			}
-		}
-		w[i] -= k.lr * gi
-	}
-}
