@@ -33,8 +33,9 @@ func WriteFile(path string, data []byte) error {
 // Write is WriteFile for content that fill writes (buffered), for files
 // too large to hold twice in memory.
 func Write(path string, fill func(io.Writer) error) error {
-	if real, err := filepath.EvalSymlinks(path); err == nil {
-		path = real // as os.WriteFile, write through a link
+	path, err := followLinks(path) // as os.WriteFile, write through a link
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	dir := filepath.Dir(path)
 	tmp, err := createTemp(dir, TempPrefix+filepath.Base(path)+"-")
@@ -69,6 +70,27 @@ func Write(path string, fill func(io.Writer) error) error {
 		d.Close()
 	}
 	return nil
+}
+
+// followLinks returns the path a chain of symbolic links at path ends at,
+// which need not exist (a dangling link is written through, as
+// os.WriteFile does), or path itself if it is not a link.
+func followLinks(path string) (string, error) {
+	for range 40 {
+		fi, err := os.Lstat(path)
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			return path, nil
+		}
+		target, err := os.Readlink(path)
+		if err != nil {
+			return path, err
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = target
+	}
+	return path, errors.New("too many levels of symbolic links")
 }
 
 // createTemp is os.CreateTemp with the mode 0o666 (before the umask).

@@ -50,6 +50,31 @@ func TestPermissions(t *testing.T) {
 	if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("linked file mode %v (%v), want 0600", st.Mode(), err)
 	}
+	// A dangling link: its target is created, the link stays. A loop: an
+	// error, and nothing replaced.
+	dangling := filepath.Join(dir, "dangling")
+	if err := os.Symlink("sub/../later.json", dangling); err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+	if err := WriteFile(dangling, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "later.json")); err != nil || string(got) != "x" {
+		t.Errorf("through a dangling link: %q (%v)", got, err)
+	}
+	if st, err := os.Lstat(dangling); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the dangling link was replaced: %v (%v)", st.Mode(), err)
+	}
+	loopA, loopB := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	os.Symlink("b", loopA)
+	os.Symlink("a", loopB)
+	if err := WriteFile(loopA, []byte("x")); err == nil || !strings.Contains(err.Error(), "too many levels") {
+		t.Errorf("a loop of links: %v, want an error", err)
+	}
+	if st, err := os.Lstat(loopA); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("a link of the loop was replaced: %v (%v)", st.Mode(), err)
+	}
 	d, err := MkdirTemp(dir, ".tmp-x-")
 	if err != nil {
 		t.Fatal(err)
