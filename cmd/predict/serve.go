@@ -19,8 +19,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/semaphore"
-
 	"gotransfer/pipeline"
 )
 
@@ -48,12 +46,11 @@ type server struct {
 	maxBytes    int64
 	bodyTimeout time.Duration
 	queue       chan *request
-	bodies      *semaphore.Weighted // bytes of the uploads received
-	budget      int64               // bodies' size
-	active      chan struct{}       // a slot per request past reading
-	decoding    chan struct{}       // a slot per image being decoded
-	batches     atomic.Int64        // backbone passes run
-	decoded     atomic.Int64        // images decoded
+	bodies      *budget       // bytes of the uploads received
+	active      chan struct{} // a slot per request past reading
+	decoding    chan struct{} // a slot per image being decoded
+	batches     atomic.Int64  // backbone passes run
+	decoded     atomic.Int64  // images decoded
 }
 
 type request struct {
@@ -69,7 +66,7 @@ type reply struct {
 func newServer(c *pipeline.Classifier, maxBatch int, maxBytes int64) *server {
 	cpus := runtime.NumCPU()
 	return &server{c: c, maxBatch: maxBatch, maxBytes: maxBytes, bodyTimeout: bodyTimeout, queue: make(chan *request, maxBatch),
-		bodies: semaphore.NewWeighted(4 * maxBytes), budget: 4 * maxBytes, active: make(chan struct{}, 2*maxBatch+cpus), decoding: make(chan struct{}, cpus)}
+		bodies: &budget{size: 4 * maxBytes}, active: make(chan struct{}, 2*maxBatch+cpus), decoding: make(chan struct{}, cpus)}
 }
 
 func (s *server) handler() http.Handler {
@@ -198,7 +195,7 @@ func (s *server) decode(w http.ResponseWriter, r *http.Request) ([]float32, int,
 	http.NewResponseController(w).SetReadDeadline(deadline)
 	ctx, cancel := context.WithDeadline(r.Context(), deadline)
 	defer cancel()
-	body := &budgetReader{r: http.MaxBytesReader(w, r.Body, s.maxBytes), ctx: ctx, budget: s.bodies, size: s.budget}
+	body := &budgetReader{r: http.MaxBytesReader(w, r.Body, s.maxBytes), ctx: ctx, budget: s.bodies}
 	defer body.release()
 	data, status, err := s.readImage(body, r)
 	if err != nil {
@@ -221,43 +218,64 @@ func (s *server) decode(w http.ResponseWriter, r *http.Request) ([]float32, int,
 	return pix, http.StatusOK, nil
 }
 
-// budgetReader charges the bytes read through it to a budget of size
-// bytes as they arrive (a client holds what it sent, not what it
-// declared); release gives them back. Only a reader that holds nothing
-// waits for room (until ctx is done): one that holds some and finds none
-// fails at once, or uploads half received, each waiting for another to
-// finish, would all wait.
+// budget counts bytes against a limit.
+type budget struct {
+	size int64
+	used atomic.Int64
+}
+
+// take charges n bytes if they fit.
+func (b *budget) take(n int64) bool {
+	for {
+		u := b.used.Load()
+		if u+n > b.size {
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
+func (b *budget) give(n int64) { b.used.Add(-n) }
+
+// budgetReader charges the bytes read through it to a budget as they
+// arrive (a client holds what it sent, not what it declared); release
+// gives them back. Only an upload that holds nothing yet waits for room
+// (polling until ctx is done, so that it never stands in the way of the
+// others); one that holds some and finds none fails at once, or uploads
+// half received, each waiting for another to finish, would all wait.
 type budgetReader struct {
 	r      io.Reader
 	ctx    context.Context
-	budget *semaphore.Weighted
-	size   int64
+	budget *budget
 	held   int64
 }
 
-// budgetStep is the most a Read charges at once.
+// budgetStep is the most one Read reads (and then charges).
 const budgetStep = 64 << 10
 
 func (b *budgetReader) Read(p []byte) (int, error) {
-	p = p[:min(int64(len(p)), budgetStep, b.size)]
-	if len(p) == 0 {
-		return 0, nil
+	n, err := b.r.Read(p[:min(len(p), budgetStep)])
+	if n == 0 {
+		return n, err
 	}
-	if b.held == 0 {
-		if err := b.budget.Acquire(b.ctx, int64(len(p))); err != nil {
+	for !b.budget.take(int64(n)) {
+		if b.held > 0 {
 			return 0, errBusy
 		}
-	} else if !b.budget.TryAcquire(int64(len(p))) {
-		return 0, errBusy
+		select {
+		case <-b.ctx.Done():
+			return 0, errBusy
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	n, err := b.r.Read(p)
-	b.budget.Release(int64(len(p) - n))
 	b.held += int64(n)
 	return n, err
 }
 
 func (b *budgetReader) release() {
-	b.budget.Release(b.held)
+	b.budget.give(b.held)
 	b.held = 0
 }
 

@@ -100,7 +100,12 @@ func tinyServer(t *testing.T, maxBatch int, maxBytes int64) (s *server, ts *http
 	t.Cleanup(cancel) // after the test server's Close, which waits for the requests
 	ts = httptest.NewServer(s.handler())
 	t.Cleanup(ts.Close)
-	return s, ts, c, data, func() { go s.run(ctx) }
+	var once sync.Once
+	classify = func() { once.Do(func() { go s.run(ctx) }) }
+	// First of all (cleanups run last first): a test that failed before
+	// starting the classifier must not leave requests waiting forever.
+	t.Cleanup(classify)
+	return s, ts, c, data, classify
 }
 
 // TestServer answers single requests as Predict does, and bad requests
@@ -320,41 +325,54 @@ func TestServerBudgetCannotDeadlock(t *testing.T) {
 	s, ts, _, _, classify := tinyServer(t, 1, 1<<20) // a budget of 4 MiB
 	s.bodyTimeout = 20 * time.Second
 	classify()
-
-	const uploads, size = 8, 1000000
-	statuses := make([]string, uploads)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := range uploads {
-		wg.Go(func() {
-			conn, err := net.Dial("tcp", ts.Listener.Addr().String())
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			defer conn.Close()
-			fmt.Fprintf(conn, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n", size)
-			conn.Write(make([]byte, size*6/10))
-			time.Sleep(500 * time.Millisecond)
-			conn.Write(make([]byte, size-size*6/10))
-			conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-			statuses[i], _ = bufio.NewReader(conn).ReadString('\n')
-		})
-	}
-	wg.Wait()
-	took := time.Since(start)
-	done := 0
-	for _, st := range statuses {
-		switch {
-		case strings.Contains(st, " 400 "): // read whole: not an image
-			done++
-		case strings.Contains(st, " 503 "):
-		default:
-			t.Errorf("status line %q, want 400 or 503", st)
+	// upload sends n uploads of size bytes at once, each pausing after
+	// first bytes, and returns their status lines and how long they took.
+	upload := func(n, size, first int) ([]string, time.Duration) {
+		statuses := make([]string, n)
+		var wg sync.WaitGroup
+		start := time.Now()
+		for i := range n {
+			wg.Go(func() {
+				conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer conn.Close()
+				fmt.Fprintf(conn, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n", size)
+				conn.Write(make([]byte, first))
+				time.Sleep(500 * time.Millisecond)
+				conn.Write(make([]byte, size-first))
+				conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+				statuses[i], _ = bufio.NewReader(conn).ReadString('\n')
+			})
 		}
+		wg.Wait()
+		return statuses, time.Since(start)
 	}
-	if done == 0 || took > 5*time.Second {
-		t.Errorf("%d of %d uploads read in %v; statuses %q", done, uploads, took, statuses)
+	count := func(statuses []string) (read, busy int) {
+		for _, st := range statuses {
+			switch {
+			case strings.Contains(st, " 400 "): // read whole: not an image
+				read++
+			case strings.Contains(st, " 503 "):
+				busy++
+			default:
+				t.Errorf("status line %q, want 400 or 503", st)
+			}
+		}
+		return read, busy
+	}
+
+	// More than the budget, half received, then the rest.
+	statuses, took := upload(8, 1000000, 600000)
+	if read, _ := count(statuses); read == 0 || took > 5*time.Second {
+		t.Errorf("%d of 8 uploads read in %v; statuses %q", read, took, statuses)
+	}
+	// Exactly the budget: every one fits.
+	statuses, took = upload(4, 1<<20, 1<<20-1000)
+	if read, busy := count(statuses); read != 4 || took > 5*time.Second {
+		t.Errorf("4 uploads that fill the budget exactly: %d read, %d refused, in %v", read, busy, took)
 	}
 }
 

@@ -32,8 +32,8 @@
 // Runtime (internal/ortrun; CI pins 1.30, and 1.11 passes them too) and
 // hold them against Keras' and torchvision's float64 references, and
 // against predict on images of several sizes, cropped or not. The resize
-// is done in NCHW: ONNX Runtime's NHWC linear resize gave wrong numbers
-// before 1.12.
+// is done in NCHW: ONNX Runtime's NHWC linear resize gave wrong numbers,
+// or crashed, before 1.12.
 //
 // # Encoding
 //
