@@ -48,6 +48,11 @@
 //
 //	checkpoint runs/x/checkpoints/step-000400: file dense_0/kernel.npy: sha256 9f…, manifest says 3c…: the file is corrupt or truncated
 //
+// LoadTensors reads and verifies only the tensors it is asked for (a
+// trained head's parameters for prediction, not the optimizer's state,
+// which is twice their size and may be missing from a copied run); the
+// manifest and the check for unlisted files are the same.
+//
 // A round trip is exact: Load then Save writes byte-identical files, and
 // every float32 (NaN payloads and signed zeros included) comes back with the
 // same bits.

@@ -24,9 +24,16 @@
 // resume with another optimizer is refused.
 //
 // LoadClassifier puts a trained run back together from a checkpoint (or
-// the run folder: its best checkpoint): Predict and PredictFolder classify
-// images, Evaluate scores a labelled folder (Keras' evaluate, plus
-// per-class precision, recall and F1 and the confusion matrix).
+// the run folder: its best checkpoint), reading only the head's parameters
+// and finding the backbone weights it was trained with (where training
+// read them, beside the checkpoints for a run moved to another machine, or
+// where ClassifierOptions.Weights says; always checked by their sha256):
+// Predict and PredictFolder classify image files, Decode and PredictPixels
+// images that are not files (an HTTP service batches requests with them),
+// Evaluate scores a labelled folder (Keras' evaluate, plus per-class
+// precision, recall and F1, the confusion matrix and every image's
+// scores). ExportONNX writes the same classifier as an ONNX model
+// (model/onnx), resizing and preprocessing included.
 //
 // The run folder holds:
 //
