@@ -182,3 +182,29 @@ func (a *Adam) Update(grads []*tensor.Dense) error {
 	a.step++
 	return nil
 }
+
+type adamKernel struct{ alpha, omb1, omb2, eps, decay float32 }
+
+// applyGo is Adam's update of w, m and v from g, one float at a time:
+//
+//	m ← m + (g − m)·(1 − β1)
+//	v ← v + (g² − v)·(1 − β2)
+//	w ← w − decay·w             (only where decay ≠ 0: w − 0·w is not w for −0, ±Inf or NaN)
+//	w ← w − α·m/(sqrt(v) + ε)
+//
+// each operation rounded to float32. apply runs it, or C that gives the
+// same bits (adam_kernel.go).
+func (k adamKernel) applyGo(w, g, m, v []float32) {
+	g, m, v = g[:len(w)], m[:len(w)], v[:len(w)]
+	for i := range w {
+		gi := g[i]
+		mi := m[i] + (gi-m[i])*k.omb1
+		vi := v[i] + (gi*gi-v[i])*k.omb2
+		m[i], v[i] = mi, vi
+		wi := w[i]
+		if k.decay != 0 {
+			wi -= k.decay * wi
+		}
+		w[i] = wi - k.alpha*mi/(float32(math.Sqrt(float64(vi)))+k.eps)
+	}
+}

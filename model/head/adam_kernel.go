@@ -66,18 +66,8 @@ import "C"
 
 import "unsafe"
 
-type adamKernel struct{ alpha, omb1, omb2, eps, decay float32 }
-
-// apply updates the parameters w, first moments m and second moments v
-// from the gradients g (all of w's length):
-//
-//	m ← m + (g − m)·(1 − β1)
-//	v ← v + (g² − v)·(1 − β2)
-//	w ← w − decay·w             (only where decay ≠ 0: w − 0·w is not w for −0, ±Inf or NaN)
-//	w ← w − α·m/(sqrt(v) + ε)
-//
-// each operation rounded to float32 (TestAdamKernelBits holds it against
-// the formula in Go, bit for bit).
+// apply is applyGo in C, 8 floats at a time with AVX: the same bits
+// (TestAdamKernelBits).
 func (k adamKernel) apply(w, g, m, v []float32) {
 	if len(w) == 0 {
 		return

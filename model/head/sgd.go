@@ -161,3 +161,41 @@ func (o *SGD) Update(grads []*tensor.Dense) error {
 	o.step++
 	return nil
 }
+
+type sgdKernel struct {
+	lr, mu, wd float32
+	nesterov   bool
+}
+
+// applyGo is SGD's update of w and the momentum buffer b (nil without
+// momentum) from g, one float at a time:
+//
+//	g ← g + wd·w        (only where wd ≠ 0, as Adam's decay)
+//	b ← μ·b + g         (with momentum)
+//	g ← g + μ·b (Nesterov) or b
+//	w ← w − lr·g
+//
+// each operation rounded to float32. apply runs it, or C that gives the
+// same bits (sgd_kernel.go).
+func (k sgdKernel) applyGo(w, g, b []float32) {
+	g = g[:len(w)]
+	if b != nil {
+		b = b[:len(w)]
+	}
+	for i := range w {
+		gi := g[i]
+		if k.wd != 0 {
+			gi += k.wd * w[i]
+		}
+		if b != nil {
+			bi := k.mu*b[i] + gi
+			b[i] = bi
+			if k.nesterov {
+				gi += k.mu * bi
+			} else {
+				gi = bi
+			}
+		}
+		w[i] -= k.lr * gi
+	}
+}

@@ -33,21 +33,7 @@ import "C"
 
 import "unsafe"
 
-type sgdKernel struct {
-	lr, mu, wd float32
-	nesterov   bool
-}
-
-// apply updates w from g and the momentum buffer b (nil without momentum),
-// all of w's length:
-//
-//	g ← g + wd·w        (only where wd ≠ 0, as Adam's decay)
-//	b ← μ·b + g         (with momentum)
-//	g ← g + μ·b (Nesterov) or b
-//	w ← w − lr·g
-//
-// each operation rounded to float32 (TestSGDKernelBits holds it against
-// the formula in Go, bit for bit).
+// apply is applyGo in C, vectorized: the same bits (TestSGDKernelBits).
 func (k sgdKernel) apply(w, g, b []float32) {
 	if len(w) == 0 {
 		return

@@ -256,39 +256,10 @@ func TestSGDStateErrors(t *testing.T) {
 	}
 }
 
-// sgdReference is SGD's update as Go rounds it: the formula sgdKernel
-// implements in C.
-func sgdReference(k sgdKernel, w, g, b []float32) {
-	for i := range w {
-		gi := g[i]
-		if k.wd != 0 {
-			gi += k.wd * w[i]
-		}
-		if b != nil {
-			bi := k.mu*b[i] + gi
-			b[i] = bi
-			if k.nesterov {
-				gi += k.mu * bi
-			} else {
-				gi = bi
-			}
-		}
-		w[i] -= k.lr * gi
-	}
-}
-
-// TestSGDKernelBits holds the vectorized kernel against the formula in Go,
-// bit for bit, as TestAdamKernelBits does for Adam's.
+// TestSGDKernelBits holds the vectorized kernel against the formula in Go
+// (applyGo), bit for bit, as TestAdamKernelBits does for Adam's.
 func TestSGDKernelBits(t *testing.T) {
-	rng := rand.New(rand.NewPCG(6, 6))
-	special := []float32{0, float32(math.Copysign(0, -1)), math.SmallestNonzeroFloat32, 3e38, -3e38,
-		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 1, -1}
-	value := func() float32 {
-		if rng.IntN(8) == 0 {
-			return special[rng.IntN(len(special))]
-		}
-		return float32(rng.NormFloat64() * math.Pow(10, float64(rng.IntN(9)-6)))
-	}
+	value := kernelValues(rand.New(rand.NewPCG(6, 6)))
 	for _, n := range []int{1, 7, 8, 9, 31, 1000, 4099} {
 		for _, k := range []sgdKernel{
 			{lr: 0.01},
@@ -304,7 +275,7 @@ func TestSGDKernelBits(t *testing.T) {
 				b = nil
 			}
 			rw, rb := slices.Clone(w), slices.Clone(b)
-			sgdReference(k, rw, g, rb)
+			k.applyGo(rw, g, rb)
 			k.apply(w, g, b)
 			for i := range n {
 				same := math.Float32bits(w[i]) == math.Float32bits(rw[i])
