@@ -136,8 +136,8 @@ func randomSplit(rng *rand.Rand, n, dim, classes int) Split {
 	return Split{X: denseRows(x, dim), Y: y}
 }
 
-// resumeLatest resumes tr from the newest checkpoint in its folder.
-func resumeLatest(t *testing.T, tr *Trainer) {
+// latestCheckpoint loads the newest checkpoint of tr's run.
+func latestCheckpoint(t *testing.T, tr *Trainer) *checkpoints.Checkpoint {
 	t.Helper()
 	last, err := tr.Checkpoints.Latest()
 	if err != nil {
@@ -147,7 +147,13 @@ func resumeLatest(t *testing.T, tr *Trainer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tr.Resume(ck); err != nil {
+	return ck
+}
+
+// resumeLatest resumes tr from the newest checkpoint in its folder.
+func resumeLatest(t *testing.T, tr *Trainer) {
+	t.Helper()
+	if err := tr.Resume(latestCheckpoint(t, tr)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -370,20 +376,13 @@ func TestResumeRefusesAnotherOptimizer(t *testing.T) {
 				t.Fatal(err)
 			}
 			tr := withOpt(dir, tc.resumed)
-			last, err := tr.Checkpoints.Latest()
-			if err != nil {
-				t.Fatal(err)
-			}
-			ck, err := checkpoints.Load(last.Dir)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ck := latestCheckpoint(t, tr)
 			if tc.oldFormat {
 				ck.Manifest.Optimizer = ""
 			} else if want, _ := tc.trained(nil); ck.Manifest.Optimizer != want.Name() {
 				t.Errorf("the manifest names optimizer %q, want %q", ck.Manifest.Optimizer, want.Name())
 			}
-			err = tr.Resume(ck)
+			err := tr.Resume(ck)
 			switch {
 			case tc.want == "" && err != nil:
 				t.Errorf("resume refused: %v", err)

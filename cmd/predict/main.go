@@ -292,15 +292,11 @@ func classify(ctx context.Context, o *options, w *resnet.Weights, bb resnet.Back
 	if w.Classes == 0 {
 		return fmt.Errorf("weights %s have no predictions layer (a 'notop' file): they cannot classify ImageNet classes", o.weights)
 	}
-	pre := o.preprocess
-	if pre == "" {
-		pre = w.Arch.Variant.Preprocess()
-	}
 	images, err := expandFolders(o.images)
 	if err != nil {
 		return err
 	}
-	cfg := dataset.Config{Height: o.size, Width: o.size, Preprocess: pre, IgnoreEXIF: o.ignoreEXIF}
+	cfg := imageConfig(o, w)
 	var failures failures
 	err = pipeline.ClassifyFiles(ctx, cfg, bb, w.Classify, images, o.batch, func(path string, probs []float32, err error) error {
 		if err != nil {
@@ -330,7 +326,7 @@ func exportONNX(o *options) error {
 	if err != nil {
 		return err
 	}
-	perm, mul, add, err := dataset.Affine(cmp.Or(o.preprocess, w.Arch.Variant.Preprocess()))
+	perm, mul, add, err := dataset.Affine(imageConfig(o, w).Preprocess)
 	if err != nil {
 		return err
 	}
@@ -348,6 +344,12 @@ func exportONNX(o *options) error {
 	return nil
 }
 
+// imageConfig is how --weights modes read images: resized to --size,
+// preprocessed as --preprocess says or as the weights' variant expects.
+func imageConfig(o *options, w *resnet.Weights) dataset.Config {
+	return dataset.Config{Height: o.size, Width: o.size, Preprocess: cmp.Or(o.preprocess, w.Arch.Variant.Preprocess()), IgnoreEXIF: o.ignoreEXIF}
+}
+
 // extract writes the backbone's features of the images (folders expanded)
 // to --features-out, one row per usable image, and the images' paths, in
 // the same order, one per line, to the .txt beside it.
@@ -356,7 +358,7 @@ func extract(ctx context.Context, o *options, w *resnet.Weights, bb resnet.Backb
 	if err != nil {
 		return err
 	}
-	cfg := dataset.Config{Height: o.size, Width: o.size, Preprocess: cmp.Or(o.preprocess, w.Arch.Variant.Preprocess()), IgnoreEXIF: o.ignoreEXIF}
+	cfg := imageConfig(o, w)
 	var (
 		failures failures
 		rows     []float32
