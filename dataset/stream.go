@@ -83,31 +83,47 @@ func newWorker(cfg Config) (*worker, error) {
 // preprocessed values into out. All its errors wrap ErrBadImage.
 func (w *worker) process(path string, out []float32) (digest [32]byte, err error) {
 	defer w.trim()
+	data, err := w.read(path)
+	if err != nil {
+		return digest, err
+	}
+	return w.processBytes(data, out)
+}
+
+// read returns the content of the file at path, in a buffer of w's.
+func (w *worker) read(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return digest, &badImage{reason: fmt.Sprintf("open: %v", err), err: err}
+		return nil, &badImage{reason: fmt.Sprintf("open: %v", err), err: err}
 	}
+	defer f.Close()
 	w.file.Reset()
-	_, err = w.file.ReadFrom(f)
-	f.Close()
-	if err != nil {
-		return digest, &badImage{reason: fmt.Sprintf("read: %v", err), err: err}
+	if _, err = w.file.ReadFrom(f); err != nil {
+		return nil, &badImage{reason: fmt.Sprintf("read: %v", err), err: err}
 	}
-	return w.processBytes(w.file.Bytes(), out)
+	return w.file.Bytes(), nil
 }
 
 // processBytes is process for a file's content.
 func (w *worker) processBytes(data []byte, out []float32) (digest [32]byte, err error) {
+	digest, _, _, _, err = w.view(data, out)
+	return digest, err
+}
+
+// view is processBytes that also returns the decoded image (aliasing the
+// decoder's buffers), the region of it that out was resized from, and
+// whether out was then mirrored.
+func (w *worker) view(data []byte, out []float32) (digest [32]byte, img rgb8, r image.Rectangle, flip bool, err error) {
 	digest = sha256.Sum256(data)
-	img, err := w.dec.decode(data)
+	img, err = w.dec.decode(data)
 	if err != nil {
-		return digest, err
+		return digest, img, r, false, err
 	}
-	r := image.Rect(0, 0, img.w, img.h)
+	r = image.Rect(0, 0, img.w, img.h)
 	if w.cfg.CropToAspectRatio {
 		r = cropBox(img.w, img.h, w.cfg.Width, w.cfg.Height)
 	}
-	flip := w.cfg.HorizontalFlip
+	flip = w.cfg.HorizontalFlip
 	if w.cfg.RandomCrop != nil {
 		r, flip = w.cfg.RandomCrop.box(r, digest)
 	}
@@ -115,7 +131,7 @@ func (w *worker) processBytes(data []byte, out []float32) (digest [32]byte, err 
 	if flip {
 		mirror(out, w.cfg.Height, w.cfg.Width)
 	}
-	return digest, nil
+	return digest, img, r, flip, nil
 }
 
 // mirror reverses the pixels of every row of an HWC image in place.
@@ -167,6 +183,45 @@ func Decode(cfg Config, data []byte) ([]float32, error) {
 		return nil, fmt.Errorf("dataset: decode: %w", err)
 	}
 	return out, nil
+}
+
+// View is one image both as the network sees it and as a person does, for
+// drawing what a network computed from it over the picture.
+type View struct {
+	// Pixels are the preprocessed values Load returns.
+	Pixels []float32
+	// Image is the decoded image (EXIF orientation applied, unless
+	// IgnoreEXIF), before any crop or resize.
+	Image *image.RGBA
+	// Box is the region of Image that Pixels were resized from: all of it,
+	// the centred crop of CropToAspectRatio, or a RandomCrop's box.
+	Box image.Rectangle
+	// Mirrored says Pixels are the mirror image of Box (HorizontalFlip, or a
+	// RandomCrop's coin).
+	Mirrored bool
+}
+
+// LoadView is Load that also returns the decoded image and where the
+// network's input came from in it.
+func LoadView(cfg Config, path string) (*View, error) {
+	w, out, err := oneImage(cfg)
+	if err != nil {
+		return nil, err
+	}
+	data, err := w.read(path)
+	if err != nil {
+		return nil, fmt.Errorf("dataset: load %s: %w", path, err)
+	}
+	_, img, box, flip, err := w.view(data, out)
+	if err != nil {
+		return nil, fmt.Errorf("dataset: load %s: %w", path, err)
+	}
+	rgba := image.NewRGBA(image.Rect(0, 0, img.w, img.h))
+	for i := range img.w * img.h {
+		copy(rgba.Pix[4*i:4*i+3], img.pix[3*i:3*i+3])
+		rgba.Pix[4*i+3] = 255
+	}
+	return &View{Pixels: out, Image: rgba, Box: box, Mirrored: flip}, nil
 }
 
 // oneImage returns a worker for cfg and room for one image's values.

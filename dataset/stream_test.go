@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
 	"image/color"
 	"log/slog"
 	"os"
@@ -456,5 +457,68 @@ func TestCheckDuplicates(t *testing.T) {
 	}
 	if text := sum.String(); !strings.Contains(text, "2 duplicate file(s)") || !strings.Contains(text, copies[1]+" = "+copies[0]) {
 		t.Errorf("summary text:\n%s", text)
+	}
+}
+
+// TestLoadView: the view's pixels are Load's, its image the decoded one
+// (EXIF-rotated), its box the crop the pixels came from, mirrored as the
+// pixels are.
+func TestLoadView(t *testing.T) {
+	// 48x32, quadrants red, green / blue, white; orientation 6 (rotated 90°
+	// clockwise) makes it 32x48 with blue at the top left.
+	cols := []color.NRGBA{{255, 0, 0, 255}, {0, 255, 0, 255}, {0, 0, 255, 255}, {255, 255, 255, 255}}
+	src := image.NewNRGBA(image.Rect(0, 0, 48, 32))
+	for y := range 32 {
+		for x := range 48 {
+			src.SetNRGBA(x, y, cols[x/24+2*(y/16)])
+		}
+	}
+	path := filepath.Join(t.TempDir(), "rotated.jpg")
+	if err := os.WriteFile(path, withEXIF(encodeJPEG(t, src, 100), 6, "II"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		box  image.Rectangle
+	}{
+		{"whole", Config{Height: 20, Width: 30}, image.Rect(0, 0, 32, 48)},
+		{"cropped", Config{Height: 20, Width: 30, CropToAspectRatio: true}, image.Rect(0, 13, 32, 34)},
+		{"mirrored", Config{Height: 16, Width: 16, HorizontalFlip: true, CropToAspectRatio: true}, image.Rect(0, 8, 32, 40)},
+		{"as Keras (no EXIF)", Config{Height: 16, Width: 16, IgnoreEXIF: true}, image.Rect(0, 0, 48, 32)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := LoadView(tc.cfg, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pix, _, err := Load(tc.cfg, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(v.Pixels, pix) {
+				t.Error("pixels differ from Load's")
+			}
+			if v.Box != tc.box || v.Mirrored != tc.cfg.HorizontalFlip {
+				t.Errorf("box %v mirrored %v, want %v %v", v.Box, v.Mirrored, tc.box, tc.cfg.HorizontalFlip)
+			}
+			b := v.Image.Bounds()
+			topLeft := cols[2] // blue, once rotated
+			if tc.cfg.IgnoreEXIF {
+				topLeft = cols[0]
+			}
+			if want := image.Rect(0, 0, 32, 48); !tc.cfg.IgnoreEXIF && b != want || tc.cfg.IgnoreEXIF && b != image.Rect(0, 0, 48, 32) {
+				t.Errorf("image bounds %v", b)
+			}
+			c := v.Image.RGBAAt(4, 4)
+			for j, pair := range [][2]uint8{{c.R, topLeft.R}, {c.G, topLeft.G}, {c.B, topLeft.B}} {
+				if d := int(pair[0]) - int(pair[1]); d < -8 || d > 8 || c.A != 255 {
+					t.Fatalf("top-left pixel %v, want %v (channel %d)", c, topLeft, j)
+				}
+			}
+		})
+	}
+	if _, err := LoadView(Config{}, filepath.Join(t.TempDir(), "missing.png")); !errors.Is(err, ErrBadImage) || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("LoadView(missing): %v, want ErrBadImage and ErrNotExist", err)
 	}
 }

@@ -6,6 +6,9 @@
 //     cuda build tag);
 //   - model/head: the trainable dense classifier on top of the features,
 //     built on gorgonia, with the project's own Adam;
+//   - model/gradcam: Grad-CAM heatmaps, where a classifier found the
+//     evidence for a class, and their drawing over the image;
+//   - model/onnx: the export of the backbone and head to ONNX;
 //   - model/imagenet: the 1000 ImageNet class names, for the pretrained
 //     network's own predictions.
 //

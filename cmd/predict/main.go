@@ -7,6 +7,7 @@
 //	predict --weights resnet50_weights_tf_dim_ordering_tf_kernels.h5 cat.jpg
 //	predict --checkpoint runs/cats_dogs/checkpoints/best cat.jpg dog.png photos/
 //	predict --checkpoint runs/cats_dogs --evaluate data/test [--csv scored.csv]
+//	predict --checkpoint runs/cats_dogs --explain explained/ cat.jpg photos/
 //	predict --checkpoint runs/cats_dogs --serve :8080
 //	predict --checkpoint runs/cats_dogs --onnx cats_dogs.onnx
 //	predict --weights W.npz --features-out f.npy photos/   (embeddings; paths in f.txt)
@@ -29,8 +30,12 @@
 // run on a labelled folder laid out as for training: loss, accuracy,
 // per-class precision, recall and F1, the confusion matrix, the most
 // confident mistakes and, with --csv, every image's label, prediction and
-// probabilities. --onnx writes the run (or, with --weights alone, the
-// network) as an ONNX model (see package gotransfer/model/onnx).
+// probabilities. --explain prints each image's probabilities as for single
+// files (folders included) and draws its Grad-CAM heatmap over it, into
+// that folder as <image name>.gradcam.jpg: where the network found the
+// evidence for the predicted class (or --explain-class). --onnx writes the
+// run (or, with --weights alone, the network) as an ONNX model (see package
+// gotransfer/model/onnx).
 //
 // --serve answers HTTP requests instead: POST an image file (as the body,
 // or as a multipart form's one file) to /predict for its class
@@ -55,6 +60,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"image/jpeg"
 	"io"
 	"log/slog"
 	"os"
@@ -85,6 +91,7 @@ type options struct {
 	weights, device, preprocess  string
 	checkpoint, csvOut, evaluate string
 	serve, onnxOut               string
+	explain, explainClass        string
 	npyIn, featuresOut, probsOut string
 	top, size, batch             int
 	summary, ignoreEXIF, verbose bool
@@ -100,6 +107,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.evaluate, "evaluate", "", "with --checkpoint: score the run on this labelled `folder` (one sub-folder per class, as for training) and print loss, accuracy, per-class scores and the confusion matrix")
 	fs.StringVar(&o.serve, "serve", "", "with --checkpoint: answer HTTP requests on this `address` (e.g. :8080): POST an image to /predict for JSON probabilities; GET /info, /healthz")
 	fs.StringVar(&o.onnxOut, "onnx", "", "export the classifier (with --checkpoint) or the network (with --weights) to this ONNX `file` and exit: decoded RGB images (N, H, W, 3), 0-255, any size, in; probabilities and features out")
+	fs.StringVar(&o.explain, "explain", "", "with --checkpoint: write a Grad-CAM heatmap of each image, drawn over it, into this `folder` (<image name>.gradcam.jpg): where the network found the evidence for the class")
+	fs.StringVar(&o.explainClass, "explain-class", "", "with --explain: the `class` whose evidence to draw (default: each image's most probable class)")
 	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint and folders: write the CSV to this `file` instead of stdout; with --evaluate: write every image's label, prediction and probabilities to it")
 	fs.StringVar(&o.device, "device", "", "where the backbone runs: cpu or cuda (default cpu, or the checkpoint's)")
 	fs.StringVar(&o.preprocess, "preprocess", "", "image preprocessing: caffe or torch (default: what the weights' variant was trained with, caffe for Keras, torch for torchvision)")
@@ -113,7 +122,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.ignoreEXIF, "ignore-exif", false, "do not apply JPEG EXIF orientation (Keras ignores it)")
 	fs.BoolVar(&o.verbose, "v", false, "verbose logging")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: predict --weights W.npz [flags] image...\n       predict --checkpoint RUN [--weights W] [--csv out.csv] image-or-folder...\n       predict --checkpoint RUN --evaluate labelled-folder [--csv scored.csv]\n       predict --checkpoint RUN --serve :8080\n       predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]\n       predict --weights W.npz --features-out f.npy image-or-folder...\n       predict --checkpoint RUN --onnx model.onnx   (or --weights W --onnx model.onnx)\n       predict [--weights W.npz] --summary\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: predict --weights W.npz [flags] image...\n       predict --checkpoint RUN [--weights W] [--csv out.csv] image-or-folder...\n       predict --checkpoint RUN --explain out/ [--explain-class NAME] image-or-folder...\n       predict --checkpoint RUN --evaluate labelled-folder [--csv scored.csv]\n       predict --checkpoint RUN --serve :8080\n       predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]\n       predict --weights W.npz --features-out f.npy image-or-folder...\n       predict --checkpoint RUN --onnx model.onnx   (or --weights W --onnx model.onnx)\n       predict [--weights W.npz] --summary\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := cli.Parse(fs, args, stderr); err != nil {
@@ -150,6 +159,12 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		if o.serve != "" && (o.evaluate != "" || len(o.images) > 0 || o.csvOut != "") {
 			return nil, cli.Usagef("--serve classifies what it is sent: give no images, --evaluate or --csv with it")
 		}
+		if o.explain != "" && (o.serve != "" || o.evaluate != "" || o.csvOut != "") {
+			return nil, cli.Usagef("--explain draws over the images given: give no --serve, --evaluate or --csv with it")
+		}
+		if o.explainClass != "" && o.explain == "" {
+			return nil, cli.Usagef("--explain-class goes with --explain")
+		}
 		if o.evaluate != "" && len(o.images) > 0 {
 			return nil, cli.Usagef("--evaluate scores one labelled folder: give no images with it")
 		}
@@ -159,6 +174,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return o, nil
 	case o.evaluate != "":
 		return nil, cli.Usagef("--evaluate needs --checkpoint (a trained run)")
+	case o.explain != "" || o.explainClass != "":
+		return nil, cli.Usagef("--explain needs --checkpoint (a trained run)")
 	case o.serve != "":
 		return nil, cli.Usagef("--serve needs --checkpoint (a trained run)")
 	case o.weights == "":
@@ -214,6 +231,9 @@ func dispatch(ctx context.Context, o *options, stdout io.Writer) error {
 	}
 	if o.checkpoint != "" && o.evaluate != "" {
 		return evaluate(ctx, o, stdout)
+	}
+	if o.checkpoint != "" && o.explain != "" {
+		return explain(ctx, o, stdout)
 	}
 	if o.checkpoint != "" {
 		return classifyWithCheckpoint(ctx, o, stdout)
@@ -552,6 +572,101 @@ func writeScored(path, root string, classes []string, scored []pipeline.Scored) 
 // or, when any argument is a folder, CSV for every image found. An
 // unusable image is reported in its place and the others go on; the
 // command then fails, naming the first.
+// printClasses prints one image's probability of every class in label
+// order or, with more than top classes, of the top most probable.
+func printClasses(out io.Writer, path string, classes []string, probs []float32, top int) error {
+	fmt.Fprintf(out, "%s\n", path)
+	shown := make([]int, len(classes))
+	for i := range shown {
+		shown[i] = i
+	}
+	if len(shown) > top {
+		slices.SortStableFunc(shown, func(a, b int) int { return cmp.Compare(probs[b], probs[a]) })
+		shown = shown[:top]
+	}
+	for _, i := range shown {
+		if _, err := fmt.Fprintf(out, "  %-20s %.4f\n", classes[i], probs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// explain classifies each image as classifyWithCheckpoint does and draws
+// its Grad-CAM heatmap over it into the --explain folder, one JPEG per
+// image named after it (name.gradcam.jpg; name-2.gradcam.jpg for the
+// second image of that name).
+func explain(ctx context.Context, o *options, stdout io.Writer) error {
+	c, err := loadClassifier(o)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	class := -1
+	if o.explainClass != "" {
+		if class = slices.Index(c.Classes, o.explainClass); class < 0 {
+			return fmt.Errorf("--explain-class %q: the run's classes are %s", o.explainClass, strings.Join(c.Classes, ", "))
+		}
+	}
+	images, err := expandFolders(o.images)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.explain, 0o777); err != nil {
+		return err
+	}
+	taken := map[string]bool{}
+	var failures failures
+	for _, path := range images {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		out := heatmapName(o.explain, path, taken)
+		e, err := drawExplanation(c, path, class, out)
+		if err != nil {
+			failures.add(path, err)
+			if _, err := fmt.Fprintf(stdout, "%s\n  error: %v\n", path, err); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := printClasses(stdout, path, c.Classes, e.Probabilities, o.top); err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintf(stdout, "  grad-cam of %s: %s\n", c.Classes[e.Class], out); err != nil {
+			return err
+		}
+	}
+	return failures.err(len(images))
+}
+
+// drawExplanation explains class (-1: the most probable) of the image at
+// path and writes the heatmap drawn over it to out as a JPEG.
+func drawExplanation(c *pipeline.Classifier, path string, class int, out string) (*pipeline.Explanation, error) {
+	e, err := c.Explain(path, class)
+	if err != nil {
+		return nil, err
+	}
+	m, err := e.Overlay()
+	if err != nil {
+		return nil, err
+	}
+	return e, atomicfile.Write(out, func(w io.Writer) error { return jpeg.Encode(w, m, &jpeg.Options{Quality: 90}) })
+}
+
+// heatmapName returns the file in dir for the heatmap of the image at path:
+// its name without extension, then .gradcam.jpg; -2, -3, ... before that
+// for names taken already.
+func heatmapName(dir, path string, taken map[string]bool) string {
+	base := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	name := base + ".gradcam.jpg"
+	for i := 2; taken[name]; i++ {
+		name = fmt.Sprintf("%s-%d.gradcam.jpg", base, i)
+	}
+	taken[name] = true
+	return filepath.Join(dir, name)
+}
+
 func classifyWithCheckpoint(ctx context.Context, o *options, stdout io.Writer) error {
 	c, err := loadClassifier(o)
 	if err != nil {
@@ -576,23 +691,7 @@ func classifyWithCheckpoint(ctx context.Context, o *options, stdout io.Writer) e
 				_, werr := fmt.Fprintf(stdout, "%s\n  error: %v\n", path, err)
 				return werr
 			}
-			fmt.Fprintf(stdout, "%s\n", path)
-			// Every class in label order, or, with more than --top
-			// classes, the --top most probable.
-			shown := make([]int, len(c.Classes))
-			for i := range shown {
-				shown[i] = i
-			}
-			if len(shown) > o.top {
-				slices.SortStableFunc(shown, func(a, b int) int { return cmp.Compare(probs[b], probs[a]) })
-				shown = shown[:o.top]
-			}
-			for _, i := range shown {
-				if _, err := fmt.Fprintf(stdout, "  %-20s %.4f\n", c.Classes[i], probs[i]); err != nil {
-					return err
-				}
-			}
-			return nil
+			return printClasses(stdout, path, c.Classes, probs, o.top)
 		})
 		if err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"image"
 	"image/png"
 	"math"
 	"os"
@@ -377,6 +378,9 @@ func TestBadInput(t *testing.T) {
 		{"checkpoint and size", []string{"--checkpoint", "run", "--size", "128", cat}, 2, "--size would be ignored"},
 		{"checkpoint and features", []string{"--checkpoint", "run", "--features-out", "f.npy", "--preprocess", "torch", cat}, 2, "--features-out, --preprocess would be ignored"},
 		{"checkpoint and npy", []string{"--checkpoint", "run", "--npy", "x.npy"}, 2, "--npy would be ignored"},
+		{"explain without checkpoint", []string{"--weights", weights, "--explain", "out", cat}, 2, "--explain needs --checkpoint"},
+		{"explain with csv", []string{"--checkpoint", "run", "--explain", "out", "--csv", "x.csv", cat}, 2, "give no --serve, --evaluate or --csv"},
+		{"explain class alone", []string{"--checkpoint", "run", "--explain-class", "cats", cat}, 2, "--explain-class goes with --explain"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := predict(t, tc.args...)
@@ -765,5 +769,108 @@ func TestCheckpointTop(t *testing.T) {
 	slices.SortFunc(sorted, func(a, b float64) int { return cmp.Compare(b, a) })
 	if !slices.Equal(ps, sorted[:5]) {
 		t.Errorf("top 5 %v, the five largest of %v are %v", ps, allPs, sorted[:5])
+	}
+}
+
+// TestExplain: --explain prints what classifying prints, plus where each
+// image's Grad-CAM picture went; the pictures are JPEGs of the images'
+// sizes, named after them (two of one name apart), and one per class
+// asked for differ.
+func TestExplain(t *testing.T) {
+	dir := t.TempDir()
+	data := trainTinyRun(t, dir)
+	run := filepath.Join(dir, "run")
+	cat := filepath.Join(data, "cats", "cat_00000.png")
+	dog := filepath.Join(data, "dogs", "dog_00001.jpg")
+	if _, err := os.Stat(dog); err != nil {
+		t.Fatal(err)
+	}
+	same := filepath.Join(dir, "cat_00000.png") // another image of the same name
+	if raw, err := os.ReadFile(cat); err != nil || os.WriteFile(same, raw, 0o644) != nil {
+		t.Fatal(err)
+	}
+	_, plain, _ := predict(t, "--checkpoint", run, cat, dog, same)
+	out := filepath.Join(dir, "explained")
+	code, got, stderr := predict(t, "--checkpoint", run, "--explain", out, cat, dog, same)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var want, names []string
+	lines := strings.Split(strings.TrimSpace(got), "\n")
+	for _, l := range lines {
+		if rest, ok := strings.CutPrefix(l, "  grad-cam of "); ok {
+			class, file, _ := strings.Cut(rest, ": ")
+			names = append(names, filepath.Base(file)+" "+class)
+			continue
+		}
+		want = append(want, l)
+	}
+	if strings.Join(want, "\n") != strings.TrimSpace(plain) {
+		t.Errorf("output without the grad-cam lines:\n%s\nwant what classifying prints:\n%s", strings.Join(want, "\n"), plain)
+	}
+	// The tiny run's predictions decide the classes drawn: read them back
+	// from the plain output (cats and dogs lines, in that order).
+	predicted := func(img string) string {
+		_, o, _ := predict(t, "--checkpoint", run, img)
+		var p [2]float64
+		for i, l := range strings.Split(strings.TrimSpace(o), "\n")[1:] {
+			p[i], _ = strconv.ParseFloat(strings.Fields(l)[1], 64)
+		}
+		if p[1] > p[0] {
+			return "dogs"
+		}
+		return "cats"
+	}
+	wantNames := []string{"cat_00000.gradcam.jpg " + predicted(cat), "dog_00001.gradcam.jpg " + predicted(dog), "cat_00000-2.gradcam.jpg " + predicted(same)}
+	if !slices.Equal(names, wantNames) {
+		t.Errorf("grad-cam lines %q, want %q", names, wantNames)
+	}
+	for _, img := range []string{cat, dog} {
+		f, err := os.Open(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, _, err := image.DecodeConfig(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := strings.TrimSuffix(filepath.Base(img), filepath.Ext(img)) + ".gradcam.jpg"
+		f, err = os.Open(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, format, err := image.DecodeConfig(f)
+		f.Close()
+		if err != nil || format != "jpeg" || m.Width != src.Width || m.Height != src.Height {
+			t.Errorf("%s: %s %dx%d (%v), want a JPEG of the image's %dx%d", name, format, m.Width, m.Height, err, src.Width, src.Height)
+		}
+	}
+	// Each class's evidence is drawn on request, and differs.
+	var pictures [][]byte
+	for _, class := range []string{"cats", "dogs"} {
+		code, got, stderr := predict(t, "--checkpoint", run, "--explain", out, "--explain-class", class, cat)
+		if code != 0 || !strings.Contains(got, "grad-cam of "+class+": ") {
+			t.Fatalf("--explain-class %s: exit %d, output %s: %s", class, code, got, stderr)
+		}
+		raw, err := os.ReadFile(filepath.Join(out, "cat_00000.gradcam.jpg"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pictures = append(pictures, raw)
+	}
+	if bytes.Equal(pictures[0], pictures[1]) {
+		t.Error("the pictures of the two classes' evidence are the same")
+	}
+	// An unknown class, and an unusable image among good ones.
+	if code, _, stderr := predict(t, "--checkpoint", run, "--explain", out, "--explain-class", "birds", cat); code != 1 || !strings.Contains(stderr, `"birds": the run's classes are cats, dogs`) {
+		t.Errorf("--explain-class birds: exit %d: %s", code, stderr)
+	}
+	broken := filepath.Join(dir, "broken.jpg")
+	os.WriteFile(broken, []byte("not a jpeg"), 0o644)
+	code, got, stderr = predict(t, "--checkpoint", run, "--explain", out, broken, cat)
+	if code != 1 || !strings.Contains(got, broken+"\n  error: ") || !strings.Contains(got, "not a supported image format\n") || !strings.Contains(got, "cat_00000.gradcam.jpg") ||
+		!strings.Contains(stderr, "1 of 2 images could not be used") {
+		t.Errorf("a broken image first: exit %d, output\n%s\nstderr %s", code, got, stderr)
 	}
 }

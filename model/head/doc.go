@@ -138,6 +138,14 @@
 // losses agree to about 4e-7 relative and the final weights and moments to
 // about 1e-5 of each tensor's largest magnitude.
 //
+// # Input gradients
+//
+// LogitGradient runs one feature vector forward and back, outside the
+// gorgonia graphs, in float64: the logits and the gradient of one class's
+// logit with respect to the features, which Grad-CAM (model/gradcam) needs
+// and training never computes. A test holds it against central differences
+// of Forward.
+//
 // # Concurrency and errors
 //
 // A Head's methods may be called from several goroutines; they run one at a

@@ -144,6 +144,11 @@ func (a *Arch) Convs() []ConvSpec {
 // FeatureDim is the number of pooled features: 2048 at width 64.
 func (a *Arch) FeatureDim() int { return a.Blocks[len(a.Blocks)-1].Convs[2].Out }
 
+// FeatureMapName is the Tap name of the last block's output,
+// "conv5_block3_out": the feature maps (7x7 for a 224x224 input) that
+// global average pooling turns into the features.
+func (a *Arch) FeatureMapName() string { return a.Blocks[len(a.Blocks)-1].Name + "_out" }
+
 // outSize is the spatial size after a convolution or pool.
 func outSize(in, k, stride, pad int) int { return (in+2*pad-k)/stride + 1 }
 

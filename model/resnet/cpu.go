@@ -153,7 +153,7 @@ func (e *CPU) Features(x *tensor.Dense) (*tensor.Dense, error) {
 type Tap func(name string, activation *tensor.Dense)
 
 // FeaturesWithTaps is Features that also reports intermediate activations,
-// for parity tests and debugging.
+// for parity tests and Grad-CAM.
 func (e *CPU) FeaturesWithTaps(x *tensor.Dense, tap Tap) (*tensor.Dense, error) {
 	return e.forward(x, tap)
 }

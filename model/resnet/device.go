@@ -15,6 +15,9 @@ type Backbone interface {
 	// Features maps a batch of preprocessed NHWC images (N, H, W, 3) to
 	// pooled features (N, FeatureDim()).
 	Features(x *tensor.Dense) (*tensor.Dense, error)
+	// FeaturesWithTaps is Features that also hands tap the intermediate
+	// activations (see Tap), for parity tests and Grad-CAM.
+	FeaturesWithTaps(x *tensor.Dense, tap Tap) (*tensor.Dense, error)
 	FeatureDim() int
 	Weights() *Weights
 	Close() error

@@ -1,0 +1,89 @@
+package pipeline
+
+import (
+	"fmt"
+	"image"
+
+	"gorgonia.org/tensor"
+
+	"gotransfer/dataset"
+	"gotransfer/model/gradcam"
+)
+
+// Explanation is Grad-CAM's account of one image's classification (see
+// package gradcam): where in the image the backbone's last feature maps
+// support a class.
+type Explanation struct {
+	// Probabilities are the image's class probabilities, as Predict
+	// returns them.
+	Probabilities []float32
+	// Class is the label explained.
+	Class int
+	// Heatmap is the Grad-CAM map, Rows x Cols values in [0, 1],
+	// row-major: one per cell of the backbone's last feature grid (7x7 for
+	// 224x224 images).
+	Heatmap    []float32
+	Rows, Cols int
+	// View is the image as it was read: the picture and the region of it
+	// the network was shown.
+	View *dataset.View
+}
+
+// OverlayAlpha is the weight of the heatmap's colours in Overlay, as in
+// Keras' Grad-CAM example.
+const OverlayAlpha = 0.4
+
+// Explain classifies one image file and computes the Grad-CAM heatmap of
+// label class, or of the most probable class when class is -1.
+func (c *Classifier) Explain(path string, class int) (*Explanation, error) {
+	if class < -1 || class >= len(c.Classes) {
+		return nil, fmt.Errorf("explain %s: class %d, want -1 (the most probable) or [0, %d)", path, class, len(c.Classes))
+	}
+	view, err := dataset.LoadView(c.data, path)
+	if err != nil {
+		return nil, err
+	}
+	mapName := c.backbone.Weights().Arch.FeatureMapName()
+	var maps *tensor.Dense
+	x := tensor.New(tensor.WithShape(1, c.data.Height, c.data.Width, 3), tensor.WithBacking(view.Pixels))
+	f, err := c.backbone.FeaturesWithTaps(x, func(name string, a *tensor.Dense) {
+		if name == mapName {
+			maps = a
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("explain %s: %w", path, err)
+	}
+	if maps == nil {
+		return nil, fmt.Errorf("explain %s: the backbone reported no %s activation", path, mapName)
+	}
+	probs, err := c.head.Forward(f)
+	if err != nil {
+		return nil, fmt.Errorf("explain %s: %w", path, err)
+	}
+	p := probs.Data().([]float32)
+	if class == -1 {
+		class = 0
+		for j, v := range p {
+			if v > p[class] {
+				class = j
+			}
+		}
+	}
+	_, grad, err := c.head.LogitGradient(f.Data().([]float32), class)
+	if err != nil {
+		return nil, fmt.Errorf("explain %s: %w", path, err)
+	}
+	s := maps.Shape() // (1, rows, cols, depth)
+	heat, err := gradcam.Heatmap(maps.Data().([]float32), s[1], s[2], s[3], grad)
+	if err != nil {
+		return nil, fmt.Errorf("explain %s: %w", path, err)
+	}
+	return &Explanation{Probabilities: p, Class: class, Heatmap: heat, Rows: s[1], Cols: s[2], View: view}, nil
+}
+
+// Overlay draws the heatmap over the image (gradcam.Overlay, at
+// OverlayAlpha): on the region the network was shown, the rest dimmed.
+func (e *Explanation) Overlay() (*image.RGBA, error) {
+	return gradcam.Overlay(e.View.Image, e.View.Box, e.View.Mirrored, e.Heatmap, e.Rows, e.Cols, OverlayAlpha)
+}
