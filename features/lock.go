@@ -3,40 +3,24 @@ package features
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
-	"sync"
-	"time"
+
+	"gotransfer/internal/filelock"
 )
 
-// lockName is the file in a key's folder that extraction locks. It is never
-// removed: removing a locked file would let the next process lock a new
-// file of the same name while the old one is still held.
+// lockName is the file in a key's folder that extraction locks (never
+// removed; see internal/filelock).
 const lockName = "extract.lock"
-
-// lockPoll is how often Lock tries again while another process holds the
-// lock. flock cannot be interrupted, so Lock polls to honour its context.
-const lockPoll = 50 * time.Millisecond
 
 // TryLock takes the folder's extraction lock if no one holds it: ok is
 // false (and unlock nil) if another process, or another open of the folder
 // in this process, holds it. See Lock.
 func (c *Cache) TryLock() (unlock func(), ok bool, err error) {
-	f, err := os.OpenFile(filepath.Join(c.dir, lockName), os.O_RDWR|os.O_CREATE, 0o644)
+	unlock, ok, err = filelock.TryLock(filepath.Join(c.dir, lockName))
 	if err != nil {
-		return nil, false, fmt.Errorf("feature cache: lock: %w", err)
+		err = fmt.Errorf("feature cache: %w", err)
 	}
-	ok, err = tryLockFile(f)
-	if err != nil || !ok {
-		f.Close()
-		if err != nil {
-			err = fmt.Errorf("feature cache: lock %s: %w", f.Name(), err)
-		}
-		return nil, false, err
-	}
-	// Closing the file releases the lock, also when the process dies.
-	var once sync.Once
-	return func() { once.Do(func() { f.Close() }) }, true, nil
+	return unlock, ok, err
 }
 
 // Lock takes the folder's extraction lock, an advisory lock on a file in
@@ -50,23 +34,13 @@ func (c *Cache) TryLock() (unlock func(), ok bool, err error) {
 // lock. unlock releases the lock; calling it again does nothing.
 //
 // On platforms without flock the lock is not taken and Lock always
-// succeeds at once.
+// succeeds at once: processes extracting into one folder at once may then
+// both store an image, and a reopened cache reads the row of the first
+// shard (see the package doc).
 func (c *Cache) Lock(ctx context.Context) (unlock func(), err error) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-t.C:
-		}
-		if err := ctx.Err(); err != nil { // select picks at random when both are ready
-			return nil, err
-		}
-		unlock, ok, err := c.TryLock()
-		if err != nil || ok {
-			return unlock, err
-		}
-		t.Reset(lockPoll)
+	unlock, err = filelock.Lock(ctx, filepath.Join(c.dir, lockName))
+	if err != nil && ctx.Err() == nil {
+		err = fmt.Errorf("feature cache: %w", err)
 	}
+	return unlock, err
 }
