@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"gotransfer/model/pretrained"
 )
 
 // Config is a training run's configuration. Load returns it with defaults
@@ -86,8 +88,10 @@ func (a CropAugmentation) IsZero() bool { return a.Copies == 0 }
 
 // Backbone is the frozen ResNet50 feature extractor.
 type Backbone struct {
-	// Weights is the weights file; empty means deterministic random weights
-	// of a narrow network (RandomWidth), for smoke runs.
+	// Weights is the weights file, or the name of published weights
+	// ("imagenet"; torchvision's "IMAGENET1K_V1", "IMAGENET1K_V2"), fetched
+	// once (model/pretrained); empty means deterministic random weights of
+	// a narrow network (RandomWidth), for smoke runs.
 	Weights string `yaml:"weights" path:"yes"`
 	// RandomWidth is the base width of the random network (64 is ResNet50's).
 	RandomWidth int `yaml:"random_width"`
@@ -351,7 +355,7 @@ func (c *Config) finish(base string) {
 		c.Run.Dir = filepath.Join("runs", name)
 	}
 	for _, s := range c.paths() {
-		if *s.value != "" && !filepath.IsAbs(*s.value) {
+		if s.isPath(*s.value) {
 			*s.value = filepath.Join(base, *s.value)
 		}
 	}
@@ -365,11 +369,20 @@ func (c *Config) finish(base string) {
 type pathSetting struct {
 	key   string // dotted path, e.g. "data.dir"
 	value *string
+	// name, if set, tells values that are names rather than paths
+	// (backbone.weights: imagenet).
+	name func(string) bool
+}
+
+// isPath reports whether v is a path to resolve: not empty, not absolute,
+// not a name.
+func (s pathSetting) isPath(v string) bool {
+	return v != "" && !filepath.IsAbs(v) && (s.name == nil || !s.name(v))
 }
 
 func (c *Config) paths() []pathSetting {
-	return []pathSetting{{"data.dir", &c.Data.Dir}, {"data.validation_dir", &c.Data.ValidationDir},
-		{"backbone.weights", &c.Backbone.Weights}, {"run.dir", &c.Run.Dir}, {"cache.dir", &c.Cache.Dir}}
+	return []pathSetting{{key: "data.dir", value: &c.Data.Dir}, {key: "data.validation_dir", value: &c.Data.ValidationDir},
+		{key: "backbone.weights", value: &c.Backbone.Weights, name: pretrained.IsName}, {key: "run.dir", value: &c.Run.Dir}, {key: "cache.dir", value: &c.Cache.Dir}}
 }
 
 // check reports every out-of-range value to at, with the dotted path of the
@@ -430,6 +443,10 @@ func (c *Config) check(at func(path, format string, args ...any)) {
 	b := c.Backbone
 	if _, ok := variantPreprocess[b.Variant]; !ok {
 		at("backbone.variant", "%q: want keras or torchvision", b.Variant)
+	} else if pretrained.IsName(b.Weights) {
+		if _, err := pretrained.Lookup(b.Weights, b.Variant, false); err != nil {
+			at("backbone.weights", "%v (or set backbone.variant)", err)
+		}
 	}
 	if b.Device != "cpu" && b.Device != "cuda" {
 		at("backbone.device", "%q: want cpu or cuda", b.Device)

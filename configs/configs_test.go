@@ -23,7 +23,7 @@ func TestShippedConfigsParse(t *testing.T) {
 	// and its classes, it must equal the defaults.
 	def := Default()
 	def.File = "cats_dogs.yaml"
-	def.Data.Dir, def.Backbone.Weights = "../data/PetImages", "../weights/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+	def.Data.Dir, def.Backbone.Weights = "../data/PetImages", "imagenet"
 	def.Run.Dir, def.Cache.Dir = "../runs/cats_dogs", "../runs/feature-cache"
 	def.Data.Classes = []string{"Cat", "Dog"}
 	def.finish(".")
@@ -81,6 +81,24 @@ func TestDefaultsAndPaths(t *testing.T) {
 			if c.Data.Dir != filepath.Join("somewhere", "data", "train") || c.Backbone.Weights != filepath.Join(base, "w", "r50.npz") ||
 				c.Run.Dir != filepath.Join(base, "out") || c.Cache.Dir != "/abs/cache" {
 				return "got " + c.Data.Dir + ", " + c.Backbone.Weights + ", " + c.Run.Dir + ", " + c.Cache.Dir
+			}
+			return ""
+		}},
+		{"published weights by name", "data: {dir: d}\nbackbone: {weights: imagenet}\n", func(c *Config) string {
+			if c.Backbone.Weights != "imagenet" {
+				return "weights " + c.Backbone.Weights + ", want the name kept"
+			}
+			return ""
+		}},
+		{"a file named like them", "data: {dir: d}\nbackbone: {weights: ./imagenet}\n", func(c *Config) string {
+			if c.Backbone.Weights != filepath.Join(base, "imagenet") {
+				return "weights " + c.Backbone.Weights
+			}
+			return ""
+		}},
+		{"torchvision's by name", "data: {dir: d}\nbackbone: {weights: IMAGENET1K_V1, variant: torchvision}\n", func(c *Config) string {
+			if c.Backbone.Weights != "IMAGENET1K_V1" {
+				return "weights " + c.Backbone.Weights
 			}
 			return ""
 		}},
@@ -177,6 +195,8 @@ func TestErrorsNameFileLineColumn(t *testing.T) {
 			[]string{`x.yaml:1:34: data.image_size[1]: want a whole number, got str "big"`}},
 		{"duplicate key", "data:\n  dir: a\n  dir: b\n",
 			[]string{`x.yaml:3:3: data.dir: key "dir" given twice (first at line 2)`}},
+		{"published weights of the other variant", "data: {dir: d}\nbackbone:\n  weights: IMAGENET1K_V2\n",
+			[]string{`x.yaml:3:12: backbone.weights: pretrained weights "IMAGENET1K_V2": none for the keras variant (it has imagenet) (or set backbone.variant)`}},
 		{"missing data.dir", "train: {epochs: 2}\n",
 			[]string{`x.yaml: data.dir: required`}},
 		{"null data.dir", "data:\n  dir:\n",
@@ -416,7 +436,12 @@ func TestMarshalLoadsBackTheSame(t *testing.T) {
 	if every, err = filepath.Rel(wd, every); err != nil {
 		t.Fatal(err)
 	}
-	for _, file := range []string{"cats_dogs.yaml", "smoke.yaml", every} {
+	// Published weights by name, and a file named like them.
+	named := filepath.Join(filepath.Dir(every), "named.yaml")
+	if err := os.WriteFile(named, []byte("data: {dir: d}\nbackbone: {weights: imagenet}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{"cats_dogs.yaml", "smoke.yaml", every, named} {
 		c, err := Load(file)
 		if err != nil {
 			t.Fatal(err)
@@ -443,6 +468,28 @@ func TestMarshalLoadsBackTheSame(t *testing.T) {
 		if c.Hash() != back.Hash() {
 			t.Errorf("%s: the copy hashes differently", file)
 		}
+	}
+}
+
+// TestMarshalFileNamedLikeAName: a weights file called "imagenet" in the
+// folder a configuration is saved to is written ./imagenet, so that it
+// loads back as that file, not as the published weights.
+func TestMarshalFileNamedLikeAName(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Parse([]byte("data: {dir: d}\nbackbone: {weights: run/imagenet}\n"), filepath.Join(dir, "x.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Marshal(filepath.Join(dir, "run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "weights: ./imagenet\n") {
+		t.Fatalf("marshalled:\n%s", b)
+	}
+	back, err := Parse(b, filepath.Join(dir, "run", "config.yaml"))
+	if err != nil || back.Backbone.Weights != filepath.Join(dir, "run", "imagenet") {
+		t.Fatalf("loaded back: %v, %v", back, err)
 	}
 }
 
@@ -578,6 +625,7 @@ func TestSet(t *testing.T) {
 			return c.Run.Dir == filepath.Join(wd, "runs/lr3") && c.Data.Dir == filepath.Join(wd, "other") &&
 				c.Cache.Dir == filepath.Join(wd, "runs", "feature-cache")
 		}},
+		{"a name", []string{"backbone.weights=imagenet"}, func(c *Config) bool { return c.Backbone.Weights == "imagenet" }},
 		{"an empty path", []string{"backbone.weights="}, func(c *Config) bool { return c.Backbone.Weights == "" }},
 		{"a null path", []string{"data.validation_dir=null", "backbone.weights=~"}, func(c *Config) bool {
 			return c.Data.ValidationDir == "" && c.Backbone.Weights == ""

@@ -32,6 +32,12 @@ type leaf struct {
 // leaves lists the settings of c in declaration order.
 func leaves(c *Config) []leaf {
 	var ls []leaf
+	isName := map[string]func(string) bool{}
+	for _, s := range c.paths() {
+		if s.name != nil {
+			isName[s.key] = s.name
+		}
+	}
 	var walk func(v reflect.Value, path string, resume bool)
 	walk = func(v reflect.Value, path string, resume bool) {
 		if st, ok := v.Interface().(fmt.Stringer); ok { // a setting with a YAML form of its own (ClassWeight)
@@ -64,6 +70,8 @@ func leaves(c *Config) []leaf {
 					l.hashed = strconv.Quote(filepath.Base(p))
 					if p == "" {
 						l.hashed = `""`
+					} else if name := isName[l.path]; name != nil && name(p) {
+						l.value = strconv.Quote(p)
 					} else if abs, err := filepath.Abs(p); err == nil {
 						l.value = strconv.Quote(abs)
 					}
@@ -157,7 +165,7 @@ func (c *Config) Marshal(dir string) ([]byte, error) {
 	}
 	for _, s := range cp.paths() {
 		p := s.value
-		if *p == "" {
+		if *p == "" || s.name != nil && s.name(*p) {
 			continue
 		}
 		abs, err := filepath.Abs(*p)
@@ -166,6 +174,9 @@ func (c *Config) Marshal(dir string) ([]byte, error) {
 		}
 		if rel, err := filepath.Rel(absDir, abs); err == nil {
 			*p = filepath.ToSlash(rel)
+			if s.name != nil && s.name(*p) {
+				*p = "./" + *p // a file named like a name
+			}
 		} else {
 			*p = abs
 		}

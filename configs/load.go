@@ -166,7 +166,7 @@ func (d *decoder) set(doc *yaml.Node, set string, paths []pathSetting) error {
 		for _, k := range strings.Split(rest, ".")[1:] {
 			v = mappingValue(v, k)
 		}
-		if v == nil || v.Kind != yaml.ScalarNode || v.Tag == "!!null" || v.Value == "" || filepath.IsAbs(v.Value) {
+		if v == nil || v.Kind != yaml.ScalarNode || v.Tag == "!!null" || !p.isPath(v.Value) {
 			continue
 		}
 		abs, err := filepath.Abs(v.Value)

@@ -20,6 +20,7 @@ import (
 	"gotransfer/features"
 	"gotransfer/model/head"
 	"gotransfer/model/onnx"
+	"gotransfer/model/pretrained"
 	"gotransfer/model/resnet"
 )
 
@@ -107,7 +108,16 @@ func loadRun(path string, opts ClassifierOptions) (checkpointDir string, ck *che
 		up := filepath.Dir(checkpointDir)
 		candidates = []string{info.Weights, filepath.Join(up, filepath.Base(info.Weights)), filepath.Join(filepath.Dir(up), filepath.Base(info.Weights))}
 	}
-	if w, err = trainedWeights(candidates, info.WeightsSHA256); err != nil {
+	w, err = trainedWeights(candidates, info.WeightsSHA256)
+	if name := info.Config.Backbone.Weights; errors.Is(err, ErrWeightsNotFound) && opts.Weights == "" && pretrained.IsName(name) {
+		// Published weights: fetch them again, as training did. (No
+		// context reaches here; a second Ctrl-C ends predict.)
+		var p string
+		if p, err = pretrained.Path(context.Background(), name, info.Config.Backbone.Variant, false); err == nil {
+			w, err = trainedWeights([]string{p}, info.WeightsSHA256)
+		}
+	}
+	if err != nil {
 		err = fmt.Errorf("checkpoint %s: %w", checkpointDir, err)
 	}
 	return

@@ -26,6 +26,7 @@ import (
 	"gotransfer/internal/atomicfile"
 	"gotransfer/internal/tensorio"
 	"gotransfer/model/head"
+	"gotransfer/model/pretrained"
 	"gotransfer/model/resnet"
 )
 
@@ -128,7 +129,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		}
 	case weightsPath == "":
 		weightsPath = filepath.Join(runDir, "backbone.npz")
-		if weights, err = LoadWeights(cfg); err == nil {
+		if weights, err = LoadWeights(ctx, cfg); err == nil {
 			weights, err = calibrate(ctx, weights, dcfg, idx.Train)
 		}
 		if err != nil {
@@ -138,7 +139,10 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 			return nil, fmt.Errorf("save calibrated random weights: %w", err)
 		}
 	default:
-		if weights, err = LoadWeights(cfg); err != nil {
+		if weightsPath, err = WeightsFile(ctx, cfg); err == nil {
+			weights, err = loadWeightsFile(cfg, weightsPath)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -497,22 +501,42 @@ func NewOptimizer(cfg *configs.Config, params []head.Param) (head.Optimizer, err
 	}
 }
 
-// LoadWeights loads the configured backbone weights, or makes the
-// deterministic random ones of a smoke run.
-func LoadWeights(cfg *configs.Config) (*resnet.Weights, error) {
+// WeightsFile returns the configured backbone weights file: backbone.weights,
+// or the file of the published weights it names (model/pretrained), found
+// on this machine or downloaded once.
+func WeightsFile(ctx context.Context, cfg *configs.Config) (string, error) {
+	if !pretrained.IsName(cfg.Backbone.Weights) {
+		return cfg.Backbone.Weights, nil
+	}
+	return pretrained.Path(ctx, cfg.Backbone.Weights, cfg.Backbone.Variant, false)
+}
+
+// LoadWeights loads the configured backbone weights (see WeightsFile), or
+// makes the deterministic random ones of a smoke run.
+func LoadWeights(ctx context.Context, cfg *configs.Config) (*resnet.Weights, error) {
 	if cfg.Backbone.Weights != "" {
-		w, err := resnet.Load(cfg.Backbone.Weights)
+		path, err := WeightsFile(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}
-		if string(w.Arch.Variant) != cfg.Backbone.Variant {
-			return nil, fmt.Errorf("backbone.variant is %s, but %s holds %s weights: set backbone.variant: %s (and check data.preprocess)", cfg.Backbone.Variant, cfg.Backbone.Weights, w.Arch.Variant, w.Arch.Variant)
-		}
-		return w, nil
+		return loadWeightsFile(cfg, path)
 	}
 	slog.Warn("backbone.weights is empty: using deterministic RANDOM weights (a smoke run; features from random weights separate classes only weakly)",
 		"width", cfg.Backbone.RandomWidth, "seed", cfg.Data.Seed)
 	return resnet.Random(cfg.Backbone.RandomWidth, 0, uint64(cfg.Data.Seed))
+}
+
+// loadWeightsFile loads the weights file at path, which must be of the
+// configured variant.
+func loadWeightsFile(cfg *configs.Config, path string) (*resnet.Weights, error) {
+	w, err := resnet.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if string(w.Arch.Variant) != cfg.Backbone.Variant {
+		return nil, fmt.Errorf("backbone.variant is %s, but %s holds %s weights: set backbone.variant: %s (and check data.preprocess)", cfg.Backbone.Variant, path, w.Arch.Variant, w.Arch.Variant)
+	}
+	return w, nil
 }
 
 // calibrationImages is how many training images set the BatchNorm

@@ -81,6 +81,7 @@ import (
 	"gotransfer/model"
 	"gotransfer/model/imagenet"
 	"gotransfer/model/onnx"
+	"gotransfer/model/pretrained"
 	"gotransfer/model/resnet"
 	"gotransfer/pipeline"
 )
@@ -102,7 +103,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("predict", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := &options{}
-	fs.StringVar(&o.weights, "weights", "", "ResNet50 weights `file`: the project's .npz, Keras' .h5 or a torchvision .pth (see README); with --checkpoint, the very file the run was trained with, for a run moved to another machine (default: where training read it, or a file of its name in the run folder)")
+	fs.StringVar(&o.weights, "weights", "", "ResNet50 weights `file`: the project's .npz, Keras' .h5 or a torchvision .pth (see README), or published weights by name, downloaded once: imagenet (Keras'), IMAGENET1K_V1 or IMAGENET1K_V2 (torchvision's); with --checkpoint, the very file the run was trained with, for a run moved to another machine (default: where training read it, or a file of its name in the run folder)")
 	fs.StringVar(&o.checkpoint, "checkpoint", "", "a trained run's checkpoint `folder` (e.g. runs/cats_dogs/checkpoints/best; a run folder means its best checkpoint): classify with its classes")
 	fs.StringVar(&o.evaluate, "evaluate", "", "with --checkpoint: score the run on this labelled `folder` (one sub-folder per class, as for training) and print loss, accuracy, per-class scores and the confusion matrix")
 	fs.StringVar(&o.serve, "serve", "", "with --checkpoint: answer HTTP requests on this `address` (e.g. :8080): POST an image to /predict for JSON probabilities; GET /info, /healthz")
@@ -212,6 +213,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 		<-ctx.Done()
 		stop()
 	}()
+	if pretrained.IsName(o.weights) {
+		// Published weights: the full file (with ImageNet's classes) alone,
+		// the file a run trained on with --checkpoint.
+		if o.weights, err = pretrained.Path(ctx, o.weights, "", o.checkpoint == ""); err != nil {
+			return err
+		}
+	}
 	err = dispatch(ctx, o, stdout)
 	if errors.Is(err, context.Canceled) {
 		return errors.New("interrupted")

@@ -9,6 +9,8 @@ import (
 	"image"
 	"image/png"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -872,5 +874,22 @@ func TestExplain(t *testing.T) {
 	if code != 1 || !strings.Contains(got, broken+"\n  error: ") || !strings.Contains(got, "not a supported image format\n") || !strings.Contains(got, "cat_00000.gradcam.jpg") ||
 		!strings.Contains(stderr, "1 of 2 images could not be used") {
 		t.Errorf("a broken image first: exit %d, output\n%s\nstderr %s", code, got, stderr)
+	}
+}
+
+// TestPublishedWeightsUnreachable: --weights imagenet asks for Keras' full
+// file (with ImageNet's classes), from the mirror when one is set, and an
+// unreachable one is one clear error.
+func TestPublishedWeightsUnreachable(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	home := t.TempDir()
+	for k, v := range map[string]string{"HOME": home, "XDG_CACHE_HOME": filepath.Join(home, ".cache"), "KERAS_HOME": "", "TORCH_HOME": "",
+		"GOTRANSFER_WEIGHTS_MIRROR": srv.URL} {
+		t.Setenv(k, v)
+	}
+	code, _, stderr := predict(t, "--weights", "imagenet", cat)
+	if want := srv.URL + "/resnet50_weights_tf_dim_ordering_tf_kernels.h5: 404 Not Found"; code != 1 || !strings.Contains(stderr, want) || strings.Contains(stderr, "goroutine") {
+		t.Errorf("exit %d, stderr:\n%s\nwant exit 1 and %q", code, stderr, want)
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"gotransfer/internal/cli"
 	"gotransfer/model"
 	"gotransfer/model/head"
+	"gotransfer/model/pretrained"
 	"gotransfer/model/resnet"
 	"gotransfer/pipeline"
 )
@@ -103,14 +104,21 @@ func checkDataset(ctx context.Context, cfg *configs.Config, stdout io.Writer) er
 func printSummary(cfg *configs.Config, stdout io.Writer) error {
 	var arch *resnet.Arch
 	var err error
-	if cfg.Backbone.Weights != "" {
+	switch {
+	case pretrained.IsName(cfg.Backbone.Weights): // no need to fetch them for their layers
+		if arch, err = resnet.NewArch(resnet.Variant(cfg.Backbone.Variant), 64); err != nil {
+			return err
+		}
+	case cfg.Backbone.Weights != "":
 		w, err := resnet.Load(cfg.Backbone.Weights)
 		if err != nil {
 			return err
 		}
 		arch = w.Arch
-	} else if arch, err = resnet.NewArch(resnet.Keras, cfg.Backbone.RandomWidth); err != nil {
-		return err
+	default:
+		if arch, err = resnet.NewArch(resnet.Keras, cfg.Backbone.RandomWidth); err != nil {
+			return err
+		}
 	}
 	classes := len(cfg.Data.Classes)
 	if classes == 0 {

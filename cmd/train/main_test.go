@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -475,5 +477,53 @@ func TestSummaryOfKerasOriginal(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary with dropout lacks %q:\n%s", want, out[max(0, len(out)-900):])
 		}
+	}
+}
+
+// isolateWeightsCaches points the weights' cache folders (ours, Keras',
+// torch's) into a fresh folder and the mirror at url, so that nothing is
+// fetched from the internet or found from earlier runs.
+func isolateWeightsCaches(t *testing.T, url string) {
+	home := t.TempDir()
+	for k, v := range map[string]string{"HOME": home, "XDG_CACHE_HOME": filepath.Join(home, ".cache"), "KERAS_HOME": "", "TORCH_HOME": "",
+		"GOTRANSFER_WEIGHTS_MIRROR": url} {
+		t.Setenv(k, v)
+	}
+}
+
+// TestSummaryOfShippedConfig: the shipped configuration names published
+// weights (imagenet); its summary is the Keras original's without fetching
+// them.
+func TestSummaryOfShippedConfig(t *testing.T) {
+	isolateWeightsCaches(t, "http://127.0.0.1:1/unreachable")
+	code, out, stderr := train(t, "--config", filepath.Join("..", "..", "configs", "cats_dogs.yaml"), "--summary")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"Layers: 181", "Trainable params: 4,723,202", "Non-trainable params: 23,587,712"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out[max(0, len(out)-600):])
+		}
+	}
+}
+
+// TestPublishedWeightsUnreachable: weights: imagenet where they cannot be
+// fetched fails before extraction, naming the address asked and where the
+// file may be put by hand.
+func TestPublishedWeightsUnreachable(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	isolateWeightsCaches(t, srv.URL+"/weights")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	if err := dataset.Synthesize(filepath.Join(dir, "data"), 2, 1); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(cfg, []byte("data: {dir: data}\nbackbone: {weights: imagenet}\n"), 0o644)
+	code, _, stderr := train(t, "--config", cfg)
+	want := srv.URL + "/weights/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5: 404 Not Found (or download it yourself into " +
+		filepath.Join(os.Getenv("XDG_CACHE_HOME"), "gotransfer", "weights", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d, stderr:\n%s\nwant exit 1 and %q", code, stderr, want)
 	}
 }
