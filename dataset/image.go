@@ -42,7 +42,11 @@ type rgb8 struct {
 type decoder struct {
 	maxPixels int
 	exif      bool
-	rgb, tmp  []byte
+	// draftW x draftH, when set, is the size a JPEG must keep (after its
+	// EXIF rotation): it is decoded at the smallest DCT scale that leaves
+	// it that large (Config.FastJPEG).
+	draftW, draftH int
+	rgb, tmp       []byte
 }
 
 // decode checks the header, decodes, converts to RGB and applies the EXIF
@@ -67,10 +71,23 @@ func (d *decoder) decode(data []byte) (img rgb8, err error) {
 	case int64(cfg.Width)*int64(cfg.Height) > int64(d.maxPixels):
 		return rgb8{}, badf("too large: %dx%d = %d pixels > limit %d", cfg.Width, cfg.Height, int64(cfg.Width)*int64(cfg.Height), d.maxPixels)
 	}
+	orientation := 1
+	if format == "jpeg" && d.exif {
+		orientation = exifOrientation(data)
+	}
 	if format == "jpeg" && (cfg.ColorModel == color.YCbCrModel || cfg.ColorModel == color.GrayModel) {
+		denom := 1
+		if d.draftW > 0 {
+			minW, minH := d.draftW, d.draftH
+			if orientation >= 5 { // rotated a quarter turn: width becomes height
+				minW, minH = minH, minW
+			}
+			denom = draftDenom(cfg.Width, cfg.Height, minW, minH)
+		}
 		var jerr error
-		if d.rgb, jerr = decodeJPEG(data, cfg.Width, cfg.Height, d.rgb); jerr == nil {
-			img = rgb8{d.rgb, cfg.Width, cfg.Height}
+		var w, h int
+		if d.rgb, w, h, jerr = decodeJPEG(data, cfg.Width, cfg.Height, denom, d.rgb); jerr == nil {
+			img = rgb8{d.rgb, w, h}
 		}
 		// Else (libjpeg-turbo warned of corrupt data, say) Go's decoder
 		// decides below: it accepts what it always accepted.
@@ -83,11 +100,9 @@ func (d *decoder) decode(data []byte) (img rgb8, err error) {
 		d.rgb = toRGB(m, d.rgb)
 		img = rgb8{d.rgb, m.Bounds().Dx(), m.Bounds().Dy()}
 	}
-	if format == "jpeg" && d.exif {
-		if o := exifOrientation(data); o > 1 {
-			d.tmp = grow(d.tmp, len(img.pix))
-			img, d.tmp, d.rgb = orient(img, o, d.tmp), d.rgb, d.tmp
-		}
+	if orientation > 1 {
+		d.tmp = grow(d.tmp, len(img.pix))
+		img, d.tmp, d.rgb = orient(img, orientation, d.tmp), d.rgb, d.tmp
 	}
 	return img, nil
 }

@@ -7,6 +7,8 @@ import (
 	"image"
 	"image/color"
 	"image/gif"
+	"image/png"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"testing"
 
 	"golang.org/x/image/bmp"
+	"golang.org/x/image/draw"
 )
 
 // decodeFile runs the decoder on data; the image is copied out of its buffers.
@@ -384,12 +387,118 @@ func TestJPEGWithWarnings(t *testing.T) {
 	// Garbage between the last scan and the EOI marker.
 	eoi := bytes.LastIndex(data, []byte{0xff, 0xd9})
 	odd := append(append(append([]byte(nil), data[:eoi]...), bytes.Repeat([]byte{0x12, 0x34}, 50)...), data[eoi:]...)
-	if _, err := decodeJPEG(odd, 97, 65, nil); err == nil {
+	if _, _, _, err := decodeJPEG(odd, 97, 65, 1, nil); err == nil {
 		t.Fatal("libjpeg-turbo did not warn about the extraneous bytes")
 	}
 	d := decoder{maxPixels: DefaultMaxPixels}
 	img, err := d.decode(odd)
 	if err != nil || img.w != 97 || img.h != 65 {
 		t.Fatalf("decode: %dx%d, %v", img.w, img.h, err)
+	}
+}
+
+func TestDraftDenom(t *testing.T) {
+	for _, tc := range []struct{ w, h, minW, minH, want int }{
+		{4000, 3000, 224, 224, 8}, // 500x375
+		{1000, 700, 224, 224, 2},  // 250x175 at 1/4 is too short
+		{1792, 1792, 224, 224, 8}, // exactly 224x224
+		{1791, 1791, 224, 224, 8}, // ceil(1791/8) = 224: libjpeg rounds up
+		{1784, 1784, 224, 224, 4}, // 223 at 1/8
+		{300, 300, 224, 224, 1},   // 150 at 1/2
+		{500, 375, 224, 224, 1},   // the Kaggle size: as Keras
+		{2400, 1000, 300, 100, 8}, // 300x125
+		{1000, 2400, 300, 100, 2}, // 500x1200
+	} {
+		if got := draftDenom(tc.w, tc.h, tc.minW, tc.minH); got != tc.want {
+			t.Errorf("draftDenom(%dx%d, at least %dx%d) = %d, want %d", tc.w, tc.h, tc.minW, tc.minH, got, tc.want)
+		}
+	}
+}
+
+// TestFastJPEG: a large JPEG decodes at the smallest DCT scale that keeps
+// the target size (its EXIF rotation counted), and the result is at least
+// as close to a properly filtered downscale as the full decode's bilinear
+// resize (which aliases); PNGs and small JPEGs are as without it.
+func TestFastJPEG(t *testing.T) {
+	f, err := os.Open(filepath.Join("testdata", "coffee.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := png.Decode(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	scaled := func(m image.Image, w, h int) *image.RGBA {
+		out := image.NewRGBA(image.Rect(0, 0, w, h))
+		draw.ApproxBiLinear.Scale(out, out.Bounds(), m, m.Bounds(), draw.Src, nil)
+		return out
+	}
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	bigImage := scaled(src, 2400, 1000)
+	big := write("big.jpg", encodeJPEG(t, bigImage, 95))
+	// Stored 1000x2400, shown 2400x1000 (orientation 6: rotate clockwise).
+	rotated := write("rotated.jpg", withEXIF(encodeJPEG(t, scaled(src, 1000, 2400), 95), 6, "II"))
+	small := write("small.jpg", encodeJPEG(t, scaled(src, 500, 375), 95))
+	var pngData bytes.Buffer
+	png.Encode(&pngData, scaled(src, 1200, 500))
+	bigPNG := write("big.png", pngData.Bytes())
+	// The reference: the big image filtered down (Catmull-Rom) to 300x100.
+	ref := image.NewRGBA(image.Rect(0, 0, 300, 100))
+	draw.CatmullRom.Scale(ref, ref.Bounds(), bigImage, bigImage.Bounds(), draw.Src, nil)
+	distance := func(pix []float32, ref *image.RGBA) float64 {
+		sum := 0.0
+		for i := range pix {
+			sum += math.Abs(float64(pix[i]) - float64(ref.Pix[i/3*4+i%3]))
+		}
+		return sum / float64(len(pix))
+	}
+	for _, tc := range []struct {
+		path string
+		want image.Rectangle // the decoded image's bounds with FastJPEG
+	}{
+		{big, image.Rect(0, 0, 300, 125)},
+		{rotated, image.Rect(0, 0, 300, 125)},
+		{small, image.Rect(0, 0, 500, 375)},
+		{bigPNG, image.Rect(0, 0, 1200, 500)},
+	} {
+		name := filepath.Base(tc.path)
+		cfg := Config{Height: 100, Width: 300, Preprocess: PreprocessNone}
+		full, err := LoadView(cfg, tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.FastJPEG = true
+		fast, err := LoadView(cfg, tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := fast.Image.Bounds(); b != tc.want {
+			t.Errorf("%s: decoded %v, want %v", name, b, tc.want)
+		}
+		same := true
+		for i := range full.Pixels {
+			same = same && full.Pixels[i] == fast.Pixels[i]
+		}
+		if scaledDown := tc.want != full.Image.Bounds(); same == scaledDown {
+			t.Errorf("%s: scaled down %v, pixels the same %v", name, scaledDown, same)
+		}
+		if tc.path == big {
+			dFull, dFast := distance(full.Pixels, ref), distance(fast.Pixels, ref)
+			if dFast > dFull {
+				t.Errorf("%s: %.3g levels from a filtered downscale on average, the full decode %.3g", name, dFast, dFull)
+			}
+			t.Logf("%s: from a filtered downscale: fast %.3g levels, full %.3g", name, dFast, dFull)
+		}
+	}
+	if _, err := LoadView(Config{FastJPEG: true, RandomCrop: &RandomCrop{Scale: [2]float64{0.5, 1}, Ratio: [2]float64{1, 1}}}, big); err == nil || !strings.Contains(err.Error(), "FastJPEG with RandomCrop") {
+		t.Errorf("FastJPEG with RandomCrop: %v", err)
 	}
 }

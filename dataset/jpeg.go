@@ -29,10 +29,11 @@ static void gt_jerr_emit(j_common_ptr c, int level) {
 }
 
 // gt_jpeg_decode decodes a JPEG of w x h pixels and 1 or 3 components into
-// out, w*h*3 bytes of RGB, with the library's defaults (accurate integer
-// IDCT, smooth chroma upsampling), as PIL and TensorFlow's decode_jpeg do.
+// out, ow*oh*3 bytes of RGB, with the library's defaults (accurate integer
+// IDCT, smooth chroma upsampling), as PIL and TensorFlow's decode_jpeg do,
+// scaled by 1/denom in the DCT domain (denom 1, 2, 4 or 8) to ow x oh.
 // It returns 0, or -1 with the reason in msg (JMSG_LENGTH_MAX bytes).
-static int gt_jpeg_decode(const unsigned char *data, unsigned long size, unsigned char *out, int w, int h, char *msg) {
+static int gt_jpeg_decode(const unsigned char *data, unsigned long size, unsigned char *out, int w, int h, int denom, int ow, int oh, char *msg) {
 	struct jpeg_decompress_struct cinfo;
 	struct gt_jerr jerr;
 	cinfo.err = jpeg_std_error(&jerr.pub);
@@ -54,9 +55,17 @@ static int gt_jpeg_decode(const unsigned char *data, unsigned long size, unsigne
 		return -1;
 	}
 	cinfo.out_color_space = JCS_RGB;
+	cinfo.scale_num = 1;
+	cinfo.scale_denom = denom;
+	jpeg_calc_output_dimensions(&cinfo);
+	if ((int)cinfo.output_width != ow || (int)cinfo.output_height != oh) {
+		snprintf(msg, JMSG_LENGTH_MAX, "scaled by 1/%d to %ux%u, want %dx%d", denom, cinfo.output_width, cinfo.output_height, ow, oh);
+		jpeg_destroy_decompress(&cinfo);
+		return -1;
+	}
 	jpeg_start_decompress(&cinfo);
 	while (cinfo.output_scanline < cinfo.output_height) {
-		JSAMPROW row = out + (size_t)cinfo.output_scanline * (size_t)w * 3;
+		JSAMPROW row = out + (size_t)cinfo.output_scanline * (size_t)ow * 3;
 		jpeg_read_scanlines(&cinfo, &row, 1);
 	}
 	jpeg_finish_decompress(&cinfo);
@@ -77,12 +86,31 @@ import (
 // the pixels are theirs to the last bit (Go's image/jpeg upsamples chroma
 // differently: up to 14 levels apart on a photo), and 2-3x faster than Go's
 // on large photos. CMYK JPEGs go to Go's decoder.
-func decodeJPEG(data []byte, w, h int, buf []byte) ([]byte, error) {
-	out := grow(buf, w*h*3)
+//
+// denom > 1 scales the image by 1/denom (2, 4 or 8) while decoding, in the
+// DCT domain, as PIL's Image.draft and decode_jpeg's ratio do: the image
+// comes out ceil(w/denom) x ceil(h/denom), at a fraction of the cost.
+func decodeJPEG(data []byte, w, h, denom int, buf []byte) (out []byte, ow, oh int, err error) {
+	ow, oh = scaledSize(w, denom), scaledSize(h, denom)
+	out = grow(buf, ow*oh*3)
 	var msg [C.JMSG_LENGTH_MAX]C.char
 	if C.gt_jpeg_decode((*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)),
-		(*C.uchar)(unsafe.Pointer(&out[0])), C.int(w), C.int(h), &msg[0]) != 0 {
-		return out, errors.New(C.GoString(&msg[0]))
+		(*C.uchar)(unsafe.Pointer(&out[0])), C.int(w), C.int(h), C.int(denom), C.int(ow), C.int(oh), &msg[0]) != 0 {
+		return out, ow, oh, errors.New(C.GoString(&msg[0]))
 	}
-	return out, nil
+	return out, ow, oh, nil
+}
+
+// scaledSize is libjpeg's output size of n pixels scaled by 1/denom.
+func scaledSize(n, denom int) int { return (n + denom - 1) / denom }
+
+// draftDenom is the largest of 8, 4 and 2 that scales a w x h image to at
+// least minW x minH, or 1.
+func draftDenom(w, h, minW, minH int) int {
+	for _, d := range []int{8, 4, 2} {
+		if scaledSize(w, d) >= minW && scaledSize(h, d) >= minH {
+			return d
+		}
+	}
+	return 1
 }

@@ -76,7 +76,11 @@ func newWorker(cfg Config) (*worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &worker{cfg: cfg, pp: pp, dec: decoder{maxPixels: cfg.MaxPixels, exif: !cfg.IgnoreEXIF}}, nil
+	dec := decoder{maxPixels: cfg.MaxPixels, exif: !cfg.IgnoreEXIF}
+	if cfg.FastJPEG {
+		dec.draftW, dec.draftH = cfg.Width, cfg.Height
+	}
+	return &worker{cfg: cfg, pp: pp, dec: dec}, nil
 }
 
 // process reads the file at path, decodes it and writes Height*Width*3

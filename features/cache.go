@@ -38,6 +38,9 @@ type Key struct {
 	// (dataset.RandomCrop.String): each copy has a folder of its own.
 	// omitempty, as Flip.
 	RandomCrop string `json:"random_resized_crop,omitempty"`
+	// FastJPEG keys features of JPEGs decoded at a reduced DCT scale
+	// (dataset.Config.FastJPEG). omitempty, as Flip.
+	FastJPEG bool `json:"fast_jpeg,omitempty"`
 }
 
 // Hash names the key's folder.

@@ -164,6 +164,9 @@ func ExportONNX(path string, opts ClassifierOptions, out string) error {
 		layers = append(layers, onnx.Dense{Kernel: params[i].Value, Bias: params[i+1].Value})
 	}
 	d := DataConfig(info.Config)
+	if d.FastJPEG {
+		slog.Warn("the run decoded large JPEGs at a reduced scale (data.fast_jpeg); the ONNX model resizes the pixels it is given: give it JPEGs decoded the same way, or expect slightly other probabilities")
+	}
 	perm, mul, add, err := dataset.Affine(d.Preprocess)
 	if err != nil {
 		return err

@@ -698,6 +698,29 @@ func TestAugmentations(t *testing.T) {
 			t.Errorf("%s reads %+v, key %+v: not the plain images' settings", a.name, a.data, a.key)
 		}
 	}
+
+	// With fast JPEG decoding: the plain and mirrored images use it (and
+	// say so in their keys), the crops never do, and so share their
+	// caches with runs without it.
+	w, err := resnet.Random(1, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Data.FastJPEG = true
+	fast := augmentations(&cfg, DataConfig(&cfg), CacheKey(&cfg, w))
+	if !fast[0].data.FastJPEG || !fast[0].key.FastJPEG || !DataConfig(&cfg).FastJPEG {
+		t.Errorf("fast_jpeg: the mirrored images read %+v, key %+v", fast[0].data, fast[0].key)
+	}
+	cfg.Data.FastJPEG = false
+	slow := augmentations(&cfg, DataConfig(&cfg), CacheKey(&cfg, w))
+	for k, a := range fast[1:] {
+		if a.data.FastJPEG || a.key.FastJPEG || a.key.Hash() != slow[k+1].key.Hash() {
+			t.Errorf("fast_jpeg: %s reads %+v, key %+v (without fast_jpeg %+v)", a.name, a.data, a.key, slow[k+1].key)
+		}
+	}
+	if fast[0].key.Hash() == slow[0].key.Hash() {
+		t.Error("fast_jpeg: the mirrored images' cache key is the same as without")
+	}
 }
 
 // TestReduceLR follows the learning rate through a sequence of validation

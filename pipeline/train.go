@@ -348,6 +348,8 @@ func augmentations(cfg *configs.Config, dcfg dataset.Config, key features.Key) [
 		crop := &dataset.RandomCrop{Seed: cfg.Data.Seed, Copy: k, Scale: [2]float64(ca.Scale), Ratio: [2]float64(ca.Ratio), Flip: cfg.Data.FlipAugmentation}
 		a := augmentation{name: fmt.Sprintf("crop %d/%d", k+1, ca.Copies), key: key, data: dcfg}
 		a.key.RandomCrop, a.data.RandomCrop = crop.String(), crop
+		// A crop needs the full image's resolution.
+		a.key.FastJPEG, a.data.FastJPEG = false, false
 		as = append(as, a)
 	}
 	return as
@@ -458,7 +460,7 @@ func DataConfig(cfg *configs.Config) dataset.Config {
 		Root: d.Dir, Classes: d.Classes, Height: d.ImageSize[0], Width: d.ImageSize[1],
 		ValidationSplit: d.ValidationSplit, ValidationRoot: d.ValidationDir, Seed: d.Seed, Workers: d.Workers, MaxPixels: d.MaxPixels,
 		FollowSymlinks: d.FollowSymlinks, IgnoreEXIF: !d.EXIFOrientation, CropToAspectRatio: d.CropToAspectRatio,
-		Preprocess: d.Preprocess,
+		Preprocess: d.Preprocess, FastJPEG: d.FastJPEG,
 	}
 }
 
@@ -568,7 +570,8 @@ func calibrate(ctx context.Context, w *resnet.Weights, dcfg dataset.Config, trai
 // CacheKey is what the configuration's features depend on besides images.
 func CacheKey(cfg *configs.Config, w *resnet.Weights) features.Key {
 	d := cfg.Data
-	return features.Key{Weights: w.Digest(), Preprocess: d.Preprocess, Height: d.ImageSize[0], Width: d.ImageSize[1], Crop: d.CropToAspectRatio, EXIF: d.EXIFOrientation}
+	return features.Key{Weights: w.Digest(), Preprocess: d.Preprocess, Height: d.ImageSize[0], Width: d.ImageSize[1], Crop: d.CropToAspectRatio, EXIF: d.EXIFOrientation,
+		FastJPEG: d.FastJPEG}
 }
 
 // imagesDigest is the sha256 of the examples of each split, in order: the
