@@ -62,7 +62,11 @@
 //     libjpeg-turbo (cgo, linked statically on Linux), as PIL and
 //     TensorFlow's decode_jpeg do: the same pixels, bit for bit, and 2-4x
 //     faster than Go's image/jpeg on large photos; CMYK JPEGs, and any JPEG
-//     libjpeg-turbo warns about, go to Go's decoder, which decides;
+//     libjpeg-turbo warns about, go to Go's decoder, which decides. With
+//     FastJPEG, libjpeg-turbo decodes a large JPEG at 1/2, 1/4 or 1/8 scale
+//     in the DCT domain, the smallest that still leaves Height x Width
+//     (after the EXIF rotation): 2-3x faster on 12-megapixel photos, no
+//     longer Keras' pixels;
 //  4. applies the JPEG EXIF orientation (parsed from the APP1 segment),
 //     unless IgnoreEXIF is set (Keras ignores it);
 //  5. optionally centre-crops to the target aspect ratio (CropToAspectRatio,
