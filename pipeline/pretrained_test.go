@@ -1,0 +1,77 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gotransfer/configs"
+	"gotransfer/dataset"
+)
+
+// TestMovedRunRefetchesNamedWeights: a run that named published weights
+// (backbone.weights: imagenet) and finds no copy of them fetches them again,
+// here from an unreachable mirror, which the error names.
+func TestMovedRunRefetchesNamedWeights(t *testing.T) {
+	dir := t.TempDir()
+	if err := dataset.Synthesize(filepath.Join(dir, "data"), 4, 1); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Parse([]byte("data: {dir: data, image_size: [48, 48], validation_split: 0.25}\nbackbone: {random_width: 4}\nhead: {layers: [8]}\ntrain: {epochs: 1, batch: 4}\nrun: {dir: run}\n"), filepath.Join(dir, "c.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Train(context.Background(), cfg, Options{Out: &strings.Builder{}}); err != nil {
+		t.Fatal(err)
+	}
+	// As if the run had named Keras' weights, and the file it read were
+	// gone: rewrite the run description and its digest in the manifest.
+	ck, err := filepath.EvalSymlinks(filepath.Join(dir, "run", "checkpoints", "best"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var run map[string]any
+	raw, err := os.ReadFile(filepath.Join(ck, "run.yaml"))
+	if err != nil || json.Unmarshal(raw, &run) != nil {
+		t.Fatalf("run.yaml: %v", err)
+	}
+	run["config"].(map[string]any)["Backbone"].(map[string]any)["Weights"] = "imagenet"
+	run["weights"] = filepath.Join(dir, "elsewhere", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
+	raw, _ = json.Marshal(run)
+	var manifest map[string]any
+	mraw, err := os.ReadFile(filepath.Join(ck, "manifest.json"))
+	if err != nil || json.Unmarshal(mraw, &manifest) != nil {
+		t.Fatalf("manifest.json: %v", err)
+	}
+	sum := sha256.Sum256(raw)
+	manifest["run_sha256"] = hex.EncodeToString(sum[:])
+	mraw, _ = json.Marshal(manifest)
+	if os.WriteFile(filepath.Join(ck, "run.yaml"), raw, 0o644) != nil || os.WriteFile(filepath.Join(ck, "manifest.json"), mraw, 0o644) != nil {
+		t.Fatal("rewrite the checkpoint")
+	}
+
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	home := t.TempDir()
+	for k, v := range map[string]string{"HOME": home, "XDG_CACHE_HOME": filepath.Join(home, ".cache"), "KERAS_HOME": "", "TORCH_HOME": "",
+		"GOTRANSFER_WEIGHTS_MIRROR": srv.URL} {
+		t.Setenv(k, v)
+	}
+	_, err = LoadClassifier(filepath.Join(dir, "run"), ClassifierOptions{})
+	if want := srv.URL + "/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5: 404 Not Found"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("LoadClassifier: %v, want an error with %q", err, want)
+	}
+	// Given the file, nothing is fetched.
+	c, err := LoadClassifier(filepath.Join(dir, "run"), ClassifierOptions{Weights: filepath.Join(dir, "run", "backbone.npz")})
+	if err != nil {
+		t.Fatalf("LoadClassifier with the weights given: %v", err)
+	}
+	c.Close()
+}
