@@ -21,7 +21,8 @@
 // learning-rate schedule (on the rate of the optimizer in use), a
 // checkpoint at every epoch's end (or every so many steps) and one when
 // interrupted. A checkpoint names its optimizer and holds its state; a
-// resume with another optimizer is refused.
+// resume with another optimizer is refused. Options.FindLR runs the
+// learning-rate range test (LRFinder) on the same features instead.
 //
 // LoadClassifier puts a trained run back together from a checkpoint (or
 // the run folder: its best checkpoint), reading only the head's parameters

@@ -34,6 +34,11 @@ import (
 type Options struct {
 	// Resume continues from the run folder's last checkpoint.
 	Resume bool
+	// FindLR, if set, runs the learning-rate range test instead of
+	// training: the features as training has them, a fresh head, and
+	// lr_find.csv and lr_find.png in the run folder; nothing else in it
+	// changes (a run's checkpoints and configuration are left alone).
+	FindLR *LRFinder
 	// Out receives the progress and per-epoch lines (a live bar when it is
 	// a terminal).
 	Out io.Writer
@@ -62,6 +67,8 @@ type RunInfo struct {
 
 // Result sums up a finished run.
 type Result struct {
+	// LRFinding is the range test's outcome, with Options.FindLR.
+	LRFinding *LRFinding
 	History   []EpochMetrics
 	Confusion *Confusion // nil without a validation split
 	Skipped   int
@@ -81,17 +88,30 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	progress := NewProgress(opts.Out)
 	runDir := cfg.Run.Dir
 	ckDir := filepath.Join(runDir, "checkpoints")
-	applied, err := prepareRunDir(cfg, opts.Resume)
-	if err != nil {
-		return nil, err
+	finding := opts.FindLR != nil
+	if finding && opts.Resume {
+		return nil, errors.New("the learning-rate finder starts a fresh head: it does not resume")
 	}
-	mgr, err := checkpoints.NewManager(ckDir, checkpoints.Options{Keep: cfg.Run.Keep})
-	if err != nil {
-		return nil, err
+	var applied []configs.Change
+	var mgr *checkpoints.Manager
+	var last checkpoints.Info
+	lastErr := checkpoints.ErrNoCheckpoint
+	if finding {
+		if err := os.MkdirAll(runDir, 0o777); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if applied, err = prepareRunDir(cfg, opts.Resume); err != nil {
+			return nil, err
+		}
+		if mgr, err = checkpoints.NewManager(ckDir, checkpoints.Options{Keep: cfg.Run.Keep}); err != nil {
+			return nil, err
+		}
+		// Resuming from a checkpoint: nothing in the run folder may change
+		// until the resume is accepted.
+		last, lastErr = mgr.Latest()
 	}
-	// Resuming from a checkpoint: nothing in the run folder may change
-	// until the resume is accepted.
-	last, lastErr := mgr.Latest()
 	resuming := opts.Resume && lastErr == nil
 	if resuming { // refused before the work of preparing the data
 		man, err := checkpoints.ReadManifest(last.Dir)
@@ -121,8 +141,10 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	// overwriting what the checkpoints need).
 	weightsPath := cfg.Backbone.Weights
 	var weights *resnet.Weights
+	_, calibrated := os.Stat(filepath.Join(runDir, "backbone.npz"))
 	switch {
-	case weightsPath == "" && resuming:
+	case weightsPath == "" && (resuming || finding && calibrated == nil):
+		// The finder uses a run's calibrated weights as they are.
 		weightsPath = filepath.Join(runDir, "backbone.npz")
 		if weights, err = resnet.Load(weightsPath); err != nil {
 			return nil, fmt.Errorf("resume: the run's calibrated random weights: %w", err)
@@ -135,8 +157,11 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		if err != nil {
 			return nil, err
 		}
-		if err := weights.Save(weightsPath); err != nil {
-			return nil, fmt.Errorf("save calibrated random weights: %w", err)
+		// The finder saves nothing: training calibrates the same again.
+		if !finding {
+			if err := weights.Save(weightsPath); err != nil {
+				return nil, fmt.Errorf("save calibrated random weights: %w", err)
+			}
 		}
 	default:
 		if weightsPath, err = WeightsFile(ctx, cfg); err == nil {
@@ -167,7 +192,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		len(idx.Classes), idx.Classes, len(idx.Train), len(idx.Validation), cache.Dir(), cache.Len())
 	extractStart := time.Now()
 	kept, digests, feats, err := extract(ctx, cfg, dcfg, bb, cache, all, nil, skips, "features", progress)
-	if err != nil || !resuming {
+	if (err != nil || !resuming) && !finding {
 		writeSkips(runDir, skips)
 	}
 	if err != nil {
@@ -209,6 +234,10 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	opt, err := NewOptimizer(cfg, h.Params())
 	if err != nil {
 		return nil, err
+	}
+	if finding {
+		return findLR(ctx, &Trainer{Head: h, Opt: opt, Train: train, TrainVariants: variants, Batch: cfg.Train.Batch, Seed: cfg.Data.Seed, Progress: progress},
+			*opts.FindLR, runDir, progress)
 	}
 	run := RunInfo{Config: cfg, Weights: weightsPath, WeightsSHA256: weights.Digest(), FeatureDim: bb.FeatureDim(),
 		Data: imagesDigest(sums, train, val), Features: featuresDigest(train, val), TrainExamples: train.Len(), ValExamples: val.Len()}
@@ -306,6 +335,33 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	progress.Line("run folder %s: checkpoints/last, checkpoints/best, metrics.jsonl, metrics.csv, metrics.png, tensorboard/", runDir)
 	progress.Line("next: predict --checkpoint %s IMAGE... (or --evaluate FOLDER, or --serve :8080)", runDir)
 	return res, nil
+}
+
+// findLR runs the range test on t and reports it into runDir.
+func findLR(ctx context.Context, t *Trainer, f LRFinder, runDir string, progress *Progress) (*Result, error) {
+	r, err := t.FindLR(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeLRFinding(runDir, r); err != nil {
+		return nil, err
+	}
+	if len(r.Points) == 0 {
+		return nil, fmt.Errorf("learning-rate finder: the loss was not finite at the first step (lr %g)", cmp.Or(f.Start, LRFinder{}.withDefaults().Start))
+	}
+	last := r.Points[len(r.Points)-1]
+	if r.Diverged {
+		progress.Line("learning-rate finder: the loss diverged at lr %.2g after %d steps", last.LR, len(r.Points))
+	} else {
+		progress.Line("learning-rate finder: %d steps up to lr %.2g, no divergence (the rate can go higher)", len(r.Points), last.LR)
+	}
+	if r.Steepest > 0 {
+		progress.Line("suggested learning rate: %.2g (the loss falls fastest there); lowest loss at %.2g (a tenth: %.2g)", r.Steepest, r.MinLoss, r.MinLoss/10)
+	} else {
+		progress.Line("no suggestion: the loss never fell (lowest at lr %.2g)", r.MinLoss)
+	}
+	progress.Line("plot: %s, values: %s", filepath.Join(runDir, "lr_find.png"), filepath.Join(runDir, "lr_find.csv"))
+	return &Result{LRFinding: r, RunDir: runDir}, nil
 }
 
 // extract runs an Extraction of samples, its progress bar labelled label.

@@ -6,11 +6,18 @@
 //	train --config configs/cats_dogs.yaml --resume   continue from the last checkpoint
 //	train --config C --check-data                    decode every image once and report
 //	train --config C --summary                       the backbone and head, like Keras
+//	train --config C --find-lr                       the learning-rate range test
 //	train --config C --set train.adam.lr=3e-4 --set run.dir=runs/lr3e-4
 //
 // --set overrides a setting of the file (a sweep without a file per run);
 // the run's config.yaml records the result, so such a run resumes with
 // train --config runs/lr3e-4/config.yaml --resume.
+//
+// --find-lr extracts (or reads) the features as training would, then trains
+// a fresh head for 100 steps while the learning rate grows from 1e-7 to 10,
+// and writes the loss against the rate to lr_find.png and lr_find.csv in
+// the run folder, with a suggested rate (fastai's lr_find,
+// torch-lr-finder); it changes nothing else there.
 //
 // See configs/cats_dogs.yaml for every setting.
 package main
@@ -44,6 +51,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	resume := fs.Bool("resume", false, "continue the run from its last complete checkpoint")
 	checkData := fs.Bool("check-data", false, "decode every image once, print classes, counts and unusable files, and exit")
 	summary := fs.Bool("summary", false, "print the backbone and head layers and parameter counts, and exit")
+	findLR := fs.Bool("find-lr", false, "run the learning-rate range test (100 steps of a fresh head, lr 1e-7 to 10), write lr_find.png and lr_find.csv to the run folder, suggest a rate, and exit")
 	verbose := fs.Bool("v", false, "verbose logging")
 	var sets []string
 	fs.Func("set", "override one setting of the configuration, `key=value` (value in YAML: train.adam.lr=0.0003, data.image_size=[160,160]); paths relative to the working folder; repeat for more", func(s string) error {
@@ -51,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	})
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: train --config FILE [--set key=value ...] [--resume | --check-data | --summary]\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: train --config FILE [--set key=value ...] [--resume | --check-data | --summary | --find-lr]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := cli.Parse(fs, args, stderr); err != nil {
@@ -62,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return cli.Usagef("--config is required (e.g. --config configs/cats_dogs.yaml)")
 	case fs.NArg() > 0:
 		return cli.Usagef("unexpected arguments %q", fs.Args())
+	case *findLR && (*resume || *checkData || *summary):
+		return cli.Usagef("--find-lr runs alone: not with --resume, --check-data or --summary")
 	}
 	cli.Init(stderr, *verbose)
 	cfg, err := configs.Load(*config, sets...)
@@ -82,7 +92,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 	case *summary:
 		return printSummary(cfg, stdout)
 	}
-	_, err = pipeline.Train(ctx, cfg, pipeline.Options{Resume: *resume, Out: stdout})
+	opts := pipeline.Options{Resume: *resume, Out: stdout}
+	if *findLR {
+		opts.FindLR = &pipeline.LRFinder{}
+	}
+	_, err = pipeline.Train(ctx, cfg, opts)
+	if errors.Is(err, context.Canceled) && *findLR {
+		return errors.New("interrupted: the features extracted so far are cached")
+	}
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("interrupted: the features extracted and the training steps made so far are saved: continue with --resume")
 	}

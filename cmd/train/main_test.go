@@ -527,3 +527,25 @@ func TestPublishedWeightsUnreachable(t *testing.T) {
 		t.Errorf("exit %d, stderr:\n%s\nwant exit 1 and %q", code, stderr, want)
 	}
 }
+
+// TestFindLR: --find-lr reports a range test and its files, and writes no
+// checkpoint; it runs alone.
+func TestFindLR(t *testing.T) {
+	dir, _, cfg := smokeRun(t, 6, 4)
+	t.Chdir(dir)
+	code, out, stderr := train(t, "--config", cfg, "--set", "run.dir=finder", "--find-lr")
+	if code != 0 || !strings.Contains(out, "learning-rate finder: ") || !strings.Contains(out, "lr_find.png") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
+	}
+	for _, f := range []string{"lr_find.png", "lr_find.csv"} {
+		if _, err := os.Stat(filepath.Join(dir, "finder", f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "finder", "checkpoints")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the finder made checkpoints/ (%v)", err)
+	}
+	if code, _, stderr := train(t, "--config", cfg, "--find-lr", "--resume"); code != 2 || !strings.Contains(stderr, "--find-lr runs alone") {
+		t.Errorf("--find-lr --resume: exit %d: %s", code, stderr)
+	}
+}

@@ -1,0 +1,175 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gotransfer/configs"
+	"gotransfer/dataset"
+	"gotransfer/model/head"
+)
+
+func finderTrainer(t *testing.T) *Trainer {
+	t.Helper()
+	h, err := head.New(head.Config{InputDim: 6, Hidden: []int{16}, Classes: 2, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, err := head.NewAdam(head.AdamConfig{}, h.Params())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Trainer{Head: h, Opt: opt, Train: randomSplit(rand.New(rand.NewPCG(1, 2)), 40, 6, 2), Batch: 8, Seed: 5, Progress: NewProgress(&bytes.Buffer{})}
+}
+
+// TestFindLR: the rate grows geometrically from Start, the first smoothed
+// loss is the first loss, a test up to a rate of 10 diverges before its
+// end, the suggestion lies where the loss fell, and the test repeats
+// exactly.
+func TestFindLR(t *testing.T) {
+	f := LRFinder{Start: 1e-5, End: 1e4, Steps: 100}
+	r, err := finderTrainer(t).FindLR(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(r.Points)
+	if !r.Diverged || n >= f.Steps || n < 20 {
+		t.Fatalf("%d of %d steps, diverged %v: want a divergence late in the test", n, f.Steps, r.Diverged)
+	}
+	ratio := math.Pow(f.End/f.Start, 1/float64(f.Steps-1))
+	for i, p := range r.Points {
+		if want := f.Start * math.Pow(ratio, float64(i)); math.Abs(p.LR-want) > 1e-12*want {
+			t.Fatalf("step %d: lr %g, want %g", i+1, p.LR, want)
+		}
+	}
+	if p := r.Points[0]; math.Abs(p.Smoothed-p.Loss) > 1e-12 {
+		t.Errorf("first smoothed loss %v, want the first loss %v", r.Points[0].Smoothed, r.Points[0].Loss)
+	}
+	last := r.Points[n-1]
+	if min := slicesMinSmoothed(r.Points); last.Smoothed <= 4*min {
+		t.Errorf("stopped at smoothed loss %v, not past 4 times the minimum %v", last.Smoothed, min)
+	}
+	if r.Steepest <= f.Start || r.Steepest >= last.LR || r.MinLoss < r.Steepest {
+		t.Errorf("steepest descent at %g, lowest loss at %g, divergence at %g: want start < steepest <= lowest < divergence", r.Steepest, r.MinLoss, last.LR)
+	}
+	again, err := finderTrainer(t).FindLR(context.Background(), f)
+	if err != nil || len(again.Points) != n || again.Points[n-1] != last || again.Steepest != r.Steepest {
+		t.Errorf("a second test differs: %d points, %v", len(again.Points), err)
+	}
+	for _, bad := range []LRFinder{{Start: 1, End: 0.1}, {Start: -1}, {Steps: 1}} {
+		if _, err := finderTrainer(t).FindLR(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "want 0 < start < end") {
+			t.Errorf("%+v: %v", bad, err)
+		}
+	}
+}
+
+func slicesMinSmoothed(ps []LRPoint) float64 {
+	m := math.Inf(1)
+	for _, p := range ps {
+		m = min(m, p.Smoothed)
+	}
+	return m
+}
+
+func TestSteepest(t *testing.T) {
+	pts := func(losses ...float64) []LRPoint {
+		var ps []LRPoint
+		for i, l := range losses {
+			ps = append(ps, LRPoint{LR: float64(i + 1), Smoothed: l})
+		}
+		return ps
+	}
+	for _, tc := range []struct {
+		name       string
+		points     []LRPoint
+		start, end int
+		want       float64
+	}{
+		{"the fastest fall", pts(5, 5, 4.9, 4, 2, 1.8, 1.7, 3, 9), 0, 0, 4}, // (2-4.9)/2 at lr 4
+		{"skipped ends", pts(9, 1, 1, 0.9, 0.8, 0.7, 0.65, 0.1, 0.1), 2, 2, 5},
+		{"never falls", pts(1, 1, 2, 3, 4), 0, 0, 0},
+		{"too short", pts(3, 2, 1), 1, 1, 0},
+	} {
+		if got := steepest(tc.points, tc.start, tc.end); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestTrainFindsLR: Options.FindLR on a trained run writes lr_find.csv and
+// lr_find.png and changes nothing else in the run folder (its
+// configuration, checkpoints and calibrated weights).
+func TestTrainFindsLR(t *testing.T) {
+	dir := t.TempDir()
+	if err := dataset.Synthesize(filepath.Join(dir, "data"), 6, 1); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Parse([]byte("data: {dir: data, image_size: [48, 48], validation_split: 0.25}\nbackbone: {random_width: 4}\nhead: {layers: [8]}\ntrain: {epochs: 1, batch: 4}\nrun: {dir: run}\n"), filepath.Join(dir, "c.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Train(context.Background(), cfg, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, filepath.Join(dir, "run"))
+	var out strings.Builder
+	// Another data setting than the run's: the finder must not mind, nor
+	// touch the run.
+	cfg.Train.Batch = 2
+	res, err := Train(context.Background(), cfg, Options{FindLR: &LRFinder{Steps: 30}, Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.LRFinding == nil || len(res.LRFinding.Points) == 0 || !strings.Contains(out.String(), "learning-rate finder") {
+		t.Fatalf("result %+v, output:\n%s", res, out.String())
+	}
+	after := snapshot(t, filepath.Join(dir, "run"))
+	for name, b := range before {
+		if after[name] != b {
+			t.Errorf("%s changed", name)
+		}
+		delete(after, name)
+	}
+	for name := range after {
+		if name != "lr_find.csv" && name != "lr_find.png" {
+			t.Errorf("%s appeared", name)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "run", "lr_find.csv"))
+	if lines := strings.Count(string(raw), "\n"); err != nil || lines != 1+len(res.LRFinding.Points) || !strings.HasPrefix(string(raw), "step,lr,loss,smoothed_loss\n") {
+		t.Errorf("lr_find.csv: %d lines (%v), want a header and %d points", lines, err, len(res.LRFinding.Points))
+	}
+	if _, err := Train(context.Background(), cfg, Options{FindLR: &LRFinder{}, Resume: true}); err == nil || !strings.Contains(err.Error(), "does not resume") {
+		t.Errorf("FindLR with Resume: %v", err)
+	}
+}
+
+// snapshot maps every file under dir (relative path) to its content.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if d.Type()&os.ModeSymlink != 0 { // last, best
+			target, err := os.Readlink(p)
+			files[rel] = "-> " + target
+			return err
+		}
+		raw, err := os.ReadFile(p)
+		files[rel] = string(raw)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
