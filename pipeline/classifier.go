@@ -48,10 +48,13 @@ type ClassifierOptions struct {
 	// Device is where the backbone runs; "" keeps the run's.
 	Device string
 	// Weights is the backbone weights file, for a run moved to another
-	// machine; "" means the file training read, else a file of the same
-	// name in the checkpoint's parent or grandparent folder (the run
-	// folder), where a run copied with its weights finds them: the first of
-	// them that holds the weights trained with (by their sha256).
+	// machine, or published weights by name (model/pretrained), found or
+	// fetched for the run's variant; "" means the file training read, else
+	// a file of the same name in the checkpoint's parent or grandparent
+	// folder (the run folder), where a run copied with its weights finds
+	// them: the first of them that holds the weights trained with (by their
+	// sha256); else, for a run that named published weights, those, found
+	// or fetched again.
 	Weights string
 }
 
@@ -104,6 +107,14 @@ func loadRun(path string, opts ClassifierOptions) (checkpointDir string, ck *che
 		return
 	}
 	candidates := []string{opts.Weights}
+	if pretrained.IsName(opts.Weights) {
+		// Published weights by name: the file the run's variant trains on.
+		var p string
+		if p, err = pretrained.Path(context.Background(), opts.Weights, info.Config.Backbone.Variant, false); err != nil {
+			return
+		}
+		candidates = []string{p}
+	}
 	if opts.Weights == "" {
 		up := filepath.Dir(checkpointDir)
 		candidates = []string{info.Weights, filepath.Join(up, filepath.Base(info.Weights)), filepath.Join(filepath.Dir(up), filepath.Base(info.Weights))}

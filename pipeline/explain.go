@@ -25,8 +25,10 @@ type Explanation struct {
 	Heatmap    []float32
 	Rows, Cols int
 	// View is the image as it was read: the picture and the region of it
-	// the network was shown.
+	// the network was shown. Overlay draws on its Image.
 	View *dataset.View
+
+	drawn bool // Overlay has drawn on View.Image
 }
 
 // OverlayAlpha is the weight of the heatmap's colours in Overlay, as in
@@ -82,8 +84,16 @@ func (c *Classifier) Explain(path string, class int) (*Explanation, error) {
 	return &Explanation{Probabilities: p, Class: class, Heatmap: heat, Rows: s[1], Cols: s[2], View: view}, nil
 }
 
-// Overlay draws the heatmap over the image (gradcam.Overlay, at
-// OverlayAlpha): on the region the network was shown, the rest dimmed.
+// Overlay draws the heatmap over the image (gradcam.Draw, at
+// OverlayAlpha): on the region the network was shown, the rest dimmed. It
+// draws on View.Image itself, which it returns, so that a photo of tens of
+// megapixels is not held twice; later calls return the same picture.
 func (e *Explanation) Overlay() (*image.RGBA, error) {
-	return gradcam.Overlay(e.View.Image, e.View.Box, e.View.Mirrored, e.Heatmap, e.Rows, e.Cols, OverlayAlpha)
+	if !e.drawn {
+		if err := gradcam.Draw(e.View.Image, e.View.Box, e.View.Mirrored, e.Heatmap, e.Rows, e.Cols, OverlayAlpha); err != nil {
+			return nil, err
+		}
+		e.drawn = true
+	}
+	return e.View.Image, nil
 }

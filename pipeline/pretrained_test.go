@@ -68,6 +68,12 @@ func TestMovedRunRefetchesNamedWeights(t *testing.T) {
 	if want := srv.URL + "/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5: 404 Not Found"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("LoadClassifier: %v, want an error with %q", err, want)
 	}
+	// Named on the command line, the name stands for the run's variant's
+	// file.
+	_, err = LoadClassifier(filepath.Join(dir, "run"), ClassifierOptions{Weights: "imagenet"})
+	if want := srv.URL + "/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5: 404 Not Found"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("LoadClassifier with --weights imagenet: %v, want an error with %q", err, want)
+	}
 	// Given the file, nothing is fetched.
 	c, err := LoadClassifier(filepath.Join(dir, "run"), ClassifierOptions{Weights: filepath.Join(dir, "run", "backbone.npz")})
 	if err != nil {

@@ -151,11 +151,13 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, cli.Usagef("--size %d: want at least 32", o.size)
 	case o.batch < 1:
 		return nil, cli.Usagef("--batch %d: want at least 1", o.batch)
+	case o.summary && (o.explain != "" || o.explainClass != ""):
+		return nil, cli.Usagef("--summary prints the layers and exits: give no --explain with it")
 	case o.summary:
 		return o, nil
 	case o.checkpoint != "":
-		if o.onnxOut != "" && (o.serve != "" || o.evaluate != "" || len(o.images) > 0 || o.csvOut != "") {
-			return nil, cli.Usagef("--onnx exports and exits: give no images, --serve, --evaluate or --csv with it")
+		if o.onnxOut != "" && (o.serve != "" || o.evaluate != "" || len(o.images) > 0 || o.csvOut != "" || o.explain != "") {
+			return nil, cli.Usagef("--onnx exports and exits: give no images, --serve, --evaluate, --csv or --explain with it")
 		}
 		if o.serve != "" && (o.evaluate != "" || len(o.images) > 0 || o.csvOut != "") {
 			return nil, cli.Usagef("--serve classifies what it is sent: give no images, --evaluate or --csv with it")
@@ -213,14 +215,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 		<-ctx.Done()
 		stop()
 	}()
-	if pretrained.IsName(o.weights) {
-		// Published weights: the full file (with ImageNet's classes) alone,
-		// the file a run trained on with --checkpoint.
-		if o.weights, err = pretrained.Path(ctx, o.weights, "", o.checkpoint == ""); err != nil {
+	if pretrained.IsName(o.weights) && o.checkpoint == "" && !o.summary {
+		// Published weights by name (with --checkpoint, LoadClassifier
+		// looks them up for the run's variant): the full file where
+		// ImageNet's classes are wanted, else the one without them.
+		top := o.featuresOut == "" || o.probsOut != "" || o.onnxOut != ""
+		if o.weights, err = pretrained.Path(ctx, o.weights, "", top); err != nil {
 			return err
 		}
 	}
 	err = dispatch(ctx, o, stdout)
+	if errors.Is(err, pretrained.ErrInterrupted) {
+		return err
+	}
 	if errors.Is(err, context.Canceled) {
 		return errors.New("interrupted")
 	}
@@ -268,7 +275,15 @@ func dispatch(ctx context.Context, o *options, stdout io.Writer) error {
 // ImageNet ResNet50 when no weights are given.
 func summary(o *options, stdout io.Writer) error {
 	arch, classes := (*resnet.Arch)(nil), 1000
-	if o.weights != "" {
+	if pretrained.IsName(o.weights) { // its layers need no download
+		file, err := pretrained.Lookup(o.weights, "", true)
+		if err != nil {
+			return err
+		}
+		if arch, err = resnet.NewArch(resnet.Variant(file.Variant), 64); err != nil {
+			return err
+		}
+	} else if o.weights != "" {
 		w, err := resnet.Load(o.weights)
 		if err != nil {
 			return err
@@ -576,10 +591,6 @@ func writeScored(path, root string, classes []string, scored []pipeline.Scored) 
 	return nil
 }
 
-// classifyWithCheckpoint prints each image's probabilities by class name,
-// or, when any argument is a folder, CSV for every image found. An
-// unusable image is reported in its place and the others go on; the
-// command then fails, naming the first.
 // printClasses prints one image's probability of every class in label
 // order or, with more than top classes, of the top most probable.
 func printClasses(out io.Writer, path string, classes []string, probs []float32, top int) error {
@@ -620,17 +631,26 @@ func explain(ctx context.Context, o *options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The pictures of an earlier --explain into a folder given again are
+	// not images to explain.
+	images = slices.DeleteFunc(images, func(p string) bool { return strings.HasSuffix(strings.ToLower(p), heatmapSuffix) })
 	if err := os.MkdirAll(o.explain, 0o777); err != nil {
 		return err
 	}
+	// A folder that cannot take the pictures is found out before any work.
+	probe, err := os.CreateTemp(o.explain, ".write-test-")
+	if err != nil {
+		return fmt.Errorf("--explain %s: %w", o.explain, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
 	taken := map[string]bool{}
 	var failures failures
 	for _, path := range images {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		out := heatmapName(o.explain, path, taken)
-		e, err := drawExplanation(c, path, class, out)
+		e, err := c.Explain(path, class)
 		if err != nil {
 			failures.add(path, err)
 			if _, err := fmt.Fprintf(stdout, "%s\n  error: %v\n", path, err); err != nil {
@@ -641,6 +661,12 @@ func explain(ctx context.Context, o *options, stdout io.Writer) error {
 		if err := printClasses(stdout, path, c.Classes, e.Probabilities, o.top); err != nil {
 			return err
 		}
+		// A picture that cannot be written is the command's failure, not
+		// the image's.
+		out := heatmapName(o.explain, path, taken)
+		if err := writeExplanation(e, out); err != nil {
+			return err
+		}
 		if _, err := fmt.Fprintf(stdout, "  grad-cam of %s: %s\n", c.Classes[e.Class], out); err != nil {
 			return err
 		}
@@ -648,33 +674,37 @@ func explain(ctx context.Context, o *options, stdout io.Writer) error {
 	return failures.err(len(images))
 }
 
-// drawExplanation explains class (-1: the most probable) of the image at
-// path and writes the heatmap drawn over it to out as a JPEG.
-func drawExplanation(c *pipeline.Classifier, path string, class int, out string) (*pipeline.Explanation, error) {
-	e, err := c.Explain(path, class)
-	if err != nil {
-		return nil, err
-	}
+// heatmapSuffix ends the name of every --explain picture.
+const heatmapSuffix = ".gradcam.jpg"
+
+// writeExplanation draws e's heatmap over its image and writes it to out
+// as a JPEG.
+func writeExplanation(e *pipeline.Explanation, out string) error {
 	m, err := e.Overlay()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return e, atomicfile.Write(out, func(w io.Writer) error { return jpeg.Encode(w, m, &jpeg.Options{Quality: 90}) })
+	return atomicfile.Write(out, func(w io.Writer) error { return jpeg.Encode(w, m, &jpeg.Options{Quality: 90}) })
 }
 
 // heatmapName returns the file in dir for the heatmap of the image at path:
 // its name without extension, then .gradcam.jpg; -2, -3, ... before that
-// for names taken already.
+// for names taken already (regardless of case, for the file systems that
+// disregard it).
 func heatmapName(dir, path string, taken map[string]bool) string {
 	base := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
-	name := base + ".gradcam.jpg"
-	for i := 2; taken[name]; i++ {
-		name = fmt.Sprintf("%s-%d.gradcam.jpg", base, i)
+	name := base + heatmapSuffix
+	for i := 2; taken[strings.ToLower(name)]; i++ {
+		name = fmt.Sprintf("%s-%d%s", base, i, heatmapSuffix)
 	}
-	taken[name] = true
+	taken[strings.ToLower(name)] = true
 	return filepath.Join(dir, name)
 }
 
+// classifyWithCheckpoint prints each image's probabilities by class name,
+// or, when any argument is a folder, CSV for every image found. An
+// unusable image is reported in its place and the others go on; the
+// command then fails, naming the first.
 func classifyWithCheckpoint(ctx context.Context, o *options, stdout io.Writer) error {
 	c, err := loadClassifier(o)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"gorgonia.org/tensor"
@@ -383,6 +384,8 @@ func TestBadInput(t *testing.T) {
 		{"explain without checkpoint", []string{"--weights", weights, "--explain", "out", cat}, 2, "--explain needs --checkpoint"},
 		{"explain with csv", []string{"--checkpoint", "run", "--explain", "out", "--csv", "x.csv", cat}, 2, "give no --serve, --evaluate or --csv"},
 		{"explain class alone", []string{"--checkpoint", "run", "--explain-class", "cats", cat}, 2, "--explain-class goes with --explain"},
+		{"explain and onnx", []string{"--checkpoint", "run", "--explain", "out", "--onnx", "m.onnx"}, 2, "give no images, --serve, --evaluate, --csv or --explain"},
+		{"explain and summary", []string{"--checkpoint", "run", "--explain", "out", "--summary"}, 2, "give no --explain with it"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := predict(t, tc.args...)
@@ -868,6 +871,26 @@ func TestExplain(t *testing.T) {
 	if code, _, stderr := predict(t, "--checkpoint", run, "--explain", out, "--explain-class", "birds", cat); code != 1 || !strings.Contains(stderr, `"birds": the run's classes are cats, dogs`) {
 		t.Errorf("--explain-class birds: exit %d: %s", code, stderr)
 	}
+	// Where the pictures cannot go: one error before any work.
+	code, got, stderr = predict(t, "--checkpoint", run, "--explain", filepath.Join(cat, "sub"), cat)
+	if code != 1 || got != "" || !strings.Contains(stderr, "not a directory") {
+		t.Errorf("--explain under a file: exit %d, output %q, stderr %s", code, got, stderr)
+	}
+	// A folder explained into itself, twice: its pictures are not explained
+	// again; names that differ only in case do not overwrite each other.
+	photos := filepath.Join(dir, "photos")
+	os.MkdirAll(photos, 0o755)
+	raw, _ := os.ReadFile(cat)
+	os.WriteFile(filepath.Join(photos, "Cat.png"), raw, 0o644)
+	os.WriteFile(filepath.Join(photos, "cat.PNG"), raw, 0o644)
+	for range 2 {
+		if code, got, stderr := predict(t, "--checkpoint", run, "--explain", filepath.Join(photos, "explained"), photos); code != 0 || strings.Count(got, "grad-cam of") != 2 {
+			t.Fatalf("a folder explained into itself: exit %d\n%s\n%s", code, got, stderr)
+		}
+	}
+	if entries, _ := os.ReadDir(filepath.Join(photos, "explained")); len(entries) != 2 || !strings.EqualFold(entries[0].Name(), "cat-2.gradcam.jpg") && !strings.EqualFold(entries[1].Name(), "cat-2.gradcam.jpg") {
+		t.Errorf("pictures %v, want Cat.gradcam.jpg and cat-2.gradcam.jpg", entries)
+	}
 	broken := filepath.Join(dir, "broken.jpg")
 	os.WriteFile(broken, []byte("not a jpeg"), 0o644)
 	code, got, stderr = predict(t, "--checkpoint", run, "--explain", out, broken, cat)
@@ -878,18 +901,49 @@ func TestExplain(t *testing.T) {
 }
 
 // TestPublishedWeightsUnreachable: --weights imagenet asks for Keras' full
-// file (with ImageNet's classes), from the mirror when one is set, and an
-// unreachable one is one clear error.
+// file (with ImageNet's classes) to classify, the one without them for
+// embeddings, from the mirror when one is set, and an unreachable one is
+// one clear error; --summary and a missing checkpoint ask for nothing.
 func TestPublishedWeightsUnreachable(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
+	var mu sync.Mutex
+	var asked []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked = append(asked, r.URL.Path)
+		mu.Unlock()
+		http.NotFound(w, r)
+	}))
 	defer srv.Close()
 	home := t.TempDir()
 	for k, v := range map[string]string{"HOME": home, "XDG_CACHE_HOME": filepath.Join(home, ".cache"), "KERAS_HOME": "", "TORCH_HOME": "",
 		"GOTRANSFER_WEIGHTS_MIRROR": srv.URL} {
 		t.Setenv(k, v)
 	}
-	code, _, stderr := predict(t, "--weights", "imagenet", cat)
-	if want := srv.URL + "/resnet50_weights_tf_dim_ordering_tf_kernels.h5: 404 Not Found"; code != 1 || !strings.Contains(stderr, want) || strings.Contains(stderr, "goroutine") {
-		t.Errorf("exit %d, stderr:\n%s\nwant exit 1 and %q", code, stderr, want)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--weights", "imagenet", cat}, "/resnet50_weights_tf_dim_ordering_tf_kernels.h5: 404 Not Found"},
+		{[]string{"--weights", "imagenet", "--features-out", filepath.Join(home, "f.npy"), cat}, "/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5: 404 Not Found"},
+		{[]string{"--weights", "IMAGENET1K_V1", cat}, "/resnet50-0676ba61.pth: 404 Not Found"},
+	} {
+		code, _, stderr := predict(t, tc.args...)
+		if code != 1 || !strings.Contains(stderr, srv.URL+tc.want) || strings.Contains(stderr, "goroutine") {
+			t.Errorf("%q: exit %d, stderr:\n%s\nwant exit 1 and %q", tc.args, code, stderr, tc.want)
+		}
+	}
+	mu.Lock()
+	n := len(asked)
+	mu.Unlock()
+	if code, out, stderr := predict(t, "--weights", "imagenet", "--summary"); code != 0 || !strings.Contains(out, "Total params: 25,636,712") {
+		t.Errorf("--summary: exit %d: %s\n%s", code, out, stderr)
+	}
+	if code, _, stderr := predict(t, "--checkpoint", filepath.Join(home, "no-run"), "--weights", "imagenet", cat); code != 1 || !strings.Contains(stderr, "no-run") {
+		t.Errorf("missing checkpoint: exit %d: %s", code, stderr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) != n {
+		t.Errorf("--summary or a missing checkpoint asked the mirror for %q", asked[n:])
 	}
 }

@@ -97,6 +97,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		opts.FindLR = &pipeline.LRFinder{}
 	}
 	_, err = pipeline.Train(ctx, cfg, opts)
+	if errors.Is(err, pretrained.ErrInterrupted) {
+		return err
+	}
 	if errors.Is(err, context.Canceled) && *findLR {
 		return errors.New("interrupted: the features extracted so far are cached")
 	}

@@ -55,46 +55,85 @@ func Jet(t float64) color.RGBA {
 	}
 }
 
-// Overlay returns a copy of img with heat (rows x cols, values in [0, 1],
-// as Heatmap returns it) drawn over box, the region of img the network was
-// shown: resized bilinearly to the box, coloured with Jet and blended as
-// (1-alpha)·image + alpha·colour. With mirrored the network was shown the
-// box's mirror image, so the map is mirrored back. Pixels outside box are
-// dimmed to half their brightness. box is clipped to img's bounds.
+// Overlay returns a copy of img with heat drawn over it as Draw does.
 func Overlay(img image.Image, box image.Rectangle, mirrored bool, heat []float32, rows, cols int, alpha float64) (*image.RGBA, error) {
+	out := image.NewRGBA(img.Bounds())
+	draw.Draw(out, out.Bounds(), img, out.Bounds().Min, draw.Src)
+	if err := Draw(out, box, mirrored, heat, rows, cols, alpha); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// jetSteps is the resolution of Draw's colour table: heat values are
+// rounded to multiples of 1/jetSteps.
+const jetSteps = 1024
+
+// Draw draws heat (rows x cols, values in [0, 1], as Heatmap returns it)
+// over img in place: over box, the region of img the network was shown,
+// resized bilinearly (half-pixel centres) to the box, coloured with Jet and
+// blended as (1-alpha)·image + alpha·colour; with mirrored the network was
+// shown the box's mirror image, so the map is mirrored back. Pixels outside
+// box are dimmed to half their brightness and every pixel is made opaque.
+// box is clipped to img's bounds.
+func Draw(img *image.RGBA, box image.Rectangle, mirrored bool, heat []float32, rows, cols int, alpha float64) error {
 	if rows < 1 || cols < 1 || len(heat) != rows*cols {
-		return nil, fmt.Errorf("gradcam: overlay: %d heat values for a %dx%d map", len(heat), rows, cols)
+		return fmt.Errorf("gradcam: overlay: %d heat values for a %dx%d map", len(heat), rows, cols)
 	}
 	if !(alpha >= 0 && alpha <= 1) {
-		return nil, fmt.Errorf("gradcam: overlay: alpha %v, want [0, 1]", alpha)
+		return fmt.Errorf("gradcam: overlay: alpha %v, want [0, 1]", alpha)
 	}
 	b := img.Bounds()
 	box = box.Intersect(b)
 	if box.Empty() {
-		return nil, fmt.Errorf("gradcam: overlay: box %v outside the image %v", box, b)
+		return fmt.Errorf("gradcam: overlay: box %v outside the image %v", box, b)
+	}
+	// The blend of a pixel is keep[v] + tint[h][c]: one table for the
+	// image's share, one for the colour's.
+	var keep [256]float32
+	for v := range keep {
+		keep[v] = float32((1 - alpha) * float64(v))
+	}
+	tint := make([][3]float32, jetSteps+1)
+	for k := range tint {
+		c := Jet(float64(k) / jetSteps)
+		tint[k] = [3]float32{float32(alpha * float64(c.R)), float32(alpha * float64(c.G)), float32(alpha * float64(c.B))}
 	}
 	xs := taps(box.Dx(), cols, mirrored)
 	ys := taps(box.Dy(), rows, false)
-	out := image.NewRGBA(b)
-	draw.Draw(out, b, img, b.Min, draw.Src)
-	mix := func(v uint8, c uint8) uint8 { return uint8(math.Round((1-alpha)*float64(v) + alpha*float64(c))) }
+	line := make([]float64, cols) // the map interpolated to this row
 	for y := b.Min.Y; y < b.Max.Y; y++ {
-		row := out.Pix[out.PixOffset(b.Min.X, y):][:4*b.Dx()]
-		for x := b.Min.X; x < b.Max.X; x++ {
-			px := row[4*(x-b.Min.X):][:4]
-			px[3] = 255
-			if !(image.Point{x, y}).In(box) {
-				px[0], px[1], px[2] = px[0]/2, px[1]/2, px[2]/2
-				continue
-			}
-			tx, ty := xs[x-box.Min.X], ys[y-box.Min.Y]
-			h := (1-ty.w)*((1-tx.w)*float64(heat[ty.i0*cols+tx.i0])+tx.w*float64(heat[ty.i0*cols+tx.i1])) +
-				ty.w*((1-tx.w)*float64(heat[ty.i1*cols+tx.i0])+tx.w*float64(heat[ty.i1*cols+tx.i1]))
-			j := Jet(h)
-			px[0], px[1], px[2] = mix(px[0], j.R), mix(px[1], j.G), mix(px[2], j.B)
+		row := img.Pix[img.PixOffset(b.Min.X, y):][:4*b.Dx()]
+		if y < box.Min.Y || y >= box.Max.Y {
+			dim(row)
+			continue
+		}
+		ty := ys[y-box.Min.Y]
+		for j := range line {
+			line[j] = (1-ty.w)*float64(heat[ty.i0*cols+j]) + ty.w*float64(heat[ty.i1*cols+j])
+		}
+		left, inside := 4*(box.Min.X-b.Min.X), 4*box.Dx()
+		dim(row[:left])
+		dim(row[left+inside:])
+		px := row[left : left+inside]
+		for i, tx := range xs {
+			h := (1-tx.w)*line[tx.i0] + tx.w*line[tx.i1]
+			t := &tint[int(min(max(h, 0), 1)*jetSteps+0.5)]
+			p := px[4*i : 4*i+4]
+			p[0] = uint8(keep[p[0]] + t[0] + 0.5)
+			p[1] = uint8(keep[p[1]] + t[1] + 0.5)
+			p[2] = uint8(keep[p[2]] + t[2] + 0.5)
+			p[3] = 255
 		}
 	}
-	return out, nil
+	return nil
+}
+
+// dim halves the brightness of RGBA pixels and makes them opaque.
+func dim(pix []byte) {
+	for i := 0; i+3 < len(pix); i += 4 {
+		pix[i], pix[i+1], pix[i+2], pix[i+3] = pix[i]/2, pix[i+1]/2, pix[i+2]/2, 255
+	}
 }
 
 // tap is one output coordinate's two source cells and the second's weight.

@@ -194,24 +194,35 @@ func (f *Fetcher) Fetch(ctx context.Context, file File) (string, error) {
 		return "", fmt.Errorf("pretrained weights %s: %w", file.Tag, err)
 	}
 	final := filepath.Join(f.Dir, file.Name)
-	unlock, err := filelock.Lock(ctx, final+".lock")
+	unlock, ok, err := filelock.TryLock(final + ".lock")
+	if err == nil && !ok {
+		f.log().Info("waiting for another process downloading the same weights", "file", final)
+		unlock, err = filelock.Lock(ctx, final+".lock")
+	}
 	if err != nil {
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("pretrained weights %s: %w: %w", file.Tag, ErrInterrupted, err)
+		}
 		return "", fmt.Errorf("pretrained weights %s: %w", file.Tag, err)
 	}
 	defer unlock()
 	if verify(final, file) == nil { // another process fetched it meanwhile
 		return final, nil
 	}
-	if err := f.download(ctx, file, final); err != nil {
+	if err := f.download(ctx, file, final, true); err != nil {
 		return "", err
 	}
 	return final, nil
 }
 
+// ErrInterrupted is wrapped by Fetch's error when its context ended the
+// download: what arrived is kept, and the next Fetch resumes from there.
+var ErrInterrupted = errors.New("download interrupted (the next run resumes it)")
+
 // download fetches file into final via final.part, resuming what an
-// earlier attempt left there, and renames it into place once its digest
-// is the published one.
-func (f *Fetcher) download(ctx context.Context, file File, final string) error {
+// earlier attempt left there (with resume), and renames it into place once
+// its digest is the published one.
+func (f *Fetcher) download(ctx context.Context, file File, final string, resume bool) error {
 	url := file.URL
 	if f.Mirror != "" {
 		url = strings.TrimSuffix(f.Mirror, "/") + "/" + file.Name
@@ -221,8 +232,12 @@ func (f *Fetcher) download(ctx context.Context, file File, final string) error {
 	}
 	part := final + ".part"
 	have := int64(0)
-	if st, err := os.Stat(part); err == nil {
+	if st, err := os.Stat(part); err == nil && resume {
 		have = st.Size()
+	}
+	if have > 0 && verify(part, file) == nil {
+		// Whole already: killed between the download and the rename.
+		return f.install(part, final, have)
 	}
 	stall := f.Stall
 	if stall <= 0 {
@@ -232,6 +247,12 @@ func (f *Fetcher) download(ctx context.Context, file File, final string) error {
 	defer cancel(nil)
 	watchdog := time.AfterFunc(stall, func() { cancel(errStalled) })
 	defer watchdog.Stop()
+	interrupted := func(err error) error {
+		if ctx.Err() != nil {
+			return fmt.Errorf("pretrained weights %s: %w: %w", file.Tag, ErrInterrupted, ctx.Err())
+		}
+		return err
+	}
 	req, err := http.NewRequestWithContext(dl, http.MethodGet, url, nil)
 	if err != nil {
 		return fail("%v", err)
@@ -245,12 +266,14 @@ func (f *Fetcher) download(ctx context.Context, file File, final string) error {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fail("%v", cmp.Or(context.Cause(dl), err))
+		return interrupted(fail("%v", cmp.Or(context.Cause(dl), err)))
 	}
 	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "text/html") {
+		// A login page, a proxy's error page: not the file, whatever the
+		// status says; what was downloaded is kept.
+		return fail("the server sent a web page (%s, %s), not the file", resp.Status, ct)
+	}
 	flags := os.O_WRONLY | os.O_CREATE
 	total := resp.ContentLength
 	switch {
@@ -259,15 +282,12 @@ func (f *Fetcher) download(ctx context.Context, file File, final string) error {
 		if total >= 0 {
 			total += have
 		}
-		f.log().Info("resuming the download", "url", url, "have_MB", mb(have))
+		f.log().Info("resuming the download", "url", url, "have_MB", fmt.Sprintf("%.1f", mb(have)))
 	case have > 0 && (resp.StatusCode == http.StatusRequestedRangeNotSatisfiable || resp.StatusCode == http.StatusPartialContent):
-		// What was kept is not a prefix the server will continue (or is
-		// all of a file that failed its check): start again.
+		// What was kept is not a prefix the server will continue: start
+		// again.
 		resp.Body.Close()
-		if err := os.Remove(part); err != nil {
-			return fail("%v", err)
-		}
-		return f.download(ctx, file, final)
+		return f.download(ctx, file, final, false)
 	case resp.StatusCode == http.StatusOK:
 		flags |= os.O_TRUNC
 		have = 0
@@ -279,7 +299,7 @@ func (f *Fetcher) download(ctx context.Context, file File, final string) error {
 		return fail("%v", err)
 	}
 	if have == 0 {
-		f.log().Info("downloading pretrained weights", "url", url, "MB", mb(total), "into", final)
+		f.log().Info("downloading pretrained weights", "url", url, "MB", fmt.Sprintf("%.1f", mb(total)), "into", final)
 	}
 	n, err := io.Copy(out, &progress{r: resp.Body, done: have, total: total, log: f.log(), name: file.Name, last: time.Now(),
 		alive: func() { watchdog.Reset(stall) }})
@@ -290,22 +310,30 @@ func (f *Fetcher) download(ctx context.Context, file File, final string) error {
 		err = cerr
 	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fail("%v after %.1f MB (run again to resume)", cmp.Or(context.Cause(dl), err), mb(have+n))
+		return interrupted(fail("%v after %.1f MB (run again to resume)", cmp.Or(context.Cause(dl), err), mb(have+n)))
 	}
 	if total >= 0 && have+n != total {
 		return fail("%.1f of %.1f MB arrived (run again to resume)", mb(have+n), mb(total))
 	}
 	if err := verify(part, file); err != nil {
+		if have > 0 {
+			// The part kept from before was not the file's start: once
+			// more from the beginning.
+			f.log().Warn("the resumed download is not the published file: downloading it again", "reason", err)
+			return f.download(ctx, file, final, false)
+		}
 		os.Remove(part)
 		return fail("%v: removed it; run again to download it anew", err)
 	}
+	return f.install(part, final, have+n)
+}
+
+// install renames a verified download into place.
+func (f *Fetcher) install(part, final string, size int64) error {
 	if err := os.Rename(part, final); err != nil {
-		return fail("%v", err)
+		return fmt.Errorf("pretrained weights: %w", err)
 	}
-	f.log().Info("downloaded pretrained weights", "path", final, "MB", mb(have+n))
+	f.log().Info("downloaded pretrained weights", "path", final, "MB", fmt.Sprintf("%.1f", mb(size)))
 	return nil
 }
 

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"gotransfer/internal/filelock"
 )
 
 // server publishes content at /w.h5 and counts requests; a nil handle
@@ -316,5 +318,90 @@ func TestDefaultFetcherFolders(t *testing.T) {
 	t.Setenv("TORCH_HOME", "/t")
 	if f := DefaultFetcher(); f.Search[1] != "/t/hub/checkpoints" {
 		t.Errorf("with TORCH_HOME: search %q", f.Search)
+	}
+}
+
+// TestFetchRecovers: a web page sent instead of the file (a proxy's login
+// page) is refused and keeps the partial download; a partial download that
+// is whole already (killed before its rename) is installed without a
+// request; one whose start is not the file's is downloaded again in the
+// same call.
+func TestFetchRecovers(t *testing.T) {
+	s := newServer(t, testContent(300_000))
+	f, file := testFetcher(t, s)
+	part := filepath.Join(f.Dir, "w.h5.part")
+	os.MkdirAll(f.Dir, 0o755)
+	os.WriteFile(part, s.content[:100_000], 0o644)
+	s.setHandler(func(w http.ResponseWriter, _ *http.Request, _ []byte) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte("<html>please log in</html>"))
+	})
+	if _, err := f.Fetch(context.Background(), file); err == nil || !strings.Contains(err.Error(), "sent a web page") {
+		t.Errorf("a web page: %v", err)
+	}
+	if st, err := os.Stat(part); err != nil || st.Size() != 100_000 {
+		t.Errorf("the partial download after a web page: %v, %v; want it kept", st, err)
+	}
+	s.setHandler(nil)
+
+	os.WriteFile(part, s.content, 0o644)
+	n := s.requests.Load()
+	if p, err := f.Fetch(context.Background(), file); err != nil || s.requests.Load() != n {
+		t.Errorf("a whole partial download: %v, %d requests", err, s.requests.Load()-n)
+	} else {
+		checkFetched(t, p, s.content)
+	}
+
+	os.Remove(filepath.Join(f.Dir, "w.h5"))
+	bad := append([]byte(nil), s.content[:50_000]...)
+	bad[10] ^= 1
+	os.WriteFile(part, bad, 0o644)
+	if p, err := f.Fetch(context.Background(), file); err != nil {
+		t.Errorf("a partial download with a wrong start: %v", err)
+	} else {
+		checkFetched(t, p, s.content)
+	}
+}
+
+// TestFetchInterrupted: a cancelled download says it was interrupted
+// (ErrInterrupted, and the context's error) and keeps what arrived.
+func TestFetchInterrupted(t *testing.T) {
+	s := newServer(t, testContent(200_000))
+	f, file := testFetcher(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.setHandler(func(w http.ResponseWriter, r *http.Request, content []byte) {
+		w.Header().Set("Content-Length", "200000")
+		w.Write(content[:70_000])
+		w.(http.Flusher).Flush()
+		time.Sleep(200 * time.Millisecond) // the client writes what arrived
+		cancel()
+		<-r.Context().Done()
+	})
+	_, err := f.Fetch(ctx, file)
+	if !errors.Is(err, ErrInterrupted) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled download: %v", err)
+	}
+	if st, err := os.Stat(filepath.Join(f.Dir, "w.h5.part")); err != nil || st.Size() != 70_000 {
+		t.Errorf("the partial download: %v, %v; want 70000 bytes kept", st, err)
+	}
+}
+
+// TestFetchSaysItWaits: a Fetch that waits for another's download says so.
+func TestFetchSaysItWaits(t *testing.T) {
+	s := newServer(t, testContent(1000))
+	f, file := testFetcher(t, s)
+	var logged bytes.Buffer
+	f.Log = slog.New(slog.NewTextHandler(&logged, nil))
+	os.MkdirAll(f.Dir, 0o755)
+	unlock, err := filelock.Lock(context.Background(), filepath.Join(f.Dir, "w.h5.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(300*time.Millisecond, unlock)
+	if _, err := f.Fetch(context.Background(), file); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logged.String(), "waiting for another process") {
+		t.Errorf("log:\n%s", logged.String())
 	}
 }
