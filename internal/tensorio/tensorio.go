@@ -10,12 +10,12 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"unsafe"
 
-	"codeberg.org/sbinet/npyio/npy"
 	"gorgonia.org/tensor"
 
 	"gotransfer/internal/atomicfile"
@@ -25,16 +25,21 @@ import (
 // any tensor of this project, and stops absurd headers early.
 const maxElements = 1 << 31
 
+// maxRank bounds the dimensions of an array, as NumPy's own limit (64)
+// does: a header of thousands of them would make fortranToC crawl.
+const maxRank = 64
+
 // ReadNPY reads one float array from r. size is the number of bytes that r
 // holds (the .npy file's size), used to reject headers that promise more
-// data than there is; pass -1 when it is unknown.
+// data than there is; pass -1 when it is unknown (or not to be trusted):
+// memory then grows with the data that arrives, not with the header's
+// promise.
 func ReadNPY(r io.Reader, size int64) (*tensor.Dense, error) {
-	nr, err := npy.NewReader(r)
+	h, err := readHeader(r)
 	if err != nil {
 		return nil, fmt.Errorf("not a .npy array: %w", err)
 	}
-	d := nr.Header.Descr
-	shape := append([]int(nil), d.Shape...)
+	shape := h.shape
 	n := 1
 	for _, s := range shape {
 		if s < 0 || (s > 0 && n > maxElements/s) {
@@ -48,31 +53,51 @@ func ReadNPY(r io.Reader, size int64) (*tensor.Dense, error) {
 		return nil, fmt.Errorf("empty array of shape %v", shape)
 	}
 	var esize int
-	switch strings.Trim(d.Type, "'\"") {
+	switch h.descr {
 	case "<f4", "|f4":
 		esize = 4
 	case "<f8", "|f8":
 		esize = 8
 	default:
-		return nil, fmt.Errorf("dtype %s: want float32 (<f4) or float64 (<f8)", d.Type)
+		return nil, fmt.Errorf("dtype %s: want float32 (<f4) or float64 (<f8)", h.descr)
 	}
 	if size >= 0 && int64(n)*int64(esize) > size {
 		return nil, fmt.Errorf("shape %v needs %d bytes of data, file has %d: truncated", shape, n*esize, size)
 	}
-	// npyio's reader stops right after the header; the data is read here in
-	// one piece, far faster than npyio's element-by-element decoding, and
+	// The data is read in one piece (in chunks when size is unknown),
 	// straight into the tensor's memory where its byte order is the file's.
-	data := make([]float32, n)
-	if err := ReadFloats(r, data, esize); err != nil {
+	data, err := readData(r, n, esize, size >= 0)
+	if err != nil {
 		return nil, fmt.Errorf("shape %v: data truncated: %w", shape, err)
 	}
-	if d.Fortran && len(shape) > 1 {
+	if h.fortran && len(shape) > 1 {
 		data = fortranToC(data, shape)
 	}
 	if len(shape) == 0 {
 		shape = []int{1} // a NumPy scalar; tensor has no rank-0 dense backing
 	}
 	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data)), nil
+}
+
+// readData reads n floats of esize bytes. Unless the size was checked
+// (sized), it reads chunks of doubling size, so that a header promising
+// gigabytes costs at most twice the bytes actually there.
+func readData(r io.Reader, n, esize int, sized bool) ([]float32, error) {
+	if sized {
+		data := make([]float32, n)
+		return data, ReadFloats(r, data, esize)
+	}
+	const chunk = 1 << 20 // floats
+	var data []float32
+	for len(data) < n {
+		k := min(n-len(data), max(len(data), chunk))
+		data = slices.Grow(data, k)
+		if err := ReadFloats(r, data[len(data):len(data)+k], esize); err != nil {
+			return nil, err
+		}
+		data = data[:len(data)+k]
+	}
+	return data, nil
 }
 
 // ReadFloats fills data with len(data) little-endian IEEE floats of esize
@@ -231,6 +256,7 @@ func WriteNPYFile(path string, t *tensor.Dense) error {
 type Archive struct {
 	path  string
 	file  *os.File
+	size  int64
 	zr    *zip.Reader
 	names []string
 	files map[string]*zip.File
@@ -253,7 +279,7 @@ func OpenNPZ(path string) (*Archive, error) {
 		f.Close()
 		return nil, fmt.Errorf("open %s: not a valid .npz (zip) archive, perhaps truncated: %w", path, err)
 	}
-	a := &Archive{path: path, file: f, zr: zr, files: map[string]*zip.File{}}
+	a := &Archive{path: path, file: f, size: st.Size(), zr: zr, files: map[string]*zip.File{}}
 	for _, zf := range zr.File {
 		name := strings.TrimSuffix(zf.Name, ".npy")
 		a.files[name] = zf
@@ -280,7 +306,14 @@ func (a *Archive) Read(name string) (*tensor.Dense, error) {
 		return nil, fmt.Errorf("%s: array %q: %w", a.path, name, err)
 	}
 	defer rc.Close()
-	t, err := ReadNPY(bufio.NewReader(rc), int64(zf.UncompressedSize64))
+	// A stored array's size is checked against the file; a compressed
+	// one's is only the zip header's word, so ReadNPY is not told it.
+	size := int64(-1)
+	if off, err := zf.DataOffset(); err == nil && zf.Method == zip.Store && zf.UncompressedSize64 == zf.CompressedSize64 &&
+		off >= 0 && off <= a.size && zf.CompressedSize64 <= uint64(a.size-off) {
+		size = int64(zf.CompressedSize64)
+	}
+	t, err := ReadNPY(bufio.NewReader(rc), size)
 	if err != nil {
 		return nil, fmt.Errorf("%s: array %q: %w", a.path, name, err)
 	}

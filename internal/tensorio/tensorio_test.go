@@ -1,11 +1,13 @@
 package tensorio
 
 import (
+	"archive/zip"
 	"bytes"
 	"encoding/binary"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -105,13 +107,87 @@ func TestBadInput(t *testing.T) {
 		{"truncated", npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", make([]byte, 8)), "truncated"},
 		{"empty", npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 3), }", nil), "empty"},
 		{"huge", npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000, 100000), }", nil), "shape"},
+		// Headers npyio's reader panicked on (slice bounds out of range).
+		{"no newline", []byte("\x93NUMPY\x01\x00\x03\x00{}x"), "not a .npy"},
+		{"short header", []byte("\x93NUMPY\x01000"), "not a .npy"},
+		{"no closing brace", npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), ", make([]byte, 4)), "not a .npy"},
+		{"keys out of order", npyBytes("{'shape': (1,), 'fortran_order': False, 'descr': '<f4', }", make([]byte, 4)), ""},
+		{"empty shape value", npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': }", make([]byte, 4)), "shape"},
+		{"structured dtype", npyBytes("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }", make([]byte, 4)), "descr"},
+		{"negative dimension", npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", make([]byte, 4)), "dimension"},
+		{"too many dimensions", npyBytes("{'descr': '<f4', 'fortran_order': True, 'shape': ("+strings.Repeat("1,", 65)+"), }", make([]byte, 4)), "dimensions"},
+		// A version 2 header may claim 4 GiB, which npyio allocated.
+		{"huge header", []byte("\x93NUMPY\x02\x00\xff\xff\xff\xff{"), "header"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ReadNPY(bytes.NewReader(tc.raw), int64(len(tc.raw)))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got error %v, want one mentioning %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestUnknownSizeAllocatesWhatArrives: without a size to check against (a
+// compressed .npz entry), a header promising 8 GiB of floats followed by a
+// few bytes costs a few megabytes, not 8 GiB.
+func TestUnknownSizeAllocatesWhatArrives(t *testing.T) {
+	raw := npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1024, 1024, 2048), }", make([]byte, 64))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := ReadNPY(bytes.NewReader(raw), -1)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Fatalf("got error %v, want one saying truncated", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<20 {
+		t.Fatalf("allocated %d MiB for 64 bytes of data", got>>20)
+	}
+}
+
+// TestNPZCompressedSizeIsNotTrusted: a deflated entry whose zip header
+// claims a huge uncompressed size is read as it comes, not allocated.
+func TestNPZCompressedSizeIsNotTrusted(t *testing.T) {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, err := zw.CreateHeader(&zip.FileHeader{Name: "a.npy", Method: zip.Deflate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// More data than bufio reads at once, so that the header is read
+	// before the zip reader finds the entry shorter than it claims.
+	w.Write(npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1024, 1024, 1023), }", make([]byte, 1<<16)))
+	zw.Close()
+	raw := buf.Bytes()
+	// The central directory claims 4 GiB uncompressed, enough for the
+	// header's 4 GiB of floats (the local header has no size: the entry
+	// was streamed).
+	cd := bytes.LastIndex(raw, []byte("PK\x01\x02"))
+	binary.LittleEndian.PutUint32(raw[cd+24:], 0xfffffff0)
+	path := filepath.Join(t.TempDir(), "w.npz")
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := OpenNPZ(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = a.Read("a")
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<20 {
+		t.Fatalf("allocated %d MiB for 64 KiB of data: %v", got>>20, err)
 	}
 }
 

@@ -105,7 +105,7 @@ func stateDictPickle(names []string, ts map[string]ptTensor) []byte {
 }
 
 // writeZipPTH writes a .pth in torch.save's zip layout.
-func writeZipPTH(t *testing.T, path string, pkl []byte, storages [][]byte, extra map[string][]byte) {
+func writeZipPTH(t testing.TB, path string, pkl []byte, storages [][]byte, extra map[string][]byte) {
 	t.Helper()
 	var buf bytes.Buffer
 	z := zip.NewWriter(&buf)
@@ -132,7 +132,7 @@ func writeZipPTH(t *testing.T, path string, pkl []byte, storages [][]byte, extra
 	}
 }
 
-func writeStateDict(t *testing.T, path string, names []string, ts map[string]ptTensor) {
+func writeStateDict(t testing.TB, path string, names []string, ts map[string]ptTensor) {
 	t.Helper()
 	var storages [][]byte
 	for _, n := range names {
