@@ -92,4 +92,3 @@ func parseHeader(raw []byte) (h header, err error) {
 
 // truncate returns at most n bytes of b.
 func truncate(b []byte, n int) []byte { return b[:min(len(b), n)] }
-
