@@ -56,7 +56,7 @@ type Data struct {
 	CropToAspectRatio bool `yaml:"crop_to_aspect_ratio"`
 	// FastJPEG decodes large JPEGs at 1/2, 1/4 or 1/8 scale in the DCT
 	// domain, the smallest that keeps ImageSize (dataset.Config.FastJPEG):
-	// 2-3x faster on phone photos, not Keras' pixels. The random crops of
+	// phone photos read about twice as fast, not Keras' pixels. The random crops of
 	// CropAugmentation are decoded in full.
 	FastJPEG bool `yaml:"fast_jpeg" hash:"omitzero"`
 	// Preprocess is "caffe" (BGR, ImageNet means subtracted), "torch" (RGB

@@ -55,8 +55,8 @@ type Config struct {
 	// FastJPEG decodes a large JPEG at 1/2, 1/4 or 1/8 of its size, in
 	// the DCT domain (PIL's Image.draft, decode_jpeg's ratio), the
 	// smallest that still leaves it Height x Width (after its EXIF
-	// rotation), before the crop to the aspect ratio and the resize: several
-	// times faster on photos of many megapixels, and a smoother downscale,
+	// rotation), before the crop to the aspect ratio and the resize: about
+	// twice as fast on photos of many megapixels, and a smoother downscale,
 	// but not Keras' pixels. Not with RandomCrop (a crop needs the full
 	// image's resolution).
 	FastJPEG bool

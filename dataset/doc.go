@@ -65,8 +65,8 @@
 //     libjpeg-turbo warns about, go to Go's decoder, which decides. With
 //     FastJPEG, libjpeg-turbo decodes a large JPEG at 1/2, 1/4 or 1/8 scale
 //     in the DCT domain, the smallest that still leaves Height x Width
-//     (after the EXIF rotation): 2-3x faster on 12-megapixel photos, no
-//     longer Keras' pixels;
+//     (after the EXIF rotation): about twice as fast on 12-megapixel photos,
+//     no longer Keras' pixels;
 //  4. applies the JPEG EXIF orientation (parsed from the APP1 segment),
 //     unless IgnoreEXIF is set (Keras ignores it);
 //  5. optionally centre-crops to the target aspect ratio (CropToAspectRatio,
