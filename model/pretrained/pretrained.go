@@ -362,7 +362,7 @@ func verify(path string, file File) error {
 		if file.MD5 != "" {
 			return fmt.Errorf("md5 %s, not the published %s", got, want)
 		}
-		return fmt.Errorf("sha256 %s..., not the published %s...", got[:16], want)
+		return fmt.Errorf("sha256 %s (first 16 digits), not the published %s (a prefix)", got[:16], want)
 	}
 	return nil
 }
