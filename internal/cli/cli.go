@@ -10,6 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
 
 	"gorgonia.org/gorgonia"
 
@@ -49,6 +52,9 @@ func Run(name string, args []string, stdout, stderr io.Writer, run func(args []s
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.Is(err, errVersion):
+		fmt.Fprintf(stdout, "%s %s\n", name, Version())
+		return 0
 	case errors.As(err, new(UsageError)):
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 2
@@ -60,12 +66,16 @@ func Run(name string, args []string, stdout, stderr io.Writer, run func(args []s
 
 // Parse parses args with fs. A mistake becomes a one-line UsageError
 // (without the flag package's usage dump); -h or --help prints the usage
-// to stderr and returns flag.ErrHelp.
+// to stderr and returns flag.ErrHelp; --version (a flag Parse adds) makes
+// Run print the command's Version and exit 0.
 func Parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	version := fs.Bool("version", false, "print the version (module, VCS revision, Go, build tags) and exit")
 	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
 	fs.SetOutput(stderr)
 	switch {
+	case err == nil && *version:
+		return errVersion
 	case errors.Is(err, flag.ErrHelp):
 		fs.Usage()
 		return err
@@ -73,6 +83,44 @@ func Parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 		return Usagef("%v (see -help)", err)
 	}
 	return nil
+}
+
+// errVersion is Parse's answer to --version.
+var errVersion = errors.New("version asked for")
+
+// Version describes the build: the module's version ("devel" for a build
+// from a checkout), the VCS revision and its time (and "modified" for
+// uncommitted changes), the Go release, the platform and the build tags
+// (gotransfer_cuda for the CUDA backbone).
+func Version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(no build information) " + runtime.Version()
+	}
+	v := strings.Trim(info.Main.Version, "()")
+	if v == "" {
+		v = "devel"
+	}
+	settings := map[string]string{}
+	for _, s := range info.Settings {
+		settings[s.Key] = s.Value
+	}
+	// Go 1.24 makes a pseudo-version of the revision; older releases, and
+	// builds with -buildvcs=false, leave "(devel)".
+	if rev := settings["vcs.revision"]; rev != "" && !strings.Contains(v, rev[:min(len(rev), 12)]) {
+		v += " " + rev[:min(len(rev), 12)]
+		if t := settings["vcs.time"]; t != "" {
+			v += " " + t
+		}
+		if settings["vcs.modified"] == "true" {
+			v += " (modified)"
+		}
+	}
+	v += ", " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH
+	if tags := settings["-tags"]; tags != "" {
+		v += ", tags " + tags
+	}
+	return v
 }
 
 // UsageError is a mistake in the command line.

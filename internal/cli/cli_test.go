@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -46,5 +47,22 @@ func TestParse(t *testing.T) {
 	}
 	if err := Parse(newFS(), []string{"-help"}, &errb); !errors.Is(err, flag.ErrHelp) || !strings.Contains(errb.String(), "a number") {
 		t.Fatalf("-help: %v, stderr %q", err, errb.String())
+	}
+}
+
+// TestVersion: --version, on any command that parses with Parse, prints
+// the command's name and Version on stdout and exits 0.
+func TestVersion(t *testing.T) {
+	var out, errb strings.Builder
+	code := Run("tool", []string{"--version"}, &out, &errb, func(args []string, stdout, stderr io.Writer) error {
+		fs := flag.NewFlagSet("tool", flag.ContinueOnError)
+		fs.Int("n", 1, "a number")
+		if err := Parse(fs, args, stderr); err != nil {
+			return err
+		}
+		return errors.New("ran on")
+	})
+	if code != 0 || out.String() != "tool "+Version()+"\n" || errb.Len() != 0 || !strings.Contains(Version(), runtime.Version()) {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
 	}
 }
