@@ -24,7 +24,9 @@
 // the run's classes is printed (with more classes than --top, the --top
 // most probable); a folder argument classifies every image in it
 // (recursively) and writes CSV (path, predicted class, one probability per
-// class) to stdout or to --csv. The backbone weights are those the run was
+// class) to stdout or to --csv; --json writes JSON Lines instead, for
+// files and folders alike (an object per image: path, predicted,
+// probabilities, as --serve answers; or path and error). The backbone weights are those the run was
 // trained with, found where training read them or beside the checkpoints,
 // or given with --weights (checked by their sha256). --evaluate scores the
 // run on a labelled folder laid out as for training: loss, accuracy,
@@ -57,6 +59,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -93,6 +96,7 @@ type options struct {
 	checkpoint, csvOut, evaluate string
 	serve, onnxOut               string
 	explain, explainClass        string
+	jsonOut                      bool
 	npyIn, featuresOut, probsOut string
 	top, size, batch             int
 	summary, ignoreEXIF, verbose bool
@@ -110,6 +114,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.onnxOut, "onnx", "", "export the classifier (with --checkpoint) or the network (with --weights) to this ONNX `file` and exit: decoded RGB images (N, H, W, 3), 0-255, any size, in; probabilities and features out")
 	fs.StringVar(&o.explain, "explain", "", "with --checkpoint: write a Grad-CAM heatmap of each image, drawn over it, into this `folder` (<image name>.gradcam.jpg): where the network found the evidence for the class")
 	fs.StringVar(&o.explainClass, "explain-class", "", "with --explain: the `class` whose evidence to draw (default: each image's most probable class)")
+	fs.BoolVar(&o.jsonOut, "json", false, "with --checkpoint: write JSON Lines instead of text or CSV, an object per image: {\"path\", \"predicted\", \"probabilities\": [{\"class\", \"probability\"}, ...]} (as --serve answers; with --explain also \"gradcam\" and \"gradcam_class\"), or {\"path\", \"error\"}")
 	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint and folders: write the CSV to this `file` instead of stdout; with --evaluate: write every image's label, prediction and probabilities to it")
 	fs.StringVar(&o.device, "device", "", "where the backbone runs: cpu or cuda (default cpu, or the checkpoint's)")
 	fs.StringVar(&o.preprocess, "preprocess", "", "image preprocessing: caffe or torch (default: what the weights' variant was trained with, caffe for Keras, torch for torchvision)")
@@ -165,6 +170,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		if o.explain != "" && (o.serve != "" || o.evaluate != "" || o.csvOut != "") {
 			return nil, cli.Usagef("--explain draws over the images given: give no --serve, --evaluate or --csv with it")
 		}
+		if o.jsonOut && (o.csvOut != "" || o.evaluate != "" || o.serve != "" || o.onnxOut != "") {
+			return nil, cli.Usagef("--json is for the images' predictions: not with --csv, --evaluate, --serve or --onnx")
+		}
 		if o.explainClass != "" && o.explain == "" {
 			return nil, cli.Usagef("--explain-class goes with --explain")
 		}
@@ -179,6 +187,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, cli.Usagef("--evaluate needs --checkpoint (a trained run)")
 	case o.explain != "" || o.explainClass != "":
 		return nil, cli.Usagef("--explain needs --checkpoint (a trained run)")
+	case o.jsonOut:
+		return nil, cli.Usagef("--json needs --checkpoint (a trained run)")
 	case o.serve != "":
 		return nil, cli.Usagef("--serve needs --checkpoint (a trained run)")
 	case o.weights == "":
@@ -591,26 +601,6 @@ func writeScored(path, root string, classes []string, scored []pipeline.Scored) 
 	return nil
 }
 
-// printClasses prints one image's probability of every class in label
-// order or, with more than top classes, of the top most probable.
-func printClasses(out io.Writer, path string, classes []string, probs []float32, top int) error {
-	fmt.Fprintf(out, "%s\n", path)
-	shown := make([]int, len(classes))
-	for i := range shown {
-		shown[i] = i
-	}
-	if len(shown) > top {
-		slices.SortStableFunc(shown, func(a, b int) int { return cmp.Compare(probs[b], probs[a]) })
-		shown = shown[:top]
-	}
-	for _, i := range shown {
-		if _, err := fmt.Fprintf(out, "  %-20s %.4f\n", classes[i], probs[i]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // explain classifies each image as classifyWithCheckpoint does and draws
 // its Grad-CAM heatmap over it into the --explain folder, one JPEG per
 // image named after it (name.gradcam.jpg; name-2.gradcam.jpg for the
@@ -644,6 +634,7 @@ func explain(ctx context.Context, o *options, stdout io.Writer) error {
 	}
 	probe.Close()
 	os.Remove(probe.Name())
+	report := newReport(o, c.Classes, stdout)
 	taken := map[string]bool{}
 	var failures failures
 	for _, path := range images {
@@ -653,13 +644,10 @@ func explain(ctx context.Context, o *options, stdout io.Writer) error {
 		e, err := c.Explain(path, class)
 		if err != nil {
 			failures.add(path, err)
-			if _, err := fmt.Fprintf(stdout, "%s\n  error: %v\n", path, err); err != nil {
+			if err := report.failure(path, err); err != nil {
 				return err
 			}
 			continue
-		}
-		if err := printClasses(stdout, path, c.Classes, e.Probabilities, o.top); err != nil {
-			return err
 		}
 		// A picture that cannot be written is the command's failure, not
 		// the image's.
@@ -667,11 +655,19 @@ func explain(ctx context.Context, o *options, stdout io.Writer) error {
 		if err := writeExplanation(e, out); err != nil {
 			return err
 		}
-		if _, err := fmt.Fprintf(stdout, "  grad-cam of %s: %s\n", c.Classes[e.Class], out); err != nil {
+		if err := report.image(path, e.Probabilities, e.Class, out); err != nil {
 			return err
 		}
 	}
 	return failures.err(len(images))
+}
+
+// newReport returns the text report, or the JSON one with --json.
+func newReport(o *options, classes []string, w io.Writer) imageReport {
+	if o.jsonOut {
+		return &jsonReport{enc: json.NewEncoder(w), classes: classes, top: o.top}
+	}
+	return &textReport{w: w, classes: classes, top: o.top}
 }
 
 // heatmapSuffix ends the name of every --explain picture.
@@ -722,55 +718,39 @@ func classifyWithCheckpoint(ctx context.Context, o *options, stdout io.Writer) e
 		return err
 	}
 	var failures failures
-	if !anyFolder {
-		err := c.PredictFiles(ctx, images, o.batch, func(path string, probs []float32, err error) error {
+	var report imageReport
+	switch {
+	case !anyFolder || o.jsonOut:
+		report = newReport(o, c.Classes, stdout)
+	default:
+		out := stdout
+		if o.csvOut != "" {
+			f, err := os.Create(o.csvOut)
 			if err != nil {
-				failures.add(path, err)
-				_, werr := fmt.Fprintf(stdout, "%s\n  error: %v\n", path, err)
-				return werr
+				return err
 			}
-			return printClasses(stdout, path, c.Classes, probs, o.top)
-		})
-		if err != nil {
-			return err
+			defer f.Close()
+			out = f
 		}
-		return failures.err(len(images))
+		report = newCSVReport(out, c.Classes)
 	}
-	out := stdout
-	if o.csvOut != "" {
-		f, err := os.Create(o.csvOut)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		out = f
-	}
-	w := csv.NewWriter(out)
-	w.Write(append(append([]string{"path", "predicted"}, c.Classes...), "error"))
 	err = c.PredictFiles(ctx, images, o.batch, func(path string, probs []float32, err error) error {
 		if err != nil {
-			// One unusable image is reported in its row, not fatal.
 			failures.add(path, err)
-			return w.Write(append(append([]string{path, ""}, make([]string, len(c.Classes))...), err.Error()))
+			return report.failure(path, err)
 		}
-		best := 0
-		r := []string{path, ""}
-		for i, v := range probs {
-			if v > probs[best] {
-				best = i
-			}
-			r = append(r, strconv.FormatFloat(float64(v), 'f', 6, 32))
-		}
-		r[1] = c.Classes[best]
-		return w.Write(append(r, ""))
+		return report.image(path, probs, 0, "")
 	})
+	if err == nil {
+		err = report.flush()
+	}
 	if err != nil {
 		return err
 	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		return err
+	if !anyFolder {
+		return failures.err(len(images))
 	}
+	// A folder's unusable images are reported in their rows, not fatal.
 	slog.Info("classified", "images", len(images)-failures.n, "unusable", failures.n)
 	return nil
 }

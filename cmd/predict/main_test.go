@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
@@ -945,5 +946,66 @@ func TestPublishedWeightsUnreachable(t *testing.T) {
 	defer mu.Unlock()
 	if len(asked) != n {
 		t.Errorf("--summary or a missing checkpoint asked the mirror for %q", asked[n:])
+	}
+}
+
+// TestJSON: --json writes a JSON object per image, files or folders,
+// errors included, with the probabilities the text shows (and what
+// --serve answers), and with --explain where the picture went.
+func TestJSON(t *testing.T) {
+	dir := t.TempDir()
+	data := trainTinyRun(t, dir)
+	run := filepath.Join(dir, "run")
+	img := filepath.Join(data, "cats", "cat_00000.png")
+	broken := filepath.Join(dir, "broken.jpg")
+	os.WriteFile(broken, []byte("not a jpeg"), 0o644)
+	decode := func(out string) []map[string]any {
+		var res []map[string]any
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatalf("line %q: %v", line, err)
+			}
+			res = append(res, m)
+		}
+		return res
+	}
+	code, out, stderr := predict(t, "--checkpoint", run, "--json", img, broken)
+	if code != 1 || !strings.Contains(stderr, "1 of 2 images could not be used") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	res := decode(out)
+	_, text, _ := predict(t, "--checkpoint", run, img)
+	var probs []any
+	for _, l := range strings.Split(strings.TrimSpace(text), "\n")[1:] {
+		f := strings.Fields(l)
+		p, _ := strconv.ParseFloat(f[1], 64)
+		probs = append(probs, map[string]any{"class": f[0], "probability": p})
+	}
+	if len(res) != 2 || res[0]["path"] != img || res[1]["path"] != broken || res[1]["error"] == nil || res[0]["error"] != nil {
+		t.Fatalf("JSON lines %v", res)
+	}
+	got := res[0]["probabilities"].([]any)
+	for i, p := range got {
+		pm, want := p.(map[string]any), probs[i].(map[string]any)
+		if pm["class"] != want["class"] || math.Abs(pm["probability"].(float64)-want["probability"].(float64)) > 5e-5 {
+			t.Errorf("class %d: %v, the text says %v", i, pm, want)
+		}
+	}
+	if pred := res[0]["predicted"]; pred != "cats" && pred != "dogs" {
+		t.Errorf("predicted %v", pred)
+	}
+	// A folder: JSON Lines too (not CSV), every image.
+	code, out, stderr = predict(t, "--checkpoint", run, "--json", data)
+	if res := decode(out); code != 0 || len(res) != 16 {
+		t.Errorf("a folder: exit %d, %d lines: %s", code, len(res), stderr)
+	}
+	// With --explain, where each picture went.
+	code, out, stderr = predict(t, "--checkpoint", run, "--json", "--explain", filepath.Join(dir, "x"), img)
+	if res := decode(out); code != 0 || len(res) != 1 || res[0]["gradcam"] != filepath.Join(dir, "x", "cat_00000.gradcam.jpg") || res[0]["gradcam_class"] != res[0]["predicted"] {
+		t.Errorf("--explain: exit %d, %v: %s", code, res, stderr)
+	}
+	if code, _, stderr := predict(t, "--checkpoint", run, "--json", "--csv", "x.csv", data); code != 2 || !strings.Contains(stderr, "not with --csv") {
+		t.Errorf("--json --csv: exit %d: %s", code, stderr)
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"runtime"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -112,18 +110,6 @@ func (s *server) run(ctx context.Context) {
 	}
 }
 
-// ClassProbability is one class's probability in a prediction.
-type ClassProbability struct {
-	Class       string  `json:"class"`
-	Probability float32 `json:"probability"`
-}
-
-// Prediction is the answer to POST /predict.
-type Prediction struct {
-	Predicted     string             `json:"predicted"`
-	Probabilities []ClassProbability `json:"probabilities"` // in label order, or the ?top=K most probable first
-}
-
 func (s *server) predict(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	status, err := s.answer(w, r)
@@ -168,20 +154,7 @@ func (s *server) answer(w http.ResponseWriter, r *http.Request) (int, error) {
 	if rep.err != nil {
 		return http.StatusInternalServerError, rep.err
 	}
-	p := Prediction{Probabilities: make([]ClassProbability, len(rep.probs))}
-	best := 0
-	for i, v := range rep.probs {
-		p.Probabilities[i] = ClassProbability{Class: s.c.Classes[i], Probability: v}
-		if v > rep.probs[best] {
-			best = i
-		}
-	}
-	p.Predicted = s.c.Classes[best]
-	if top > 0 {
-		slices.SortStableFunc(p.Probabilities, func(a, b ClassProbability) int { return cmp.Compare(b.Probability, a.Probability) })
-		p.Probabilities = p.Probabilities[:min(top, len(p.Probabilities))]
-	}
-	writeJSON(w, http.StatusOK, p)
+	writeJSON(w, http.StatusOK, newPrediction(s.c.Classes, rep.probs, top))
 	return http.StatusOK, nil
 }
 
