@@ -50,5 +50,7 @@
 //	                     validation/ as Keras' TensorBoard callback writes them
 //	confusion.txt        the validation confusion matrix at the end, and per-class
 //	                     precision, recall and F1
+//	confusion.png        the same matrix drawn, each cell's count and share of its row
+//	roc.png              the validation ROC curve of class 1, for two classes
 //	skipped.jsonl        the image files that could not be used, and why
 package pipeline

@@ -14,7 +14,6 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 
 	"gotransfer/dataset"
 	"gotransfer/internal/atomicfile"
@@ -54,11 +53,15 @@ type LRPoint struct {
 // LRFinding is a range test's outcome.
 type LRFinding struct {
 	Points []LRPoint
-	// Steepest is the rate where the smoothed loss falls fastest (per step,
-	// so per factor of rate), torch-lr-finder's suggestion; 0 when the test
-	// was too short to say. MinLoss is the rate of the lowest smoothed loss:
-	// a tenth of it is the older rule of thumb.
-	Steepest, MinLoss float64
+	// Suggested is fastai's "valley" suggestion (its default since fastai
+	// 2.5): the rate halfway into the longest stretch over which the
+	// smoothed loss keeps falling (the longest decreasing subsequence);
+	// 0 with fewer than 2 points. Steepest is the rate where the smoothed
+	// loss falls fastest (per step, so per factor of rate),
+	// torch-lr-finder's suggestion, which noise early in the test can
+	// mislead; 0 when the test was too short to say. MinLoss is the rate of
+	// the lowest smoothed loss: a tenth of it is the older rule of thumb.
+	Suggested, Steepest, MinLoss float64
 	// Diverged says the test stopped early: the smoothed loss passed 4
 	// times its minimum, or a loss was not finite.
 	Diverged bool
@@ -125,8 +128,38 @@ func (t *Trainer) FindLR(ctx context.Context, f LRFinder) (*LRFinding, error) {
 			break
 		}
 	}
+	res.Suggested = valley(res.Points)
 	res.Steepest = steepest(res.Points, f.Steps/10, 5)
 	return res, nil
+}
+
+// valley is fastai's valley suggestion: with lds[i] the length of the
+// longest strictly decreasing subsequence of smoothed losses ending at
+// point i, the valley ends at the first point of the longest and starts
+// lds points before it; the rate suggested is half-way in (a third plus a
+// sixth of its length from its start, as fastai computes it).
+func valley(points []LRPoint) float64 {
+	n := len(points)
+	if n < 2 {
+		return 0
+	}
+	lds := make([]int, n)
+	end := 0
+	for i := range points {
+		lds[i] = 1
+		for j := range i {
+			if points[i].Smoothed < points[j].Smoothed && lds[i] < lds[j]+1 {
+				lds[i] = lds[j] + 1
+			}
+		}
+		if lds[i] > lds[end] {
+			end = i
+		}
+	}
+	start := end - lds[end]
+	sections := float64(end-start) / 3
+	idx := start + int(sections) + int(sections/2)
+	return points[min(max(idx, 0), n-1)].LR
 }
 
 // steepest returns the rate where the smoothed loss has its most negative
@@ -178,7 +211,7 @@ func writeLRFinding(dir string, r *LRFinding) error {
 	p.Title.Text = "Learning-rate range test"
 	p.X.Label.Text = "learning rate (log scale)"
 	p.Y.Label.Text = "training loss (smoothed)"
-	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: 1}
 	p.Add(plotter.NewGrid())
 	xy := make(plotter.XYs, len(r.Points))
 	for i, pt := range r.Points {
@@ -190,25 +223,17 @@ func writeLRFinding(dir string, r *LRFinding) error {
 	}
 	line.Color = color.RGBA{R: 31, G: 119, B: 180, A: 255}
 	p.Add(line)
-	if r.Steepest > 0 {
-		for _, pt := range r.Points {
-			if pt.LR == r.Steepest {
-				mark, err := plotter.NewScatter(plotter.XYs{{X: pt.LR, Y: pt.Smoothed}})
-				if err != nil {
-					return err
-				}
-				mark.Color, mark.Radius, mark.Shape = color.RGBA{R: 214, G: 39, B: 40, A: 255}, vg.Points(5), draw.CircleGlyph{}
-				p.Add(mark)
-				p.Legend.Add(fmt.Sprintf("steepest descent: %.2g", pt.LR), mark)
+	for _, pt := range r.Points {
+		if r.Suggested > 0 && pt.LR == r.Suggested {
+			mark, err := plotter.NewScatter(plotter.XYs{{X: pt.LR, Y: pt.Smoothed}})
+			if err != nil {
+				return err
 			}
+			mark.Color, mark.Radius, mark.Shape = color.RGBA{R: 214, G: 39, B: 40, A: 255}, vg.Points(5), draw.CircleGlyph{}
+			p.Add(mark)
+			p.Legend.Add(fmt.Sprintf("suggested: %.2g", pt.LR), mark)
 		}
 	}
 	p.Legend.Top = true
-	c := vgimg.New(6*vg.Inch, 4*vg.Inch)
-	p.Draw(draw.New(c))
-	var img bytes.Buffer
-	if _, err := (vgimg.PngCanvas{Canvas: c}).WriteTo(&img); err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(filepath.Join(dir, "lr_find.png"), img.Bytes())
+	return savePlot(p, 6*vg.Inch, 4*vg.Inch, filepath.Join(dir, "lr_find.png"))
 }

@@ -58,6 +58,9 @@ func TestFindLR(t *testing.T) {
 	if r.Steepest <= f.Start || r.Steepest >= last.LR || r.MinLoss < r.Steepest {
 		t.Errorf("steepest descent at %g, lowest loss at %g, divergence at %g: want start < steepest <= lowest < divergence", r.Steepest, r.MinLoss, last.LR)
 	}
+	if r.Suggested <= f.Start || r.Suggested > r.MinLoss {
+		t.Errorf("suggested %g, lowest loss at %g: want start < suggested <= lowest", r.Suggested, r.MinLoss)
+	}
 	again, err := finderTrainer(t).FindLR(context.Background(), f)
 	if err != nil || len(again.Points) != n || again.Points[n-1] != last || again.Steepest != r.Steepest {
 		t.Errorf("a second test differs: %d points, %v", len(again.Points), err)
@@ -75,6 +78,34 @@ func slicesMinSmoothed(ps []LRPoint) float64 {
 		m = min(m, p.Smoothed)
 	}
 	return m
+}
+
+// TestValley follows fastai's valley on small curves: the longest
+// decreasing stretch, and the point a third plus a sixth into it.
+func TestValley(t *testing.T) {
+	pts := func(losses ...float64) []LRPoint {
+		var ps []LRPoint
+		for i, l := range losses {
+			ps = append(ps, LRPoint{LR: float64(i + 1), Smoothed: l})
+		}
+		return ps
+	}
+	for _, tc := range []struct {
+		name   string
+		points []LRPoint
+		want   float64
+	}{
+		// lds: 1 2 3 4 5 6 7 1 ...: the valley ends at index 6, starts at
+		// 6-7 = -1, sections 7/3 = 2.33: index -1 + 2 + 1 = 2, lr 3.
+		{"all down then up", pts(9, 8, 7, 6, 5, 4, 3, 8, 9), 3},
+		// A bump early: the longest fall is still found past it.
+		{"noise early", pts(5, 6, 4, 5, 3.9, 3.8, 3, 2, 1, 0.5, 7), 5},
+		{"one point", pts(1), 0},
+	} {
+		if got := valley(tc.points); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }
 
 func TestSteepest(t *testing.T) {

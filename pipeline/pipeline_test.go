@@ -823,6 +823,11 @@ run: {dir: run}
 	if n != 8 {
 		t.Errorf("the confusion matrix counts %d validation images, want 8", n)
 	}
+	for _, plot := range []string{"confusion.png", "roc.png", "metrics.png"} {
+		if _, err := os.Stat(filepath.Join(dir, "run", plot)); err != nil {
+			t.Error(err)
+		}
+	}
 	best := slices.MinFunc(res.History, func(a, b EpochMetrics) int { return cmp.Compare(a.ValLoss, b.ValLoss) })
 	c, err := LoadClassifier(filepath.Join(dir, "run"), ClassifierOptions{})
 	if err != nil {

@@ -214,7 +214,7 @@ func plotMetrics(path string, history []EpochMetrics) error {
 		if err != nil {
 			return err
 		}
-		lr.Y.Scale, lr.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
+		lr.Y.Scale, lr.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: 1}
 		lr.Legend = plot.NewLegend() // one series: no legend
 		panels = append(panels, lr)
 	}

@@ -312,9 +312,12 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		// The confusion matrix of the best checkpoint's head is what a user
 		// will deploy; that of the last epoch is what Keras shows. Show the
 		// last, saved next to the metrics.
-		conf, err := t.Confusion()
+		conf, probs, err := t.ValidationPredictions()
 		if err != nil {
 			return nil, err
+		}
+		if err := WriteEvaluationPlots(runDir, conf, probs, val.Y); err != nil {
+			return nil, fmt.Errorf("plots: %w", err)
 		}
 		var b strings.Builder
 		conf.WriteTo(&b)
@@ -332,7 +335,14 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 			progress.Line("best checkpoint: epoch %d (val_loss %.4f, val_accuracy %.4f), checkpoints/best", e, history[e-1].ValLoss, history[e-1].ValAcc)
 		}
 	}
-	progress.Line("run folder %s: checkpoints/last, checkpoints/best, metrics.jsonl, metrics.csv, metrics.png, tensorboard/", runDir)
+	plots := ""
+	if val.Len() > 0 {
+		plots = ", confusion.png"
+		if len(idx.Classes) == 2 {
+			plots += ", roc.png"
+		}
+	}
+	progress.Line("run folder %s: checkpoints/last, checkpoints/best, metrics.jsonl, metrics.csv, metrics.png%s, tensorboard/", runDir, plots)
 	progress.Line("next: predict --checkpoint %s IMAGE... (or --evaluate FOLDER, or --serve :8080)", runDir)
 	return res, nil
 }
@@ -355,10 +365,11 @@ func findLR(ctx context.Context, t *Trainer, f LRFinder, runDir string, progress
 	} else {
 		progress.Line("learning-rate finder: %d steps up to lr %.2g, no divergence (the rate can go higher)", len(r.Points), last.LR)
 	}
-	if r.Steepest > 0 {
-		progress.Line("suggested learning rate: %.2g (the loss falls fastest there); lowest loss at %.2g (a tenth: %.2g)", r.Steepest, r.MinLoss, r.MinLoss/10)
+	if r.Suggested > 0 {
+		progress.Line("suggested learning rate: %.2g (fastai's valley: half-way down the longest fall of the loss); steepest fall at %.2g, lowest loss at %.2g (a tenth: %.2g)",
+			r.Suggested, r.Steepest, r.MinLoss, r.MinLoss/10)
 	} else {
-		progress.Line("no suggestion: the loss never fell (lowest at lr %.2g)", r.MinLoss)
+		progress.Line("no suggestion: too few steps (lowest loss at lr %.2g)", r.MinLoss)
 	}
 	progress.Line("plot: %s, values: %s", filepath.Join(runDir, "lr_find.png"), filepath.Join(runDir, "lr_find.csv"))
 	return &Result{LRFinding: r, RunDir: runDir}, nil

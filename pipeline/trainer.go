@@ -500,11 +500,20 @@ func rocAUC(scores []float32, labels []int) (auc float64, ok bool) {
 
 // Confusion evaluates the head on the validation split.
 func (t *Trainer) Confusion() (*Confusion, error) {
+	conf, _, err := t.ValidationPredictions()
+	return conf, err
+}
+
+// ValidationPredictions evaluates the head on the validation split: the
+// confusion matrix, and each example's probabilities (in label order), row
+// for row with t.Val.
+func (t *Trainer) ValidationPredictions() (*Confusion, [][]float32, error) {
 	if t.Val.Len() == 0 {
-		return nil, errors.New("no validation split")
+		return nil, nil, errors.New("no validation split")
 	}
-	sc, err := t.evaluate(t.Val)
-	return sc.Confusion, err
+	probs := make([][]float32, t.Val.Len())
+	sc, err := evaluateSplit(t.Head, t.Val, t.Classes, 256, func(row, _ int, p []float32) { probs[row] = p })
+	return sc.Confusion, probs, err
 }
 
 // gatherTrain is gather on the training split, the rows that pick assigns

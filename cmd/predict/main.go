@@ -97,6 +97,7 @@ type options struct {
 	serve, onnxOut               string
 	explain, explainClass        string
 	jsonOut                      bool
+	plots                        string
 	npyIn, featuresOut, probsOut string
 	top, size, batch             int
 	summary, ignoreEXIF, verbose bool
@@ -115,6 +116,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.explain, "explain", "", "with --checkpoint: write a Grad-CAM heatmap of each image, drawn over it, into this `folder` (<image name>.gradcam.jpg): where the network found the evidence for the class")
 	fs.StringVar(&o.explainClass, "explain-class", "", "with --explain: the `class` whose evidence to draw (default: each image's most probable class)")
 	fs.BoolVar(&o.jsonOut, "json", false, "with --checkpoint: write JSON Lines instead of text or CSV, an object per image: {\"path\", \"predicted\", \"probabilities\": [{\"class\", \"probability\"}, ...]} (as --serve answers; with --explain also \"gradcam\" and \"gradcam_class\"), or {\"path\", \"error\"}")
+	fs.StringVar(&o.plots, "plots", "", "with --evaluate: draw the confusion matrix (confusion.png) and, for two classes, the ROC curve (roc.png) into this `folder`")
 	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint and folders: write the CSV to this `file` instead of stdout; with --evaluate: write every image's label, prediction and probabilities to it")
 	fs.StringVar(&o.device, "device", "", "where the backbone runs: cpu or cuda (default cpu, or the checkpoint's)")
 	fs.StringVar(&o.preprocess, "preprocess", "", "image preprocessing: caffe or torch (default: what the weights' variant was trained with, caffe for Keras, torch for torchvision)")
@@ -128,7 +130,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.ignoreEXIF, "ignore-exif", false, "do not apply JPEG EXIF orientation (Keras ignores it)")
 	fs.BoolVar(&o.verbose, "v", false, "verbose logging")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: predict --weights W.npz [flags] image...\n       predict --checkpoint RUN [--weights W] [--csv out.csv] image-or-folder...\n       predict --checkpoint RUN --explain out/ [--explain-class NAME] image-or-folder...\n       predict --checkpoint RUN --evaluate labelled-folder [--csv scored.csv]\n       predict --checkpoint RUN --serve :8080\n       predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]\n       predict --weights W.npz --features-out f.npy image-or-folder...\n       predict --checkpoint RUN --onnx model.onnx   (or --weights W --onnx model.onnx)\n       predict [--weights W.npz] --summary\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: predict --weights W.npz [flags] image...\n       predict --checkpoint RUN [--weights W] [--csv out.csv] image-or-folder...\n       predict --checkpoint RUN --explain out/ [--explain-class NAME] image-or-folder...\n       predict --checkpoint RUN --evaluate labelled-folder [--csv scored.csv] [--plots DIR]\n       predict --checkpoint RUN --serve :8080\n       predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]\n       predict --weights W.npz --features-out f.npy image-or-folder...\n       predict --checkpoint RUN --onnx model.onnx   (or --weights W --onnx model.onnx)\n       predict [--weights W.npz] --summary\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := cli.Parse(fs, args, stderr); err != nil {
@@ -173,6 +175,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		if o.jsonOut && (o.csvOut != "" || o.evaluate != "" || o.serve != "" || o.onnxOut != "") {
 			return nil, cli.Usagef("--json is for the images' predictions: not with --csv, --evaluate, --serve or --onnx")
 		}
+		if o.plots != "" && o.evaluate == "" {
+			return nil, cli.Usagef("--plots goes with --evaluate")
+		}
 		if o.explainClass != "" && o.explain == "" {
 			return nil, cli.Usagef("--explain-class goes with --explain")
 		}
@@ -189,6 +194,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, cli.Usagef("--explain needs --checkpoint (a trained run)")
 	case o.jsonOut:
 		return nil, cli.Usagef("--json needs --checkpoint (a trained run)")
+	case o.plots != "":
+		return nil, cli.Usagef("--plots goes with --evaluate, which needs --checkpoint (a trained run)")
 	case o.serve != "":
 		return nil, cli.Usagef("--serve needs --checkpoint (a trained run)")
 	case o.weights == "":
@@ -565,6 +572,19 @@ func evaluate(ctx context.Context, o *options, stdout io.Writer) error {
 	fmt.Fprintln(stdout, "\nconfusion matrix (rows: true class):")
 	if _, err := ev.Confusion.WriteTo(stdout); err != nil {
 		return err
+	}
+	if o.plots != "" {
+		probs := make([][]float32, len(ev.Scored))
+		labels := make([]int, len(ev.Scored))
+		for i, sc := range ev.Scored {
+			probs[i], labels[i] = sc.Probabilities, sc.True
+		}
+		if err := os.MkdirAll(o.plots, 0o777); err != nil {
+			return err
+		}
+		if err := pipeline.WriteEvaluationPlots(o.plots, ev.Confusion, probs, labels); err != nil {
+			return fmt.Errorf("--plots: %w", err)
+		}
 	}
 	if o.csvOut != "" {
 		if err := writeScored(o.csvOut, o.evaluate, c.Classes, ev.Scored); err != nil {

@@ -670,6 +670,18 @@ func TestEvaluate(t *testing.T) {
 
 	// --csv: every image, with the probabilities Predict gives it.
 	csvPath := filepath.Join(dir, "scored.csv")
+	plots := filepath.Join(dir, "plots")
+	if code, _, stderr := predict(t, "--checkpoint", run, "--evaluate", data, "--plots", plots); code != 0 {
+		t.Fatalf("--plots: exit %d: %s", code, stderr)
+	}
+	for _, f := range []string{"confusion.png", "roc.png"} {
+		if st, err := os.Stat(filepath.Join(plots, f)); err != nil || st.Size() == 0 {
+			t.Errorf("--plots: %s: %v", f, err)
+		}
+	}
+	if code, _, stderr := predict(t, "--checkpoint", run, "--plots", plots, data); code != 2 || !strings.Contains(stderr, "--plots goes with --evaluate") {
+		t.Errorf("--plots without --evaluate: exit %d: %s", code, stderr)
+	}
 	if code, _, stderr := predict(t, "--checkpoint", run, "--evaluate", data, "--csv", csvPath); code != 0 {
 		t.Fatalf("--evaluate --csv: exit %d: %s", code, stderr)
 	}

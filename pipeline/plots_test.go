@@ -1,0 +1,84 @@
+package pipeline
+
+import (
+	"image/png"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestROCCurve: the curve runs from (0, 0) to (1, 1) without stepping
+// back, and its trapezoid area is rocAUC's, ties included.
+func TestROCCurve(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{2, 7, 100} {
+		scores := make([]float32, n)
+		labels := make([]int, n)
+		for i := range scores {
+			labels[i] = i % 2
+			scores[i] = float32(math.Round(rng.Float64()*10+float64(labels[i])*3) / 10) // ties
+		}
+		curve := rocCurve(scores, labels)
+		if first, last := curve[0], curve[len(curve)-1]; first.FPR != 0 || first.TPR != 0 || last.FPR != 1 || last.TPR != 1 {
+			t.Fatalf("n %d: curve from %+v to %+v", n, first, last)
+		}
+		area := 0.0
+		for i := 1; i < len(curve); i++ {
+			a, b := curve[i-1], curve[i]
+			if b.FPR < a.FPR || b.TPR < a.TPR || b.Threshold >= a.Threshold {
+				t.Fatalf("n %d: steps back from %+v to %+v", n, a, b)
+			}
+			area += (b.FPR - a.FPR) * (a.TPR + b.TPR) / 2
+		}
+		auc, ok := rocAUC(scores, labels)
+		if !ok || math.Abs(area-auc) > 1e-12 {
+			t.Errorf("n %d: area %v, rocAUC %v", n, area, auc)
+		}
+	}
+	if rocCurve([]float32{0.1, 0.2}, []int{1, 1}) != nil {
+		t.Error("a curve without negatives")
+	}
+}
+
+// TestWriteEvaluationPlots: a confusion matrix always, a ROC curve for two
+// classes, as PNGs.
+func TestWriteEvaluationPlots(t *testing.T) {
+	for _, tc := range []struct {
+		classes []string
+		roc     bool
+	}{{[]string{"cats", "dogs"}, true}, {[]string{"a", "b", "c"}, false}} {
+		dir := t.TempDir()
+		conf := NewConfusion(tc.classes)
+		var probs [][]float32
+		var labels []int
+		for i := range 12 {
+			y, p := i%len(tc.classes), make([]float32, len(tc.classes))
+			p[y], p[(y+1)%len(tc.classes)] = 0.7, 0.3
+			conf.Add(y, y)
+			probs, labels = append(probs, p), append(labels, y)
+		}
+		if err := WriteEvaluationPlots(dir, conf, probs, labels); err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range map[string]bool{"confusion.png": true, "roc.png": tc.roc} {
+			f, err := os.Open(filepath.Join(dir, name))
+			if !want {
+				if err == nil {
+					f.Close()
+					t.Errorf("%d classes: %s written", len(tc.classes), name)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := png.Decode(f)
+			f.Close()
+			if err != nil || m.Bounds().Dx() < 200 {
+				t.Errorf("%s: %v, %v", name, m.Bounds(), err)
+			}
+		}
+	}
+}
