@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"context"
 	"errors"
 	"image"
 	"path/filepath"
@@ -9,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"gotransfer/configs"
 	"gotransfer/dataset"
 )
 
@@ -19,22 +17,13 @@ import (
 // the overlay covers the picture the network was shown part of.
 func TestExplain(t *testing.T) {
 	dir := t.TempDir()
-	if err := dataset.Synthesize(filepath.Join(dir, "data"), 4, 5); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := configs.Parse([]byte(`
+	tinyRun(t, dir, 4, `
 data: {dir: data, image_size: [64, 96], crop_to_aspect_ratio: true, validation_split: 0.25, workers: 2}
 backbone: {random_width: 8}
 head: {layers: [16]}
 train: {epochs: 2, batch: 4}
 run: {dir: run}
-`), filepath.Join(dir, "e.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Train(context.Background(), cfg, Options{Out: &strings.Builder{}}); err != nil {
-		t.Fatal(err)
-	}
+`)
 	c, err := LoadClassifier(filepath.Join(dir, "run"), ClassifierOptions{})
 	if err != nil {
 		t.Fatal(err)

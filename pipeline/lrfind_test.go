@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"gotransfer/configs"
-	"gotransfer/dataset"
 	"gotransfer/model/head"
 )
 
@@ -80,16 +78,18 @@ func slicesMinSmoothed(ps []LRPoint) float64 {
 	return m
 }
 
+// pts makes a range test's points of smoothed losses, at rates 1, 2, ...
+func pts(losses ...float64) []LRPoint {
+	var ps []LRPoint
+	for i, l := range losses {
+		ps = append(ps, LRPoint{LR: float64(i + 1), Smoothed: l})
+	}
+	return ps
+}
+
 // TestValley follows fastai's valley on small curves: the longest
 // decreasing stretch, and the point a third plus a sixth into it.
 func TestValley(t *testing.T) {
-	pts := func(losses ...float64) []LRPoint {
-		var ps []LRPoint
-		for i, l := range losses {
-			ps = append(ps, LRPoint{LR: float64(i + 1), Smoothed: l})
-		}
-		return ps
-	}
 	for _, tc := range []struct {
 		name   string
 		points []LRPoint
@@ -109,13 +109,6 @@ func TestValley(t *testing.T) {
 }
 
 func TestSteepest(t *testing.T) {
-	pts := func(losses ...float64) []LRPoint {
-		var ps []LRPoint
-		for i, l := range losses {
-			ps = append(ps, LRPoint{LR: float64(i + 1), Smoothed: l})
-		}
-		return ps
-	}
 	for _, tc := range []struct {
 		name       string
 		points     []LRPoint
@@ -138,16 +131,7 @@ func TestSteepest(t *testing.T) {
 // configuration, checkpoints and calibrated weights).
 func TestTrainFindsLR(t *testing.T) {
 	dir := t.TempDir()
-	if err := dataset.Synthesize(filepath.Join(dir, "data"), 6, 1); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := configs.Parse([]byte("data: {dir: data, image_size: [48, 48], validation_split: 0.25}\nbackbone: {random_width: 4}\nhead: {layers: [8]}\ntrain: {epochs: 1, batch: 4}\nrun: {dir: run}\n"), filepath.Join(dir, "c.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Train(context.Background(), cfg, Options{}); err != nil {
-		t.Fatal(err)
-	}
+	cfg := tinyRun(t, dir, 6, tinyYAML)
 	before := snapshot(t, filepath.Join(dir, "run"))
 	var out strings.Builder
 	// Another data setting than the run's: the finder must not mind, nor

@@ -136,6 +136,27 @@ func randomSplit(rng *rand.Rand, n, dim, classes int) Split {
 	return Split{X: denseRows(x, dim), Y: y}
 }
 
+// tinyRun trains the run yaml configures (relative paths from dir) on
+// perClass synthetic images a class in dir/data, and returns its
+// configuration.
+func tinyRun(t *testing.T, dir string, perClass int, yaml string) *configs.Config {
+	t.Helper()
+	if err := dataset.Synthesize(filepath.Join(dir, "data"), perClass, 1); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Parse([]byte(yaml), filepath.Join(dir, "c.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Train(context.Background(), cfg, Options{Out: &strings.Builder{}}); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// tinyYAML configures a tiny run of data/ in run/.
+const tinyYAML = "data: {dir: data, image_size: [48, 48], validation_split: 0.25}\nbackbone: {random_width: 4}\nhead: {layers: [8]}\ntrain: {epochs: 1, batch: 4}\nrun: {dir: run}\n"
+
 // latestCheckpoint loads the newest checkpoint of tr's run.
 func latestCheckpoint(t *testing.T, tr *Trainer) *checkpoints.Checkpoint {
 	t.Helper()

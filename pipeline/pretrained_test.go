@@ -1,19 +1,16 @@
 package pipeline
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"gotransfer/model/pretrained/pretrainedtest"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"gotransfer/configs"
-	"gotransfer/dataset"
 )
 
 // TestMovedRunRefetchesNamedWeights: a run that named published weights
@@ -21,16 +18,7 @@ import (
 // here from an unreachable mirror, which the error names.
 func TestMovedRunRefetchesNamedWeights(t *testing.T) {
 	dir := t.TempDir()
-	if err := dataset.Synthesize(filepath.Join(dir, "data"), 4, 1); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := configs.Parse([]byte("data: {dir: data, image_size: [48, 48], validation_split: 0.25}\nbackbone: {random_width: 4}\nhead: {layers: [8]}\ntrain: {epochs: 1, batch: 4}\nrun: {dir: run}\n"), filepath.Join(dir, "c.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Train(context.Background(), cfg, Options{Out: &strings.Builder{}}); err != nil {
-		t.Fatal(err)
-	}
+	tinyRun(t, dir, 4, tinyYAML)
 	// As if the run had named Keras' weights, and the file it read were
 	// gone: rewrite the run description and its digest in the manifest.
 	ck, err := filepath.EvalSymlinks(filepath.Join(dir, "run", "checkpoints", "best"))
@@ -59,11 +47,7 @@ func TestMovedRunRefetchesNamedWeights(t *testing.T) {
 
 	srv := httptest.NewServer(http.NotFoundHandler())
 	defer srv.Close()
-	home := t.TempDir()
-	for k, v := range map[string]string{"HOME": home, "XDG_CACHE_HOME": filepath.Join(home, ".cache"), "KERAS_HOME": "", "TORCH_HOME": "",
-		"GOTRANSFER_WEIGHTS_MIRROR": srv.URL} {
-		t.Setenv(k, v)
-	}
+	pretrainedtest.Isolate(t, srv.URL)
 	_, err = LoadClassifier(filepath.Join(dir, "run"), ClassifierOptions{})
 	if want := srv.URL + "/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5: 404 Not Found"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("LoadClassifier: %v, want an error with %q", err, want)

@@ -28,6 +28,7 @@ import (
 	"gotransfer/internal/cli"
 	"gotransfer/internal/ortrun"
 	"gotransfer/internal/tensorio"
+	"gotransfer/model/pretrained/pretrainedtest"
 	"gotransfer/model/resnet"
 	"gotransfer/pipeline"
 )
@@ -927,11 +928,7 @@ func TestPublishedWeightsUnreachable(t *testing.T) {
 		http.NotFound(w, r)
 	}))
 	defer srv.Close()
-	home := t.TempDir()
-	for k, v := range map[string]string{"HOME": home, "XDG_CACHE_HOME": filepath.Join(home, ".cache"), "KERAS_HOME": "", "TORCH_HOME": "",
-		"GOTRANSFER_WEIGHTS_MIRROR": srv.URL} {
-		t.Setenv(k, v)
-	}
+	home := pretrainedtest.Isolate(t, srv.URL)
 	for _, tc := range []struct {
 		args []string
 		want string

@@ -20,6 +20,7 @@ import (
 
 	"gotransfer/dataset"
 	"gotransfer/internal/cli"
+	"gotransfer/model/pretrained/pretrainedtest"
 )
 
 // The test binary doubles as the train command: with this variable set it
@@ -480,22 +481,11 @@ func TestSummaryOfKerasOriginal(t *testing.T) {
 	}
 }
 
-// isolateWeightsCaches points the weights' cache folders (ours, Keras',
-// torch's) into a fresh folder and the mirror at url, so that nothing is
-// fetched from the internet or found from earlier runs.
-func isolateWeightsCaches(t *testing.T, url string) {
-	home := t.TempDir()
-	for k, v := range map[string]string{"HOME": home, "XDG_CACHE_HOME": filepath.Join(home, ".cache"), "KERAS_HOME": "", "TORCH_HOME": "",
-		"GOTRANSFER_WEIGHTS_MIRROR": url} {
-		t.Setenv(k, v)
-	}
-}
-
 // TestSummaryOfShippedConfig: the shipped configuration names published
 // weights (imagenet); its summary is the Keras original's without fetching
 // them.
 func TestSummaryOfShippedConfig(t *testing.T) {
-	isolateWeightsCaches(t, "http://127.0.0.1:1/unreachable")
+	pretrainedtest.Isolate(t, "http://127.0.0.1:1/unreachable")
 	code, out, stderr := train(t, "--config", filepath.Join("..", "..", "configs", "cats_dogs.yaml"), "--summary")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -513,7 +503,7 @@ func TestSummaryOfShippedConfig(t *testing.T) {
 func TestPublishedWeightsUnreachable(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	defer srv.Close()
-	isolateWeightsCaches(t, srv.URL+"/weights")
+	pretrainedtest.Isolate(t, srv.URL+"/weights")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "c.yaml")
 	if err := dataset.Synthesize(filepath.Join(dir, "data"), 2, 1); err != nil {

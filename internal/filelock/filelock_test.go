@@ -33,8 +33,11 @@ func TestLockExcludes(t *testing.T) {
 		t.Fatalf("Lock returned (%v) while another holds the lock", err)
 	case <-time.After(200 * time.Millisecond):
 	}
+	if _, ok, _ := TryLock(path); ok {
+		t.Fatal("TryLock succeeded while the lock is held and another waits")
+	}
 	unlock1()
-	unlock1()
+	unlock1() // a second call does nothing
 	select {
 	case err := <-got:
 		if err != nil {
@@ -68,6 +71,14 @@ func TestLockCancel(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Lock returned %v after its deadline", d)
+	}
+	// Already done: no lock, even a free one.
+	unlock()
+	if u, err := Lock(ctx, path); !errors.Is(err, context.DeadlineExceeded) {
+		if u != nil {
+			u()
+		}
+		t.Errorf("Lock with a done context: %v", err)
 	}
 	if _, _, err := TryLock(filepath.Join(t.TempDir(), "missing", "x.lock")); err == nil {
 		t.Error("TryLock in a missing folder: no error")
