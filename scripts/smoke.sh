@@ -2,7 +2,9 @@
 # The smoke training, end to end in seconds: synthetic cats and dogs
 # (generated, nothing downloaded), a narrow ResNet50 with deterministic
 # random weights, 3 epochs of the dense head, then `predict` with the best
-# checkpoint. It fails unless the training loss at least halves.
+# checkpoint (text, then JSON with Grad-CAM pictures) and the learning-rate
+# range test. It fails unless the training loss at least halves and the
+# pictures and the range test's plot are written.
 #
 #   scripts/smoke.sh          the demo
 #   scripts/smoke.sh --kill   as CI runs it: the first attempt is killed with
@@ -55,3 +57,15 @@ else
 fi
 
 bin/predict --checkpoint "$run/checkpoints/best" "$data"/cats/cat_00000.* "$data"/dogs/dog_00000.*
+
+# Where it looks, and JSON for scripts: Grad-CAM pictures of the same two
+# images (JPEGs of the images' sizes), their predictions as JSON Lines.
+bin/predict --checkpoint "$run" --json --explain "$run/explained" "$data"/cats/cat_00000.* "$data"/dogs/dog_00000.* > "$run/explained.jsonl"
+pictures=$(grep -c '"gradcam":' "$run/explained.jsonl")
+[ "$pictures" = 2 ] && [ "$(ls "$run/explained" | wc -l)" = 2 ] || { echo "smoke: --explain wrote $pictures pictures" >&2; exit 1; }
+echo "smoke: Grad-CAM pictures in $run/explained"
+
+# The learning-rate range test on the cached features, into a folder of
+# its own (it leaves a run folder as it was anyway).
+bin/train --config "$config" --set run.dir="$run-lr" --find-lr | tail -2
+[ -s "$run-lr/lr_find.png" ] || { echo "smoke: no lr_find.png" >&2; exit 1; }
