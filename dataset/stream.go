@@ -213,12 +213,34 @@ func LoadView(cfg Config, path string) (*View, error) {
 		return nil, err
 	}
 	data, err := w.read(path)
-	if err != nil {
-		return nil, fmt.Errorf("dataset: load %s: %w", path, err)
+	if err == nil {
+		var v *View
+		if v, err = w.decodeView(data, out); err == nil {
+			return v, nil
+		}
 	}
+	return nil, fmt.Errorf("dataset: load %s: %w", path, err)
+}
+
+// DecodeView is LoadView for an image file's content, data (an upload,
+// say).
+func DecodeView(cfg Config, data []byte) (*View, error) {
+	w, out, err := oneImage(cfg)
+	if err != nil {
+		return nil, err
+	}
+	v, err := w.decodeView(data, out)
+	if err != nil {
+		return nil, fmt.Errorf("dataset: decode: %w", err)
+	}
+	return v, nil
+}
+
+// decodeView decodes data into out and keeps the picture as an RGBA image.
+func (w *worker) decodeView(data []byte, out []float32) (*View, error) {
 	_, img, box, flip, err := w.view(data, out)
 	if err != nil {
-		return nil, fmt.Errorf("dataset: load %s: %w", path, err)
+		return nil, err
 	}
 	rgba := image.NewRGBA(image.Rect(0, 0, img.w, img.h))
 	for i := range img.w * img.h {

@@ -38,13 +38,47 @@ const OverlayAlpha = 0.4
 // Explain classifies one image file and computes the Grad-CAM heatmap of
 // label class, or of the most probable class when class is -1.
 func (c *Classifier) Explain(path string, class int) (*Explanation, error) {
-	if class < -1 || class >= len(c.Classes) {
-		return nil, fmt.Errorf("explain %s: class %d, want -1 (the most probable) or [0, %d)", path, class, len(c.Classes))
+	if err := c.checkClass(class); err != nil {
+		return nil, fmt.Errorf("explain %s: %w", path, err)
 	}
 	view, err := dataset.LoadView(c.data, path)
 	if err != nil {
 		return nil, err
 	}
+	e, err := c.explain(view, class)
+	if err != nil {
+		return nil, fmt.Errorf("explain %s: %w", path, err)
+	}
+	return e, nil
+}
+
+// ExplainData is Explain for an image file's content (an upload, say). It
+// is safe for concurrent use.
+func (c *Classifier) ExplainData(data []byte, class int) (*Explanation, error) {
+	if err := c.checkClass(class); err != nil {
+		return nil, fmt.Errorf("explain: %w", err)
+	}
+	view, err := dataset.DecodeView(c.data, data)
+	if err != nil {
+		return nil, err
+	}
+	e, err := c.explain(view, class)
+	if err != nil {
+		return nil, fmt.Errorf("explain: %w", err)
+	}
+	return e, nil
+}
+
+func (c *Classifier) checkClass(class int) error {
+	if class < -1 || class >= len(c.Classes) {
+		return fmt.Errorf("class %d, want -1 (the most probable) or [0, %d)", class, len(c.Classes))
+	}
+	return nil
+}
+
+// explain runs the backbone on view, keeping its last feature maps, and
+// weighs them by the gradient of class's logit (-1: the most probable).
+func (c *Classifier) explain(view *dataset.View, class int) (*Explanation, error) {
 	mapName := c.backbone.Weights().Arch.FeatureMapName()
 	var maps *tensor.Dense
 	x := tensor.New(tensor.WithShape(1, c.data.Height, c.data.Width, 3), tensor.WithBacking(view.Pixels))
@@ -54,14 +88,14 @@ func (c *Classifier) Explain(path string, class int) (*Explanation, error) {
 		}
 	})
 	if err != nil {
-		return nil, fmt.Errorf("explain %s: %w", path, err)
+		return nil, err
 	}
 	if maps == nil {
-		return nil, fmt.Errorf("explain %s: the backbone reported no %s activation", path, mapName)
+		return nil, fmt.Errorf("the backbone reported no %s activation", mapName)
 	}
 	probs, err := c.head.Forward(f)
 	if err != nil {
-		return nil, fmt.Errorf("explain %s: %w", path, err)
+		return nil, err
 	}
 	p := probs.Data().([]float32)
 	if class == -1 {
@@ -74,12 +108,12 @@ func (c *Classifier) Explain(path string, class int) (*Explanation, error) {
 	}
 	_, grad, err := c.head.LogitGradient(f.Data().([]float32), class)
 	if err != nil {
-		return nil, fmt.Errorf("explain %s: %w", path, err)
+		return nil, err
 	}
 	s := maps.Shape() // (1, rows, cols, depth)
 	heat, err := gradcam.Heatmap(maps.Data().([]float32), s[1], s[2], s[3], grad)
 	if err != nil {
-		return nil, fmt.Errorf("explain %s: %w", path, err)
+		return nil, err
 	}
 	return &Explanation{Probabilities: p, Class: class, Heatmap: heat, Rows: s[1], Cols: s[2], View: view}, nil
 }

@@ -48,8 +48,9 @@
 // (in label order; /predict?top=K gives the K most probable, first),
 // or an error as {"error": "..."} with status 400 (not an image), 408 (the
 // body did not arrive within a minute), 413 (over 64 MiB), 503 (no memory
-// for the upload in time) or 500; GET /info
-// describes the run and GET /healthz answers "ok". Requests arriving
+// for the upload in time) or 500. POST /explain (?class=NAME) answers the
+// image's Grad-CAM picture as a JPEG, the prediction in the X-Prediction
+// header. GET /info describes the run and GET /healthz answers "ok". Requests arriving
 // together share a backbone pass (up to --batch images); Ctrl-C or SIGTERM
 // lets those in flight finish.
 package main
@@ -111,7 +112,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.weights, "weights", "", "ResNet50 weights `file`: the project's .npz, Keras' .h5 or a torchvision .pth (see README), or published weights by name, downloaded once: imagenet (Keras'), IMAGENET1K_V1 or IMAGENET1K_V2 (torchvision's); with --checkpoint, the very file the run was trained with, for a run moved to another machine (default: where training read it, or a file of its name in the run folder)")
 	fs.StringVar(&o.checkpoint, "checkpoint", "", "a trained run's checkpoint `folder` (e.g. runs/cats_dogs/checkpoints/best; a run folder means its best checkpoint): classify with its classes")
 	fs.StringVar(&o.evaluate, "evaluate", "", "with --checkpoint: score the run on this labelled `folder` (one sub-folder per class, as for training) and print loss, accuracy, per-class scores and the confusion matrix")
-	fs.StringVar(&o.serve, "serve", "", "with --checkpoint: answer HTTP requests on this `address` (e.g. :8080): POST an image to /predict for JSON probabilities; GET /info, /healthz")
+	fs.StringVar(&o.serve, "serve", "", "with --checkpoint: answer HTTP requests on this `address` (e.g. :8080): POST an image to /predict for JSON probabilities, to /explain for its Grad-CAM picture; GET /info, /healthz")
 	fs.StringVar(&o.onnxOut, "onnx", "", "export the classifier (with --checkpoint) or the network (with --weights) to this ONNX `file` and exit: decoded RGB images (N, H, W, 3), 0-255, any size, in; probabilities and features out")
 	fs.StringVar(&o.explain, "explain", "", "with --checkpoint: write a Grad-CAM heatmap of each image, drawn over it, into this `folder` (<image name>.gradcam.jpg): where the network found the evidence for the class")
 	fs.StringVar(&o.explainClass, "explain-class", "", "with --explain: the `class` whose evidence to draw (default: each image's most probable class)")

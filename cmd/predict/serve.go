@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image/jpeg"
 	"io"
 	"log/slog"
 	"mime"
@@ -13,10 +15,13 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"gotransfer/dataset"
 	"gotransfer/pipeline"
 )
 
@@ -70,6 +75,7 @@ func newServer(c *pipeline.Classifier, maxBatch int, maxBytes int64) *server {
 func (s *server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /predict", s.predict)
+	mux.HandleFunc("POST /explain", s.explain)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /info", s.info)
 	return mux
@@ -161,19 +167,11 @@ func (s *server) answer(w http.ResponseWriter, r *http.Request) (int, error) {
 // decode reads the request's image and decodes it, and on success holds
 // one of the active slots, for the caller to release.
 func (s *server) decode(w http.ResponseWriter, r *http.Request) ([]float32, int, error) {
-	if r.ContentLength > s.maxBytes {
-		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("the request is larger than %d bytes", s.maxBytes)
-	}
-	deadline := time.Now().Add(s.bodyTimeout)
-	http.NewResponseController(w).SetReadDeadline(deadline)
-	ctx, cancel := context.WithDeadline(r.Context(), deadline)
-	defer cancel()
-	body := &budgetReader{r: http.MaxBytesReader(w, r.Body, s.maxBytes), ctx: ctx, budget: s.bodies}
-	defer body.release()
-	data, status, err := s.readImage(body, r)
+	data, release, status, err := s.receive(w, r)
 	if err != nil {
 		return nil, status, err
 	}
+	defer release()
 	if err := acquire(r.Context(), s.active); err != nil {
 		return nil, http.StatusServiceUnavailable, err
 	}
@@ -189,6 +187,90 @@ func (s *server) decode(w http.ResponseWriter, r *http.Request) ([]float32, int,
 		return nil, http.StatusBadRequest, err
 	}
 	return pix, http.StatusOK, nil
+}
+
+// receive reads the request's image file within the body deadline; its
+// bytes count against the upload budget until release is called.
+func (s *server) receive(w http.ResponseWriter, r *http.Request) (data []byte, release func(), status int, err error) {
+	if r.ContentLength > s.maxBytes {
+		return nil, nil, http.StatusRequestEntityTooLarge, fmt.Errorf("the request is larger than %d bytes", s.maxBytes)
+	}
+	deadline := time.Now().Add(s.bodyTimeout)
+	http.NewResponseController(w).SetReadDeadline(deadline)
+	ctx, cancel := context.WithDeadline(r.Context(), deadline)
+	defer cancel()
+	body := &budgetReader{r: http.MaxBytesReader(w, r.Body, s.maxBytes), ctx: ctx, budget: s.bodies}
+	data, status, err = s.readImage(body, r)
+	if err != nil {
+		body.release()
+		return nil, nil, status, err
+	}
+	return data, body.release, http.StatusOK, nil
+}
+
+// explain answers POST /explain: the image's Grad-CAM picture as a JPEG
+// (model/gradcam: where the network found the evidence for the class, the
+// most probable or ?class=NAME), its prediction in the X-Prediction header
+// (the JSON of /predict) and the class drawn in X-Explained-Class.
+func (s *server) explain(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	status, err := s.answerExplain(w, r)
+	if err != nil {
+		writeJSON(w, status, map[string]string{"error": err.Error()})
+	}
+	level := slog.LevelDebug
+	if status >= 500 {
+		level = slog.LevelWarn
+	}
+	slog.Log(r.Context(), level, "POST /explain", "status", status, "remote", r.RemoteAddr, "seconds", time.Since(start).Seconds(), "err", err)
+}
+
+func (s *server) answerExplain(w http.ResponseWriter, r *http.Request) (int, error) {
+	class := -1
+	if name := r.URL.Query().Get("class"); name != "" {
+		if class = slices.Index(s.c.Classes, name); class < 0 {
+			return http.StatusBadRequest, fmt.Errorf("class=%s: the run's classes are %s", name, strings.Join(s.c.Classes, ", "))
+		}
+	}
+	data, release, status, err := s.receive(w, r)
+	if err != nil {
+		return status, err
+	}
+	defer release()
+	// The picture is held whole until it is sent: an explanation takes a
+	// decoding slot throughout, so that at most one per CPU holds one.
+	if err := acquire(r.Context(), s.active); err != nil {
+		return http.StatusServiceUnavailable, err
+	}
+	defer func() { <-s.active }()
+	if err := acquire(r.Context(), s.decoding); err != nil {
+		return http.StatusServiceUnavailable, err
+	}
+	defer func() { <-s.decoding }()
+	e, err := s.c.ExplainData(data, class)
+	switch {
+	case errors.Is(err, dataset.ErrBadImage):
+		return http.StatusBadRequest, err
+	case err != nil:
+		return http.StatusInternalServerError, err
+	}
+	m, err := e.Overlay()
+	if err != nil {
+		return http.StatusInternalServerError, err
+	}
+	prediction, err := json.Marshal(newPrediction(s.c.Classes, e.Probabilities, 0))
+	if err != nil {
+		return http.StatusInternalServerError, err
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, m, &jpeg.Options{Quality: 90}); err != nil {
+		return http.StatusInternalServerError, err
+	}
+	w.Header().Set("Content-Type", "image/jpeg")
+	w.Header().Set("X-Prediction", string(prediction))
+	w.Header().Set("X-Explained-Class", s.c.Classes[e.Class])
+	w.Write(b.Bytes())
+	return http.StatusOK, nil
 }
 
 // budget counts bytes against a limit.

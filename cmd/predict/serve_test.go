@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
 	"io"
 	"math"
 	"mime/multipart"
@@ -420,6 +421,71 @@ func TestServe(t *testing.T) {
 	} {
 		if _, err := parse(args, io.Discard); err == nil {
 			t.Errorf("parse(%q) accepted", args)
+		}
+	}
+}
+
+// TestServerExplains: POST /explain answers the image's Grad-CAM picture
+// (a JPEG of its size), with the prediction /predict gives and the class
+// drawn in headers; ?class= picks another class; bad requests get errors.
+func TestServerExplains(t *testing.T) {
+	_, ts, c, data, _ := tinyServer(t, 4, 1<<20)
+	path := filepath.Join(data, "cats", "cat_00000.png")
+	img, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := c.Predict(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _, err := image.DecodeConfig(bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pictures [][]byte
+	for _, class := range []string{"", "cats", "dogs"} {
+		url := ts.URL + "/explain"
+		if class != "" {
+			url += "?class=" + class
+		}
+		resp, err := http.Post(url, "image/png", bytes.NewReader(img))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/jpeg" {
+			t.Fatalf("class %q: status %d, %s: %s", class, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+		m, format, err := image.DecodeConfig(bytes.NewReader(body))
+		if err != nil || format != "jpeg" || m.Width != src.Width || m.Height != src.Height {
+			t.Errorf("class %q: %s %dx%d (%v), want a JPEG of %dx%d", class, format, m.Width, m.Height, err, src.Width, src.Height)
+		}
+		var p Prediction
+		if err := json.Unmarshal([]byte(resp.Header.Get("X-Prediction")), &p); err != nil || !same(p, c.Classes, want, 0) {
+			t.Errorf("class %q: X-Prediction %q (%v), want %v", class, resp.Header.Get("X-Prediction"), err, want)
+		}
+		if drawn := resp.Header.Get("X-Explained-Class"); class != "" && drawn != class || class == "" && drawn != p.Predicted {
+			t.Errorf("class %q: X-Explained-Class %q (predicted %s)", class, drawn, p.Predicted)
+		}
+		pictures = append(pictures, body)
+	}
+	if bytes.Equal(pictures[1], pictures[2]) {
+		t.Error("the two classes' pictures are the same")
+	}
+	for _, tc := range []struct {
+		url    string
+		body   []byte
+		status int
+		want   string
+	}{
+		{"/explain?class=birds", img, 400, "the run's classes are cats, dogs"},
+		{"/explain", []byte("not an image"), 400, "not a supported image format"},
+	} {
+		status, _, msg := post(t, ts.URL+tc.url, "application/octet-stream", tc.body)
+		if status != tc.status || !strings.Contains(msg, tc.want) {
+			t.Errorf("%s: status %d, %q; want %d and %q", tc.url, status, msg, tc.status, tc.want)
 		}
 	}
 }
