@@ -3,10 +3,9 @@
 //
 // It is the project's one way in and out of NumPy's formats: weights
 // (.npz archives keyed by Keras weight names), golden references in tests,
-// the feature cache and checkpoints all go through it. It parses .npy
-// headers with codeberg.org/sbinet/npyio, after checking their prefix and
-// length itself and with npyio's panics on malformed dicts turned into
-// errors (a fuzz test holds it to that), and adds what those callers need:
+// the feature cache and checkpoints all go through it. It reads the .npy
+// header itself (codeberg.org/sbinet/npyio's reader panics on malformed
+// ones) and adds what those callers need:
 //
 //   - float32 and float64 arrays in C or Fortran order are accepted; every
 //     array comes back as a C-ordered float32 *tensor.Dense;

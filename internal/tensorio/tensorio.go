@@ -31,7 +31,7 @@ const maxRank = 64
 
 // ReadNPY reads one float array from r. size is the number of bytes that r
 // holds (the .npy file's size), used to reject headers that promise more
-// data than there is; pass -1 when it is unknown (or not to be trusted):
+// (or less) data than there is; pass -1 when it is unknown (or not to be trusted):
 // memory then grows with the data that arrives, not with the header's
 // promise.
 func ReadNPY(r io.Reader, size int64) (*tensor.Dense, error) {
@@ -61,8 +61,12 @@ func ReadNPY(r io.Reader, size int64) (*tensor.Dense, error) {
 	default:
 		return nil, fmt.Errorf("dtype %s: want float32 (<f4) or float64 (<f8)", h.descr)
 	}
-	if size >= 0 && int64(n)*int64(esize) > size {
-		return nil, fmt.Errorf("shape %v needs %d bytes of data, file has %d: truncated", shape, n*esize, size)
+	if data := size - h.size; size >= 0 && int64(n)*int64(esize) != data {
+		what := "truncated"
+		if int64(n)*int64(esize) < data {
+			what = "bytes left over: the header does not describe the data"
+		}
+		return nil, fmt.Errorf("shape %v needs %d bytes of data, file has %d: %s", shape, n*esize, max(data, 0), what)
 	}
 	// The data is read in one piece (in chunks when size is unknown),
 	// straight into the tensor's memory where its byte order is the file's.
@@ -306,12 +310,19 @@ func (a *Archive) Read(name string) (*tensor.Dense, error) {
 		return nil, fmt.Errorf("%s: array %q: %w", a.path, name, err)
 	}
 	defer rc.Close()
-	// A stored array's size is checked against the file; a compressed
-	// one's is only the zip header's word, so ReadNPY is not told it.
+	// A stored array's size is checked against the file. A compressed
+	// one's is the zip header's word, which archive/zip checks as it reads:
+	// it is passed on (so the array is read in one piece) where deflate
+	// could give that much from the bytes present, at most 1032 times as
+	// many, which bounds what a lying header can have allocated.
 	size := int64(-1)
-	if off, err := zf.DataOffset(); err == nil && zf.Method == zip.Store && zf.UncompressedSize64 == zf.CompressedSize64 &&
-		off >= 0 && off <= a.size && zf.CompressedSize64 <= uint64(a.size-off) {
-		size = int64(zf.CompressedSize64)
+	if off, err := zf.DataOffset(); err == nil && off >= 0 && off <= a.size && zf.CompressedSize64 <= uint64(a.size-off) {
+		switch {
+		case zf.Method == zip.Store && zf.UncompressedSize64 == zf.CompressedSize64:
+			size = int64(zf.CompressedSize64)
+		case zf.Method == zip.Deflate && zf.UncompressedSize64 <= 1032*zf.CompressedSize64+1024:
+			size = int64(zf.UncompressedSize64)
+		}
 	}
 	t, err := ReadNPY(bufio.NewReader(rc), size)
 	if err != nil {

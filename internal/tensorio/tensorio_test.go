@@ -111,12 +111,10 @@ func TestBadInput(t *testing.T) {
 		{"no newline", []byte("\x93NUMPY\x01\x00\x03\x00{}x"), "not a .npy"},
 		{"short header", []byte("\x93NUMPY\x01000"), "not a .npy"},
 		{"no closing brace", npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), ", make([]byte, 4)), "not a .npy"},
-		// Valid Python, but not NumPy's order, which npyio's parser needs:
-		// refused, not a panic.
-		{"keys out of order", npyBytes("{'shape': (1,), 'fortran_order': False, 'descr': '<f4', }", make([]byte, 4)), "malformed dict"},
+		{"keys out of order", npyBytes("{'shape': (1,), 'fortran_order': False, 'descr': '<f4', }", make([]byte, 4)), ""},
 		{"empty shape value", npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': }", make([]byte, 4)), "shape"},
-		{"structured dtype", npyBytes("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }", make([]byte, 4)), "dtype"},
-		{"negative dimension", npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", make([]byte, 4)), "shape [-1]"},
+		{"structured dtype", npyBytes("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }", make([]byte, 4)), "descr"},
+		{"negative dimension", npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", make([]byte, 4)), "dimension"},
 		{"too many dimensions", npyBytes("{'descr': '<f4', 'fortran_order': True, 'shape': ("+strings.Repeat("1,", 65)+"), }", make([]byte, 4)), "dimensions"},
 		// A version 2 header may claim 4 GiB, which npyio allocated.
 		{"huge header", []byte("\x93NUMPY\x02\x00\xff\xff\xff\xff{"), "header"},
@@ -258,5 +256,36 @@ func TestFloat32Bytes(t *testing.T) {
 	}
 	if Float32Bytes(nil) != nil {
 		t.Error("Float32Bytes(nil) is not empty")
+	}
+}
+
+// TestHeadersNumPyReads: headers NumPy reads that npyio's parser did not:
+// a dict without the trailing ", " (str(dict) writes them; npyio read the
+// shape (2, 3) as (2)), and format version 3; and a file with bytes after
+// its array is refused.
+func TestHeadersNumPyReads(t *testing.T) {
+	var payload []byte
+	for i := range 6 {
+		payload = binary.LittleEndian.AppendUint32(payload, math.Float32bits(float32(i+1)))
+	}
+	v3 := npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", payload)
+	// Version 3: a 4-byte length, as version 2.
+	dict := v3[10:]
+	v3 = append(append([]byte("\x93NUMPY\x03\x00"), binary.LittleEndian.AppendUint32(nil, uint32(len(dict)-len(payload)))...), dict...)
+	for name, raw := range map[string][]byte{
+		"no trailing comma": npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3)}", payload),
+		"version 3":         v3,
+	} {
+		x, err := ReadNPY(bytes.NewReader(raw), int64(len(raw)))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !x.Shape().Eq(tensor.Shape{2, 3}) || x.Float32s()[5] != 6 {
+			t.Errorf("%s: shape %v, values %v", name, x.Shape(), x.Float32s())
+		}
+	}
+	extra := npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (5,), }", payload)
+	if _, err := ReadNPY(bytes.NewReader(extra), int64(len(extra))); err == nil || !strings.Contains(err.Error(), "bytes left over") {
+		t.Errorf("6 values under a header of 5: %v", err)
 	}
 }
