@@ -480,8 +480,16 @@ func TestFastJPEG(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b := fast.Image.Bounds(); b != tc.want {
-			t.Errorf("%s: decoded %v, want %v", name, b, tc.want)
+		data, err := os.ReadFile(tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := decoder{maxPixels: DefaultMaxPixels, exif: true, draftW: 300, draftH: 100}
+		if img, err := d.decode(data); err != nil || image.Rect(0, 0, img.w, img.h) != tc.want {
+			t.Errorf("%s: decoded %dx%d (%v), want %v", name, img.w, img.h, err, tc.want)
+		}
+		if fast.Image.Bounds() != full.Image.Bounds() || fast.Box != full.Box {
+			t.Errorf("%s: the picture %v, box %v; want the full decode's %v, %v", name, fast.Image.Bounds(), fast.Box, full.Image.Bounds(), full.Box)
 		}
 		same := true
 		for i := range full.Pixels {

@@ -195,7 +195,8 @@ type View struct {
 	// Pixels are the preprocessed values Load returns.
 	Pixels []float32
 	// Image is the decoded image (EXIF orientation applied, unless
-	// IgnoreEXIF), before any crop or resize.
+	// IgnoreEXIF), before any crop or resize, at full size (with FastJPEG
+	// too).
 	Image *image.RGBA
 	// Box is the region of Image that Pixels were resized from: all of it,
 	// the centred crop of CropToAspectRatio, or a RandomCrop's box.
@@ -237,10 +238,23 @@ func DecodeView(cfg Config, data []byte) (*View, error) {
 }
 
 // decodeView decodes data into out and keeps the picture as an RGBA image.
+// With FastJPEG the picture is decoded again in full: the network's input
+// comes from the reduced decode, the picture a person sees should not.
 func (w *worker) decodeView(data []byte, out []float32) (*View, error) {
 	_, img, box, flip, err := w.view(data, out)
 	if err != nil {
 		return nil, err
+	}
+	if w.cfg.FastJPEG {
+		full := w.cfg
+		full.FastJPEG = false
+		fw, err := newWorker(full)
+		if err != nil {
+			return nil, err
+		}
+		if _, img, box, flip, err = fw.view(data, make([]float32, len(out))); err != nil {
+			return nil, err
+		}
 	}
 	rgba := image.NewRGBA(image.Rect(0, 0, img.w, img.h))
 	for i := range img.w * img.h {

@@ -8,6 +8,7 @@ import (
 	"image/color"
 	"math"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"gonum.org/v1/plot"
@@ -57,9 +58,9 @@ type LRFinding struct {
 	// 2.5): the rate halfway into the longest stretch over which the
 	// smoothed loss keeps falling (the longest decreasing subsequence);
 	// 0 with fewer than 2 points. Steepest is the rate where the smoothed
-	// loss falls fastest (per step, so per factor of rate),
-	// torch-lr-finder's suggestion, which noise early in the test can
-	// mislead; 0 when the test was too short to say. MinLoss is the rate of
+	// loss falls fastest (per step, so per factor of rate) before its
+	// lowest point, torch-lr-finder's suggestion, which noise early in the
+	// test can mislead; 0 when the test was too short to say. MinLoss is the rate of
 	// the lowest smoothed loss: a tenth of it is the older rule of thumb.
 	Suggested, Steepest, MinLoss float64
 	// Diverged says the test stopped early: the smoothed loss passed 4
@@ -129,7 +130,9 @@ func (t *Trainer) FindLR(ctx context.Context, f LRFinder) (*LRFinding, error) {
 		}
 	}
 	res.Suggested = valley(res.Points)
-	res.Steepest = steepest(res.Points, f.Steps/10, 5)
+	// Past the lowest loss the curve is divergence, whatever its slope.
+	lowest := slices.IndexFunc(res.Points, func(p LRPoint) bool { return p.LR == res.MinLoss })
+	res.Steepest = steepest(res.Points[:lowest+1], f.Steps/10, 0)
 	return res, nil
 }
 
@@ -231,9 +234,8 @@ func writeLRFinding(dir string, r *LRFinding) error {
 			}
 			mark.Color, mark.Radius, mark.Shape = color.RGBA{R: 214, G: 39, B: 40, A: 255}, vg.Points(5), draw.CircleGlyph{}
 			p.Add(mark)
-			p.Legend.Add(fmt.Sprintf("suggested: %.2g", pt.LR), mark)
+			p.Title.Text += fmt.Sprintf(" (suggested: %.2g)", pt.LR)
 		}
 	}
-	p.Legend.Top = true
 	return savePlot(p, 6*vg.Inch, 4*vg.Inch, filepath.Join(dir, "lr_find.png"))
 }

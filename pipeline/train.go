@@ -147,7 +147,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		// The finder uses a run's calibrated weights as they are.
 		weightsPath = filepath.Join(runDir, "backbone.npz")
 		if weights, err = resnet.Load(weightsPath); err != nil {
-			return nil, fmt.Errorf("resume: the run's calibrated random weights: %w", err)
+			return nil, fmt.Errorf("the run's calibrated random weights: %w", err)
 		}
 	case weightsPath == "":
 		weightsPath = filepath.Join(runDir, "backbone.npz")
@@ -199,7 +199,11 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		return nil, err
 	}
 	if n := skips.Len(); n > 0 {
-		progress.Line("skipped %d unusable files (listed in %s)", n, filepath.Join(runDir, "skipped.jsonl"))
+		if finding {
+			progress.Line("skipped %d unusable files (train --check-data lists them)", n)
+		} else {
+			progress.Line("skipped %d unusable files (listed in %s)", n, filepath.Join(runDir, "skipped.jsonl"))
+		}
 	}
 	progress.Line("features ready in %s", time.Since(extractStart).Round(time.Millisecond))
 	sums := make(map[string][32]byte, len(kept)) // the files' digests, for the views and the resume check

@@ -97,7 +97,7 @@ type options struct {
 	checkpoint, csvOut, evaluate string
 	serve, onnxOut               string
 	explain, explainClass        string
-	jsonOut                      bool
+	jsonOut, topSet              bool
 	plots                        string
 	npyIn, featuresOut, probsOut string
 	top, size, batch             int
@@ -116,7 +116,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.onnxOut, "onnx", "", "export the classifier (with --checkpoint) or the network (with --weights) to this ONNX `file` and exit: decoded RGB images (N, H, W, 3), 0-255, any size, in; probabilities and features out")
 	fs.StringVar(&o.explain, "explain", "", "with --checkpoint: write a Grad-CAM heatmap of each image, drawn over it, into this `folder` (<image name>.gradcam.jpg): where the network found the evidence for the class")
 	fs.StringVar(&o.explainClass, "explain-class", "", "with --explain: the `class` whose evidence to draw (default: each image's most probable class)")
-	fs.BoolVar(&o.jsonOut, "json", false, "with --checkpoint: write JSON Lines instead of text or CSV, an object per image: {\"path\", \"predicted\", \"probabilities\": [{\"class\", \"probability\"}, ...]} (as --serve answers; with --explain also \"gradcam\" and \"gradcam_class\"), or {\"path\", \"error\"}")
+	fs.BoolVar(&o.jsonOut, "json", false, "with --checkpoint: write JSON Lines instead of text or CSV, an object per image: {\"path\", \"predicted\", \"probabilities\": [{\"class\", \"probability\"}, ...]} as --serve answers (every class in label order, or with --top the most probable first; with --explain also \"gradcam\" and \"gradcam_class\"), or {\"path\", \"error\"}")
 	fs.StringVar(&o.plots, "plots", "", "with --evaluate: draw the confusion matrix (confusion.png) and, for two classes, the ROC curve (roc.png) into this `folder`")
 	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint and folders: write the CSV to this `file` instead of stdout; with --evaluate: write every image's label, prediction and probabilities to it")
 	fs.StringVar(&o.device, "device", "", "where the backbone runs: cpu or cuda (default cpu, or the checkpoint's)")
@@ -138,6 +138,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	o.images = fs.Args()
+	fs.Visit(func(f *flag.Flag) { o.topSet = o.topSet || f.Name == "top" })
 	if o.checkpoint != "" {
 		// A run reads images as it was trained to: flags that say otherwise
 		// would be ignored.
@@ -159,8 +160,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, cli.Usagef("--size %d: want at least 32", o.size)
 	case o.batch < 1:
 		return nil, cli.Usagef("--batch %d: want at least 1", o.batch)
-	case o.summary && (o.explain != "" || o.explainClass != ""):
-		return nil, cli.Usagef("--summary prints the layers and exits: give no --explain with it")
+	case o.summary && (o.explain != "" || o.explainClass != "" || o.jsonOut):
+		return nil, cli.Usagef("--summary prints the layers and exits: give no --explain or --json with it")
 	case o.summary:
 		return o, nil
 	case o.checkpoint != "":
@@ -686,7 +687,13 @@ func explain(ctx context.Context, o *options, stdout io.Writer) error {
 // newReport returns the text report, or the JSON one with --json.
 func newReport(o *options, classes []string, w io.Writer) imageReport {
 	if o.jsonOut {
-		return &jsonReport{enc: json.NewEncoder(w), classes: classes, top: o.top}
+		// As --serve answers: every class in label order, or the --top
+		// most probable first when --top is given.
+		top := 0
+		if o.topSet {
+			top = o.top
+		}
+		return &jsonReport{enc: json.NewEncoder(w), classes: classes, top: top}
 	}
 	return &textReport{w: w, classes: classes, top: o.top}
 }

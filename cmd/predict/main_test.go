@@ -387,7 +387,7 @@ func TestBadInput(t *testing.T) {
 		{"explain with csv", []string{"--checkpoint", "run", "--explain", "out", "--csv", "x.csv", cat}, 2, "give no --serve, --evaluate or --csv"},
 		{"explain class alone", []string{"--checkpoint", "run", "--explain-class", "cats", cat}, 2, "--explain-class goes with --explain"},
 		{"explain and onnx", []string{"--checkpoint", "run", "--explain", "out", "--onnx", "m.onnx"}, 2, "give no images, --serve, --evaluate, --csv or --explain"},
-		{"explain and summary", []string{"--checkpoint", "run", "--explain", "out", "--summary"}, 2, "give no --explain with it"},
+		{"explain and summary", []string{"--checkpoint", "run", "--explain", "out", "--summary"}, 2, "give no --explain or --json with it"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := predict(t, tc.args...)
@@ -788,6 +788,28 @@ func TestCheckpointTop(t *testing.T) {
 	slices.SortFunc(sorted, func(a, b float64) int { return cmp.Compare(b, a) })
 	if !slices.Equal(ps, sorted[:5]) {
 		t.Errorf("top 5 %v, the five largest of %v are %v", ps, allPs, sorted[:5])
+	}
+	// JSON answers as --serve does: every class in label order, or with
+	// --top the most probable first.
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{nil, all},
+		{[]string{"--top", "3"}, top[:3]},
+	} {
+		code, out, stderr := predict(t, append(append([]string{"--checkpoint", filepath.Join(dir, "run"), "--json"}, tc.args...), img)...)
+		var res struct{ Probabilities []ClassProbability }
+		if err := json.Unmarshal([]byte(out), &res); code != 0 || err != nil {
+			t.Fatalf("--json %v: exit %d, %v: %s", tc.args, code, err, stderr)
+		}
+		var names []string
+		for _, p := range res.Probabilities {
+			names = append(names, p.Class)
+		}
+		if !slices.Equal(names, tc.want) {
+			t.Errorf("--json %v: classes %q, want %q", tc.args, names, tc.want)
+		}
 	}
 }
 

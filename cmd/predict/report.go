@@ -118,8 +118,9 @@ func (r *csvReport) flush() error {
 }
 
 // jsonReport writes JSON Lines: an object per image, its path and
-// Prediction (probabilities as the text's), and gradcam where a picture was
-// drawn, or its path and error.
+// Prediction (every class in label order, or with top > 0 the top most
+// probable first, as /predict?top= answers), and gradcam where a picture
+// was drawn, or its path and error.
 type jsonReport struct {
 	enc     *json.Encoder
 	classes []string
@@ -136,11 +137,7 @@ type fileResult struct {
 }
 
 func (r *jsonReport) image(path string, probs []float32, class int, picture string) error {
-	k := 0
-	if len(r.classes) > r.top {
-		k = r.top
-	}
-	p := newPrediction(r.classes, probs, k)
+	p := newPrediction(r.classes, probs, r.top)
 	res := fileResult{Path: path, Prediction: &p, GradCAM: picture}
 	if picture != "" {
 		res.GradCAMClass = r.classes[class]
