@@ -435,6 +435,9 @@ type Mistake struct {
 // (the cache gains the new images' features). Unusable images are counted
 // and skipped, as in training.
 func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Evaluation, error) {
+	if c.Config == nil {
+		return nil, fmt.Errorf("evaluate %s: a classifier of pretrained weights alone has no run to evaluate", root)
+	}
 	cfg := c.data
 	cfg.Root, cfg.Classes = root, c.Classes
 	idx, err := dataset.Scan(cfg)

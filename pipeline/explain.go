@@ -8,6 +8,8 @@ import (
 
 	"gotransfer/dataset"
 	"gotransfer/model/gradcam"
+	"gotransfer/model/head"
+	"gotransfer/model/resnet"
 )
 
 // Explanation is Grad-CAM's account of one image's classification (see
@@ -130,4 +132,33 @@ func (e *Explanation) Overlay() (*image.RGBA, error) {
 		e.drawn = true
 	}
 	return e.View.Image, nil
+}
+
+// NewWeightsClassifier makes a Classifier of pretrained weights' own
+// classifier, the 'predictions' layer of ImageNet weights: a head without
+// hidden layers that holds its kernel and bias, so that Explain draws
+// Grad-CAM for ImageNet's classes, as Keras' Grad-CAM example does (with a
+// linear head, Grad-CAM is the class activation map, CAM). classes names
+// the layer's outputs; data says how images are read. Such a Classifier
+// has no run: Evaluate is not for it.
+func NewWeightsClassifier(w *resnet.Weights, device string, data dataset.Config, classes []string) (*Classifier, error) {
+	if w.Classes == 0 {
+		return nil, fmt.Errorf("weights %s have no predictions layer (a 'notop' file): they classify nothing", w.Source)
+	}
+	if len(classes) != w.Classes {
+		return nil, fmt.Errorf("weights %s: %d class names for %d classes", w.Source, len(classes), w.Classes)
+	}
+	h, err := head.New(head.Config{InputDim: w.Arch.FeatureDim(), Hidden: []int{}, Classes: w.Classes})
+	if err != nil {
+		return nil, err
+	}
+	if err := h.SetParams([]head.Param{{Name: head.KernelName(0), Value: w.Tensor("predictions/kernel")}, {Name: head.BiasName(0), Value: w.Tensor("predictions/bias")}}); err != nil {
+		return nil, fmt.Errorf("weights %s: %w", w.Source, err)
+	}
+	bb, err := resnet.New(w, device)
+	if err != nil {
+		return nil, err
+	}
+	data = data.WithDefaults()
+	return &Classifier{Classes: classes, backbone: bb, head: h, data: data}, nil
 }

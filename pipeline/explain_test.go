@@ -1,14 +1,19 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"image"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"gotransfer/dataset"
+	"gotransfer/model/resnet"
+
+	"gorgonia.org/tensor"
 )
 
 // TestExplain trains a tiny run and explains its images: the probabilities
@@ -87,4 +92,64 @@ func cmpOr(class, top int) int {
 		return top
 	}
 	return class
+}
+
+// TestWeightsClassifier: pretrained weights' own classifier (their
+// predictions layer) as a Classifier gives the probabilities the weights
+// do, and Explain draws its most probable class; it has no run to
+// evaluate, and weights without the layer are refused.
+func TestWeightsClassifier(t *testing.T) {
+	w, err := resnet.Random(8, 5, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"a", "b", "c", "d", "e"}
+	c, err := NewWeightsClassifier(w, "cpu", dataset.Config{Height: 64, Width: 64, Preprocess: dataset.PreprocessCaffe}, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dir := t.TempDir()
+	if err := dataset.Synthesize(dir, 1, 4); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := dataset.ImageFiles(dir)
+	path := filepath.Join(dir, filepath.FromSlash(files[0]))
+	pix, _, err := dataset.Load(dataset.Config{Height: 64, Width: 64}, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.PredictPixels([][]float32{pix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, _ := resnet.New(w, "cpu")
+	defer bb.Close()
+	f, err := bb.Features(tensor.New(tensor.WithShape(1, 64, 64, 3), tensor.WithBacking(pix)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := w.Classify(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j, p := range want.Float32s() {
+		if math.Abs(float64(p-got[0][j])) > 1e-6 {
+			t.Errorf("class %d: %v, the weights' %v", j, got[0][j], p)
+		}
+	}
+	e, err := c.Explain(path, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if top := slices.Index(e.Probabilities, slices.Max(e.Probabilities)); e.Class != top || len(e.Heatmap) != e.Rows*e.Cols {
+		t.Errorf("explained class %d, most probable %d; map %dx%d of %d", e.Class, top, e.Rows, e.Cols, len(e.Heatmap))
+	}
+	if _, err := c.Evaluate(context.Background(), dir, 4); err == nil || !strings.Contains(err.Error(), "no run to evaluate") {
+		t.Errorf("Evaluate: %v", err)
+	}
+	notop, _ := resnet.Random(8, 0, 3)
+	if _, err := NewWeightsClassifier(notop, "cpu", dataset.Config{}, nil); err == nil || !strings.Contains(err.Error(), "no predictions layer") {
+		t.Errorf("weights without the layer: %v", err)
+	}
 }

@@ -114,7 +114,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.evaluate, "evaluate", "", "with --checkpoint: score the run on this labelled `folder` (one sub-folder per class, as for training) and print loss, accuracy, per-class scores and the confusion matrix")
 	fs.StringVar(&o.serve, "serve", "", "with --checkpoint: answer HTTP requests on this `address` (e.g. :8080): POST an image to /predict for JSON probabilities, to /explain for its Grad-CAM picture; GET /info, /healthz")
 	fs.StringVar(&o.onnxOut, "onnx", "", "export the classifier (with --checkpoint) or the network (with --weights) to this ONNX `file` and exit: decoded RGB images (N, H, W, 3), 0-255, any size, in; probabilities and features out")
-	fs.StringVar(&o.explain, "explain", "", "with --checkpoint: write a Grad-CAM heatmap of each image, drawn over it, into this `folder` (<image name>.gradcam.jpg): where the network found the evidence for the class")
+	fs.StringVar(&o.explain, "explain", "", "write a Grad-CAM heatmap of each image, drawn over it, into this `folder` (<image name>.gradcam.jpg): where the network found the evidence for the class (with --checkpoint, the run's; with --weights, ImageNet's)")
 	fs.StringVar(&o.explainClass, "explain-class", "", "with --explain: the `class` whose evidence to draw (default: each image's most probable class)")
 	fs.BoolVar(&o.jsonOut, "json", false, "with --checkpoint: write JSON Lines instead of text or CSV, an object per image: {\"path\", \"predicted\", \"probabilities\": [{\"class\", \"probability\"}, ...]} as --serve answers (every class in label order, or with --top the most probable first; with --explain also \"gradcam\" and \"gradcam_class\"), or {\"path\", \"error\"}")
 	fs.StringVar(&o.plots, "plots", "", "with --evaluate: draw the confusion matrix (confusion.png) and, for two classes, the ROC curve (roc.png) into this `folder`")
@@ -192,8 +192,16 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return o, nil
 	case o.evaluate != "":
 		return nil, cli.Usagef("--evaluate needs --checkpoint (a trained run)")
-	case o.explain != "" || o.explainClass != "":
-		return nil, cli.Usagef("--explain needs --checkpoint (a trained run)")
+	case o.explainClass != "" && o.explain == "":
+		return nil, cli.Usagef("--explain-class goes with --explain")
+	case o.explain != "" && o.weights == "":
+		return nil, cli.Usagef("--explain needs --checkpoint (a trained run's classes) or --weights (ImageNet's)")
+	case o.explain != "" && (o.npyIn != "" || o.featuresOut != "" || o.probsOut != "" || o.onnxOut != ""):
+		return nil, cli.Usagef("--explain draws over the images given: give no --npy, --features-out, --probs-out or --onnx with it")
+	case o.explain != "" && len(o.images) == 0:
+		return nil, cli.Usagef("no images given (try --help)")
+	case o.explain != "":
+		return o, nil
 	case o.jsonOut:
 		return nil, cli.Usagef("--json needs --checkpoint (a trained run)")
 	case o.plots != "":
@@ -266,7 +274,7 @@ func dispatch(ctx context.Context, o *options, stdout io.Writer) error {
 	if o.checkpoint != "" && o.evaluate != "" {
 		return evaluate(ctx, o, stdout)
 	}
-	if o.checkpoint != "" && o.explain != "" {
+	if o.explain != "" {
 		return explain(ctx, o, stdout)
 	}
 	if o.checkpoint != "" {
@@ -628,7 +636,13 @@ func writeScored(path, root string, classes []string, scored []pipeline.Scored) 
 // image named after it (name.gradcam.jpg; name-2.gradcam.jpg for the
 // second image of that name).
 func explain(ctx context.Context, o *options, stdout io.Writer) error {
-	c, err := loadClassifier(o)
+	var c *pipeline.Classifier
+	var err error
+	if o.checkpoint != "" {
+		c, err = loadClassifier(o)
+	} else {
+		c, err = imagenetClassifier(o)
+	}
 	if err != nil {
 		return err
 	}
@@ -636,7 +650,10 @@ func explain(ctx context.Context, o *options, stdout io.Writer) error {
 	class := -1
 	if o.explainClass != "" {
 		if class = slices.Index(c.Classes, o.explainClass); class < 0 {
-			return fmt.Errorf("--explain-class %q: the run's classes are %s", o.explainClass, strings.Join(c.Classes, ", "))
+			if len(c.Classes) > 20 {
+				return fmt.Errorf("--explain-class %q: not one of the weights' %d classes", o.explainClass, len(c.Classes))
+			}
+			return fmt.Errorf("--explain-class %q: the classes are %s", o.explainClass, strings.Join(c.Classes, ", "))
 		}
 	}
 	images, err := expandFolders(o.images)
@@ -696,6 +713,37 @@ func newReport(o *options, classes []string, w io.Writer) imageReport {
 		return &jsonReport{enc: json.NewEncoder(w), classes: classes, top: top}
 	}
 	return &textReport{w: w, classes: classes, top: o.top}
+}
+
+// imagenetClassifier is --weights' own classifier (ImageNet's classes, by
+// their short names; a name two classes share gets its WordNet id), for
+// --explain.
+func imagenetClassifier(o *options) (*pipeline.Classifier, error) {
+	w, err := resnet.Load(o.weights)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, w.Classes)
+	for i := range names {
+		names[i] = fmt.Sprintf("class_%d", i)
+	}
+	if w.Classes == 1000 {
+		classes, err := imagenet.Classes()
+		if err != nil {
+			return nil, err
+		}
+		seen := map[string]int{}
+		for _, c := range classes {
+			seen[c.Name]++
+		}
+		for i, c := range classes {
+			names[i] = c.Name
+			if seen[c.Name] > 1 {
+				names[i] = c.Name + " (" + c.WNID + ")"
+			}
+		}
+	}
+	return pipeline.NewWeightsClassifier(w, o.device, imageConfig(o, w), names)
 }
 
 // heatmapSuffix ends the name of every --explain picture.

@@ -383,7 +383,9 @@ func TestBadInput(t *testing.T) {
 		{"checkpoint and size", []string{"--checkpoint", "run", "--size", "128", cat}, 2, "--size would be ignored"},
 		{"checkpoint and features", []string{"--checkpoint", "run", "--features-out", "f.npy", "--preprocess", "torch", cat}, 2, "--features-out, --preprocess would be ignored"},
 		{"checkpoint and npy", []string{"--checkpoint", "run", "--npy", "x.npy"}, 2, "--npy would be ignored"},
-		{"explain without checkpoint", []string{"--weights", weights, "--explain", "out", cat}, 2, "--explain needs --checkpoint"},
+		{"explain without a classifier", []string{"--explain", "out", cat}, 2, "--explain needs --checkpoint (a trained run's classes) or --weights"},
+		{"explain and features", []string{"--weights", weights, "--explain", "out", "--features-out", "f.npy", cat}, 2, "give no --npy, --features-out"},
+		{"explain class alone with weights", []string{"--weights", weights, "--explain-class", "tabby", cat}, 2, "--explain-class goes with --explain"},
 		{"explain with csv", []string{"--checkpoint", "run", "--explain", "out", "--csv", "x.csv", cat}, 2, "give no --serve, --evaluate or --csv"},
 		{"explain class alone", []string{"--checkpoint", "run", "--explain-class", "cats", cat}, 2, "--explain-class goes with --explain"},
 		{"explain and onnx", []string{"--checkpoint", "run", "--explain", "out", "--onnx", "m.onnx"}, 2, "give no images, --serve, --evaluate, --csv or --explain"},
@@ -904,7 +906,7 @@ func TestExplain(t *testing.T) {
 		t.Error("the pictures of the two classes' evidence are the same")
 	}
 	// An unknown class, and an unusable image among good ones.
-	if code, _, stderr := predict(t, "--checkpoint", run, "--explain", out, "--explain-class", "birds", cat); code != 1 || !strings.Contains(stderr, `"birds": the run's classes are cats, dogs`) {
+	if code, _, stderr := predict(t, "--checkpoint", run, "--explain", out, "--explain-class", "birds", cat); code != 1 || !strings.Contains(stderr, `"birds": the classes are cats, dogs`) {
 		t.Errorf("--explain-class birds: exit %d: %s", code, stderr)
 	}
 	// Where the pictures cannot go: one error before any work.
@@ -1038,5 +1040,30 @@ func TestJSON(t *testing.T) {
 	}
 	if code, _, stderr := predict(t, "--checkpoint", run, "--json", "--csv", "x.csv", data); code != 2 || !strings.Contains(stderr, "not with --csv") {
 		t.Errorf("--json --csv: exit %d: %s", code, stderr)
+	}
+}
+
+// TestExplainWeights: --weights with --explain draws the weights' own
+// classes (ImageNet's for ImageNet weights; here the golden's 10), the
+// most probable first in the text.
+func TestExplainWeights(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "x")
+	code, got, stderr := predict(t, "--weights", weights, "--size", "64", "--explain", out, cat)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(got), "\n")
+	if len(lines) != 7 || lines[0] != cat || !strings.HasPrefix(lines[6], "  grad-cam of ") {
+		t.Fatalf("output:\n%s", got)
+	}
+	top := strings.Fields(lines[1])[0]
+	if !strings.HasSuffix(lines[6], top+": "+filepath.Join(out, "chelsea.gradcam.jpg")) {
+		t.Errorf("the picture is not of the most probable class %s: %q", top, lines[6])
+	}
+	if _, err := os.Stat(filepath.Join(out, "chelsea.gradcam.jpg")); err != nil {
+		t.Error(err)
+	}
+	if code, _, stderr := predict(t, "--weights", weights, "--size", "64", "--explain", out, "--explain-class", "tabby", cat); code != 1 || !strings.Contains(stderr, `"tabby": the classes are class_0`) {
+		t.Errorf("--explain-class tabby: exit %d: %s", code, stderr)
 	}
 }
