@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"gorgonia.org/tensor"
 
@@ -31,10 +32,12 @@ type Classifier struct {
 	Checkpoint string
 	Classes    []string
 	Config     *configs.Config
-	backbone   resnet.Backbone
-	head       *head.Head
-	data       dataset.Config
-	cacheKey   features.Key
+	// Progress, if set, shows how far Evaluate and PredictFiles are.
+	Progress *Progress
+	backbone resnet.Backbone
+	head     *head.Head
+	data     dataset.Config
+	cacheKey features.Key
 	// cache holds the features Evaluate computes: the run's feature cache,
 	// or a temporary one (tmpCache, removed by Close) where the run's is
 	// not on this machine.
@@ -324,7 +327,7 @@ func (c *Classifier) PredictFolder(ctx context.Context, root string, batch int, 
 // ahead of the backbone, and calls fn for each in their order: with its
 // probabilities, or with the reason it could not be used.
 func (c *Classifier) PredictFiles(ctx context.Context, paths []string, batch int, fn func(path string, probs []float32, err error) error) error {
-	return ClassifyFiles(ctx, c.data, c.backbone, c.head.Forward, paths, batch, fn)
+	return ClassifyFiles(ctx, c.data, c.backbone, c.head.Forward, paths, batch, c.Progress, fn)
 }
 
 // ClassifyFiles runs the images at paths through the backbone and then
@@ -332,9 +335,14 @@ func (c *Classifier) PredictFiles(ctx context.Context, paths []string, batch int
 // decoding ahead of the backbone with data's workers and preprocessing,
 // and calls fn for each image in the order of paths: with its row of
 // probabilities, or with the reason it could not be used (an unusable
-// image does not stop the others). An error of fn stops it.
+// image does not stop the others). An error of fn stops it. progress, if
+// not nil, shows how many images are done.
 func ClassifyFiles(ctx context.Context, data dataset.Config, bb resnet.Backbone, classify func(*tensor.Dense) (*tensor.Dense, error),
-	paths []string, batch int, fn func(path string, probs []float32, err error) error) error {
+	paths []string, batch int, progress *Progress, fn func(path string, probs []float32, err error) error) error {
+	if progress != nil {
+		defer progress.Clear()
+	}
+	start, streamed := time.Now(), 0
 	samples := make([]dataset.Sample, len(paths))
 	for i, p := range paths {
 		samples[i] = dataset.Sample{Path: filepath.ToSlash(p)}
@@ -376,6 +384,11 @@ func ClassifyFiles(ctx context.Context, data dataset.Config, bb resnet.Backbone,
 			return err
 		}
 		k := probs.Shape()[1]
+		if progress != nil { // every sample so far was streamed or skipped
+			streamed += len(b.Paths)
+			done := streamed + skips.Len()
+			progress.Bar("images", done, len(paths), fmt.Sprintf("%.1f images/s", float64(done)/time.Since(start).Seconds()))
+		}
 		for i, p := range b.Paths {
 			if err := flushSkipped(p); err != nil {
 				return err
@@ -461,6 +474,13 @@ func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Eva
 		return nil, fmt.Errorf("evaluate %s: %w", root, err)
 	}
 	ex := &Extraction{Data: cfg, Backbone: c.backbone, Cache: cache, Batch: batch, Shard: c.Config.Cache.ShardSize, Skips: skips}
+	if c.Progress != nil {
+		start := time.Now()
+		ex.Progress = func(done, total int) {
+			c.Progress.Bar("features", done, total, fmt.Sprintf("%.1f images/s", float64(done)/time.Since(start).Seconds()))
+		}
+		defer c.Progress.Clear()
+	}
 	kept, _, feats, err := ex.Features(ctx, samples)
 	ev.Unusable = len(skips.Entries())
 	if errors.Is(err, dataset.ErrNoUsableImages) {

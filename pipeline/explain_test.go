@@ -1,10 +1,12 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"image"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -151,5 +153,47 @@ func TestWeightsClassifier(t *testing.T) {
 	notop, _ := resnet.Random(8, 0, 3)
 	if _, err := NewWeightsClassifier(notop, "cpu", dataset.Config{}, nil); err == nil || !strings.Contains(err.Error(), "no predictions layer") {
 		t.Errorf("weights without the layer: %v", err)
+	}
+}
+
+// TestClassifyFilesProgress: the bar counts every image streamed or
+// skipped, batch by batch, and is not drawn complete (the caller reports
+// the end).
+func TestClassifyFilesProgress(t *testing.T) {
+	dir := t.TempDir()
+	if err := dataset.Synthesize(dir, 5, 2); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := dataset.ImageFiles(dir)
+	var paths []string
+	for _, f := range files {
+		paths = append(paths, filepath.Join(dir, filepath.FromSlash(f)))
+	}
+	broken := filepath.Join(dir, "broken.jpg")
+	os.WriteFile(broken, []byte("no"), 0o644)
+	paths = append(paths[:3], append([]string{broken}, paths[3:]...)...) // 11 paths
+	w, err := resnet.Random(4, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, _ := resnet.New(w, "cpu")
+	defer bb.Close()
+	var out bytes.Buffer
+	p := NewProgress(&out)
+	p.plainEvery = 0
+	identity := func(f *tensor.Dense) (*tensor.Dense, error) { return f, nil }
+	n := 0
+	err = ClassifyFiles(context.Background(), dataset.Config{Height: 32, Width: 32, Workers: 1}, bb, identity, paths, 4, p, func(string, []float32, error) error {
+		n++
+		return nil
+	})
+	if err != nil || n != 11 {
+		t.Fatalf("%d images reported, %v", n, err)
+	}
+	// Batches of 4 usable images, then 2: after the first, 4 done (5 if the
+	// broken one, decoded ahead, was skipped already), after the second 9.
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "images 4/11 ") && !strings.HasPrefix(lines[0], "images 5/11 ") || !strings.HasPrefix(lines[1], "images 9/11 ") {
+		t.Errorf("progress lines %q, want 4/11 (or 5/11) then 9/11", lines)
 	}
 }

@@ -328,13 +328,17 @@ type Progress struct {
 
 // NewProgress writes to w, live when w is a terminal.
 func NewProgress(w io.Writer) *Progress {
-	p := &Progress{w: w, last: time.Now(), plainEvery: 30 * time.Second}
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			p.terminal = true
-		}
+	return &Progress{w: w, last: time.Now(), plainEvery: 30 * time.Second, terminal: IsTerminal(w)}
+}
+
+// IsTerminal reports whether w is a terminal (a character device).
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
 	}
-	return p
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // Bar redraws the live bar, at most ten times a second. Off a terminal it
@@ -359,6 +363,14 @@ func (p *Progress) Bar(label string, done, total int, extra string) {
 	const width = 30
 	filled := width * done / total
 	fmt.Fprintf(p.w, "\r\033[K%s [%s%s] %d/%d %s", label, strings.Repeat("=", filled), strings.Repeat(" ", width-filled), done, total, extra)
+}
+
+// Clear removes the live bar, so that what is printed next starts on a
+// clean line.
+func (p *Progress) Clear() {
+	if p.terminal {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
 }
 
 // Line prints a permanent line, clearing the live bar first.

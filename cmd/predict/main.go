@@ -98,6 +98,9 @@ type options struct {
 	serve, onnxOut               string
 	explain, explainClass        string
 	jsonOut, topSet              bool
+	// progress shows how far a long run over images is, on stderr, where
+	// the results are not what the user watches (see run).
+	progress                     *pipeline.Progress
 	plots                        string
 	npyIn, featuresOut, probsOut string
 	top, size, batch             int
@@ -251,6 +254,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	if o.evaluate != "" || o.featuresOut != "" || o.csvOut != "" || !pipeline.IsTerminal(stdout) {
+		o.progress = pipeline.NewProgress(stderr)
+	}
 	err = dispatch(ctx, o, stdout)
 	if errors.Is(err, pretrained.ErrInterrupted) {
 		return err
@@ -368,7 +374,7 @@ func classify(ctx context.Context, o *options, w *resnet.Weights, bb resnet.Back
 	}
 	cfg := imageConfig(o, w)
 	var failures failures
-	err = pipeline.ClassifyFiles(ctx, cfg, bb, w.Classify, images, o.batch, func(path string, probs []float32, err error) error {
+	err = pipeline.ClassifyFiles(ctx, cfg, bb, w.Classify, images, o.batch, o.progress, func(path string, probs []float32, err error) error {
 		if err != nil {
 			failures.add(path, err)
 			_, werr := fmt.Fprintf(stdout, "%s\n  error: %v\n", path, err)
@@ -435,7 +441,7 @@ func extract(ctx context.Context, o *options, w *resnet.Weights, bb resnet.Backb
 		paths    bytes.Buffer
 	)
 	identity := func(f *tensor.Dense) (*tensor.Dense, error) { return f, nil }
-	err = pipeline.ClassifyFiles(ctx, cfg, bb, identity, images, o.batch, func(path string, feats []float32, err error) error {
+	err = pipeline.ClassifyFiles(ctx, cfg, bb, identity, images, o.batch, o.progress, func(path string, feats []float32, err error) error {
 		if err == nil && strings.ContainsAny(path, "\r\n") {
 			err = errors.New("its name has a line break, which the list of paths cannot hold")
 		}
@@ -549,6 +555,9 @@ func loadClassifier(o *options) (*pipeline.Classifier, error) {
 	c, err := pipeline.LoadClassifier(o.checkpoint, pipeline.ClassifierOptions{Device: o.device, Weights: o.weights})
 	if errors.Is(err, pipeline.ErrWeightsNotFound) {
 		return nil, fmt.Errorf("%w (a run moved to another machine: give its backbone weights file with --weights)", err)
+	}
+	if err == nil {
+		c.Progress = o.progress
 	}
 	return c, err
 }
