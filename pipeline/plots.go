@@ -3,7 +3,11 @@ package pipeline
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
 	"image/color"
 	"math"
 	"path/filepath"
@@ -46,7 +50,7 @@ func rocCurve(scores []float32, labels []int) []ROCPoint {
 	tp, fp := 0, 0
 	for lo := 0; lo < len(order); {
 		hi := lo
-		for hi < len(order) && scores[order[hi]] == scores[order[lo]] {
+		for hi < len(order) && cmp.Compare(scores[order[hi]], scores[order[lo]]) == 0 { // NaN too
 			if labels[order[hi]] == 1 {
 				tp++
 			} else {
@@ -97,55 +101,89 @@ func (whiteToBlue) Colors() []color.Color {
 	return cs
 }
 
-// WriteEvaluationPlots draws an evaluation into dir: confusion.png, the
-// confusion matrix (rows the true classes, columns the predicted, each
-// cell's count and its share of the row, coloured by that share), and,
+// Beyond these many classes the confusion matrix's cells lose their text
+// (it no longer fits) and its axes name every few classes by number.
+const (
+	maxCellText   = 20
+	maxClassNames = 40
+)
+
+// WriteEvaluationPlots draws an evaluation into dir and returns the names
+// of the files written: confusion.png, the confusion matrix (rows the true
+// classes, columns the predicted, coloured by each cell's share of its
+// row, with its count and share written in it for up to 20 classes), and,
 // for two classes both present, roc.png, the ROC curve of class 1's
-// probability with its area. probs are the examples' probabilities (in
-// label order) and labels their classes; they may be nil for the matrix
-// alone.
-func WriteEvaluationPlots(dir string, conf *Confusion, probs [][]float32, labels []int) error {
+// probability with its area (an older roc.png is removed otherwise).
+// probs are the examples' probabilities (in label order) and labels their
+// classes; they may be nil for the matrix alone.
+func WriteEvaluationPlots(dir string, conf *Confusion, probs [][]float32, labels []int) ([]string, error) {
 	k := len(conf.Classes)
 	p := plot.New()
 	p.Title.Text = "Confusion matrix"
 	p.X.Label.Text = "predicted class"
 	p.Y.Label.Text = "true class"
 	heat := plotter.NewHeatMap(confusionGrid{conf}, whiteToBlue{})
+	heat.Rasterized = k > 100 // one (smoothed) image, not k² rectangles
 	p.Add(heat)
 	var xTicks, yTicks []plot.Tick
 	var cells plotter.XYLabels
+	every := max(1, (k+maxClassNames/2-1)/(maxClassNames/2))
 	for i, name := range conf.Classes {
+		if k > maxClassNames {
+			name = ""
+			if i%every == 0 {
+				name = strconv.Itoa(i)
+			}
+		}
 		xTicks = append(xTicks, plot.Tick{Value: float64(i), Label: name})
 		yTicks = append(yTicks, plot.Tick{Value: float64(k - 1 - i), Label: name})
+		if k > maxCellText {
+			continue
+		}
 		for j := range conf.Classes {
 			cells.XYs = append(cells.XYs, plotter.XY{X: float64(j), Y: float64(k - 1 - i)})
 			cells.Labels = append(cells.Labels, fmt.Sprintf("%d\n%.1f%%", conf.Counts[i][j], 100*confusionGrid{conf}.fraction(i, j)))
 		}
 	}
+	if k > maxClassNames {
+		p.X.Label.Text, p.Y.Label.Text = "predicted class (label index)", "true class (label index)"
+	}
 	p.X.Tick.Marker, p.Y.Tick.Marker = plot.ConstantTicks(xTicks), plot.ConstantTicks(yTicks)
-	labels2, err := plotter.NewLabels(cells)
-	if err != nil {
-		return err
+	if k > 6 && k <= maxClassNames { // names side by side would overlap
+		p.X.Tick.Label.Rotation = math.Pi / 2
+		p.X.Tick.Label.XAlign, p.X.Tick.Label.YAlign = draw.XRight, draw.YCenter
 	}
-	for i := range labels2.TextStyle {
-		labels2.TextStyle[i].XAlign, labels2.TextStyle[i].YAlign = draw.XCenter, draw.YCenter
+	if len(cells.XYs) > 0 {
+		text, err := plotter.NewLabels(cells)
+		if err != nil {
+			return nil, err
+		}
+		for i := range text.TextStyle {
+			text.TextStyle[i].XAlign, text.TextStyle[i].YAlign = draw.XCenter, draw.YCenter
+		}
+		p.Add(text)
 	}
-	p.Add(labels2)
 	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = -0.5, float64(k)-0.5, -0.5, float64(k)-0.5
 	side := vg.Length(max(4, min(12, 1+k))) * vg.Inch
 	if err := savePlot(p, side, side, filepath.Join(dir, "confusion.png")); err != nil {
-		return err
+		return nil, err
 	}
-	if k != 2 || probs == nil {
-		return nil
+	written := []string{"confusion.png"}
+	rocPath := filepath.Join(dir, "roc.png")
+	var curve []ROCPoint
+	var scores []float32
+	if k == 2 && probs != nil {
+		scores = make([]float32, len(probs))
+		for i, pr := range probs {
+			scores[i] = pr[1]
+		}
+		curve = rocCurve(scores, labels)
 	}
-	scores := make([]float32, len(probs))
-	for i, pr := range probs {
-		scores[i] = pr[1]
-	}
-	curve := rocCurve(scores, labels)
 	if curve == nil {
-		return nil
+		if err := os.Remove(rocPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return written, nil
 	}
 	auc, _ := rocAUC(scores, labels)
 	r := plot.New()
@@ -160,16 +198,19 @@ func WriteEvaluationPlots(dir string, conf *Confusion, probs [][]float32, labels
 	}
 	line, err := plotter.NewLine(xy)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	line.Color, line.Width = color.RGBA{R: 31, G: 119, B: 180, A: 255}, vg.Points(2)
 	chance, err := plotter.NewLine(plotter.XYs{{X: 0, Y: 0}, {X: 1, Y: 1}})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	chance.Color, chance.Dashes = color.Gray{Y: 128}, []vg.Length{vg.Points(4), vg.Points(4)}
 	r.Add(chance, line)
-	return savePlot(r, 5*vg.Inch, 5*vg.Inch, filepath.Join(dir, "roc.png"))
+	if err := savePlot(r, 5*vg.Inch, 5*vg.Inch, rocPath); err != nil {
+		return nil, err
+	}
+	return append(written, "roc.png"), nil
 }
 
 // savePlot draws p at w x h into a PNG at path, atomically.

@@ -1,12 +1,14 @@
 package pipeline
 
 import (
+	"fmt"
 	"image/png"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // TestROCCurve: the curve runs from (0, 0) to (1, 1) without stepping
@@ -59,8 +61,12 @@ func TestWriteEvaluationPlots(t *testing.T) {
 			conf.Add(y, y)
 			probs, labels = append(probs, p), append(labels, y)
 		}
-		if err := WriteEvaluationPlots(dir, conf, probs, labels); err != nil {
+		written, err := WriteEvaluationPlots(dir, conf, probs, labels)
+		if err != nil {
 			t.Fatal(err)
+		}
+		if want := map[bool]int{true: 2, false: 1}[tc.roc]; len(written) != want {
+			t.Errorf("%d classes: wrote %q", len(tc.classes), written)
 		}
 		for name, want := range map[string]bool{"confusion.png": true, "roc.png": tc.roc} {
 			f, err := os.Open(filepath.Join(dir, name))
@@ -80,5 +86,44 @@ func TestWriteEvaluationPlots(t *testing.T) {
 				t.Errorf("%s: %v, %v", name, m.Bounds(), err)
 			}
 		}
+	}
+}
+
+// TestEvaluationPlotsScale: hundreds of classes draw in well under a
+// second (no text in the cells, numbered axes), a stale roc.png goes, and
+// NaN scores (a diverged head) do not hang the ROC curve.
+func TestEvaluationPlotsScale(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "roc.png"), []byte("stale"), 0o644)
+	classes := make([]string, 300)
+	for i := range classes {
+		classes[i] = fmt.Sprintf("class_name_%03d", i)
+	}
+	conf := NewConfusion(classes)
+	for i := range classes {
+		conf.Add(i, (i*7)%len(classes))
+	}
+	start := time.Now()
+	written, err := WriteEvaluationPlots(dir, conf, nil, nil)
+	if err != nil || len(written) != 1 {
+		t.Fatalf("wrote %q: %v", written, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("300 classes took %v", d)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "roc.png")); !os.IsNotExist(err) {
+		t.Errorf("a stale roc.png is left (%v)", err)
+	}
+	done := make(chan []ROCPoint, 1)
+	go func() {
+		done <- rocCurve([]float32{0.9, float32(math.NaN()), 0.2, float32(math.NaN())}, []int{1, 0, 0, 1})
+	}()
+	select {
+	case c := <-done:
+		if last := c[len(c)-1]; last.FPR != 1 || last.TPR != 1 {
+			t.Errorf("with NaN scores the curve ends at %+v", last)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("rocCurve does not end with NaN scores")
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 
 	"gotransfer/internal/atomicfile"
+	"gotransfer/internal/cli"
 	"gotransfer/internal/tfevents"
 )
 
@@ -328,17 +329,7 @@ type Progress struct {
 
 // NewProgress writes to w, live when w is a terminal.
 func NewProgress(w io.Writer) *Progress {
-	return &Progress{w: w, last: time.Now(), plainEvery: 30 * time.Second, terminal: IsTerminal(w)}
-}
-
-// IsTerminal reports whether w is a terminal (a character device).
-func IsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return &Progress{w: w, last: time.Now(), plainEvery: 30 * time.Second, terminal: cli.IsTerminal(w)}
 }
 
 // Bar redraws the live bar, at most ten times a second. Off a terminal it

@@ -312,6 +312,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		return nil, err
 	}
 	res := &Result{History: history, Skipped: skips.Len(), RunDir: runDir}
+	var plots []string // written beside the metrics
 	if val.Len() > 0 {
 		// The confusion matrix of the best checkpoint's head is what a user
 		// will deploy; that of the last epoch is what Keras shows. Show the
@@ -320,7 +321,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		if err != nil {
 			return nil, err
 		}
-		if err := WriteEvaluationPlots(runDir, conf, probs, val.Y); err != nil {
+		if plots, err = WriteEvaluationPlots(runDir, conf, probs, val.Y); err != nil {
 			return nil, fmt.Errorf("plots: %w", err)
 		}
 		var b strings.Builder
@@ -339,14 +340,8 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 			progress.Line("best checkpoint: epoch %d (val_loss %.4f, val_accuracy %.4f), checkpoints/best", e, history[e-1].ValLoss, history[e-1].ValAcc)
 		}
 	}
-	plots := ""
-	if val.Len() > 0 {
-		plots = ", confusion.png"
-		if len(idx.Classes) == 2 {
-			plots += ", roc.png"
-		}
-	}
-	progress.Line("run folder %s: checkpoints/last, checkpoints/best, metrics.jsonl, metrics.csv, metrics.png%s, tensorboard/", runDir, plots)
+	files := append([]string{"checkpoints/last", "checkpoints/best", "metrics.jsonl", "metrics.csv", "metrics.png"}, plots...)
+	progress.Line("run folder %s: %s, tensorboard/", runDir, strings.Join(files, ", "))
 	progress.Line("next: predict --checkpoint %s IMAGE... (or --evaluate FOLDER, or --serve :8080)", runDir)
 	return res, nil
 }

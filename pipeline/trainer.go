@@ -479,7 +479,8 @@ func rocAUC(scores []float32, labels []int) (auc float64, ok bool) {
 	pos := 0
 	for lo := 0; lo < len(order); {
 		hi := lo
-		for hi < len(order) && scores[order[hi]] == scores[order[lo]] {
+		// cmp.Compare, not ==: a NaN equals itself there, so the loop moves.
+		for hi < len(order) && cmp.Compare(scores[order[hi]], scores[order[lo]]) == 0 {
 			hi++
 		}
 		avg := float64(lo+1+hi) / 2

@@ -254,7 +254,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	if o.evaluate != "" || o.featuresOut != "" || o.csvOut != "" || !pipeline.IsTerminal(stdout) {
+	if o.evaluate != "" || o.featuresOut != "" || o.csvOut != "" || !cli.IsTerminal(stdout) {
 		o.progress = pipeline.NewProgress(stderr)
 	}
 	err = dispatch(ctx, o, stdout)
@@ -601,9 +601,11 @@ func evaluate(ctx context.Context, o *options, stdout io.Writer) error {
 		if err := os.MkdirAll(o.plots, 0o777); err != nil {
 			return err
 		}
-		if err := pipeline.WriteEvaluationPlots(o.plots, ev.Confusion, probs, labels); err != nil {
+		written, err := pipeline.WriteEvaluationPlots(o.plots, ev.Confusion, probs, labels)
+		if err != nil {
 			return fmt.Errorf("--plots: %w", err)
 		}
+		slog.Info("plots", "folder", o.plots, "files", written)
 	}
 	if o.csvOut != "" {
 		if err := writeScored(o.csvOut, o.evaluate, c.Classes, ev.Scored); err != nil {
@@ -646,11 +648,12 @@ func writeScored(path, root string, classes []string, scored []pipeline.Scored) 
 // second image of that name).
 func explain(ctx context.Context, o *options, stdout io.Writer) error {
 	var c *pipeline.Classifier
+	var wnids []string
 	var err error
 	if o.checkpoint != "" {
 		c, err = loadClassifier(o)
 	} else {
-		c, err = imagenetClassifier(o)
+		c, wnids, err = imagenetClassifier(o)
 	}
 	if err != nil {
 		return err
@@ -658,11 +661,8 @@ func explain(ctx context.Context, o *options, stdout io.Writer) error {
 	defer c.Close()
 	class := -1
 	if o.explainClass != "" {
-		if class = slices.Index(c.Classes, o.explainClass); class < 0 {
-			if len(c.Classes) > 20 {
-				return fmt.Errorf("--explain-class %q: not one of the weights' %d classes", o.explainClass, len(c.Classes))
-			}
-			return fmt.Errorf("--explain-class %q: the classes are %s", o.explainClass, strings.Join(c.Classes, ", "))
+		if class, err = findClass(c.Classes, wnids, o.explainClass); err != nil {
+			return fmt.Errorf("--explain-class %q: %w", o.explainClass, err)
 		}
 	}
 	images, err := expandFolders(o.images)
@@ -724,22 +724,48 @@ func newReport(o *options, classes []string, w io.Writer) imageReport {
 	return &textReport{w: w, classes: classes, top: o.top}
 }
 
+// findClass returns the label of the class named q: its name, or the
+// WordNet id of an ImageNet class (wnids, in label order, nil for a run),
+// or a name two ImageNet classes share, if q says which.
+func findClass(classes, wnids []string, q string) (int, error) {
+	if i := slices.Index(classes, q); i >= 0 {
+		return i, nil
+	}
+	if i := slices.Index(wnids, q); i >= 0 {
+		return i, nil
+	}
+	var shared []string // "crane (n02012849)", "crane (n03126707)"
+	for _, c := range classes {
+		if strings.HasPrefix(c, q+" (") {
+			shared = append(shared, strconv.Quote(c))
+		}
+	}
+	switch {
+	case len(shared) > 0:
+		return 0, fmt.Errorf("%d classes have that name: say which, %s", len(shared), strings.Join(shared, " or "))
+	case len(classes) > 20:
+		return 0, fmt.Errorf("not one of the %d classes (a name or a WordNet id, as predict --weights prints them)", len(classes))
+	}
+	return 0, fmt.Errorf("the classes are %s", strings.Join(classes, ", "))
+}
+
 // imagenetClassifier is --weights' own classifier (ImageNet's classes, by
 // their short names; a name two classes share gets its WordNet id), for
-// --explain.
-func imagenetClassifier(o *options) (*pipeline.Classifier, error) {
+// --explain, and the classes' WordNet ids (nil for other weights).
+func imagenetClassifier(o *options) (*pipeline.Classifier, []string, error) {
 	w, err := resnet.Load(o.weights)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	names := make([]string, w.Classes)
 	for i := range names {
 		names[i] = fmt.Sprintf("class_%d", i)
 	}
+	var wnids []string
 	if w.Classes == 1000 {
 		classes, err := imagenet.Classes()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		seen := map[string]int{}
 		for _, c := range classes {
@@ -750,9 +776,11 @@ func imagenetClassifier(o *options) (*pipeline.Classifier, error) {
 			if seen[c.Name] > 1 {
 				names[i] = c.Name + " (" + c.WNID + ")"
 			}
+			wnids = append(wnids, c.WNID)
 		}
 	}
-	return pipeline.NewWeightsClassifier(w, o.device, imageConfig(o, w), names)
+	c, err := pipeline.NewWeightsClassifier(w, o.device, imageConfig(o, w), names)
+	return c, wnids, err
 }
 
 // heatmapSuffix ends the name of every --explain picture.

@@ -1067,3 +1067,24 @@ func TestExplainWeights(t *testing.T) {
 		t.Errorf("--explain-class tabby: exit %d: %s", code, stderr)
 	}
 }
+
+func TestFindClass(t *testing.T) {
+	classes := []string{"tabby", "crane (n02012849)", "crane (n03126707)", "wallet"}
+	wnids := []string{"n02123045", "n02012849", "n03126707", "n04548362"}
+	for _, tc := range []struct {
+		q    string
+		want int
+		err  string
+	}{
+		{"tabby", 0, ""},
+		{"n04548362", 3, ""},
+		{"crane (n03126707)", 2, ""},
+		{"crane", 0, `2 classes have that name: say which, "crane (n02012849)" or "crane (n03126707)"`},
+		{"birds", 0, "the classes are tabby, crane (n02012849), crane (n03126707), wallet"},
+	} {
+		got, err := findClass(classes, wnids, tc.q)
+		if tc.err == "" && (err != nil || got != tc.want) || tc.err != "" && (err == nil || err.Error() != tc.err) {
+			t.Errorf("findClass(%q) = %d, %v; want %d, %q", tc.q, got, err, tc.want, tc.err)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"mime/multipart"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf16"
 
 	"gotransfer/dataset"
 	"gotransfer/pipeline"
@@ -52,6 +54,7 @@ type server struct {
 	bodies      *budget       // bytes of the uploads received
 	active      chan struct{} // a slot per request past reading
 	decoding    chan struct{} // a slot per image being decoded
+	explaining  chan struct{} // a slot per /explain holding its picture
 	batches     atomic.Int64  // backbone passes run
 	decoded     atomic.Int64  // images decoded
 }
@@ -69,7 +72,8 @@ type reply struct {
 func newServer(c *pipeline.Classifier, maxBatch int, maxBytes int64) *server {
 	cpus := runtime.NumCPU()
 	return &server{c: c, maxBatch: maxBatch, maxBytes: maxBytes, bodyTimeout: bodyTimeout, queue: make(chan *request, maxBatch),
-		bodies: &budget{size: 4 * maxBytes}, active: make(chan struct{}, 2*maxBatch+cpus), decoding: make(chan struct{}, cpus)}
+		bodies: &budget{size: 4 * maxBytes}, active: make(chan struct{}, 2*maxBatch+cpus), decoding: make(chan struct{}, cpus),
+		explaining: make(chan struct{}, max(1, cpus/4))}
 }
 
 func (s *server) handler() http.Handler {
@@ -211,7 +215,8 @@ func (s *server) receive(w http.ResponseWriter, r *http.Request) (data []byte, r
 // explain answers POST /explain: the image's Grad-CAM picture as a JPEG
 // (model/gradcam: where the network found the evidence for the class, the
 // most probable or ?class=NAME), its prediction in the X-Prediction header
-// (the JSON of /predict) and the class drawn in X-Explained-Class.
+// (the JSON of /predict, non-ASCII escaped, at most 10 classes: the most
+// probable) and the class drawn, URL-escaped, in X-Explained-Class.
 func (s *server) explain(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	status, err := s.answerExplain(w, r)
@@ -229,48 +234,86 @@ func (s *server) answerExplain(w http.ResponseWriter, r *http.Request) (int, err
 	class := -1
 	if name := r.URL.Query().Get("class"); name != "" {
 		if class = slices.Index(s.c.Classes, name); class < 0 {
-			return http.StatusBadRequest, fmt.Errorf("class=%s: the run's classes are %s", name, strings.Join(s.c.Classes, ", "))
+			return http.StatusBadRequest, fmt.Errorf("class=%s: the classes are %s", name, strings.Join(s.c.Classes, ", "))
 		}
 	}
-	data, release, status, err := s.receive(w, r)
+	picture, e, status, err := s.explainUpload(w, r, class)
 	if err != nil {
 		return status, err
 	}
+	// The picture goes out with nothing held, within a deadline: a client
+	// that does not read cannot keep others waiting.
+	top := 0
+	if len(s.c.Classes) > maxHeaderClasses {
+		top = maxHeaderClasses
+	}
+	prediction, err := json.Marshal(newPrediction(s.c.Classes, e.Probabilities, top))
+	if err != nil {
+		return http.StatusInternalServerError, err
+	}
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.bodyTimeout))
+	w.Header().Set("Content-Type", "image/jpeg")
+	w.Header().Set("X-Prediction", asciiJSON(prediction))
+	w.Header().Set("X-Explained-Class", url.PathEscape(s.c.Classes[e.Class]))
+	w.Write(picture)
+	return http.StatusOK, nil
+}
+
+// maxHeaderClasses bounds the classes listed in /explain's X-Prediction
+// header (proxies refuse headers of more than a few kilobytes): runs with
+// more list their most probable ones.
+const maxHeaderClasses = 10
+
+// explainUpload reads the request's image and draws its explanation as a
+// JPEG, one request at a time per explaining slot, which it releases with
+// the upload's budget before returning.
+func (s *server) explainUpload(w http.ResponseWriter, r *http.Request, class int) ([]byte, *pipeline.Explanation, int, error) {
+	data, release, status, err := s.receive(w, r)
+	if err != nil {
+		return nil, nil, status, err
+	}
 	defer release()
-	// The picture is held whole until it is sent: an explanation takes a
-	// decoding slot throughout, so that at most one per CPU holds one.
-	if err := acquire(r.Context(), s.active); err != nil {
-		return http.StatusServiceUnavailable, err
+	// An explanation holds the whole picture, at full size: explaining
+	// slots bound how many do at once, apart from /predict's slots.
+	if err := acquire(r.Context(), s.explaining); err != nil {
+		return nil, nil, http.StatusServiceUnavailable, err
 	}
-	defer func() { <-s.active }()
-	if err := acquire(r.Context(), s.decoding); err != nil {
-		return http.StatusServiceUnavailable, err
-	}
-	defer func() { <-s.decoding }()
+	defer func() { <-s.explaining }()
 	e, err := s.c.ExplainData(data, class)
 	switch {
 	case errors.Is(err, dataset.ErrBadImage):
-		return http.StatusBadRequest, err
+		return nil, nil, http.StatusBadRequest, err
 	case err != nil:
-		return http.StatusInternalServerError, err
+		return nil, nil, http.StatusInternalServerError, err
 	}
 	m, err := e.Overlay()
 	if err != nil {
-		return http.StatusInternalServerError, err
-	}
-	prediction, err := json.Marshal(newPrediction(s.c.Classes, e.Probabilities, 0))
-	if err != nil {
-		return http.StatusInternalServerError, err
+		return nil, nil, http.StatusInternalServerError, err
 	}
 	var b bytes.Buffer
 	if err := jpeg.Encode(&b, m, &jpeg.Options{Quality: 90}); err != nil {
-		return http.StatusInternalServerError, err
+		return nil, nil, http.StatusInternalServerError, err
 	}
-	w.Header().Set("Content-Type", "image/jpeg")
-	w.Header().Set("X-Prediction", string(prediction))
-	w.Header().Set("X-Explained-Class", s.c.Classes[e.Class])
-	w.Write(b.Bytes())
-	return http.StatusOK, nil
+	e.View = nil // the picture is encoded: let it go
+	return b.Bytes(), e, http.StatusOK, nil
+}
+
+// asciiJSON escapes the non-ASCII characters of JSON as \uXXXX, so that it
+// can travel in an HTTP header unchanged.
+func asciiJSON(b []byte) string {
+	var out strings.Builder
+	for _, r := range string(b) {
+		switch {
+		case r < 0x80:
+			out.WriteRune(r)
+		case r > 0xFFFF:
+			r1, r2 := utf16.EncodeRune(r)
+			fmt.Fprintf(&out, "\\u%04x\\u%04x", r1, r2)
+		default:
+			fmt.Fprintf(&out, "\\u%04x", r)
+		}
+	}
+	return out.String()
 }
 
 // budget counts bytes against a limit.

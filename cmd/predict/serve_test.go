@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
+	"image/jpeg"
 	"io"
 	"math"
+	"math/rand/v2"
 	"mime/multipart"
 	"net"
 	"net/http"
@@ -480,12 +482,74 @@ func TestServerExplains(t *testing.T) {
 		status int
 		want   string
 	}{
-		{"/explain?class=birds", img, 400, "the run's classes are cats, dogs"},
+		{"/explain?class=birds", img, 400, "the classes are cats, dogs"},
 		{"/explain", []byte("not an image"), 400, "not a supported image format"},
 	} {
 		status, _, msg := post(t, ts.URL+tc.url, "application/octet-stream", tc.body)
 		if status != tc.status || !strings.Contains(msg, tc.want) {
 			t.Errorf("%s: status %d, %q; want %d and %q", tc.url, status, msg, tc.status, tc.want)
 		}
+	}
+}
+
+// TestASCIIJSON: non-ASCII characters travel in a header as JSON escapes,
+// and decode back to themselves.
+func TestASCIIJSON(t *testing.T) {
+	for _, s := range []string{"cats", "café", "猫", "🐈", "dog\r\nSet-Cookie: x"} {
+		raw, _ := json.Marshal(s)
+		h := asciiJSON(raw)
+		for _, c := range []byte(h) {
+			if c >= 0x80 || c == '\r' || c == '\n' {
+				t.Fatalf("%q: header value %q has byte %#x", s, h, c)
+			}
+		}
+		var back string
+		if err := json.Unmarshal([]byte(h), &back); err != nil || back != s {
+			t.Errorf("%q: %q decodes to %q (%v)", s, h, back, err)
+		}
+	}
+}
+
+// TestServerExplainSlowReaders: clients that send to /explain and never
+// read the answer hold nothing that /predict needs.
+func TestServerExplainSlowReaders(t *testing.T) {
+	s, ts, _, data, classify := tinyServer(t, 4, 16<<20)
+	classify()
+	img, err := os.ReadFile(filepath.Join(data, "cats", "cat_00000.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A picture far larger than the sockets' buffers: a write of it
+	// blocks until the client reads.
+	noise := image.NewRGBA(image.Rect(0, 0, 3200, 2400))
+	rng := rand.New(rand.NewPCG(1, 1))
+	for i := range noise.Pix {
+		noise.Pix[i] = byte(rng.Uint32())
+	}
+	var big bytes.Buffer
+	jpeg.Encode(&big, noise, &jpeg.Options{Quality: 90})
+	addr := strings.TrimPrefix(ts.URL, "http://")
+	for range cap(s.explaining) + cap(s.decoding) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST /explain HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n", big.Len())
+		conn.Write(big.Bytes()) // and never read
+	}
+	time.Sleep(4 * time.Second) // the explanations are drawn
+	done := make(chan int, 1)
+	go func() {
+		status, _, _ := post(t, ts.URL+"/predict", "image/png", img)
+		done <- status
+	}()
+	select {
+	case status := <-done:
+		if status != 200 {
+			t.Errorf("/predict beside unread explanations: status %d", status)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("/predict waits behind unread explanations (explaining slots held %d, decoding %d)", len(s.explaining), len(s.decoding))
 	}
 }

@@ -20,14 +20,40 @@ import (
 )
 
 // Init routes gorgonia's matrix products to OpenBLAS and sets up log/slog
-// on stderr.
+// on stderr. On a terminal each record starts by clearing the line, so
+// that it does not land after a progress bar drawn there.
 func Init(stderr io.Writer, verbose bool) {
 	gorgonia.Use(openblas.Implementation{})
 	level := slog.LevelInfo
 	if verbose {
 		level = slog.LevelDebug
 	}
+	if IsTerminal(stderr) {
+		stderr = lineClearer{stderr}
+	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
+}
+
+// IsTerminal reports whether w is a terminal (a character device).
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// lineClearer clears the terminal's current line before each write (one
+// log record): a live progress bar there is erased, and redrawn below by
+// its next update.
+type lineClearer struct{ w io.Writer }
+
+func (c lineClearer) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(c.w, "\r\033[K"); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }
 
 // Main runs a command's body and turns its outcome into an exit status: 0

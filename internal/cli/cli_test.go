@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"log/slog"
 	"runtime"
 	"strings"
 	"testing"
@@ -64,5 +65,20 @@ func TestVersion(t *testing.T) {
 	})
 	if code != 0 || out.String() != "tool "+Version()+"\n" || errb.Len() != 0 || !strings.Contains(Version(), runtime.Version()) {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+}
+
+// TestLineClearer: each log record on a terminal first clears the line a
+// progress bar may hold.
+func TestLineClearer(t *testing.T) {
+	var b strings.Builder
+	log := slog.New(slog.NewTextHandler(lineClearer{&b}, nil))
+	log.Info("one")
+	log.Warn("two")
+	if got := b.String(); strings.Count(got, "\r\033[K") != 2 || !strings.HasPrefix(got, "\r\033[Ktime=") {
+		t.Errorf("%q", got)
+	}
+	if IsTerminal(&b) {
+		t.Error("a strings.Builder is a terminal")
 	}
 }

@@ -188,7 +188,11 @@ func ReadNPYFile(path string) (*tensor.Dense, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := ReadNPY(bufio.NewReader(f), st.Size())
+	size := st.Size()
+	if !st.Mode().IsRegular() {
+		size = -1 // a pipe (/dev/stdin): its size says nothing
+	}
+	t, err := ReadNPY(bufio.NewReader(f), size)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}

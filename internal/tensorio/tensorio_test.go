@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -287,5 +288,25 @@ func TestHeadersNumPyReads(t *testing.T) {
 	extra := npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (5,), }", payload)
 	if _, err := ReadNPY(bytes.NewReader(extra), int64(len(extra))); err == nil || !strings.Contains(err.Error(), "bytes left over") {
 		t.Errorf("6 values under a header of 5: %v", err)
+	}
+}
+
+// TestReadNPYFileFromPipe: a .npy read from a pipe (predict --npy
+// /dev/stdin), whose size the file system does not know.
+func TestReadNPYFileFromPipe(t *testing.T) {
+	want := tensor.New(tensor.WithShape(2, 3), tensor.WithBacking([]float32{1, 2, 3, 4, 5, 6}))
+	var b bytes.Buffer
+	if err := WriteNPY(&b, want); err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { w.Write(b.Bytes()); w.Close() }()
+	defer r.Close()
+	got, err := ReadNPYFile(fmt.Sprintf("/dev/fd/%d", r.Fd()))
+	if err != nil || !got.Shape().Eq(want.Shape()) || got.Float32s()[5] != 6 {
+		t.Fatalf("from a pipe: %v, %v", got, err)
 	}
 }
