@@ -50,7 +50,8 @@
 // body did not arrive within a minute), 413 (over 64 MiB), 503 (no memory
 // for the upload in time) or 500. POST /explain (?class=NAME) answers the
 // image's Grad-CAM picture as a JPEG, the prediction in the X-Prediction
-// header. GET /info describes the run and GET /healthz answers "ok". Requests arriving
+// header. GET /info describes the run, GET /healthz answers "ok" and GET /
+// is a page to try the classifier in a browser. Requests arriving
 // together share a backbone pass (up to --batch images); Ctrl-C or SIGTERM
 // lets those in flight finish.
 package main

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +27,12 @@ import (
 	"gotransfer/dataset"
 	"gotransfer/pipeline"
 )
+
+// demoPage is GET /'s answer: a page to try the classifier in a browser
+// (an image dropped on it is sent to /predict and /explain).
+//
+//go:embed demo.html
+var demoPage []byte
 
 // maxUpload bounds a request's body: a 12-megapixel JPEG is 3-5 MB.
 const maxUpload = 64 << 20
@@ -82,6 +89,10 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("POST /explain", s.explain)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /info", s.info)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(demoPage)
+	})
 	return mux
 }
 

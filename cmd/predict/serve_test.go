@@ -553,3 +553,25 @@ func TestServerExplainSlowReaders(t *testing.T) {
 		t.Fatalf("/predict waits behind unread explanations (explaining slots held %d, decoding %d)", len(s.explaining), len(s.decoding))
 	}
 }
+
+// TestServerDemoPage: GET / is a page that calls the service's API.
+func TestServerDemoPage(t *testing.T) {
+	_, ts, _, _, _ := tinyServer(t, 4, 1<<20)
+	resp, err := http.Get(ts.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{`fetch("info")`, `fetch("predict?top=5"`, `fetch("explain"`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("the page does not call %s", want)
+		}
+	}
+	if resp, err := http.Get(ts.URL + "/nothing"); err != nil || resp.StatusCode != 404 {
+		t.Errorf("GET /nothing: %v %v", resp.StatusCode, err)
+	}
+}
