@@ -490,7 +490,7 @@ func serve(ctx context.Context, o *options, stdout io.Writer) error {
 	go s.run(classify)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "serving %s (classes %v) on http://%s: POST an image to /predict\n", c.Checkpoint, c.Classes, ln.Addr())
+	fmt.Fprintf(stdout, "serving %s (classes %v) on http://%s: POST an image to /predict or /explain, or open it in a browser\n", c.Checkpoint, c.Classes, ln.Addr())
 	select {
 	case err := <-served:
 		return err
