@@ -342,7 +342,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	}
 	files := append([]string{"checkpoints/last", "checkpoints/best", "metrics.jsonl", "metrics.csv", "metrics.png"}, plots...)
 	progress.Line("run folder %s: %s, tensorboard/", runDir, strings.Join(files, ", "))
-	progress.Line("next: predict --checkpoint %s IMAGE... (or --evaluate FOLDER, or --serve :8080)", runDir)
+	progress.Line("next: predict --checkpoint %s IMAGE... (--explain DIR to see where it looks; or --evaluate FOLDER, or --serve :8080)", runDir)
 	return res, nil
 }
 
