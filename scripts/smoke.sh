@@ -2,9 +2,10 @@
 # The smoke training, end to end in seconds: synthetic cats and dogs
 # (generated, nothing downloaded), a narrow ResNet50 with deterministic
 # random weights, 3 epochs of the dense head, then `predict` with the best
-# checkpoint (text, then JSON with Grad-CAM pictures) and the learning-rate
-# range test. It fails unless the training loss at least halves and the
-# pictures and the range test's plot are written.
+# checkpoint (text, then JSON with Grad-CAM pictures), the learning-rate
+# range test and the HTTP service. It fails unless the training loss at
+# least halves, the pictures and the range test's plot are written and the
+# service answers.
 #
 #   scripts/smoke.sh          the demo
 #   scripts/smoke.sh --kill   as CI runs it: the first attempt is killed with
@@ -69,3 +70,19 @@ echo "smoke: Grad-CAM pictures in $run/explained"
 # its own (it leaves a run folder as it was anyway).
 bin/train --config "$config" --set run.dir="$run-lr" --find-lr | tail -2
 [ -s "$run-lr/lr_find.png" ] || { echo "smoke: no lr_find.png" >&2; exit 1; }
+
+# The HTTP service from the built binary: the page, a prediction and a
+# Grad-CAM picture, then SIGTERM lets it finish. (curl is needed here.)
+if command -v curl >/dev/null; then
+  port=$(( 20000 + RANDOM % 20000 ))
+  bin/predict --checkpoint "$run" --serve "127.0.0.1:$port" > "$run/serve.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do curl -sf "127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+  image=$(ls "$data"/cats/cat_00000.*)
+  curl -sf "127.0.0.1:$port/" | grep -q 'fetch("explain"' || { echo "smoke: GET / is not the page" >&2; kill "$pid"; exit 1; }
+  curl -sf --data-binary "@$image" "127.0.0.1:$port/predict" | grep -q '"predicted":' || { echo "smoke: /predict" >&2; kill "$pid"; exit 1; }
+  [ "$(curl -sf --data-binary "@$image" "127.0.0.1:$port/explain" | head -c 3 | od -An -tx1 | tr -d ' ')" = ffd8ff ] || { echo "smoke: /explain is not a JPEG" >&2; kill "$pid"; exit 1; }
+  kill -TERM "$pid"
+  wait "$pid"
+  echo "smoke: --serve answered /, /predict and /explain, and stopped on SIGTERM"
+fi
