@@ -133,13 +133,14 @@ func (w *worker) view(data []byte, out []float32) (digest [32]byte, img rgb8, r 
 	}
 	w.rz.resize(img, r, w.cfg.Width, w.cfg.Height, &w.pp, out)
 	if flip {
-		mirror(out, w.cfg.Height, w.cfg.Width)
+		Mirror(out, w.cfg.Height, w.cfg.Width)
 	}
 	return digest, img, r, flip, nil
 }
 
-// mirror reverses the pixels of every row of an HWC image in place.
-func mirror(pix []float32, h, w int) {
+// Mirror reverses the pixels of every row of an h x w HWC image (3
+// channels) in place: the image as HorizontalFlip reads it.
+func Mirror(pix []float32, h, w int) {
 	for y := range h {
 		row := pix[y*w*3 : (y+1)*w*3]
 		for l, r := 0, w-1; l < r; l, r = l+1, r-1 {

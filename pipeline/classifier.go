@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -40,9 +41,11 @@ type Classifier struct {
 	cacheKey features.Key
 	// cache holds the features Evaluate computes: the run's feature cache,
 	// or a temporary one (tmpCache, removed by Close) where the run's is
-	// not on this machine.
-	cache    *features.Cache
-	tmpCache string
+	// not on this machine; flipCache those of the mirror images (TTA), in
+	// the same folder.
+	cache, flipCache *features.Cache
+	tmpCache         string
+	tta              bool // see ClassifierOptions.TTA
 }
 
 // ClassifierOptions are LoadClassifier's settings; the zero value takes
@@ -50,6 +53,10 @@ type Classifier struct {
 type ClassifierOptions struct {
 	// Device is where the backbone runs; "" keeps the run's.
 	Device string
+	// TTA averages each image's probabilities with its mirror image's
+	// (test-time augmentation with a horizontal flip), in every prediction
+	// and evaluation, at twice the backbone's work.
+	TTA bool
 	// Weights is the backbone weights file, for a run moved to another
 	// machine, or published weights by name (model/pretrained), found or
 	// fetched for the run's variant; "" means the file training read, else
@@ -89,7 +96,7 @@ func LoadClassifier(path string, opts ClassifierOptions) (*Classifier, error) {
 	// the folders it is given whole.
 	data := DataConfig(info.Config)
 	data.ValidationSplit, data.ValidationRoot = 0, ""
-	return &Classifier{Checkpoint: checkpointDir, Classes: ck.Manifest.Classes, Config: info.Config, backbone: bb, head: h, data: data,
+	return &Classifier{Checkpoint: checkpointDir, Classes: ck.Manifest.Classes, Config: info.Config, backbone: bb, head: h, data: data, tta: opts.TTA,
 		cacheKey: CacheKey(info.Config, w)}, nil
 }
 
@@ -257,6 +264,29 @@ func (c *Classifier) featureCache() (*features.Cache, error) {
 	return cache, nil
 }
 
+// mirroredFeatureCache opens the cache of the mirror images' features
+// (the one flip augmentation trains from) beside featureCache's.
+func (c *Classifier) mirroredFeatureCache() (*features.Cache, error) {
+	if c.flipCache != nil {
+		return c.flipCache, nil
+	}
+	if _, err := c.featureCache(); err != nil { // which folder: the run's or a temporary one
+		return nil, err
+	}
+	key := c.cacheKey
+	key.Flip = true
+	root := c.Config.Cache.Dir
+	if c.tmpCache != "" {
+		root = c.tmpCache
+	}
+	cache, err := features.Open(root, key, c.backbone.FeatureDim())
+	if err != nil {
+		return nil, err
+	}
+	c.flipCache = cache
+	return cache, nil
+}
+
 // Predict returns the class probabilities of one image file.
 func (c *Classifier) Predict(path string) ([]float32, error) {
 	pix, _, err := dataset.Load(c.data, path)
@@ -290,11 +320,12 @@ func (c *Classifier) PredictPixels(images [][]float32) ([][]float32, error) {
 		}
 		x = append(x, pix...)
 	}
-	f, err := c.backbone.Features(tensor.New(tensor.WithShape(len(images), c.data.Height, c.data.Width, 3), tensor.WithBacking(x)))
+	bb, classify := c.classifier()
+	f, err := bb.Features(tensor.New(tensor.WithShape(len(images), c.data.Height, c.data.Width, 3), tensor.WithBacking(x)))
 	if err != nil {
 		return nil, err
 	}
-	probs, err := c.head.Forward(f)
+	probs, err := classify(f)
 	if err != nil {
 		return nil, err
 	}
@@ -305,6 +336,151 @@ func (c *Classifier) PredictPixels(images [][]float32) ([][]float32, error) {
 		out[i] = all[i*k : (i+1)*k : (i+1)*k]
 	}
 	return out, nil
+}
+
+// evaluateTTA scores split (the plain images' features, from ex) on the
+// mean probabilities of each image and its mirror image, whose features it
+// extracts (or reads) as ex did the plain ones', into the mirror images'
+// cache.
+func (c *Classifier) evaluateTTA(ctx context.Context, ex *Extraction, split Split, each func(row, pred int, probs []float32)) (splitScores, error) {
+	cache, err := c.mirroredFeatureCache()
+	if err != nil {
+		return splitScores{}, err
+	}
+	mirrored := *ex
+	mirrored.Data.HorizontalFlip, mirrored.Cache, mirrored.Skips = true, cache, &dataset.SkipLog{}
+	kept, _, flipped, err := mirrored.Features(ctx, split.Samples)
+	if err != nil {
+		return splitScores{}, fmt.Errorf("mirror images: %w", err)
+	}
+	if len(kept) != split.Len() { // the same files, read a moment ago
+		return splitScores{}, fmt.Errorf("mirror images: %d of the %d images could not be read again", split.Len()-len(kept), split.Len())
+	}
+	dim := c.backbone.FeatureDim()
+	probs, err := c.ttaForward(sideBySide(split.X.Float32s(), flipped.Float32s(), split.Len(), dim))
+	if err != nil {
+		return splitScores{}, err
+	}
+	return scoreProbabilities(probs, split.Y, c.Classes, c.head.LabelSmoothing(), each), nil
+}
+
+// scoreProbabilities scores probabilities (N, C) against labels as
+// evaluateSplit scores a head: the mean cross-entropy (of targets smoothed
+// by smoothing, as training's val_loss; probabilities clipped at 1e-7, as
+// Keras clips them), the accuracy, the confusion matrix and, for two
+// classes, the ROC AUC; each, if not nil, is called for every row.
+func scoreProbabilities(probs *tensor.Dense, labels []int, classes []string, smoothing float64, each func(row, pred int, probs []float32)) splitScores {
+	k := len(classes)
+	p := probs.Float32s()
+	sc := splitScores{Confusion: NewConfusion(classes)}
+	var loss float64
+	correct := 0
+	var p1 []float32
+	for i, y := range labels {
+		row := p[i*k : (i+1)*k : (i+1)*k]
+		pred := argmax(row)
+		for j, v := range row {
+			t := smoothing / float64(k)
+			if j == y {
+				t += 1 - smoothing
+			}
+			if t != 0 {
+				loss -= t * math.Log(max(float64(v), 1e-7))
+			}
+		}
+		if pred == y {
+			correct++
+		}
+		sc.Confusion.Add(y, pred)
+		if k == 2 {
+			p1 = append(p1, row[1])
+		}
+		if each != nil {
+			each(i, pred, row)
+		}
+	}
+	sc.Loss, sc.Accuracy = loss/float64(len(labels)), float64(correct)/float64(len(labels))
+	if k == 2 {
+		sc.AUC, sc.HasAUC = rocAUC(p1, labels)
+	}
+	return sc
+}
+
+// argmax is the index of the largest value, the first of ties.
+func argmax(v []float32) int {
+	best := 0
+	for j, x := range v {
+		if x > v[best] {
+			best = j
+		}
+	}
+	return best
+}
+
+// classifier returns the backbone and the features-to-probabilities step
+// of a prediction: the plain ones, or with TTA those that see each image
+// and its mirror image and average their probabilities.
+func (c *Classifier) classifier() (resnet.Backbone, func(*tensor.Dense) (*tensor.Dense, error)) {
+	if !c.tta {
+		return c.backbone, c.head.Forward
+	}
+	return ttaBackbone{c.backbone}, c.ttaForward
+}
+
+// ttaBackbone computes each image's features and its mirror image's in one
+// backbone pass, and returns them side by side: (N, 2F), a row per image,
+// as ClassifyFiles wants.
+type ttaBackbone struct{ resnet.Backbone }
+
+func (b ttaBackbone) Features(x *tensor.Dense) (*tensor.Dense, error) {
+	s := x.Shape()
+	n, h, w := s[0], s[1], s[2]
+	size := h * w * 3
+	pix := x.Float32s()
+	both := make([]float32, 2*n*size)
+	copy(both, pix)
+	copy(both[n*size:], pix)
+	for i := n; i < 2*n; i++ {
+		dataset.Mirror(both[i*size:(i+1)*size], h, w)
+	}
+	f, err := b.Backbone.Features(tensor.New(tensor.WithShape(2*n, h, w, 3), tensor.WithBacking(both)))
+	if err != nil {
+		return nil, err
+	}
+	return sideBySide(f.Float32s()[:n*b.FeatureDim()], f.Float32s()[n*b.FeatureDim():], n, b.FeatureDim()), nil
+}
+
+// sideBySide puts the rows of a and b (n x dim each) side by side: (n, 2dim).
+func sideBySide(a, b []float32, n, dim int) *tensor.Dense {
+	out := make([]float32, 2*n*dim)
+	for i := range n {
+		copy(out[2*i*dim:], a[i*dim:(i+1)*dim])
+		copy(out[(2*i+1)*dim:], b[i*dim:(i+1)*dim])
+	}
+	return tensor.New(tensor.WithShape(n, 2*dim), tensor.WithBacking(out))
+}
+
+// ttaForward maps side-by-side features (N, 2F) of the images and their
+// mirror images to the mean of the two probabilities (N, C).
+func (c *Classifier) ttaForward(f *tensor.Dense) (*tensor.Dense, error) {
+	n, dim := f.Shape()[0], f.Shape()[1]/2
+	rows := f.Float32s()
+	stacked := make([]float32, 2*n*dim) // the images, then their mirror images
+	for i := range n {
+		copy(stacked[i*dim:], rows[2*i*dim:(2*i+1)*dim])
+		copy(stacked[(n+i)*dim:], rows[(2*i+1)*dim:(2*i+2)*dim])
+	}
+	probs, err := c.head.Forward(tensor.New(tensor.WithShape(2*n, dim), tensor.WithBacking(stacked)))
+	if err != nil {
+		return nil, err
+	}
+	k := probs.Shape()[1]
+	p := probs.Float32s()
+	mean := make([]float32, n*k)
+	for i := range mean {
+		mean[i] = (p[i] + p[n*k+i]) / 2
+	}
+	return tensor.New(tensor.WithShape(n, k), tensor.WithBacking(mean)), nil
 }
 
 // ImageSize returns the height and width images are resized to.
@@ -327,7 +503,8 @@ func (c *Classifier) PredictFolder(ctx context.Context, root string, batch int, 
 // ahead of the backbone, and calls fn for each in their order: with its
 // probabilities, or with the reason it could not be used.
 func (c *Classifier) PredictFiles(ctx context.Context, paths []string, batch int, fn func(path string, probs []float32, err error) error) error {
-	return ClassifyFiles(ctx, c.data, c.backbone, c.head.Forward, paths, batch, c.Progress, fn)
+	bb, classify := c.classifier()
+	return ClassifyFiles(ctx, c.data, bb, classify, paths, batch, c.Progress, fn)
 }
 
 // ClassifyFiles runs the images at paths through the backbone and then
@@ -494,13 +671,19 @@ func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Eva
 		split.Y = append(split.Y, s.Label)
 	}
 	ev.Images = split.Len()
-	sc, err := evaluateSplit(c.head, split, c.Classes, batch, func(row, pred int, probs []float32) {
+	record := func(row, pred int, probs []float32) {
 		s := kept[row]
 		ev.Scored = append(ev.Scored, Scored{Path: s.Path, True: s.Label, Pred: pred, Probabilities: probs})
 		if pred != s.Label {
 			ev.Mistakes = append(ev.Mistakes, Mistake{Path: s.Path, True: s.Label, Pred: pred, Probability: probs[pred]})
 		}
-	})
+	}
+	var sc splitScores
+	if c.tta {
+		sc, err = c.evaluateTTA(ctx, ex, split, record)
+	} else {
+		sc, err = evaluateSplit(c.head, split, c.Classes, batch, record)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("evaluate %s: %w", root, err)
 	}

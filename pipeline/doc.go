@@ -33,7 +33,8 @@
 // images that are not files (an HTTP service batches requests with them),
 // Evaluate scores a labelled folder (Keras' evaluate, plus per-class
 // precision, recall and F1, the confusion matrix and every image's
-// scores), Explain computes an image's Grad-CAM heatmap (model/gradcam):
+// scores); with ClassifierOptions.TTA all of them average each image's
+// probabilities with its mirror image's. Explain computes an image's Grad-CAM heatmap (model/gradcam):
 // where the backbone's last feature maps hold the evidence for a class.
 // ExportONNX writes the same classifier as an ONNX model (model/onnx),
 // resizing and preprocessing included.

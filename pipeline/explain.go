@@ -101,12 +101,7 @@ func (c *Classifier) explain(view *dataset.View, class int) (*Explanation, error
 	}
 	p := probs.Data().([]float32)
 	if class == -1 {
-		class = 0
-		for j, v := range p {
-			if v > p[class] {
-				class = j
-			}
-		}
+		class = argmax(p)
 	}
 	_, grad, err := c.head.LogitGradient(f.Data().([]float32), class)
 	if err != nil {

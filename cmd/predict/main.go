@@ -98,7 +98,7 @@ type options struct {
 	checkpoint, csvOut, evaluate string
 	serve, onnxOut               string
 	explain, explainClass        string
-	jsonOut, topSet              bool
+	jsonOut, topSet, tta         bool
 	// progress shows how far a long run over images is, on stderr, where
 	// the results are not what the user watches (see run).
 	progress                     *pipeline.Progress
@@ -120,6 +120,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.onnxOut, "onnx", "", "export the classifier (with --checkpoint) or the network (with --weights) to this ONNX `file` and exit: decoded RGB images (N, H, W, 3), 0-255, any size, in; probabilities and features out")
 	fs.StringVar(&o.explain, "explain", "", "write a Grad-CAM heatmap of each image, drawn over it, into this `folder` (<image name>.gradcam.jpg): where the network found the evidence for the class (with --checkpoint, the run's; with --weights, ImageNet's)")
 	fs.StringVar(&o.explainClass, "explain-class", "", "with --explain: the `class` whose evidence to draw (default: each image's most probable class)")
+	fs.BoolVar(&o.tta, "tta", false, "with --checkpoint: test-time augmentation: each image's probabilities are the mean of its own and its mirror image's (classifying, --evaluate, --serve), at twice the backbone's work")
 	fs.BoolVar(&o.jsonOut, "json", false, "with --checkpoint: write JSON Lines instead of text or CSV, an object per image: {\"path\", \"predicted\", \"probabilities\": [{\"class\", \"probability\"}, ...]} as --serve answers (every class in label order, or with --top the most probable first; with --explain also \"gradcam\" and \"gradcam_class\"), or {\"path\", \"error\"}")
 	fs.StringVar(&o.plots, "plots", "", "with --evaluate: draw the confusion matrix (confusion.png) and, for two classes, the ROC curve (roc.png) into this `folder`")
 	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint and folders: write the CSV to this `file` instead of stdout; with --evaluate: write every image's label, prediction and probabilities to it")
@@ -181,6 +182,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		if o.jsonOut && (o.csvOut != "" || o.evaluate != "" || o.serve != "" || o.onnxOut != "") {
 			return nil, cli.Usagef("--json is for the images' predictions: not with --csv, --evaluate, --serve or --onnx")
 		}
+		if o.tta && (o.explain != "" || o.onnxOut != "") {
+			return nil, cli.Usagef("--tta is for predictions: not with --explain or --onnx")
+		}
 		if o.plots != "" && o.evaluate == "" {
 			return nil, cli.Usagef("--plots goes with --evaluate")
 		}
@@ -208,6 +212,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return o, nil
 	case o.jsonOut:
 		return nil, cli.Usagef("--json needs --checkpoint (a trained run)")
+	case o.tta:
+		return nil, cli.Usagef("--tta needs --checkpoint (a trained run)")
 	case o.plots != "":
 		return nil, cli.Usagef("--plots goes with --evaluate, which needs --checkpoint (a trained run)")
 	case o.serve != "":
@@ -553,7 +559,7 @@ func printTop(out io.Writer, path string, probs []float32, k int) error {
 // loadClassifier loads --checkpoint's run, with --weights in place of the
 // backbone file it was trained with if given.
 func loadClassifier(o *options) (*pipeline.Classifier, error) {
-	c, err := pipeline.LoadClassifier(o.checkpoint, pipeline.ClassifierOptions{Device: o.device, Weights: o.weights})
+	c, err := pipeline.LoadClassifier(o.checkpoint, pipeline.ClassifierOptions{Device: o.device, Weights: o.weights, TTA: o.tta})
 	if errors.Is(err, pipeline.ErrWeightsNotFound) {
 		return nil, fmt.Errorf("%w (a run moved to another machine: give its backbone weights file with --weights)", err)
 	}

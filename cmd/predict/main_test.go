@@ -1088,3 +1088,30 @@ func TestFindClass(t *testing.T) {
 		}
 	}
 }
+
+// TestTTA: --tta changes the probabilities (the mirror images count), in
+// every prediction mode, and goes with --checkpoint alone.
+func TestTTA(t *testing.T) {
+	dir := t.TempDir()
+	data := trainTinyRun(t, dir)
+	run := filepath.Join(dir, "run")
+	img := filepath.Join(data, "cats", "cat_00000.png")
+	for _, args := range [][]string{{img}, {"--json", img}, {"--evaluate", data}} {
+		_, plain, _ := predict(t, append([]string{"--checkpoint", run}, args...)...)
+		code, tta, stderr := predict(t, append([]string{"--checkpoint", run, "--tta"}, args...)...)
+		if code != 0 || tta == plain {
+			t.Errorf("%v: exit %d, the same output with --tta:\n%s%s", args, code, tta, stderr)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--weights", weights, "--tta", cat}, "--tta needs --checkpoint"},
+		{[]string{"--checkpoint", run, "--tta", "--explain", dir, img}, "--tta is for predictions"},
+	} {
+		if code, _, stderr := predict(t, tc.args...); code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d: %s", tc.args, code, stderr)
+		}
+	}
+}

@@ -1,0 +1,111 @@
+package pipeline
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"gotransfer/dataset"
+)
+
+// TestTTA: with TTA an image's probabilities are the mean of its own and
+// its mirror image's, in Predict, PredictFiles and Evaluate alike, and
+// Evaluate scores those means.
+func TestTTA(t *testing.T) {
+	dir := t.TempDir()
+	tinyRun(t, dir, 4, tinyYAML)
+	run := filepath.Join(dir, "run")
+	plain, err := LoadClassifier(run, ClassifierOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	tta, err := LoadClassifier(run, ClassifierOptions{TTA: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tta.Close()
+	data := filepath.Join(dir, "data")
+	files, err := dataset.ImageFiles(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	want := map[string][]float32{}
+	for _, f := range files {
+		path := filepath.Join(data, filepath.FromSlash(f))
+		paths = append(paths, path)
+		p, err := plain.Predict(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mcfg := plain.data
+		mcfg.HorizontalFlip = true
+		mpix, _, err := dataset.Load(mcfg, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := plain.PredictPixels([][]float32{mpix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mean := make([]float32, len(p))
+		for j := range p {
+			mean[j] = (p[j] + m[0][j]) / 2
+		}
+		want[path] = mean
+		got, err := tta.Predict(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		agree(t, "Predict "+f, got, mean)
+	}
+	err = tta.PredictFiles(context.Background(), paths, 3, func(path string, probs []float32, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		agree(t, "PredictFiles "+path, probs, want[path])
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := tta.Evaluate(context.Background(), data, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loss, correct := 0.0, 0
+	for _, s := range ev.Scored {
+		w := want[filepath.Join(data, filepath.FromSlash(s.Path))]
+		agree(t, "Evaluate "+s.Path, s.Probabilities, w)
+		loss -= math.Log(float64(w[s.True]))
+		if argmax(w) == s.True {
+			correct++
+		}
+	}
+	if n := len(ev.Scored); n != len(paths) || math.Abs(ev.Loss-loss/float64(n)) > 1e-5 || ev.Accuracy != float64(correct)/float64(n) {
+		t.Errorf("evaluated %d images: loss %v accuracy %v; from the means %v %v", n, ev.Loss, ev.Accuracy, loss/float64(n), float64(correct)/float64(n))
+	}
+	plainEv, err := plain.Evaluate(context.Background(), data, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plainEv.Loss == ev.Loss {
+		t.Error("the same loss with and without TTA: the mirror images were not seen")
+	}
+}
+
+// agree fails t unless got and want agree to 1e-5 (features differ in
+// their last bits with the batch they are computed in).
+func agree(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d probabilities, want %d", what, len(got), len(want))
+	}
+	for j := range got {
+		if math.Abs(float64(got[j]-want[j])) > 1e-5 {
+			t.Errorf("%s: class %d: %v, want %v", what, j, got[j], want[j])
+		}
+	}
+}
