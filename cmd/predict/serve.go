@@ -231,11 +231,11 @@ func (s *server) receive(w http.ResponseWriter, r *http.Request) (data []byte, r
 func (s *server) explain(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	status, err := s.answerExplain(w, r)
-	if err != nil {
+	if err != nil && status != http.StatusOK { // an error after 200 was in the sending
 		writeJSON(w, status, map[string]string{"error": err.Error()})
 	}
 	level := slog.LevelDebug
-	if status >= 500 {
+	if status >= 500 || err != nil && status == http.StatusOK {
 		level = slog.LevelWarn
 	}
 	slog.Log(r.Context(), level, "POST /explain", "status", status, "remote", r.RemoteAddr, "seconds", time.Since(start).Seconds(), "err", err)
@@ -252,8 +252,13 @@ func (s *server) answerExplain(w http.ResponseWriter, r *http.Request) (int, err
 	if err != nil {
 		return status, err
 	}
-	// The picture goes out with nothing held, within a deadline: a client
-	// that does not read cannot keep others waiting.
+	// The picture goes out holding no slot (a client that does not read
+	// cannot keep others waiting), its bytes charged to the upload budget
+	// until sent (clients that do not read cannot pile pictures up).
+	if !s.bodies.take(int64(len(picture))) {
+		return http.StatusServiceUnavailable, errBusy
+	}
+	defer s.bodies.give(int64(len(picture)))
 	top := 0
 	if len(s.c.Classes) > maxHeaderClasses {
 		top = maxHeaderClasses
@@ -262,11 +267,21 @@ func (s *server) answerExplain(w http.ResponseWriter, r *http.Request) (int, err
 	if err != nil {
 		return http.StatusInternalServerError, err
 	}
-	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.bodyTimeout))
 	w.Header().Set("Content-Type", "image/jpeg")
+	w.Header().Set("Content-Length", strconv.Itoa(len(picture)))
 	w.Header().Set("X-Prediction", asciiJSON(prediction))
 	w.Header().Set("X-Explained-Class", url.PathEscape(s.c.Classes[e.Class]))
-	w.Write(picture)
+	// In chunks, each with its own deadline: a slow client that reads gets
+	// it all, one that stalls for bodyTimeout is cut off.
+	rc := http.NewResponseController(w)
+	for len(picture) > 0 {
+		rc.SetWriteDeadline(time.Now().Add(s.bodyTimeout))
+		n := min(len(picture), 64<<10)
+		if _, err := w.Write(picture[:n]); err != nil {
+			return http.StatusOK, fmt.Errorf("sending the picture: %w", err) // the status is out already
+		}
+		picture = picture[n:]
+	}
 	return http.StatusOK, nil
 }
 

@@ -539,6 +539,11 @@ func TestServerExplainSlowReaders(t *testing.T) {
 		conn.Write(big.Bytes()) // and never read
 	}
 	time.Sleep(4 * time.Second) // the explanations are drawn
+	// Their pictures, waiting to be read, count against the upload budget
+	// (clients that do not read cannot pile them up).
+	if used := s.bodies.used.Load(); used < int64(big.Len()) {
+		t.Errorf("unread pictures hold %d bytes of the budget, want at least one picture's", used)
+	}
 	done := make(chan int, 1)
 	go func() {
 		status, _, _ := post(t, ts.URL+"/predict", "image/png", img)
