@@ -48,6 +48,17 @@ func (s *stopAfter) Features(x *tensor.Dense) (*tensor.Dense, error) {
 	return s.Backbone.Features(x)
 }
 
+// counting is a backbone that counts the images it computes.
+type counting struct {
+	resnet.Backbone
+	images int
+}
+
+func (c *counting) Features(x *tensor.Dense) (*tensor.Dense, error) {
+	c.images += x.Shape()[0]
+	return c.Backbone.Features(x)
+}
+
 func smallData(t *testing.T, perClass int) (dataset.Config, []dataset.Sample) {
 	t.Helper()
 	root := filepath.Join(t.TempDir(), "data")
@@ -80,6 +91,7 @@ func TestExtractionResumesExactly(t *testing.T) {
 	}
 	bb, _ := resnet.NewCPU(w)
 	key := features.Key{Weights: w.Digest(), Preprocess: "caffe", Height: 48, Width: 48}
+	computed := &counting{Backbone: bb}
 	run := func(root string, stopAfterBatches int) (*tensor.Dense, error) {
 		cache, err := features.Open(root, key, bb.FeatureDim())
 		if err != nil {
@@ -87,7 +99,7 @@ func TestExtractionResumesExactly(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		var b resnet.Backbone = bb
+		var b resnet.Backbone = computed
 		if stopAfterBatches >= 0 {
 			b = &stopAfter{Backbone: bb, n: stopAfterBatches, cancel: cancel}
 		}
@@ -116,9 +128,15 @@ func TestExtractionResumesExactly(t *testing.T) {
 		if n := partial.Len(); n == 0 || n >= usable {
 			t.Fatalf("stops %v: after the stops %d of %d images are cached, want some", stops, n, usable)
 		}
+		computed.images = 0
 		got, err := run(root, -1)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// The resume computed what was missing, no more: the cached rows
+		// were read, not computed again.
+		if want := usable - partial.Len(); computed.images != want {
+			t.Errorf("stops %v: the resume computed %d images, want the %d missing", stops, computed.images, want)
 		}
 		g, wnt := got.Data().([]float32), want.Data().([]float32)
 		for i := range wnt {

@@ -23,7 +23,7 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 
 	"gotransfer/internal/atomicfile"
-	"gotransfer/internal/cli"
+	"gotransfer/internal/term"
 	"gotransfer/internal/tfevents"
 )
 
@@ -329,7 +329,7 @@ type Progress struct {
 
 // NewProgress writes to w, live when w is a terminal.
 func NewProgress(w io.Writer) *Progress {
-	return &Progress{w: w, last: time.Now(), plainEvery: 30 * time.Second, terminal: cli.IsTerminal(w)}
+	return &Progress{w: w, last: time.Now(), plainEvery: 30 * time.Second, terminal: term.IsTerminal(w)}
 }
 
 // Bar redraws the live bar, at most ten times a second. Off a terminal it

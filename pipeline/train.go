@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -323,6 +324,11 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		}
 		if plots, err = WriteEvaluationPlots(runDir, conf, probs, val.Y); err != nil {
 			return nil, fmt.Errorf("plots: %w", err)
+		}
+		if !slices.Contains(plots, "roc.png") { // not an earlier run's
+			if err := os.Remove(filepath.Join(runDir, "roc.png")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, err
+			}
 		}
 		var b strings.Builder
 		conf.WriteTo(&b)

@@ -83,6 +83,7 @@ import (
 	"gotransfer/internal/atomicfile"
 	"gotransfer/internal/cli"
 	"gotransfer/internal/tensorio"
+	"gotransfer/internal/term"
 	"gotransfer/model"
 	"gotransfer/model/imagenet"
 	"gotransfer/model/onnx"
@@ -261,7 +262,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	if o.evaluate != "" || o.featuresOut != "" || o.csvOut != "" || !cli.IsTerminal(stdout) {
+	if o.evaluate != "" || o.featuresOut != "" || o.csvOut != "" || !term.IsTerminal(stdout) {
 		o.progress = pipeline.NewProgress(stderr)
 	}
 	err = dispatch(ctx, o, stdout)
@@ -750,8 +751,10 @@ func findClass(classes, wnids []string, q string) (int, error) {
 	switch {
 	case len(shared) > 0:
 		return 0, fmt.Errorf("%d classes have that name: say which, %s", len(shared), strings.Join(shared, " or "))
-	case len(classes) > 20:
+	case len(classes) > 20 && wnids != nil:
 		return 0, fmt.Errorf("not one of the %d classes (a name or a WordNet id, as predict --weights prints them)", len(classes))
+	case len(classes) > 20:
+		return 0, fmt.Errorf("not one of the run's %d classes (names as the class folders spell them)", len(classes))
 	}
 	return 0, fmt.Errorf("the classes are %s", strings.Join(classes, ", "))
 }

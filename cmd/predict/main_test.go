@@ -759,7 +759,14 @@ func TestCheckpointTop(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A roc.png of an earlier run in the folder: seven classes draw none,
+	// so it must go.
+	os.MkdirAll(filepath.Join(dir, "run"), 0o755)
+	os.WriteFile(filepath.Join(dir, "run", "roc.png"), []byte("stale"), 0o644)
 	trainRun(t, dir, "data: {dir: data, image_size: [48, 48]}\nhead: {layers: [8]}\ntrain: {epochs: 1, batch: 4}\nrun: {dir: run}\n")
+	if _, err := os.Stat(filepath.Join(dir, "run", "roc.png")); !os.IsNotExist(err) {
+		t.Errorf("a stale roc.png is left in the run folder (%v)", err)
+	}
 	img := filepath.Join(data, "cats", "cat_00000.png")
 	probs := func(out string) (names []string, ps []float64) {
 		for _, l := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
@@ -1086,6 +1093,13 @@ func TestFindClass(t *testing.T) {
 		if tc.err == "" && (err != nil || got != tc.want) || tc.err != "" && (err == nil || err.Error() != tc.err) {
 			t.Errorf("findClass(%q) = %d, %v; want %d, %q", tc.q, got, err, tc.want, tc.err)
 		}
+	}
+	many := make([]string, 25)
+	for i := range many {
+		many[i] = fmt.Sprintf("species_%d", i)
+	}
+	if _, err := findClass(many, nil, "Species_3"); err == nil || !strings.Contains(err.Error(), "not one of the run's 25 classes") || strings.Contains(err.Error(), "WordNet") {
+		t.Errorf("a run's 25 classes: %v", err)
 	}
 }
 

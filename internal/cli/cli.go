@@ -17,6 +17,7 @@ import (
 	"gorgonia.org/gorgonia"
 
 	"gotransfer/internal/openblas"
+	"gotransfer/internal/term"
 )
 
 // Init routes gorgonia's matrix products to OpenBLAS and sets up log/slog
@@ -28,20 +29,10 @@ func Init(stderr io.Writer, verbose bool) {
 	if verbose {
 		level = slog.LevelDebug
 	}
-	if IsTerminal(stderr) {
+	if term.IsTerminal(stderr) {
 		stderr = lineClearer{stderr}
 	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
-}
-
-// IsTerminal reports whether w is a terminal (a character device).
-func IsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // lineClearer clears the terminal's current line before each write (one

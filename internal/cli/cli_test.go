@@ -78,7 +78,4 @@ func TestLineClearer(t *testing.T) {
 	if got := b.String(); strings.Count(got, "\r\033[K") != 2 || !strings.HasPrefix(got, "\r\033[Ktime=") {
 		t.Errorf("%q", got)
 	}
-	if IsTerminal(&b) {
-		t.Error("a strings.Builder is a terminal")
-	}
 }

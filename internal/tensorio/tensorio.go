@@ -74,6 +74,15 @@ func ReadNPY(r io.Reader, size int64) (*tensor.Dense, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shape %v: data truncated: %w", shape, err)
 	}
+	if size < 0 { // what the size check does for a file: nothing may follow
+		var one [1]byte
+		switch k, err := io.ReadFull(r, one[:]); {
+		case k > 0:
+			return nil, fmt.Errorf("shape %v: bytes left over: the header does not describe the data", shape)
+		case err != io.EOF: // a compressed entry's checksum, say
+			return nil, fmt.Errorf("shape %v: after the data: %w", shape, err)
+		}
+	}
 	if h.fortran && len(shape) > 1 {
 		data = fortranToC(data, shape)
 	}

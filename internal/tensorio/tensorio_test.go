@@ -286,8 +286,10 @@ func TestHeadersNumPyReads(t *testing.T) {
 		}
 	}
 	extra := npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (5,), }", payload)
-	if _, err := ReadNPY(bytes.NewReader(extra), int64(len(extra))); err == nil || !strings.Contains(err.Error(), "bytes left over") {
-		t.Errorf("6 values under a header of 5: %v", err)
+	for _, size := range []int64{int64(len(extra)), -1} { // a file, a pipe
+		if _, err := ReadNPY(bytes.NewReader(extra), size); err == nil || !strings.Contains(err.Error(), "bytes left over") {
+			t.Errorf("6 values under a header of 5, size %d: %v", size, err)
+		}
 	}
 }
 
