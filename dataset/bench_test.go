@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"golang.org/x/image/draw"
 )
 
 // kaggleJPEGs writes n 500x375 JPEGs (quality 90; the typical Kaggle Dogs vs
@@ -63,18 +61,7 @@ func BenchmarkDecodeResize(b *testing.B) {
 // photo (4000x3000, quality 90, the coffee cup scaled up), as phones take
 // them, decoded in full (Keras' pixels) or at 1/8 scale (FastJPEG).
 func BenchmarkDecodeResizePhoto(b *testing.B) {
-	f, err := os.Open(filepath.Join("testdata", "coffee.png"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	src, err := png.Decode(f)
-	f.Close()
-	if err != nil {
-		b.Fatal(err)
-	}
-	big := image.NewRGBA(image.Rect(0, 0, 4000, 3000))
-	draw.CatmullRom.Scale(big, big.Bounds(), src, src.Bounds(), draw.Src, nil)
-	data := encodeJPEG(b, big, 90)
+	data := encodeJPEG(b, coffee(b, 4000, 3000), 90)
 	for _, fast := range []bool{false, true} {
 		b.Run(fmt.Sprintf("fast_jpeg=%v", fast), func(b *testing.B) {
 			w, err := newWorker(Config{FastJPEG: fast}.WithDefaults())

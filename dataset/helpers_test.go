@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/image/draw"
 )
 
 // readNpy reads a little-endian float32 .npy file in C order.
@@ -102,4 +104,22 @@ func solid(w, h int, c color.NRGBA) *image.NRGBA {
 // tinyPNG is a valid 8x6 PNG whose colour depends on seed.
 func tinyPNG(t testing.TB, seed int) []byte {
 	return encodePNG(t, solid(8, 6, color.NRGBA{uint8(seed * 37), uint8(seed * 91), uint8(seed * 13), 255}))
+}
+
+// coffee is the coffee-cup photo of testdata (600x400), scaled
+// (bilinearly) to w x h.
+func coffee(tb testing.TB, w, h int) *image.RGBA {
+	tb.Helper()
+	f, err := os.Open(filepath.Join("testdata", "coffee.png"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	src, err := png.Decode(f)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.ApproxBiLinear.Scale(out, out.Bounds(), src, src.Bounds(), draw.Src, nil)
+	return out
 }

@@ -420,20 +420,7 @@ func TestDraftDenom(t *testing.T) {
 // as close to a properly filtered downscale as the full decode's bilinear
 // resize (which aliases); PNGs and small JPEGs are as without it.
 func TestFastJPEG(t *testing.T) {
-	f, err := os.Open(filepath.Join("testdata", "coffee.png"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := png.Decode(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	scaled := func(m image.Image, w, h int) *image.RGBA {
-		out := image.NewRGBA(image.Rect(0, 0, w, h))
-		draw.ApproxBiLinear.Scale(out, out.Bounds(), m, m.Bounds(), draw.Src, nil)
-		return out
-	}
+
 	dir := t.TempDir()
 	write := func(name string, data []byte) string {
 		p := filepath.Join(dir, name)
@@ -442,13 +429,13 @@ func TestFastJPEG(t *testing.T) {
 		}
 		return p
 	}
-	bigImage := scaled(src, 2400, 1000)
+	bigImage := coffee(t, 2400, 1000)
 	big := write("big.jpg", encodeJPEG(t, bigImage, 95))
 	// Stored 1000x2400, shown 2400x1000 (orientation 6: rotate clockwise).
-	rotated := write("rotated.jpg", withEXIF(encodeJPEG(t, scaled(src, 1000, 2400), 95), 6, "II"))
-	small := write("small.jpg", encodeJPEG(t, scaled(src, 500, 375), 95))
+	rotated := write("rotated.jpg", withEXIF(encodeJPEG(t, coffee(t, 1000, 2400), 95), 6, "II"))
+	small := write("small.jpg", encodeJPEG(t, coffee(t, 500, 375), 95))
 	var pngData bytes.Buffer
-	png.Encode(&pngData, scaled(src, 1200, 500))
+	png.Encode(&pngData, coffee(t, 1200, 500))
 	bigPNG := write("big.png", pngData.Bytes())
 	// The reference: the big image filtered down (Catmull-Rom) to 300x100.
 	ref := image.NewRGBA(image.Rect(0, 0, 300, 100))
