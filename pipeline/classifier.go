@@ -43,9 +43,9 @@ type Classifier struct {
 	// or a temporary one (tmpCache, removed by Close) where the run's is
 	// not on this machine; flipCache those of the mirror images (TTA), in
 	// the same folder.
-	cache, flipCache *features.Cache
-	tmpCache         string
-	tta              bool // see ClassifierOptions.TTA
+	cache, flipCache       *features.Cache
+	tmpCache, tmpFlipCache string
+	tta                    bool // see ClassifierOptions.TTA
 }
 
 // ClassifierOptions are LoadClassifier's settings; the zero value takes
@@ -281,7 +281,17 @@ func (c *Classifier) mirroredFeatureCache() (*features.Cache, error) {
 	}
 	cache, err := features.Open(root, key, c.backbone.FeatureDim())
 	if err != nil {
-		return nil, err
+		// As for the plain images' cache: computed again, in a folder of
+		// its own that Close removes.
+		slog.Warn("the mirror images' feature cache is unusable: features are computed again", "err", err)
+		tmp, terr := os.MkdirTemp("", "gotransfer-features-")
+		if terr != nil {
+			return nil, terr
+		}
+		c.tmpFlipCache = tmp
+		if cache, err = features.Open(tmp, key, c.backbone.FeatureDim()); err != nil {
+			return nil, err
+		}
 	}
 	c.flipCache = cache
 	return cache, nil
@@ -342,7 +352,7 @@ func (c *Classifier) PredictPixels(images [][]float32) ([][]float32, error) {
 // mean probabilities of each image and its mirror image, whose features it
 // extracts (or reads) as ex did the plain ones', into the mirror images'
 // cache.
-func (c *Classifier) evaluateTTA(ctx context.Context, ex *Extraction, split Split, each func(row, pred int, probs []float32)) (splitScores, error) {
+func (c *Classifier) evaluateTTA(ctx context.Context, ex *Extraction, split Split, batch int, each func(row, pred int, probs []float32)) (splitScores, error) {
 	cache, err := c.mirroredFeatureCache()
 	if err != nil {
 		return splitScores{}, err
@@ -356,12 +366,19 @@ func (c *Classifier) evaluateTTA(ctx context.Context, ex *Extraction, split Spli
 	if len(kept) != split.Len() { // the same files, read a moment ago
 		return splitScores{}, fmt.Errorf("mirror images: %d of the %d images could not be read again", split.Len()-len(kept), split.Len())
 	}
-	dim := c.backbone.FeatureDim()
-	probs, err := c.ttaForward(sideBySide(split.X.Float32s(), flipped.Float32s(), split.Len(), dim))
-	if err != nil {
-		return splitScores{}, err
+	dim, k := c.backbone.FeatureDim(), len(c.Classes)
+	a, b := split.X.Float32s(), flipped.Float32s()
+	probs := make([]float32, 0, split.Len()*k)
+	for lo := 0; lo < split.Len(); lo += batch { // as evaluateSplit, batch by batch
+		hi := min(lo+batch, split.Len())
+		p, err := c.ttaForward(sideBySide(a[lo*dim:hi*dim], b[lo*dim:hi*dim], hi-lo, dim))
+		if err != nil {
+			return splitScores{}, err
+		}
+		probs = append(probs, p.Float32s()...)
 	}
-	return scoreProbabilities(probs, split.Y, c.Classes, c.head.LabelSmoothing(), each), nil
+	all := tensor.New(tensor.WithShape(split.Len(), k), tensor.WithBacking(probs))
+	return scoreProbabilities(all, split.Y, c.Classes, c.head.LabelSmoothing(), each), nil
 }
 
 // scoreProbabilities scores probabilities (N, C) against labels as
@@ -427,27 +444,30 @@ func (c *Classifier) classifier() (resnet.Backbone, func(*tensor.Dense) (*tensor
 	return ttaBackbone{c.backbone}, c.ttaForward
 }
 
-// ttaBackbone computes each image's features and its mirror image's in one
-// backbone pass, and returns them side by side: (N, 2F), a row per image,
-// as ClassifyFiles wants.
+// ttaBackbone computes each image's features and its mirror image's, and
+// returns them side by side: (N, 2F), a row per image, as ClassifyFiles
+// wants.
 type ttaBackbone struct{ resnet.Backbone }
 
 func (b ttaBackbone) Features(x *tensor.Dense) (*tensor.Dense, error) {
 	s := x.Shape()
 	n, h, w := s[0], s[1], s[2]
 	size := h * w * 3
-	pix := x.Float32s()
-	both := make([]float32, 2*n*size)
-	copy(both, pix)
-	copy(both[n*size:], pix)
-	for i := n; i < 2*n; i++ {
-		dataset.Mirror(both[i*size:(i+1)*size], h, w)
-	}
-	f, err := b.Backbone.Features(tensor.New(tensor.WithShape(2*n, h, w, 3), tensor.WithBacking(both)))
+	f, err := b.Backbone.Features(x)
 	if err != nil {
 		return nil, err
 	}
-	return sideBySide(f.Float32s()[:n*b.FeatureDim()], f.Float32s()[n*b.FeatureDim():], n, b.FeatureDim()), nil
+	// A second pass of n, not one of 2n: a batch size chosen to fit the
+	// device's memory still fits.
+	mirrored := append([]float32(nil), x.Float32s()...)
+	for i := range n {
+		dataset.Mirror(mirrored[i*size:(i+1)*size], h, w)
+	}
+	fm, err := b.Backbone.Features(tensor.New(tensor.WithShape(n, h, w, 3), tensor.WithBacking(mirrored)))
+	if err != nil {
+		return nil, err
+	}
+	return sideBySide(f.Float32s(), fm.Float32s(), n, b.FeatureDim()), nil
 }
 
 // sideBySide puts the rows of a and b (n x dim each) side by side: (n, 2dim).
@@ -680,7 +700,7 @@ func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Eva
 	}
 	var sc splitScores
 	if c.tta {
-		sc, err = c.evaluateTTA(ctx, ex, split, record)
+		sc, err = c.evaluateTTA(ctx, ex, split, batch, record)
 	} else {
 		sc, err = evaluateSplit(c.head, split, c.Classes, batch, record)
 	}
@@ -697,8 +717,10 @@ func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Eva
 
 // Close releases the backbone and removes a temporary feature cache.
 func (c *Classifier) Close() error {
-	if c.tmpCache != "" {
-		os.RemoveAll(c.tmpCache)
+	for _, tmp := range []string{c.tmpCache, c.tmpFlipCache} {
+		if tmp != "" {
+			os.RemoveAll(tmp)
+		}
 	}
 	return c.backbone.Close()
 }

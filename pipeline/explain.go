@@ -17,7 +17,8 @@ import (
 // support a class.
 type Explanation struct {
 	// Probabilities are the image's class probabilities, as Predict
-	// returns them.
+	// returns them (with TTA, averaged with the mirror image's; the map
+	// is of the image as it is).
 	Probabilities []float32
 	// Class is the label explained.
 	Class int
@@ -100,6 +101,23 @@ func (c *Classifier) explain(view *dataset.View, class int) (*Explanation, error
 		return nil, err
 	}
 	p := probs.Data().([]float32)
+	if c.tta {
+		// The prediction as the classifier makes it (with the mirror
+		// image); the map is of the image as it is.
+		mirrored := append([]float32(nil), view.Pixels...)
+		dataset.Mirror(mirrored, c.data.Height, c.data.Width)
+		fm, err := c.backbone.Features(tensor.New(tensor.WithShape(1, c.data.Height, c.data.Width, 3), tensor.WithBacking(mirrored)))
+		if err != nil {
+			return nil, err
+		}
+		pm, err := c.head.Forward(fm)
+		if err != nil {
+			return nil, err
+		}
+		for j, v := range pm.Float32s() {
+			p[j] = (p[j] + v) / 2
+		}
+	}
 	if class == -1 {
 		class = argmax(p)
 	}

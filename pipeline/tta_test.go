@@ -3,7 +3,9 @@ package pipeline
 import (
 	"context"
 	"math"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"gotransfer/dataset"
@@ -60,6 +62,12 @@ func TestTTA(t *testing.T) {
 			t.Fatal(err)
 		}
 		agree(t, "Predict "+f, got, mean)
+		// An explanation states the prediction as the classifier makes it.
+		e, err := tta.Explain(path, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		agree(t, "Explain "+f, e.Probabilities, mean)
 	}
 	err = tta.PredictFiles(context.Background(), paths, 3, func(path string, probs []float32, err error) error {
 		if err != nil {
@@ -107,5 +115,42 @@ func agree(t *testing.T, what string, got, want []float32) {
 		if math.Abs(float64(got[j]-want[j])) > 1e-5 {
 			t.Errorf("%s: class %d: %v, want %v", what, j, got[j], want[j])
 		}
+	}
+}
+
+// TestTTAUnusableMirrorCache: an unusable cache of the mirror images (a
+// run trained with flip augmentation, one of its shards damaged) is
+// computed again elsewhere, as the plain images' is, not an error.
+func TestTTAUnusableMirrorCache(t *testing.T) {
+	dir := t.TempDir()
+	cfg := tinyRun(t, dir, 4, "data: {dir: data, image_size: [48, 48], validation_split: 0.25, flip_augmentation: true}\nbackbone: {random_width: 4}\nhead: {layers: [8]}\ntrain: {epochs: 1, batch: 4}\nrun: {dir: run}\n")
+	keys, _ := filepath.Glob(filepath.Join(cfg.Cache.Dir, "*", "key.json"))
+	damaged := 0
+	for _, k := range keys {
+		raw, _ := os.ReadFile(k)
+		if !strings.Contains(string(raw), `"horizontal_flip": true`) && !strings.Contains(string(raw), `"horizontal_flip":true`) {
+			continue
+		}
+		shards, _ := filepath.Glob(filepath.Join(filepath.Dir(k), "shard-*.json"))
+		for _, s := range shards {
+			os.WriteFile(s, []byte("{"), 0o644)
+			damaged++
+		}
+	}
+	if damaged == 0 {
+		t.Fatal("no shard of the mirror images' cache to damage")
+	}
+	c, err := LoadClassifier(filepath.Join(dir, "run"), ClassifierOptions{TTA: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := c.Evaluate(context.Background(), filepath.Join(dir, "data"), 4)
+	if err != nil || ev.Images != 8 {
+		t.Fatalf("evaluate with the mirror cache damaged: %v, %v", ev, err)
+	}
+	tmp := c.tmpFlipCache
+	c.Close()
+	if _, err := os.Stat(tmp); tmp == "" || !os.IsNotExist(err) {
+		t.Errorf("the temporary mirror cache %q is left (%v)", tmp, err)
 	}
 }

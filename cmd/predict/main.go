@@ -121,7 +121,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.onnxOut, "onnx", "", "export the classifier (with --checkpoint) or the network (with --weights) to this ONNX `file` and exit: decoded RGB images (N, H, W, 3), 0-255, any size, in; probabilities and features out")
 	fs.StringVar(&o.explain, "explain", "", "write a Grad-CAM heatmap of each image, drawn over it, into this `folder` (<image name>.gradcam.jpg): where the network found the evidence for the class (with --checkpoint, the run's; with --weights, ImageNet's)")
 	fs.StringVar(&o.explainClass, "explain-class", "", "with --explain: the `class` whose evidence to draw (default: each image's most probable class)")
-	fs.BoolVar(&o.tta, "tta", false, "with --checkpoint: test-time augmentation: each image's probabilities are the mean of its own and its mirror image's (classifying, --evaluate, --serve), at twice the backbone's work")
+	fs.BoolVar(&o.tta, "tta", false, "with --checkpoint: test-time augmentation: each image's probabilities are the mean of its own and its mirror image's (classifying, --evaluate, --serve, --explain's predictions), at twice the backbone's work")
 	fs.BoolVar(&o.jsonOut, "json", false, "with --checkpoint: write JSON Lines instead of text or CSV, an object per image: {\"path\", \"predicted\", \"probabilities\": [{\"class\", \"probability\"}, ...]} as --serve answers (every class in label order, or with --top the most probable first; with --explain also \"gradcam\" and \"gradcam_class\"), or {\"path\", \"error\"}")
 	fs.StringVar(&o.plots, "plots", "", "with --evaluate: draw the confusion matrix (confusion.png) and, for two classes, the ROC curve (roc.png) into this `folder`")
 	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint and folders: write the CSV to this `file` instead of stdout; with --evaluate: write every image's label, prediction and probabilities to it")
@@ -183,8 +183,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		if o.jsonOut && (o.csvOut != "" || o.evaluate != "" || o.serve != "" || o.onnxOut != "") {
 			return nil, cli.Usagef("--json is for the images' predictions: not with --csv, --evaluate, --serve or --onnx")
 		}
-		if o.tta && (o.explain != "" || o.onnxOut != "") {
-			return nil, cli.Usagef("--tta is for predictions: not with --explain or --onnx")
+		if o.tta && o.onnxOut != "" {
+			return nil, cli.Usagef("--tta is for predictions: not with --onnx")
 		}
 		if o.plots != "" && o.evaluate == "" {
 			return nil, cli.Usagef("--plots goes with --evaluate")

@@ -1110,7 +1110,7 @@ func TestTTA(t *testing.T) {
 	data := trainTinyRun(t, dir)
 	run := filepath.Join(dir, "run")
 	img := filepath.Join(data, "cats", "cat_00000.png")
-	for _, args := range [][]string{{img}, {"--json", img}, {"--evaluate", data}} {
+	for _, args := range [][]string{{img}, {"--json", img}, {"--evaluate", data}, {"--explain", filepath.Join(dir, "x"), img}} {
 		_, plain, _ := predict(t, append([]string{"--checkpoint", run}, args...)...)
 		code, tta, stderr := predict(t, append([]string{"--checkpoint", run, "--tta"}, args...)...)
 		if code != 0 || tta == plain {
@@ -1122,7 +1122,7 @@ func TestTTA(t *testing.T) {
 		want string
 	}{
 		{[]string{"--weights", weights, "--tta", cat}, "--tta needs --checkpoint"},
-		{[]string{"--checkpoint", run, "--tta", "--explain", dir, img}, "--tta is for predictions"},
+		{[]string{"--checkpoint", run, "--tta", "--onnx", filepath.Join(dir, "m.onnx")}, "--tta is for predictions"},
 	} {
 		if code, _, stderr := predict(t, tc.args...); code != 2 || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%v: exit %d: %s", tc.args, code, stderr)

@@ -255,6 +255,9 @@ func (s *server) answerExplain(w http.ResponseWriter, r *http.Request) (int, err
 	// The picture goes out holding no slot (a client that does not read
 	// cannot keep others waiting), its bytes charged to the upload budget
 	// until sent (clients that do not read cannot pile pictures up).
+	if int64(len(picture)) > s.bodies.size {
+		return http.StatusInternalServerError, fmt.Errorf("the picture (%d bytes) is larger than the server's whole upload budget (%d)", len(picture), s.bodies.size)
+	}
 	if !s.bodies.take(int64(len(picture))) {
 		return http.StatusServiceUnavailable, errBusy
 	}

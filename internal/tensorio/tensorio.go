@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -337,9 +338,14 @@ func (a *Archive) Read(name string) (*tensor.Dense, error) {
 			size = int64(zf.UncompressedSize64)
 		}
 	}
-	t, err := ReadNPY(bufio.NewReader(rc), size)
+	br := bufio.NewReader(rc)
+	t, err := ReadNPY(br, size)
 	if err != nil {
 		return nil, fmt.Errorf("%s: array %q: %w", a.path, name, err)
+	}
+	// To the end of the entry, where archive/zip checks its CRC-32.
+	if _, err := br.ReadByte(); err != io.EOF {
+		return nil, fmt.Errorf("%s: array %q: after the data: %v", a.path, name, cmp.Or(err, errors.New("bytes left over")))
 	}
 	return t, nil
 }

@@ -3,8 +3,10 @@ package tensorio
 import (
 	"archive/zip"
 	"bytes"
+	"compress/flate"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"os"
 	"path/filepath"
@@ -310,5 +312,44 @@ func TestReadNPYFileFromPipe(t *testing.T) {
 	got, err := ReadNPYFile(fmt.Sprintf("/dev/fd/%d", r.Fd()))
 	if err != nil || !got.Shape().Eq(want.Shape()) || got.Float32s()[5] != 6 {
 		t.Fatalf("from a pipe: %v, %v", got, err)
+	}
+}
+
+// TestNPZChecksum: an entry whose bytes do not match its CRC-32 is refused,
+// stored or compressed.
+func TestNPZChecksum(t *testing.T) {
+	x := tensor.New(tensor.WithShape(4), tensor.WithBacking([]float32{1, 2, 3, 4}))
+	var npy bytes.Buffer
+	if err := WriteNPY(&npy, x); err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []uint16{zip.Store, zip.Deflate} {
+		data := npy.Bytes()
+		if method == zip.Deflate {
+			var c bytes.Buffer
+			fw, _ := flate.NewWriter(&c, flate.DefaultCompression)
+			fw.Write(data)
+			fw.Close()
+			data = c.Bytes()
+		}
+		var b bytes.Buffer
+		zw := zip.NewWriter(&b)
+		w, err := zw.CreateRaw(&zip.FileHeader{Name: "x.npy", Method: method, CRC32: crc32.ChecksumIEEE(npy.Bytes()) ^ 1,
+			UncompressedSize64: uint64(npy.Len()), CompressedSize64: uint64(len(data))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data)
+		zw.Close()
+		path := filepath.Join(t.TempDir(), "x.npz")
+		os.WriteFile(path, b.Bytes(), 0o644)
+		a, err := OpenNPZ(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Read("x"); err == nil || !strings.Contains(err.Error(), "checksum") {
+			t.Errorf("method %d: a wrong CRC-32: %v", method, err)
+		}
+		a.Close()
 	}
 }
