@@ -506,6 +506,10 @@ func (c *Classifier) ttaForward(f *tensor.Dense) (*tensor.Dense, error) {
 // ImageSize returns the height and width images are resized to.
 func (c *Classifier) ImageSize() (height, width int) { return c.data.Height, c.data.Width }
 
+// TTA says whether predictions average each image with its mirror image
+// (ClassifierOptions.TTA).
+func (c *Classifier) TTA() bool { return c.tta }
+
 // PredictFolder classifies every image under root (recursively, hidden
 // files and folders left out) as PredictFiles does, in path order.
 func (c *Classifier) PredictFolder(ctx context.Context, root string, batch int, fn func(path string, probs []float32, err error) error) error {

@@ -478,7 +478,7 @@ func (s *server) readImage(body io.Reader, r *http.Request) ([]byte, int, error)
 // info describes the run served: GET /info.
 func (s *server) info(w http.ResponseWriter, _ *http.Request) {
 	h, wd := s.c.ImageSize()
-	writeJSON(w, http.StatusOK, map[string]any{"checkpoint": s.c.Checkpoint, "classes": s.c.Classes, "image_size": []int{h, wd}})
+	writeJSON(w, http.StatusOK, map[string]any{"checkpoint": s.c.Checkpoint, "classes": s.c.Classes, "image_size": []int{h, wd}, "tta": s.c.TTA()})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -183,10 +183,11 @@ func TestServer(t *testing.T) {
 	var info struct {
 		Classes   []string `json:"classes"`
 		ImageSize []int    `json:"image_size"`
+		TTA       *bool    `json:"tta"`
 	}
 	err = json.NewDecoder(resp.Body).Decode(&info)
 	resp.Body.Close()
-	if err != nil || strings.Join(info.Classes, ",") != "cats,dogs" || len(info.ImageSize) != 2 || info.ImageSize[0] != 64 {
+	if err != nil || strings.Join(info.Classes, ",") != "cats,dogs" || len(info.ImageSize) != 2 || info.ImageSize[0] != 64 || info.TTA == nil || *info.TTA {
 		t.Errorf("GET /info: %+v, %v", info, err)
 	}
 }
