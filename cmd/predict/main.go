@@ -4,10 +4,12 @@
 // against Keras.
 //
 //	predict --weights resnet50.npz [--top 5] cat.jpg photos/ [more images or folders]
-//	predict --weights resnet50_weights_tf_dim_ordering_tf_kernels.h5 cat.jpg
+//	predict --weights imagenet cat.jpg   (Keras' published weights, fetched once)
 //	predict --checkpoint runs/cats_dogs/checkpoints/best cat.jpg dog.png photos/
-//	predict --checkpoint runs/cats_dogs --evaluate data/test [--csv scored.csv]
+//	predict --checkpoint runs/cats_dogs [--tta] [--json] cat.jpg photos/
+//	predict --checkpoint runs/cats_dogs --evaluate data/test [--csv scored.csv] [--plots DIR]
 //	predict --checkpoint runs/cats_dogs --explain explained/ cat.jpg photos/
+//	predict --weights imagenet --explain explained/ cat.jpg   (ImageNet's classes)
 //	predict --checkpoint runs/cats_dogs --serve :8080
 //	predict --checkpoint runs/cats_dogs --onnx cats_dogs.onnx
 //	predict --weights W.npz --features-out f.npy photos/   (embeddings; paths in f.txt)
@@ -26,13 +28,16 @@
 // (recursively) and writes CSV (path, predicted class, one probability per
 // class) to stdout or to --csv; --json writes JSON Lines instead, for
 // files and folders alike (an object per image: path, predicted,
-// probabilities, as --serve answers; or path and error). The backbone weights are those the run was
-// trained with, found where training read them or beside the checkpoints,
-// or given with --weights (checked by their sha256). --evaluate scores the
+// probabilities, as --serve answers; or path and error); --tta averages
+// each image's probabilities with its mirror image's. The backbone weights
+// are those the run was trained with, found where training read them or
+// beside the checkpoints, or given with --weights (checked by their
+// sha256). --evaluate scores the
 // run on a labelled folder laid out as for training: loss, accuracy,
 // per-class precision, recall and F1, the confusion matrix, the most
 // confident mistakes and, with --csv, every image's label, prediction and
-// probabilities. --explain prints each image's probabilities as for single
+// probabilities, with --plots the confusion matrix and ROC curve drawn.
+// --explain prints each image's probabilities as for single
 // files (folders included) and draws its Grad-CAM heatmap over it, into
 // that folder as <image name>.gradcam.jpg: where the network found the
 // evidence for the predicted class (or --explain-class). --onnx writes the
