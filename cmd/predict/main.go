@@ -142,7 +142,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.ignoreEXIF, "ignore-exif", false, "do not apply JPEG EXIF orientation (Keras ignores it)")
 	fs.BoolVar(&o.verbose, "v", false, "verbose logging")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: predict --weights W.npz [flags] image...\n       predict --checkpoint RUN [--weights W] [--csv out.csv] image-or-folder...\n       predict --checkpoint RUN --explain out/ [--explain-class NAME] image-or-folder...\n       predict --checkpoint RUN --evaluate labelled-folder [--csv scored.csv] [--plots DIR]\n       predict --checkpoint RUN --serve :8080\n       predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]\n       predict --weights W.npz --features-out f.npy image-or-folder...\n       predict --checkpoint RUN --onnx model.onnx   (or --weights W --onnx model.onnx)\n       predict [--weights W.npz] --summary\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: predict --weights W.npz [flags] image...\n       predict --checkpoint RUN [--weights W] [--csv out.csv | --json] [--tta] image-or-folder...\n       predict (--checkpoint RUN | --weights W) --explain out/ [--explain-class NAME] image-or-folder...\n       predict --checkpoint RUN --evaluate labelled-folder [--csv scored.csv] [--plots DIR]\n       predict --checkpoint RUN --serve :8080\n       predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]\n       predict --weights W.npz --features-out f.npy image-or-folder...\n       predict --checkpoint RUN --onnx model.onnx   (or --weights W --onnx model.onnx)\n       predict [--weights W.npz] --summary\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := cli.Parse(fs, args, stderr); err != nil {
