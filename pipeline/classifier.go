@@ -41,8 +41,8 @@ type Classifier struct {
 	cacheKey features.Key
 	// cache holds the features Evaluate computes: the run's feature cache,
 	// or a temporary one (tmpCache, removed by Close) where the run's is
-	// not on this machine; flipCache those of the mirror images (TTA), in
-	// the same folder.
+	// not on this machine; flipCache those of the mirror images (TTA), and
+	// tmpFlipCache its temporary folder.
 	cache, flipCache       *features.Cache
 	tmpCache, tmpFlipCache string
 	tta                    bool // see ClassifierOptions.TTA
@@ -239,62 +239,55 @@ func trainedWeights(paths []string, digest string) (*resnet.Weights, error) {
 // that evaluating the run's own images, or another checkpoint of the run on
 // the same folder, costs no backbone pass), else a temporary one.
 func (c *Classifier) featureCache() (*features.Cache, error) {
-	if c.cache != nil {
-		return c.cache, nil
+	if c.cache == nil {
+		cache, err := c.openCache(c.cacheKey, "the run's", &c.tmpCache)
+		if err != nil {
+			return nil, err
+		}
+		c.cache = cache
 	}
+	return c.cache, nil
+}
+
+// openCache opens the cache of key in the run's feature-cache folder if it
+// is on this machine and usable (what names it in the warning when not),
+// else in a temporary folder, which it records in *tmp for Close to remove.
+func (c *Classifier) openCache(key features.Key, what string, tmp *string) (*features.Cache, error) {
 	dim := c.backbone.FeatureDim()
 	if fi, err := os.Stat(c.Config.Cache.Dir); err == nil && fi.IsDir() {
-		cache, err := features.Open(c.Config.Cache.Dir, c.cacheKey, dim)
+		cache, err := features.Open(c.Config.Cache.Dir, key, dim)
 		if err == nil {
-			c.cache = cache
 			return cache, nil
 		}
-		slog.Warn("the run's feature cache is unusable: features are computed again", "err", err)
+		slog.Warn(what+" feature cache is unusable: features are computed again", "err", err)
 	}
-	tmp, err := os.MkdirTemp("", "gotransfer-features-")
+	dir, err := os.MkdirTemp("", "gotransfer-features-")
 	if err != nil {
 		return nil, err
 	}
-	cache, err := features.Open(tmp, c.cacheKey, dim)
+	cache, err := features.Open(dir, key, dim)
 	if err != nil {
-		os.RemoveAll(tmp)
+		os.RemoveAll(dir)
 		return nil, err
 	}
-	c.cache, c.tmpCache = cache, tmp
+	*tmp = dir
 	return cache, nil
 }
 
 // mirroredFeatureCache opens the cache of the mirror images' features
-// (the one flip augmentation trains from) beside featureCache's.
+// (the one flip augmentation trains from) as featureCache opens the plain
+// images'.
 func (c *Classifier) mirroredFeatureCache() (*features.Cache, error) {
-	if c.flipCache != nil {
-		return c.flipCache, nil
-	}
-	if _, err := c.featureCache(); err != nil { // which folder: the run's or a temporary one
-		return nil, err
-	}
-	key := c.cacheKey
-	key.Flip = true
-	root := c.Config.Cache.Dir
-	if c.tmpCache != "" {
-		root = c.tmpCache
-	}
-	cache, err := features.Open(root, key, c.backbone.FeatureDim())
-	if err != nil {
-		// As for the plain images' cache: computed again, in a folder of
-		// its own that Close removes.
-		slog.Warn("the mirror images' feature cache is unusable: features are computed again", "err", err)
-		tmp, terr := os.MkdirTemp("", "gotransfer-features-")
-		if terr != nil {
-			return nil, terr
-		}
-		c.tmpFlipCache = tmp
-		if cache, err = features.Open(tmp, key, c.backbone.FeatureDim()); err != nil {
+	if c.flipCache == nil {
+		key := c.cacheKey
+		key.Flip = true
+		cache, err := c.openCache(key, "the mirror images'", &c.tmpFlipCache)
+		if err != nil {
 			return nil, err
 		}
+		c.flipCache = cache
 	}
-	c.flipCache = cache
-	return cache, nil
+	return c.flipCache, nil
 }
 
 // Predict returns the class probabilities of one image file.

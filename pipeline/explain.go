@@ -110,13 +110,11 @@ func (c *Classifier) explain(view *dataset.View, class int) (*Explanation, error
 		if err != nil {
 			return nil, err
 		}
-		pm, err := c.head.Forward(fm)
+		mean, err := c.ttaForward(sideBySide(f.Float32s(), fm.Float32s(), 1, c.backbone.FeatureDim()))
 		if err != nil {
 			return nil, err
 		}
-		for j, v := range pm.Float32s() {
-			p[j] = (p[j] + v) / 2
-		}
+		p = mean.Float32s()
 	}
 	if class == -1 {
 		class = argmax(p)
