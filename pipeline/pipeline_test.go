@@ -1365,3 +1365,65 @@ run: {dir: run}
 	}
 	checkLRs(res.History, 0.1, 0.05, 0.025)
 }
+
+// TestResumeWithMovedWeights: the backbone weights are known by their
+// content. A run resumes with its weights file moved (backbone.weights
+// changed, listed as applied), and one whose file holds other weights is
+// refused before the extraction it would otherwise run.
+func TestResumeWithMovedWeights(t *testing.T) {
+	dir := t.TempDir()
+	tinyRun(t, dir, 4, tinyYAML) // calibrated random weights in run/backbone.npz
+	raw, err := os.ReadFile(filepath.Join(dir, "run", "backbone.npz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	weights := filepath.Join(dir, "w.npz")
+	if err := os.WriteFile(weights, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	parse := func(weights string, epochs int) *configs.Config {
+		cfg, err := configs.Parse([]byte(fmt.Sprintf("data: {dir: data, image_size: [48, 48], validation_split: 0.25}\n"+
+			"backbone: {weights: %q}\nhead: {layers: [8]}\ntrain: {epochs: %d, batch: 4}\nrun: {dir: run2}\n", weights, epochs)), filepath.Join(dir, "c.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	ctx := context.Background()
+	if _, err := Train(ctx, parse("w.npz", 1), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	moved := filepath.Join(dir, "moved", "renamed.npz")
+	if err := os.MkdirAll(filepath.Dir(moved), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(weights, moved); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	res, err := Train(ctx, parse(moved, 2), Options{Resume: true, Out: &out})
+	if err != nil || len(res.History) != 2 {
+		t.Fatalf("resume with the weights moved: %v\n%s", err, &out)
+	}
+	if !strings.Contains(out.String(), "backbone.weights changed from") {
+		t.Errorf("the resume did not list the weights' new place:\n%s", &out)
+	}
+
+	w, err := resnet.Load(moved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Tensor(w.Names()[0]).Data().([]float32)[0] += 1
+	other := filepath.Join(dir, "other.npz")
+	if err := w.Save(other); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	_, err = Train(ctx, parse(other, 3), Options{Resume: true, Out: &out})
+	if err == nil || !strings.Contains(err.Error(), "are not those of checkpoint") {
+		t.Fatalf("resume with other weights: %v, want them refused", err)
+	}
+	if strings.Contains(out.String(), "features ready") {
+		t.Errorf("other weights were refused after the extraction:\n%s", &out)
+	}
+}

@@ -114,14 +114,16 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		last, lastErr = mgr.Latest()
 	}
 	resuming := opts.Resume && lastErr == nil
+	var was RunInfo // the run as its newest checkpoint describes it
 	if resuming { // refused before the work of preparing the data
-		man, err := checkpoints.ReadManifest(last.Dir)
+		ck, err := checkpoints.LoadTensors(last.Dir, func(string) bool { return false })
 		if err != nil {
 			return nil, err
 		}
-		if err := optimizerCanResume(last.Dir, man, cfg.Train.Optimizer, cfg.Train.Optimizer == "sgd" && cfg.Train.SGD.Momentum > 0); err != nil {
+		if err := optimizerCanResume(last.Dir, ck.Manifest, cfg.Train.Optimizer, cfg.Train.Optimizer == "sgd" && cfg.Train.SGD.Momentum > 0); err != nil {
 			return nil, err
 		}
+		_ = json.Unmarshal(ck.Manifest.Run, &was) // a run described otherwise is checked by its config hash alone
 	}
 	if len(applied) > 0 {
 		var lines []string
@@ -174,6 +176,11 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	}
 	if weightsPath, err = filepath.Abs(weightsPath); err != nil {
 		return nil, err
+	}
+	// Weights are known by their content, wherever they are now: checked
+	// before the extraction they would otherwise run.
+	if resuming && was.WeightsSHA256 != "" && was.WeightsSHA256 != weights.Digest() {
+		return nil, fmt.Errorf("resume: the backbone weights %s are not those of checkpoint %s (sha256 %.12s, trained with %.12s)", weightsPath, last.Dir, weights.Digest(), was.WeightsSHA256)
 	}
 	bb, err := resnet.New(weights, cfg.Backbone.Device)
 	if err != nil {
@@ -273,12 +280,8 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 			if err != nil {
 				return nil, err
 			}
-			if ck.Manifest.ConfigHash != cfg.Hash() {
+			if h := ck.Manifest.ConfigHash; h != cfg.Hash() && h != hashWithWeightsOf(cfg, was.Config) {
 				return nil, fmt.Errorf("resume: checkpoint %s was written with another configuration (hash %.12s, now %.12s)", last.Dir, ck.Manifest.ConfigHash, cfg.Hash())
-			}
-			var was RunInfo
-			if json.Unmarshal(ck.Manifest.Run, &was) == nil && was.WeightsSHA256 != run.WeightsSHA256 {
-				return nil, fmt.Errorf("resume: the backbone weights %s are not those of checkpoint %s (sha256 %.12s, trained with %.12s)", weightsPath, last.Dir, run.WeightsSHA256, was.WeightsSHA256)
 			}
 			if was.Data != "" && was.Data != run.Data {
 				return nil, fmt.Errorf("resume: the images changed since checkpoint %s (%d training and %d validation images then, %d and %d now, or some differ): "+
@@ -490,7 +493,11 @@ func prepareRunDir(cfg *configs.Config, resume bool) (applied []configs.Change, 
 		if old, err := configs.Load(saved); err == nil {
 			var refused []string
 			for _, c := range configs.Diff(old, cfg) {
-				if c.Resume {
+				// Weights moved, or named rather than given as a file (or
+				// the reverse), may be the same: their sha256, checked
+				// against the checkpoint's once they are loaded, decides.
+				relocated := c.Path == "backbone.weights" && old.Backbone.Weights != "" && cfg.Backbone.Weights != ""
+				if c.Resume && !relocated {
 					refused = append(refused, c.String())
 				} else {
 					applied = append(applied, c)
@@ -513,6 +520,18 @@ func prepareRunDir(cfg *configs.Config, resume bool) (applied []configs.Change, 
 		return applied, writeRunConfig(cfg)
 	}
 	return applied, nil
+}
+
+// hashWithWeightsOf is cfg's hash with the weights setting of was, the
+// configuration a checkpoint was written with: the hash holds the weights'
+// file name, which may change on resume where their content does not.
+func hashWithWeightsOf(cfg, was *configs.Config) string {
+	if was == nil {
+		return cfg.Hash()
+	}
+	c := *cfg
+	c.Backbone.Weights = was.Backbone.Weights
+	return c.Hash()
 }
 
 // writeRunConfig saves the configuration in the run folder, where the next
