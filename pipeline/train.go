@@ -115,7 +115,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	}
 	resuming := opts.Resume && lastErr == nil
 	var was RunInfo // the run as its newest checkpoint describes it
-	if resuming { // refused before the work of preparing the data
+	if resuming {   // refused before the work of preparing the data
 		ck, err := checkpoints.LoadTensors(last.Dir, func(string) bool { return false })
 		if err != nil {
 			return nil, err
