@@ -114,8 +114,10 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		last, lastErr = mgr.Latest()
 	}
 	resuming := opts.Resume && lastErr == nil
-	var was RunInfo // the run as its newest checkpoint describes it
-	if resuming {   // refused before the work of preparing the data
+	// The run as its newest checkpoint describes it; a resume that cannot
+	// go on is refused before the work of preparing the data.
+	var was RunInfo
+	if resuming {
 		ck, err := checkpoints.LoadTensors(last.Dir, func(string) bool { return false })
 		if err != nil {
 			return nil, err
