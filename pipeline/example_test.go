@@ -55,3 +55,41 @@ run: {dir: run}
 	// 2 epochs, validation: true
 	// [cats dogs] 16 images evaluated
 }
+
+// ExampleLoadClassifier classifies images with a trained run from a Go
+// program, as predict does: the run folder (its best checkpoint) or a
+// checkpoint folder, then files, or images decoded from bytes (uploads) and
+// classified together in one backbone pass.
+func ExampleLoadClassifier() {
+	c, err := pipeline.LoadClassifier("runs/cats_dogs", pipeline.ClassifierOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	probs, err := c.Predict("cat.jpg") // in the order of c.Classes
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(c.Classes, probs)
+
+	var images [][]float32
+	for _, f := range []string{"a.jpg", "b.png"} {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pix, err := c.Decode(raw) // decoded and resized as in training
+		if err != nil {
+			log.Fatal(err)
+		}
+		images = append(images, pix)
+	}
+	batch, err := c.PredictPixels(images)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for i, p := range batch {
+		fmt.Println(i, p)
+	}
+}
