@@ -27,7 +27,9 @@ import (
 )
 
 // Classifier is a trained run put back together from a checkpoint: the
-// backbone it was trained on, its preprocessing, and the head.
+// backbone it was trained on, its preprocessing, and the head. Predict,
+// PredictPixels and Decode may be called from several goroutines (the
+// backbone's and the head's passes take turns).
 type Classifier struct {
 	// Checkpoint is the folder of the checkpoint loaded.
 	Checkpoint string

@@ -2,10 +2,13 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"gotransfer/dataset"
@@ -152,5 +155,50 @@ func TestTTAUnusableMirrorCache(t *testing.T) {
 	c.Close()
 	if _, err := os.Stat(tmp); tmp == "" || !os.IsNotExist(err) {
 		t.Errorf("the temporary mirror cache %q is left (%v)", tmp, err)
+	}
+}
+
+// TestClassifierConcurrentPredict: goroutines sharing a Classifier (an
+// HTTP handler's) get the predictions it gives one at a time, with TTA too.
+func TestClassifierConcurrentPredict(t *testing.T) {
+	dir := t.TempDir()
+	tinyRun(t, dir, 4, tinyYAML)
+	data := filepath.Join(dir, "data")
+	files, err := dataset.ImageFiles(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tta := range []bool{false, true} {
+		c, err := LoadClassifier(filepath.Join(dir, "run"), ClassifierOptions{TTA: tta})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		want := make([][]float32, len(files))
+		for i, f := range files {
+			if want[i], err = c.Predict(filepath.Join(data, filepath.FromSlash(f))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 4*len(files))
+		for range 4 {
+			wg.Go(func() {
+				for i, f := range files {
+					got, err := c.Predict(filepath.Join(data, filepath.FromSlash(f)))
+					if err == nil && !slices.Equal(got, want[i]) {
+						err = fmt.Errorf("%s (tta %v): %v concurrently, %v alone", f, tta, got, want[i])
+					}
+					if err != nil {
+						errs <- err
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
 	}
 }
