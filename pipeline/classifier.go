@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -598,8 +597,19 @@ func ClassifyFiles(ctx context.Context, data dataset.Config, bb resnet.Backbone,
 	return flushSkipped("")
 }
 
+// WriteMistakes draws the 16 most confident of ev's mistakes into
+// dir/mistakes.png (MistakesFile), the pictures with their true and
+// predicted classes; without mistakes it writes nothing. It reports
+// whether it wrote.
+func (c *Classifier) WriteMistakes(dir string, ev *Evaluation) (bool, error) {
+	data := c.data
+	data.Root = ev.Root
+	return writeMistakes(dir, data, c.Classes, ev.Mistakes, "test images")
+}
+
 // Evaluation is how a classifier did on a labelled folder.
 type Evaluation struct {
+	Root     string  // the folder evaluated
 	Images   int     // images classified
 	Unusable int     // images skipped (unreadable, too large, ...)
 	Loss     float64 // mean categorical cross-entropy, as the training's val_loss (label-smoothed as it was)
@@ -653,7 +663,7 @@ func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Eva
 	if err != nil {
 		return nil, fmt.Errorf("evaluate %s: %w", root, err)
 	}
-	ev := &Evaluation{Confusion: NewConfusion(c.Classes)}
+	ev := &Evaluation{Root: root, Confusion: NewConfusion(c.Classes)}
 	folders, err := dataset.ClassFolders(root, cfg.FollowSymlinks)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate %s: %w", root, err)
@@ -710,7 +720,7 @@ func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Eva
 	if sc.HasAUC {
 		ev.AUC = &sc.AUC
 	}
-	slices.SortStableFunc(ev.Mistakes, func(a, b Mistake) int { return cmp.Compare(b.Probability, a.Probability) })
+	sortMistakes(ev.Mistakes)
 	return ev, nil
 }
 

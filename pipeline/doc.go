@@ -53,5 +53,7 @@
 //	                     precision, recall and F1
 //	confusion.png        the same matrix drawn, each cell's count and share of its row
 //	roc.png              the validation ROC curve of class 1, for two classes
+//	mistakes.png         the 16 most confident validation mistakes, the pictures with
+//	                     their true and predicted classes (none: no file)
 //	skipped.jsonl        the image files that could not be used, and why
 package pipeline

@@ -330,9 +330,23 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		if plots, err = WriteEvaluationPlots(runDir, conf, probs, val.Y); err != nil {
 			return nil, fmt.Errorf("plots: %w", err)
 		}
-		if !slices.Contains(plots, "roc.png") { // not an earlier run's
-			if err := os.Remove(filepath.Join(runDir, "roc.png")); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil, err
+		var mistakes []Mistake
+		for i, p := range probs {
+			if pred := argmax(p); pred != val.Y[i] {
+				mistakes = append(mistakes, Mistake{Path: val.Samples[i].Path, True: val.Y[i], Pred: pred, Probability: p[pred]})
+			}
+		}
+		sortMistakes(mistakes)
+		if drawn, err := writeMistakes(runDir, dcfg, idx.Classes, mistakes, "validation images"); err != nil {
+			return nil, fmt.Errorf("plots: %w", err)
+		} else if drawn {
+			plots = append(plots, MistakesFile)
+		}
+		for _, f := range []string{"roc.png", MistakesFile} {
+			if !slices.Contains(plots, f) { // not an earlier run's
+				if err := os.Remove(filepath.Join(runDir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return nil, err
+				}
 			}
 		}
 		var b strings.Builder

@@ -36,7 +36,8 @@
 // run on a labelled folder laid out as for training: loss, accuracy,
 // per-class precision, recall and F1, the confusion matrix, the most
 // confident mistakes and, with --csv, every image's label, prediction and
-// probabilities, with --plots the confusion matrix and ROC curve drawn.
+// probabilities, with --plots the confusion matrix, ROC curve and most
+// confident mistakes drawn.
 // --explain prints each image's probabilities as for single
 // files (folders included) and draws its Grad-CAM heatmap over it, into
 // that folder as <image name>.gradcam.jpg: where the network found the
@@ -128,7 +129,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.explainClass, "explain-class", "", "with --explain: the `class` whose evidence to draw (default: each image's most probable class)")
 	fs.BoolVar(&o.tta, "tta", false, "with --checkpoint: test-time augmentation: each image's probabilities are the mean of its own and its mirror image's (classifying, --evaluate, --serve, --explain's predictions), at twice the backbone's work")
 	fs.BoolVar(&o.jsonOut, "json", false, "with --checkpoint: write JSON Lines instead of text or CSV, an object per image: {\"path\", \"predicted\", \"probabilities\": [{\"class\", \"probability\"}, ...]} as --serve answers (every class in label order, or with --top the most probable first; with --explain also \"gradcam\" and \"gradcam_class\"), or {\"path\", \"error\"}")
-	fs.StringVar(&o.plots, "plots", "", "with --evaluate: draw the confusion matrix (confusion.png) and, for two classes, the ROC curve (roc.png) into this `folder`")
+	fs.StringVar(&o.plots, "plots", "", "with --evaluate: draw the confusion matrix (confusion.png), for two classes the ROC curve (roc.png), and the most confident mistakes (mistakes.png) into this `folder`")
 	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint and folders: write the CSV to this `file` instead of stdout; with --evaluate: write every image's label, prediction and probabilities to it")
 	fs.StringVar(&o.device, "device", "", "where the backbone runs: cpu or cuda (default cpu, or the checkpoint's)")
 	fs.StringVar(&o.preprocess, "preprocess", "", "image preprocessing: caffe or torch (default: what the weights' variant was trained with, caffe for Keras, torch for torchvision)")
@@ -617,6 +618,11 @@ func evaluate(ctx context.Context, o *options, stdout io.Writer) error {
 		written, err := pipeline.WriteEvaluationPlots(o.plots, ev.Confusion, probs, labels)
 		if err != nil {
 			return fmt.Errorf("--plots: %w", err)
+		}
+		if drawn, err := c.WriteMistakes(o.plots, ev); err != nil {
+			return fmt.Errorf("--plots: %w", err)
+		} else if drawn {
+			written = append(written, pipeline.MistakesFile)
 		}
 		slog.Info("plots", "folder", o.plots, "files", written)
 	}

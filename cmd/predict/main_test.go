@@ -682,6 +682,9 @@ func TestEvaluate(t *testing.T) {
 			t.Errorf("--plots: %s: %v", f, err)
 		}
 	}
+	if _, err := os.Stat(filepath.Join(plots, "mistakes.png")); (err == nil) != (correct < images) {
+		t.Errorf("--plots: %d of %d images right, mistakes.png: %v", correct, images, err)
+	}
 	if code, _, stderr := predict(t, "--checkpoint", run, "--plots", plots, data); code != 2 || !strings.Contains(stderr, "--plots goes with --evaluate") {
 		t.Errorf("--plots without --evaluate: exit %d: %s", code, stderr)
 	}
