@@ -56,4 +56,6 @@
 //	mistakes.png         the 16 most confident validation mistakes, the pictures with
 //	                     their true and predicted classes (none: no file)
 //	skipped.jsonl        the image files that could not be used, and why
+//	train.lock           held (flock) by the training running in the folder: a
+//	                     second one is refused
 package pipeline

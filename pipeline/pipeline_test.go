@@ -24,6 +24,7 @@ import (
 	"gotransfer/configs"
 	"gotransfer/dataset"
 	"gotransfer/features"
+	"gotransfer/internal/filelock"
 	"gotransfer/internal/tfevents"
 	"gotransfer/model/head"
 	"gotransfer/model/resnet"
@@ -1425,5 +1426,37 @@ func TestResumeWithMovedWeights(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "features ready") {
 		t.Errorf("other weights were refused after the extraction:\n%s", &out)
+	}
+}
+
+// TestRunFolderLock: a training holds its run folder; a second one there
+// is refused at once, saying why, and runs once the first is done.
+func TestRunFolderLock(t *testing.T) {
+	dir := t.TempDir()
+	if err := dataset.Synthesize(filepath.Join(dir, "data"), 4, 1); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Parse([]byte(tinyYAML), filepath.Join(dir, "c.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(cfg.Run.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	unlock, ok, err := filelock.TryLock(filepath.Join(cfg.Run.Dir, RunLockFile)) // as another train would
+	if err != nil || !ok {
+		t.Fatalf("lock: %v %v", ok, err)
+	}
+	for _, opts := range []Options{{}, {Resume: true}, {FindLR: &LRFinder{}}} {
+		if _, err := Train(context.Background(), cfg, opts); err == nil || !strings.Contains(err.Error(), "is in use by another train") {
+			t.Errorf("Train(%+v) with the run folder held: %v", opts, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Run.Dir, "config.yaml")); err == nil {
+		t.Error("the refused training wrote config.yaml")
+	}
+	unlock()
+	if _, err := Train(context.Background(), cfg, Options{}); err != nil {
+		t.Fatalf("Train once the folder is free: %v", err)
 	}
 }

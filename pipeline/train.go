@@ -25,6 +25,7 @@ import (
 	"gotransfer/dataset"
 	"gotransfer/features"
 	"gotransfer/internal/atomicfile"
+	"gotransfer/internal/filelock"
 	"gotransfer/internal/tensorio"
 	"gotransfer/model/head"
 	"gotransfer/model/pretrained"
@@ -66,6 +67,10 @@ type RunInfo struct {
 	ValExamples   int    `json:"validation_examples,omitempty"`
 }
 
+// RunLockFile is the file in a run folder that a training holds locked
+// (an advisory flock, where the platform has it) while it runs.
+const RunLockFile = "train.lock"
+
 // Result sums up a finished run.
 type Result struct {
 	// LRFinding is the range test's outcome, with Options.FindLR.
@@ -93,16 +98,24 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	if finding && opts.Resume {
 		return nil, errors.New("the learning-rate finder starts a fresh head: it does not resume")
 	}
+	// One training at a time in a run folder: two would overwrite each
+	// other's checkpoints and metrics.
+	if err := os.MkdirAll(runDir, 0o777); err != nil {
+		return nil, fmt.Errorf("run folder: %w", err)
+	}
+	unlock, ok, err := filelock.TryLock(filepath.Join(runDir, RunLockFile))
+	if err != nil {
+		return nil, fmt.Errorf("run folder %s: %w", runDir, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("run folder %s is in use by another train (it holds %s): wait for it to end, or set run.dir to another folder", runDir, RunLockFile)
+	}
+	defer unlock()
 	var applied []configs.Change
 	var mgr *checkpoints.Manager
 	var last checkpoints.Info
 	lastErr := checkpoints.ErrNoCheckpoint
-	if finding {
-		if err := os.MkdirAll(runDir, 0o777); err != nil {
-			return nil, err
-		}
-	} else {
-		var err error
+	if !finding {
 		if applied, err = prepareRunDir(cfg, opts.Resume); err != nil {
 			return nil, err
 		}
