@@ -25,21 +25,31 @@ type SkipLog struct {
 	Logger *slog.Logger
 
 	mu      sync.Mutex
-	seen    map[string]bool
+	seen    map[string]int // path -> index in entries
 	entries []Skip
+}
+
+// Reason returns why path was skipped, if it was.
+func (l *SkipLog) Reason(path string) (reason string, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if i, ok := l.seen[path]; ok {
+		return l.entries[i].Reason, true
+	}
+	return "", false
 }
 
 // Add records that path was skipped for reason, unless it already was.
 func (l *SkipLog) Add(path, reason string) {
 	l.mu.Lock()
-	if l.seen[path] {
+	if _, ok := l.seen[path]; ok {
 		l.mu.Unlock()
 		return
 	}
 	if l.seen == nil {
-		l.seen = map[string]bool{}
+		l.seen = map[string]int{}
 	}
-	l.seen[path] = true
+	l.seen[path] = len(l.entries)
 	l.entries = append(l.entries, Skip{Path: path, Reason: reason})
 	logger := l.Logger
 	l.mu.Unlock()

@@ -62,14 +62,17 @@ func (x *Extraction) Features(ctx context.Context, samples []dataset.Sample) (ke
 	// The distinct images, in order of first occurrence.
 	var unique []dataset.Sample
 	var uniqueSums [][32]byte
-	seen := map[[32]byte]bool{}
+	first := map[[32]byte]string{} // digest -> the path decoded for it
 	missing := false
 	for i, s := range samples {
 		d, ok := sums[i]
-		if !ok || seen[d] {
+		if !ok {
 			continue
 		}
-		seen[d] = true
+		if _, dup := first[d]; dup {
+			continue
+		}
+		first[d] = s.Path
 		unique = append(unique, s)
 		uniqueSums = append(uniqueSums, d)
 		missing = missing || !x.Cache.Has(d)
@@ -80,9 +83,18 @@ func (x *Extraction) Features(ctx context.Context, samples []dataset.Sample) (ke
 		}
 	}
 	for i, s := range samples {
-		if d, ok := sums[i]; ok && x.Cache.Has(d) {
+		d, ok := sums[i]
+		switch {
+		case !ok:
+		case x.Cache.Has(d):
 			kept = append(kept, s)
 			digests = append(digests, d)
+		case s.Path != first[d]:
+			// A copy of an unusable file was never decoded: it is skipped
+			// for the same reason, and listed too.
+			if why, ok := x.Skips.Reason(first[d]); ok {
+				x.Skips.Add(s.Path, fmt.Sprintf("the same bytes as %s: %s", first[d], why))
+			}
 		}
 	}
 	if len(digests) == 0 {

@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -168,5 +170,46 @@ func TestExtractionKnownSums(t *testing.T) {
 	}
 	if !slices.Equal(got.Float32s(), want.Float32s()) {
 		t.Error("the features differ from the first extraction's")
+	}
+}
+
+// TestExtractionListsUnusableCopies: an image is decoded once however many
+// files hold its bytes; when it is unusable, every copy is listed as
+// skipped, not only the one decoded.
+func TestExtractionListsUnusableCopies(t *testing.T) {
+	dcfg, samples := smallData(t, 2)
+	label := samples[0].Label
+	dir := path.Dir(samples[0].Path)
+	for _, f := range []struct{ name, content string }{{"x1.jpg", "hello"}, {"x2.jpg", "hello"}, {"x3.jpg", "other"}} {
+		name, content := f.name, f.content
+		if err := os.WriteFile(filepath.Join(dcfg.Root, filepath.FromSlash(dir), name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		samples = append(samples, dataset.Sample{Path: path.Join(dir, name), Label: label})
+	}
+	w, err := resnet.Random(8, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, _ := resnet.NewCPU(w)
+	cache, err := features.Open(t.TempDir(), features.Key{Weights: w.Digest(), Preprocess: "caffe", Height: 48, Width: 48}, bb.FeatureDim())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &Extraction{Data: dcfg, Backbone: bb, Cache: cache, Batch: 2, Shard: 4, Skips: &dataset.SkipLog{}}
+	kept, _, _, err := x.Features(context.Background(), samples)
+	if err != nil || len(kept) != len(samples)-3 {
+		t.Fatalf("%d of %d kept, %v", len(kept), len(samples), err)
+	}
+	var skipped []string
+	for _, s := range x.Skips.Entries() {
+		skipped = append(skipped, path.Base(s.Path))
+	}
+	slices.Sort(skipped)
+	if !slices.Equal(skipped, []string{"x1.jpg", "x2.jpg", "x3.jpg"}) {
+		t.Errorf("skipped %q, want the three unusable files", skipped)
+	}
+	if why, _ := x.Skips.Reason(path.Join(dir, "x2.jpg")); !strings.HasPrefix(why, "the same bytes as "+path.Join(dir, "x1.jpg")+": ") {
+		t.Errorf("the copy's reason: %q", why)
 	}
 }
