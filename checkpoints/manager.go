@@ -291,6 +291,61 @@ func (m *Manager) Latest() (Info, error) {
 	return infos[len(infos)-1], nil
 }
 
+// Damaged is a complete checkpoint (its manifest reads) whose files do not
+// load: corrupt or truncated since they were written.
+type Damaged struct {
+	Info
+	Err error
+}
+
+// LatestIntact returns the newest checkpoint that Load reads and verifies
+// whole, loaded, and the newer ones that did not load, newest first: a
+// run resumes from the last checkpoint it can trust. With no checkpoint
+// it returns an error wrapping ErrNoCheckpoint; with none intact, the
+// newest one's load error.
+func (m *Manager) LatestIntact() (*Checkpoint, []Damaged, error) {
+	if err := m.cleanTemp(); err != nil {
+		return nil, nil, err
+	}
+	infos, err := m.List()
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(infos) == 0 {
+		return nil, nil, fmt.Errorf("checkpoint manager %s: %w", m.dir, ErrNoCheckpoint)
+	}
+	var damaged []Damaged
+	for _, in := range slices.Backward(infos) {
+		ck, err := Load(in.Dir)
+		if err == nil {
+			return ck, damaged, nil
+		}
+		damaged = append(damaged, Damaged{Info: in, Err: err})
+	}
+	return nil, damaged, damaged[0].Err
+}
+
+// SetAside renames a damaged checkpoint folder to corrupt-step-NNNNNN,
+// where the manager no longer sees it (so that the steps it held can be
+// saved again) and a person can still look at it. It returns the new path.
+func (m *Manager) SetAside(in Info) (string, error) {
+	to := filepath.Join(filepath.Dir(in.Dir), "corrupt-"+filepath.Base(in.Dir))
+	for i := 2; ; i++ {
+		if _, err := os.Lstat(to); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		to = filepath.Join(filepath.Dir(in.Dir), fmt.Sprintf("corrupt-%d-%s", i, filepath.Base(in.Dir)))
+	}
+	if err := os.Rename(in.Dir, to); err != nil {
+		return "", fmt.Errorf("checkpoint manager %s: set aside: %w", m.dir, err)
+	}
+	if err := syncDir(m.dir); err != nil {
+		return "", fmt.Errorf("checkpoint manager %s: set aside: %w", m.dir, err)
+	}
+	m.log.Warn("set a damaged checkpoint aside", "from", in.Dir, "to", to)
+	return to, nil
+}
+
 // Best returns the checkpoint "best" names, or the complete checkpoint with
 // the lowest BestMetric if the link is missing. With none it returns an error
 // wrapping ErrNoCheckpoint.

@@ -353,3 +353,55 @@ func TestFind(t *testing.T) {
 		}
 	}
 }
+
+// TestLatestIntact: the newest checkpoint that loads, past newer damaged
+// ones (listed newest first); set aside, a damaged one no longer counts and
+// its step can be saved again.
+func TestLatestIntact(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "checkpoints")
+	m := quietManager(t, dir, 5)
+	if _, _, err := m.LatestIntact(); !errors.Is(err, ErrNoCheckpoint) {
+		t.Fatalf("LatestIntact of an empty folder: %v", err)
+	}
+	for i, step := range []int64{10, 20, 30} {
+		i := uint64(i)
+		if _, err := m.Save(sampleManifest(step, 0.5), sample(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	damage := func(step int64) {
+		c, err := Load(filepath.Join(dir, Name(step)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, Name(step), c.Manifest.Files[0].Path)
+		if err := os.Truncate(p, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	damage(30)
+	damage(20)
+	ck, damaged, err := m.LatestIntact()
+	if err != nil || ck.Manifest.Step != 10 {
+		t.Fatalf("LatestIntact: %v, %v", ck, err)
+	}
+	if len(damaged) != 2 || damaged[0].Manifest.Step != 30 || damaged[1].Manifest.Step != 20 || damaged[0].Err == nil {
+		t.Fatalf("damaged: %+v", damaged)
+	}
+	for _, d := range damaged {
+		if _, err := m.SetAside(d.Info); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.Save(sampleManifest(20, 0.4), sample(5)); err != nil {
+		t.Errorf("saving step 20 again: %v", err)
+	}
+	if got := names(t, dir); !slices.Equal(got, []string{BestLink, "corrupt-step-000020", "corrupt-step-000030", LastLink, "step-000010", "step-000020"}) {
+		t.Errorf("folder holds %v", got)
+	}
+	damage(10)
+	damage(20)
+	if _, damaged, err := m.LatestIntact(); err == nil || len(damaged) != 2 {
+		t.Errorf("every checkpoint damaged: %v (%d damaged)", err, len(damaged))
+	}
+}

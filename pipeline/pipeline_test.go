@@ -1460,3 +1460,74 @@ func TestRunFolderLock(t *testing.T) {
 		t.Fatalf("Train once the folder is free: %v", err)
 	}
 }
+
+// TestResumePassesOverDamagedCheckpoints: a run whose newest checkpoint
+// was damaged after it was written resumes from the newest intact one,
+// sets the damaged one aside, and ends as an uninterrupted run does; with
+// none intact the resume is refused, saying so.
+func TestResumePassesOverDamagedCheckpoints(t *testing.T) {
+	dir := t.TempDir()
+	if err := dataset.Synthesize(filepath.Join(dir, "data"), 4, 1); err != nil {
+		t.Fatal(err)
+	}
+	parse := func(run string, epochs int) *configs.Config {
+		cfg, err := configs.Parse([]byte(fmt.Sprintf("data: {dir: data, image_size: [48, 48], validation_split: 0.25}\nbackbone: {random_width: 4}\n"+
+			"head: {layers: [8]}\ntrain: {epochs: %d, batch: 2}\nrun: {dir: %s, checkpoint_every: 1}\n", epochs, run)), filepath.Join(dir, "c.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	ctx := context.Background()
+	if _, err := Train(ctx, parse("whole", 2), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Train(ctx, parse("damaged", 1), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	ckDir := filepath.Join(dir, "damaged", "checkpoints")
+	newest, err := filepath.EvalSymlinks(filepath.Join(ckDir, "last"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kernel := filepath.Join(newest, "dense_0", "kernel.npy")
+	raw, err := os.ReadFile(kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)-1] ^= 0xff
+	if err := os.WriteFile(kernel, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if _, err := Train(ctx, parse("damaged", 2), Options{Resume: true, Out: &out}); err != nil {
+		t.Fatalf("resume: %v\n%s", err, &out)
+	}
+	if !strings.Contains(out.String(), "damaged") {
+		t.Errorf("the resume did not say it passed over a damaged checkpoint:\n%s", &out)
+	}
+	if _, err := os.Stat(filepath.Join(ckDir, "corrupt-"+filepath.Base(newest))); err != nil {
+		t.Errorf("the damaged checkpoint was not set aside: %v", err)
+	}
+	for _, f := range []string{"dense_0/kernel.npy", "dense_1/kernel.npy", "adam_m/dense_0/kernel.npy"} {
+		want, err := os.ReadFile(filepath.Join(dir, "whole", "checkpoints", "last", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.ReadFile(filepath.Join(ckDir, "last", f)); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s differs from the uninterrupted run's (%v)", f, err)
+		}
+	}
+
+	// Every checkpoint damaged: refused.
+	entries, _ := os.ReadDir(ckDir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "step-") {
+			os.Remove(filepath.Join(ckDir, e.Name(), "dense_0", "kernel.npy"))
+		}
+	}
+	_, err = Train(ctx, parse("damaged", 3), Options{Resume: true})
+	if err == nil || !strings.Contains(err.Error(), "no checkpoint in") {
+		t.Errorf("resume with every checkpoint damaged: %v", err)
+	}
+}

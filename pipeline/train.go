@@ -130,11 +130,20 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	// The run as its newest checkpoint describes it; a resume that cannot
 	// go on is refused before the work of preparing the data.
 	var was RunInfo
+	var resumeFrom *checkpoints.Checkpoint
+	var damaged []checkpoints.Damaged // newer than resumeFrom, set aside once the resume is accepted
 	if resuming {
-		ck, err := checkpoints.LoadTensors(last.Dir, func(string) bool { return false })
-		if err != nil {
-			return nil, err
+		ck, dmg, err := mgr.LatestIntact()
+		for _, d := range dmg {
+			slog.Warn("resume: a damaged checkpoint, passed over", "path", d.Dir, "err", d.Err)
 		}
+		if err != nil {
+			return nil, fmt.Errorf("resume: no checkpoint in %s loads (%d damaged; move them away to train again from the start); the newest: %w", ckDir, len(dmg), err)
+		}
+		if len(dmg) > 0 {
+			progress.Line("resume: %d newer checkpoint(s) damaged (corrupt or truncated files): resuming from %s, the newest intact one; the steps since are trained again, to the same result", len(dmg), ck.Dir)
+		}
+		resumeFrom, damaged, last = ck, dmg, checkpoints.Info{Dir: ck.Dir, Manifest: ck.Manifest}
 		if err := optimizerCanResume(last.Dir, ck.Manifest, cfg.Train.Optimizer, cfg.Train.Optimizer == "sgd" && cfg.Train.SGD.Momentum > 0); err != nil {
 			return nil, err
 		}
@@ -291,10 +300,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		case lastErr != nil:
 			return nil, lastErr
 		default:
-			ck, err := checkpoints.Load(last.Dir)
-			if err != nil {
-				return nil, err
-			}
+			ck := resumeFrom
 			if h := ck.Manifest.ConfigHash; h != cfg.Hash() && h != hashWithWeightsOf(cfg, was.Config) {
 				return nil, fmt.Errorf("resume: checkpoint %s was written with another configuration (hash %.12s, now %.12s)", last.Dir, ck.Manifest.ConfigHash, cfg.Hash())
 			}
@@ -322,6 +328,11 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	// Only now, with the resume accepted: a refused one changes nothing.
 	if resuming {
 		writeSkips(runDir, skips)
+		for _, d := range damaged {
+			if _, err := mgr.SetAside(d.Info); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := writeRunConfig(cfg); err != nil {
 		return nil, err
