@@ -1531,3 +1531,29 @@ func TestResumePassesOverDamagedCheckpoints(t *testing.T) {
 		t.Errorf("resume with every checkpoint damaged: %v", err)
 	}
 }
+
+// TestResumeFinishedRun: resuming a run that trained all its epochs says
+// so, and how to train on, rather than "resumed from epoch N+1".
+func TestResumeFinishedRun(t *testing.T) {
+	dir := t.TempDir()
+	cfg := tinyRun(t, dir, 4, tinyYAML)
+	var out strings.Builder
+	res, err := Train(context.Background(), cfg, Options{Resume: true, Out: &out})
+	if err != nil || len(res.History) != 1 {
+		t.Fatalf("resume: %v", err)
+	}
+	if !strings.Contains(out.String(), "the run has trained 1 epoch(s) and train.epochs is 1, so there is nothing to train; to train on, raise train.epochs") {
+		t.Errorf("resuming a finished run says:\n%s", &out)
+	}
+}
+
+func TestByMoreThan(t *testing.T) {
+	for _, tc := range []struct {
+		minDelta float64
+		want     string
+	}{{0, ""}, {0.01, " by more than 0.01"}, {1e-4, " by more than 0.0001"}} {
+		if got := byMoreThan(tc.minDelta); got != tc.want {
+			t.Errorf("byMoreThan(%g) = %q, want %q", tc.minDelta, got, tc.want)
+		}
+	}
+}

@@ -322,7 +322,11 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 					return nil, err
 				}
 			}
-			progress.Line("resumed from %s: epoch %d, step %d of the epoch (global step %d)", last.Dir, ck.Manifest.Epoch+1, ck.Manifest.StepInEpoch, ck.Manifest.Step)
+			if e := ck.Manifest.Epoch; e >= cfg.Train.Epochs && ck.Manifest.StepInEpoch == 0 {
+				progress.Line("resumed from %s: the run has trained %d epoch(s) and train.epochs is %d, so there is nothing to train; to train on, raise train.epochs (e.g. --set train.epochs=%d)", last.Dir, e, cfg.Train.Epochs, e+10)
+			} else {
+				progress.Line("resumed from %s: epoch %d, step %d of the epoch (global step %d)", last.Dir, ck.Manifest.Epoch+1, ck.Manifest.StepInEpoch, ck.Manifest.Step)
+			}
 		}
 	}
 	// Only now, with the resume accepted: a refused one changes nothing.

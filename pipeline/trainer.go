@@ -312,7 +312,7 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 			return t.history, err
 		}
 		if t.Patience > 0 && t.wait >= t.Patience {
-			t.Progress.Line("early stopping: val_loss has not improved by %g for %d epochs (best %.4f)", t.MinDelta, t.Patience, t.best)
+			t.Progress.Line("early stopping: val_loss has not improved%s for %d epochs (best %.4f)", byMoreThan(t.MinDelta), t.Patience, t.best)
 			break
 		}
 	}
@@ -360,8 +360,17 @@ func (t *Trainer) reduceLR(valLoss float64) error {
 		return err
 	}
 	t.lrWait = 0
-	t.Progress.Line("val_loss has not improved by %g for %d epochs: learning rate %g -> %g", t.LRMinDelta, t.LRPatience, old, lr)
+	t.Progress.Line("val_loss has not improved%s for %d epochs: learning rate %g -> %g", byMoreThan(t.LRMinDelta), t.LRPatience, old, lr)
 	return nil
+}
+
+// byMoreThan words a callback's min_delta: nothing for 0 (any improvement
+// counts).
+func byMoreThan(minDelta float64) string {
+	if minDelta == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" by more than %g", minDelta)
 }
 
 // save writes a checkpoint of the current state.
