@@ -260,13 +260,20 @@ func TestLoadErrors(t *testing.T) {
 	os.WriteFile(trunc, raw[:len(raw)*2/3], 0o644)
 	notnpz := filepath.Join(dir, "cat.npz")
 	os.WriteFile(notnpz, []byte("this is not a zip"), 0o644)
+	empty := filepath.Join(dir, "empty.npz")
+	os.WriteFile(empty, nil, 0o644)
+	zipped := filepath.Join(dir, "zipped.npz")
+	os.WriteFile(zipped, []byte("PK\x03\x04 and then nothing a zip reader can use"), 0o644)
 
 	for _, tc := range []struct {
 		name, path string
 		want       []string
 	}{
 		{"missing file", filepath.Join(dir, "nope.npz"), []string{"nope.npz", "no such file"}},
-		{"not npz", notnpz, []string{"cat.npz", "not a valid .npz"}},
+		{"not a weights file", notnpz, []string{"cat.npz", "not a weights file (Keras .h5, PyTorch .pth or the project's .npz)", `starts with "this"`}},
+		{"empty file", empty, []string{"empty.npz", "not a weights file", `starts with ""`}},
+		{"a folder", dir, []string{dir, "a folder, want a weights file"}},
+		{"a zip, not an npz", zipped, []string{"zipped.npz", "not a valid .npz"}},
 		{"truncated", trunc, []string{"trunc.npz"}},
 		{"missing tensor", write("missing.npz", func(m map[string]*tensor.Dense) { delete(m, "conv3_block2_2_bn/gamma") }),
 			[]string{"missing.npz", `"conv3_block2_2_bn/gamma"`, "missing"}},

@@ -1,13 +1,16 @@
 package resnet
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -78,6 +81,11 @@ func convParams(c ConvSpec, bias bool) []param {
 //
 // The format is told from the content, not the name.
 func Load(path string) (*Weights, error) {
+	if fi, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("load weights: %w", err)
+	} else if fi.IsDir() {
+		return nil, fmt.Errorf("load weights %s: a folder, want a weights file (%s)", path, weightFormats)
+	}
 	h5, err := isHDF5File(path)
 	if err != nil {
 		return nil, fmt.Errorf("load weights: %w", err)
@@ -100,6 +108,11 @@ func Load(path string) (*Weights, error) {
 		}
 		return w, nil
 	}
+	if head, err := fileHead(path, 4); err != nil {
+		return nil, fmt.Errorf("load weights: %w", err)
+	} else if !bytes.HasPrefix(head, []byte("PK")) { // every zip (.npz) starts with a "PK" record
+		return nil, fmt.Errorf("load weights %s: not a weights file (%s): it starts with %q", path, weightFormats, head)
+	}
 	a, err := tensorio.OpenNPZ(path)
 	if err != nil {
 		return nil, fmt.Errorf("load weights: %w", err)
@@ -121,6 +134,25 @@ func Load(path string) (*Weights, error) {
 		return nil, fmt.Errorf("load weights %s: %w", path, err)
 	}
 	return w, nil
+}
+
+// weightFormats names the files Load reads, for its errors.
+const weightFormats = "Keras .h5, PyTorch .pth or the project's .npz"
+
+// fileHead returns the first n bytes of the file at path (fewer if it is
+// shorter).
+func fileHead(path string, n int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	k, err := io.ReadFull(f, b)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return b[:k], nil
 }
 
 // FromTensors checks a set of named tensors as ResNet50 weights. The
