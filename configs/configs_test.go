@@ -378,6 +378,10 @@ func TestHashCoversWhatResumingNeeds(t *testing.T) {
 			if same := c.Hash() == base.Hash(); same != tc.sameHash {
 				t.Errorf("hash unchanged: %v, want %v", same, tc.sameHash)
 			}
+			// HashDiff names the setting exactly when the hash changes.
+			if hd := HashDiff(base, c); len(hd) != 0 == tc.sameHash || len(hd) > 1 || len(hd) == 1 && !strings.HasPrefix(hd[0].String(), tc.wantChange) {
+				t.Errorf("HashDiff = %+v, want %q (the hash changes: %v)", hd, tc.wantChange, !tc.sameHash)
+			}
 			cs := Diff(base, c)
 			if len(cs) != 1 || !strings.HasPrefix(cs[0].String(), tc.wantChange) || cs[0].Resume != tc.resume {
 				t.Errorf("Diff = %+v, want one change %q (resume %v)", cs, tc.wantChange, tc.resume)

@@ -154,6 +154,34 @@ func Diff(old, new *Config) []Change {
 	return cs
 }
 
+// HashDiff lists the settings that make Hash differ from old to new: why
+// a checkpoint's configuration hash is not this one's. Paths count by
+// their last element, as in Hash.
+func HashDiff(old, new *Config) []Change {
+	a, b := leaves(old), leaves(new)
+	hashed := func(l leaf) string {
+		if !l.resume || l.unhashed || l.diffOnly {
+			return "" // not in the hash
+		}
+		return l.hashed
+	}
+	var cs, same []Change
+	for i := range a {
+		if hashed(a[i]) != hashed(b[i]) {
+			c := Change{Path: a[i].path, From: a[i].value, To: b[i].value, Resume: true}
+			if c.From == c.To { // a setting that entered the hash (its section turned on)
+				same = append(same, c)
+			} else {
+				cs = append(cs, c)
+			}
+		}
+	}
+	if len(cs) == 0 {
+		return same
+	}
+	return cs
+}
+
 // Marshal writes c as YAML with every setting spelled out and paths relative
 // to dir, so that a copy saved in dir (a run folder, say) loads back to the
 // same configuration.

@@ -1557,3 +1557,19 @@ func TestByMoreThan(t *testing.T) {
 		}
 	}
 }
+
+// TestResumeNamesChangedSettings: checkpoints whose run folder lost its
+// config.yaml (copied alone) still say which setting a refused resume
+// changed, from the configuration they recorded.
+func TestResumeNamesChangedSettings(t *testing.T) {
+	dir := t.TempDir()
+	cfg := tinyRun(t, dir, 4, tinyYAML)
+	if err := os.Remove(filepath.Join(dir, "run", "config.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Head.Layers = []int{16}
+	_, err := Train(context.Background(), cfg, Options{Resume: true})
+	if err == nil || !strings.Contains(err.Error(), "was written with another configuration: head.layers changed from [8] to [16]") {
+		t.Fatalf("resume with other head layers: %v", err)
+	}
+}

@@ -302,7 +302,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		default:
 			ck := resumeFrom
 			if h := ck.Manifest.ConfigHash; h != cfg.Hash() && h != hashWithWeightsOf(cfg, was.Config) {
-				return nil, fmt.Errorf("resume: checkpoint %s was written with another configuration (hash %.12s, now %.12s)", last.Dir, ck.Manifest.ConfigHash, cfg.Hash())
+				return nil, fmt.Errorf("resume: checkpoint %s was written with another configuration%s (start a new run folder for a new configuration)", last.Dir, configChanges(was.Config, cfg))
 			}
 			if was.Data != "" && was.Data != run.Data {
 				return nil, fmt.Errorf("resume: the images changed since checkpoint %s (%d training and %d validation images then, %d and %d now, or some differ): "+
@@ -564,6 +564,26 @@ func prepareRunDir(cfg *configs.Config, resume bool) (applied []configs.Change, 
 		return applied, writeRunConfig(cfg)
 	}
 	return applied, nil
+}
+
+// configChanges lists the settings that make cfg's hash differ from that
+// of was (the configuration a checkpoint recorded), as
+// ": data.image_size changed from ...; ...", or says nothing where the
+// checkpoint recorded none.
+func configChanges(was, cfg *configs.Config) string {
+	if was == nil {
+		return ""
+	}
+	var refused []string
+	for _, c := range configs.HashDiff(was, cfg) {
+		if c.Path != "backbone.weights" { // weights are checked by content
+			refused = append(refused, c.String())
+		}
+	}
+	if len(refused) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(refused, "; ")
 }
 
 // hashWithWeightsOf is cfg's hash with the weights setting of was, the
