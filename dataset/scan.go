@@ -80,6 +80,25 @@ func ImageFiles(root string) ([]string, error) {
 	return files, nil
 }
 
+// looseImages says, for an error, how many images sit in root itself (not
+// in a class folder), as where data.dir names one class's folder.
+func looseImages(root string) string {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return ""
+	}
+	n := 0
+	for _, e := range entries {
+		if e.Type().IsRegular() && IsImageName(e.Name()) && !hidden(e.Name()) {
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (it holds %d images itself: the images go in one sub-folder per class, e.g. %s/cats/*.jpg and %s/dogs/*.jpg)", n, root, root)
+}
+
 // Scan lists the images under cfg.Root, labels them by class folder and splits
 // them into training and validation sets. It reads folders only, never image
 // contents, so unusable files are found later by Stream or Check.
@@ -96,7 +115,7 @@ func Scan(cfg Config) (*Index, error) {
 		return nil, err
 	}
 	if len(classes) < 2 {
-		return nil, fmt.Errorf("dataset: need at least two classes, found %d in %s", len(classes), cfg.Root)
+		return nil, fmt.Errorf("dataset: need at least two classes, found %d in %s%s", len(classes), cfg.Root, looseImages(cfg.Root))
 	}
 	idx := &Index{Classes: classes}
 	for label, class := range classes {
