@@ -1573,3 +1573,24 @@ func TestResumeNamesChangedSettings(t *testing.T) {
 		t.Fatalf("resume with other head layers: %v", err)
 	}
 }
+
+// TestClassWeightCountCheckedFirst: a class_weight list of the wrong length
+// is refused once the classes are known, before any extraction.
+func TestClassWeightCountCheckedFirst(t *testing.T) {
+	dir := t.TempDir()
+	if err := dataset.Synthesize(filepath.Join(dir, "data"), 4, 1); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Parse([]byte(tinyYAML+"cache: {dir: cache}\n"), filepath.Join(dir, "c.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Train.ClassWeight = configs.ClassWeight{Weights: []float64{1, 2, 3}}
+	_, err = Train(context.Background(), cfg, Options{})
+	if err == nil || !strings.Contains(err.Error(), `train.class_weight: 3 weights for the 2 classes ["cats" "dogs"]`) {
+		t.Fatalf("Train: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "cache")); err == nil {
+		t.Error("the feature cache was opened before the class weights were checked")
+	}
+}

@@ -162,6 +162,10 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	if err != nil {
 		return nil, err
 	}
+	// Known now, before the weights load and the features are extracted.
+	if n := len(cfg.Train.ClassWeight.Weights); n > 0 && n != len(idx.Classes) {
+		return nil, fmt.Errorf("%s: train.class_weight: %d weights for the %d classes %q: want one per class, in this order", cfg.File, n, len(idx.Classes), idx.Classes)
+	}
 	// Random weights are calibrated on the training images once and saved,
 	// so that predict can rebuild this exact backbone; a resume reads them
 	// back rather than calibrating on what may be other images now (and
