@@ -1594,3 +1594,37 @@ func TestClassWeightCountCheckedFirst(t *testing.T) {
 		t.Error("the feature cache was opened before the class weights were checked")
 	}
 }
+
+func TestShellQuote(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"runs/cats_dogs", "runs/cats_dogs"},
+		{"/tmp/sp ace/rün dir", "'/tmp/sp ace/rün dir'"},
+		{"it's", `'it'\''s'`},
+		{"$HOME/x", "'$HOME/x'"},
+		{"", "''"},
+	} {
+		if got := shellQuote(tc.in); got != tc.want {
+			t.Errorf("shellQuote(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestSummaryListsWhatIsThere: without validation there is no best
+// checkpoint, and the closing summary does not name one.
+func TestSummaryListsWhatIsThere(t *testing.T) {
+	dir := t.TempDir()
+	if err := dataset.Synthesize(filepath.Join(dir, "data"), 4, 1); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Parse([]byte(strings.Replace(tinyYAML, "validation_split: 0.25", "validation_split: 0", 1)), filepath.Join(dir, "c.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if _, err := Train(context.Background(), cfg, Options{Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	if s := out.String(); !strings.Contains(s, "checkpoints/last, metrics.jsonl") || strings.Contains(s, "checkpoints/best") {
+		t.Errorf("summary of a run without validation:\n%s", s)
+	}
+}

@@ -397,9 +397,13 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 			progress.Line("best checkpoint: epoch %d (val_loss %.4f, val_accuracy %.4f), checkpoints/best", e, history[e-1].ValLoss, history[e-1].ValAcc)
 		}
 	}
-	files := append([]string{"checkpoints/last", "checkpoints/best", "metrics.jsonl", "metrics.csv", "metrics.png"}, plots...)
+	files := []string{"checkpoints/last"}
+	if _, err := os.Lstat(filepath.Join(ckDir, checkpoints.BestLink)); err == nil { // none without validation
+		files = append(files, "checkpoints/best")
+	}
+	files = append(append(files, "metrics.jsonl", "metrics.csv", "metrics.png"), plots...)
 	progress.Line("run folder %s: %s, tensorboard/", runDir, strings.Join(files, ", "))
-	progress.Line("next: predict --checkpoint %s IMAGE... (--explain DIR to see where it looks; or --evaluate FOLDER, or --serve :8080)", runDir)
+	progress.Line("next: predict --checkpoint %s IMAGE... (--explain DIR to see where it looks; or --evaluate FOLDER, or --serve :8080)", shellQuote(runDir))
 	return res, nil
 }
 
@@ -588,6 +592,17 @@ func configChanges(was, cfg *configs.Config) string {
 		return ""
 	}
 	return ": " + strings.Join(refused, "; ")
+}
+
+// shellQuote returns s as a POSIX shell word: as it is when it has only
+// characters no shell treats specially, else in single quotes.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./+,:@%=", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // hashWithWeightsOf is cfg's hash with the weights setting of was, the
