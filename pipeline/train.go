@@ -92,6 +92,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		return nil, err
 	}
 	progress := NewProgress(opts.Out)
+	defer progress.Clear() // an error, printed next, does not land after a live bar
 	runDir := cfg.Run.Dir
 	ckDir := filepath.Join(runDir, "checkpoints")
 	finding := opts.FindLR != nil
