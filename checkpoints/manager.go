@@ -204,7 +204,7 @@ func (m *Manager) Save(man Manifest, tensors []Tensor) (dir string, err error) {
 	if err := syncDir(m.dir); err != nil {
 		return "", fmt.Errorf("save checkpoint %s: %w", dir, err)
 	}
-	m.log.Info("saved checkpoint", "path", dir, "epoch", man.Epoch, "step", man.Step)
+	m.log.Info("saved checkpoint", "path", dir, "epoch", displayEpoch(man), "step", man.Step)
 
 	if infos, err = m.List(); err != nil {
 		return dir, err
@@ -228,6 +228,16 @@ func (m *Manager) Save(man Manifest, tensors []Tensor) (dir string, err error) {
 		}
 	}
 	return dir, nil
+}
+
+// displayEpoch is the epoch a checkpoint was saved in, counted from 1 as
+// training shows it: the last one done at an epoch's end, else the one in
+// progress.
+func displayEpoch(man Manifest) int {
+	if man.StepInEpoch > 0 {
+		return man.Epoch + 1
+	}
+	return man.Epoch
 }
 
 // link points m.dir/name at target atomically: a new link under a temporary

@@ -405,3 +405,16 @@ func TestLatestIntact(t *testing.T) {
 		t.Errorf("every checkpoint damaged: %v (%d damaged)", err, len(damaged))
 	}
 }
+
+func TestDisplayEpoch(t *testing.T) {
+	for _, tc := range []struct{ epoch, stepInEpoch, want int }{
+		{0, 5, 1}, // during the first epoch
+		{1, 0, 1}, // at its end
+		{1, 3, 2},
+		{3, 0, 3},
+	} {
+		if got := displayEpoch(Manifest{Epoch: tc.epoch, StepInEpoch: tc.stepInEpoch}); got != tc.want {
+			t.Errorf("displayEpoch(epoch %d, step %d in it) = %d, want %d", tc.epoch, tc.stepInEpoch, got, tc.want)
+		}
+	}
+}
