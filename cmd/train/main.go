@@ -72,6 +72,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return cli.Usagef("unexpected arguments %q", fs.Args())
 	case *findLR && (*resume || *checkData || *summary):
 		return cli.Usagef("--find-lr runs alone: not with --resume, --check-data or --summary")
+	case *checkData && (*resume || *summary):
+		return cli.Usagef("--check-data runs alone: not with --resume or --summary")
+	case *summary && *resume:
+		return cli.Usagef("--summary runs alone: not with --resume")
 	}
 	cli.Init(stderr, *verbose)
 	cfg, err := configs.Load(*config, sets...)

@@ -535,6 +535,12 @@ func TestFindLR(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "finder", "checkpoints")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the finder made checkpoints/ (%v)", err)
 	}
+	for _, args := range [][]string{{"--check-data", "--summary", "--check-data runs alone"}, {"--check-data", "--resume", "--check-data runs alone"},
+		{"--summary", "--resume", "--summary runs alone"}} {
+		if code, _, stderr := train(t, "--config", cfg, args[0], args[1]); code != 2 || !strings.Contains(stderr, args[2]) {
+			t.Errorf("%s %s: exit %d: %s", args[0], args[1], code, stderr)
+		}
+	}
 	if code, _, stderr := train(t, "--config", cfg, "--find-lr", "--resume"); code != 2 || !strings.Contains(stderr, "--find-lr runs alone") {
 		t.Errorf("--find-lr --resume: exit %d: %s", code, stderr)
 	}
