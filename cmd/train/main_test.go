@@ -512,8 +512,9 @@ func TestPublishedWeightsUnreachable(t *testing.T) {
 	os.WriteFile(cfg, []byte("data: {dir: data}\nbackbone: {weights: imagenet}\n"), 0o644)
 	code, _, stderr := train(t, "--config", cfg)
 	want := srv.URL + "/weights/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5: 404 Not Found (or download it yourself into " +
-		filepath.Join(os.Getenv("XDG_CACHE_HOME"), "gotransfer", "weights", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
-	if code != 1 || !strings.Contains(stderr, want) {
+		filepath.Join(os.Getenv("XDG_CACHE_HOME"), "gotransfer", "weights", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5") +
+		", or set GOTRANSFER_WEIGHTS_MIRROR to a server that has it)"
+	if code != 1 || !strings.Contains(stderr, want) || !strings.Contains(stderr, "connecting to download pretrained weights") {
 		t.Errorf("exit %d, stderr:\n%s\nwant exit 1 and %q", code, stderr, want)
 	}
 }

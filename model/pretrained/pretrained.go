@@ -228,7 +228,7 @@ func (f *Fetcher) download(ctx context.Context, file File, final string, resume 
 		url = strings.TrimSuffix(f.Mirror, "/") + "/" + file.Name
 	}
 	fail := func(format string, args ...any) error {
-		return fmt.Errorf("pretrained weights %s: download %s: %s (or download it yourself into %s)", file.Tag, url, fmt.Sprintf(format, args...), final)
+		return fmt.Errorf("pretrained weights %s: download %s: %s (or download it yourself into %s, or set %s to a server that has it)", file.Tag, url, fmt.Sprintf(format, args...), final, MirrorEnv)
 	}
 	part := final + ".part"
 	have := int64(0)
@@ -264,6 +264,9 @@ func (f *Fetcher) download(ctx context.Context, file File, final string, resume 
 	if client == nil {
 		client = http.DefaultClient
 	}
+	// Said before the request: a server that never answers is waited on
+	// for a minute.
+	f.log().Info("connecting to download pretrained weights", "url", url)
 	resp, err := client.Do(req)
 	if err != nil {
 		return interrupted(fail("%v", cmp.Or(context.Cause(dl), err)))
