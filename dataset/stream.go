@@ -98,12 +98,12 @@ func (w *worker) process(path string, out []float32) (digest [32]byte, err error
 func (w *worker) read(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, &badImage{reason: fmt.Sprintf("open: %v", err), err: err}
+		return nil, &badImage{reason: err.Error(), err: err} // "open x.jpg: ..."
 	}
 	defer f.Close()
 	w.file.Reset()
 	if _, err = w.file.ReadFrom(f); err != nil {
-		return nil, &badImage{reason: fmt.Sprintf("read: %v", err), err: err}
+		return nil, &badImage{reason: err.Error(), err: err} // "read x.jpg: ..."
 	}
 	return w.file.Bytes(), nil
 }

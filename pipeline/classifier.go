@@ -102,19 +102,10 @@ func LoadClassifier(path string, opts ClassifierOptions) (*Classifier, error) {
 }
 
 // loadRun reads what a classifier is made of: the checkpoint's head
-// parameters and run description, and the backbone weights trained with.
+// parameters and run description (readRun), and the backbone weights
+// trained with.
 func loadRun(path string, opts ClassifierOptions) (checkpointDir string, ck *checkpoints.Checkpoint, info RunInfo, w *resnet.Weights, err error) {
-	if checkpointDir, err = checkpoints.Find(path); err != nil {
-		return
-	}
-	if checkpointDir != path {
-		slog.Info("using checkpoint", "dir", checkpointDir)
-	}
-	if ck, err = checkpoints.LoadTensors(checkpointDir, head.IsParamName); err != nil {
-		return
-	}
-	if jerr := json.Unmarshal(ck.Manifest.Run, &info); jerr != nil || info.Config == nil {
-		err = fmt.Errorf("checkpoint %s: no usable run description (%v): was it written by train?", checkpointDir, jerr)
+	if checkpointDir, ck, info, err = readRun(path); err != nil {
 		return
 	}
 	candidates := []string{opts.Weights}
@@ -141,6 +132,24 @@ func loadRun(path string, opts ClassifierOptions) (checkpointDir string, ck *che
 	}
 	if err != nil {
 		err = fmt.Errorf("checkpoint %s: %w", checkpointDir, err)
+	}
+	return
+}
+
+// readRun reads the checkpoint at path (see LoadClassifier): its head
+// parameters and its run's description.
+func readRun(path string) (checkpointDir string, ck *checkpoints.Checkpoint, info RunInfo, err error) {
+	if checkpointDir, err = checkpoints.Find(path); err != nil {
+		return
+	}
+	if checkpointDir != path {
+		slog.Info("using checkpoint", "dir", checkpointDir)
+	}
+	if ck, err = checkpoints.LoadTensors(checkpointDir, head.IsParamName); err != nil {
+		return
+	}
+	if jerr := json.Unmarshal(ck.Manifest.Run, &info); jerr != nil || info.Config == nil {
+		err = fmt.Errorf("checkpoint %s: no usable run description (%v): was it written by train?", checkpointDir, jerr)
 	}
 	return
 }

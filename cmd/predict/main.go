@@ -15,6 +15,7 @@
 //	predict --weights W.npz --features-out f.npy photos/   (embeddings; paths in f.txt)
 //	predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]
 //	predict [--weights W.npz] --summary
+//	predict --checkpoint runs/cats_dogs --summary
 //
 // With ImageNet weights (a file with the 'predictions' layer), each image's
 // top classes are printed as Keras' decode_predictions gives them: rank,
@@ -26,7 +27,8 @@
 // the run's classes is printed (with more classes than --top, the --top
 // most probable); a folder argument classifies every image in it
 // (recursively) and writes CSV (path, predicted class, one probability per
-// class) to stdout or to --csv; --json writes JSON Lines instead, for
+// class, error) to stdout; --csv writes that CSV to a file instead, for
+// files and folders alike; --json writes JSON Lines instead, for
 // files and folders alike (an object per image: path, predicted,
 // probabilities, as --serve answers; or path and error); --tta averages
 // each image's probabilities with its mirror image's. The backbone weights
@@ -43,7 +45,8 @@
 // that folder as <image name>.gradcam.jpg: where the network found the
 // evidence for the predicted class (or --explain-class). --onnx writes the
 // run (or, with --weights alone, the network) as an ONNX model (see package
-// gotransfer/model/onnx).
+// gotransfer/model/onnx). --summary prints the run's backbone and head
+// as train --summary prints them.
 //
 // --serve answers HTTP requests instead: POST an image file (as the body,
 // or as a multipart form's one file) to /predict for its class
@@ -73,6 +76,7 @@ import (
 	"fmt"
 	"image/jpeg"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -98,7 +102,18 @@ import (
 	"gotransfer/pipeline"
 )
 
-func main() { cli.Main("predict", run) }
+func main() { os.Exit(command(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// command runs predict with args and returns its exit status, as cli.Main
+// does; with no arguments at all it prints the usage and returns 2, as Go's
+// tools do.
+func command(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		newFlagSet(&options{}, stderr).Usage()
+		return 2
+	}
+	return cli.Run("predict", args, stdout, stderr, run)
+}
 
 type options struct {
 	weights, device, preprocess  string
@@ -116,10 +131,11 @@ type options struct {
 	images                       []string
 }
 
-func parse(args []string, stderr io.Writer) (*options, error) {
+// newFlagSet returns predict's flags, set into o, with its usage text,
+// which goes to stderr.
+func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("predict", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	o := &options{}
 	fs.StringVar(&o.weights, "weights", "", "ResNet50 weights `file`: the project's .npz, Keras' .h5 or a torchvision .pth (see README), or published weights by name, downloaded once: imagenet (Keras'), IMAGENET1K_V1 or IMAGENET1K_V2 (torchvision's); with --checkpoint, the very file the run was trained with, for a run moved to another machine (default: where training read it, or a file of its name in the run folder)")
 	fs.StringVar(&o.checkpoint, "checkpoint", "", "a trained run's checkpoint `folder` (e.g. runs/cats_dogs/checkpoints/best; a run folder means its best checkpoint): classify with its classes")
 	fs.StringVar(&o.evaluate, "evaluate", "", "with --checkpoint: score the run on this labelled `folder` (one sub-folder per class, as for training) and print loss, accuracy, per-class scores and the confusion matrix")
@@ -130,7 +146,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.tta, "tta", false, "with --checkpoint: test-time augmentation: each image's probabilities are the mean of its own and its mirror image's (classifying, --evaluate, --serve, --explain's predictions), at twice the backbone's work")
 	fs.BoolVar(&o.jsonOut, "json", false, "with --checkpoint: write JSON Lines instead of text or CSV, an object per image: {\"path\", \"predicted\", \"probabilities\": [{\"class\", \"probability\"}, ...]} as --serve answers (every class in label order, or with --top the most probable first; with --explain also \"gradcam\" and \"gradcam_class\"), or {\"path\", \"error\"}")
 	fs.StringVar(&o.plots, "plots", "", "with --evaluate: draw the confusion matrix (confusion.png), for two classes the ROC curve (roc.png), and the most confident mistakes (mistakes.png) into this `folder`")
-	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint and folders: write the CSV to this `file` instead of stdout; with --evaluate: write every image's label, prediction and probabilities to it")
+	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint: write the predictions as CSV to this `file` (a row per image, files and folders alike) instead of printing them; with --evaluate: write every image's label, prediction and probabilities to it")
 	fs.StringVar(&o.device, "device", "", "where the backbone runs: cpu or cuda (default cpu, or the checkpoint's)")
 	fs.StringVar(&o.preprocess, "preprocess", "", "image preprocessing: caffe or torch (default: what the weights' variant was trained with, caffe for Keras, torch for torchvision)")
 	fs.StringVar(&o.npyIn, "npy", "", "run on this preprocessed NHWC float32 batch (`.npy`) instead of image files")
@@ -139,13 +155,19 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.top, "top", 5, "how many classes to print per image, the most probable first (with --checkpoint: all, in label order, when the run has no more)")
 	fs.IntVar(&o.size, "size", 224, "input size: images are resized to size x size")
 	fs.IntVar(&o.batch, "batch", 16, "images per forward pass")
-	fs.BoolVar(&o.summary, "summary", false, "print the network's layers and parameter counts, like Keras' model.summary()")
+	fs.BoolVar(&o.summary, "summary", false, "print the network's layers and parameter counts, like Keras' model.summary(): with --checkpoint, the run's backbone and head, as train --summary prints them")
 	fs.BoolVar(&o.ignoreEXIF, "ignore-exif", false, "do not apply JPEG EXIF orientation (Keras ignores it)")
 	fs.BoolVar(&o.verbose, "v", false, "verbose logging")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: predict --weights W.npz [flags] image...\n       predict --checkpoint RUN [--weights W] [--csv out.csv | --json] [--tta] image-or-folder...\n       predict (--checkpoint RUN | --weights W) --explain out/ [--explain-class NAME] image-or-folder...\n       predict --checkpoint RUN --evaluate labelled-folder [--csv scored.csv] [--plots DIR]\n       predict --checkpoint RUN --serve :8080\n       predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]\n       predict --weights W.npz --features-out f.npy image-or-folder...\n       predict --checkpoint RUN --onnx model.onnx   (or --weights W --onnx model.onnx)\n       predict [--weights W.npz] --summary\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: predict --weights W.npz [flags] image...\n       predict --checkpoint RUN [--weights W] [--csv out.csv | --json] [--tta] image-or-folder...\n       predict (--checkpoint RUN | --weights W) --explain out/ [--explain-class NAME] image-or-folder...\n       predict --checkpoint RUN --evaluate labelled-folder [--csv scored.csv] [--plots DIR]\n       predict --checkpoint RUN --serve :8080\n       predict --weights W.npz --npy inputs.npy --features-out f.npy [--probs-out p.npy]\n       predict --weights W.npz --features-out f.npy image-or-folder...\n       predict --checkpoint RUN --onnx model.onnx   (or --weights W --onnx model.onnx)\n       predict [--weights W.npz | --checkpoint RUN] --summary\n\nflags:\n")
 		fs.PrintDefaults()
 	}
+	return fs
+}
+
+func parse(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := newFlagSet(o, stderr)
 	if err := cli.Parse(fs, args, stderr); err != nil {
 		return nil, err
 	}
@@ -207,6 +229,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return o, nil
 	case o.evaluate != "":
 		return nil, cli.Usagef("--evaluate needs --checkpoint (a trained run)")
+	case o.csvOut != "":
+		return nil, cli.Usagef("--csv needs --checkpoint (a trained run's classes)")
 	case o.explainClass != "" && o.explain == "":
 		return nil, cli.Usagef("--explain-class goes with --explain")
 	case o.explain != "" && o.weights == "":
@@ -225,8 +249,10 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, cli.Usagef("--plots goes with --evaluate, which needs --checkpoint (a trained run)")
 	case o.serve != "":
 		return nil, cli.Usagef("--serve needs --checkpoint (a trained run)")
+	case o.weights == "" && (o.npyIn != "" || o.featuresOut != "" || o.probsOut != ""):
+		return nil, cli.Usagef("--npy, --features-out and --probs-out need --weights W (a ResNet50 .npz, .h5 or .pth, or imagenet; see README)")
 	case o.weights == "":
-		return nil, cli.Usagef("--weights is required (a ResNet50 .npz, .h5 or .pth; see README)")
+		return nil, cli.Usagef("give --checkpoint RUN (a trained run) or --weights W (ImageNet predictions)")
 	case o.onnxOut != "" && (o.npyIn != "" || o.featuresOut != "" || len(o.images) > 0):
 		return nil, cli.Usagef("--onnx exports and exits: give no images, --npy or --features-out with it")
 	case o.onnxOut != "":
@@ -251,6 +277,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cli.Init(stderr, o.verbose)
+	if !o.summary {
+		if err := checkPaths(o); err != nil {
+			return err
+		}
+	}
 	// Ctrl-C stops between batches and lets the deferred clean-ups run (a
 	// temporary feature cache is removed); a second one kills at once.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -280,6 +311,55 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	return err
 }
+
+// checkPaths finds out, before any work, what would otherwise fail at its
+// end: an output file whose name is a folder's, an output folder that
+// cannot be made (missing ones are made, output files' folders as --plots'
+// and --explain's), an --evaluate that is not a folder.
+func checkPaths(o *options) error {
+	type output struct{ flag, path string }
+	outputs := []output{{"--csv", o.csvOut}, {"--onnx", o.onnxOut}, {"--features-out", o.featuresOut}, {"--probs-out", o.probsOut}}
+	if o.featuresOut != "" && o.npyIn == "" {
+		outputs = append(outputs, output{"--features-out", pathsFile(o.featuresOut)})
+	}
+	for _, out := range outputs {
+		if out.path == "" {
+			continue
+		}
+		if st, err := os.Stat(out.path); err == nil && st.IsDir() || os.IsPathSeparator(out.path[len(out.path)-1]) {
+			if out.flag == "--features-out" && out.path != o.featuresOut {
+				return cli.Usagef("--features-out %s: the images' paths go to %s, a folder", o.featuresOut, out.path)
+			}
+			return cli.Usagef("%s %s: is a folder (want a file name)", out.flag, out.path)
+		}
+		if err := os.MkdirAll(filepath.Dir(out.path), 0o777); err != nil {
+			return fmt.Errorf("%s %s: %w", out.flag, out.path, err)
+		}
+	}
+	if o.plots != "" {
+		if err := os.MkdirAll(o.plots, 0o777); err != nil {
+			return fmt.Errorf("--plots %s: %w", o.plots, err)
+		}
+	}
+	if o.evaluate != "" {
+		st, err := os.Stat(o.evaluate)
+		if err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return fmt.Errorf("--evaluate %s: %w", o.evaluate, err)
+		}
+		if !st.IsDir() {
+			return cli.Usagef("--evaluate %s: not a folder (want a folder with one sub-folder per class)", o.evaluate)
+		}
+	}
+	return nil
+}
+
+// pathsFile is where --features-out's images' paths go: the .txt beside
+// the .npy.
+func pathsFile(featuresOut string) string { return strings.TrimSuffix(featuresOut, ".npy") + ".txt" }
 
 func dispatch(ctx context.Context, o *options, stdout io.Writer) error {
 	if o.summary {
@@ -318,9 +398,13 @@ func dispatch(ctx context.Context, o *options, stdout io.Writer) error {
 	return classify(ctx, o, w, bb, stdout)
 }
 
-// summary prints the layers of the weights' network, or of the full
-// ImageNet ResNet50 when no weights are given.
+// summary prints the layers of --checkpoint's run (its backbone and head,
+// as train --summary prints them), or of the weights' network, or of the
+// full ImageNet ResNet50 when neither is given.
 func summary(o *options, stdout io.Writer) error {
+	if o.checkpoint != "" {
+		return pipeline.WriteRunSummary(stdout, o.checkpoint)
+	}
 	arch, classes := (*resnet.Arch)(nil), 1000
 	if pretrained.IsName(o.weights) { // its layers need no download
 		file, err := pretrained.Lookup(o.weights, "", true)
@@ -478,7 +562,7 @@ func extract(ctx context.Context, o *options, w *resnet.Weights, bb resnet.Backb
 	if err := tensorio.WriteNPYFile(o.featuresOut, tensor.New(tensor.WithShape(n, dim), tensor.WithBacking(rows))); err != nil {
 		return err
 	}
-	pathsOut := strings.TrimSuffix(o.featuresOut, ".npy") + ".txt"
+	pathsOut := pathsFile(o.featuresOut)
 	if err := atomicfile.WriteFile(pathsOut, paths.Bytes()); err != nil {
 		return err
 	}
@@ -611,9 +695,6 @@ func evaluate(ctx context.Context, o *options, stdout io.Writer) error {
 		labels := make([]int, len(ev.Scored))
 		for i, sc := range ev.Scored {
 			probs[i], labels[i] = sc.Probabilities, sc.True
-		}
-		if err := os.MkdirAll(o.plots, 0o777); err != nil {
-			return err
 		}
 		written, err := pipeline.WriteEvaluationPlots(o.plots, ev.Confusion, probs, labels)
 		if err != nil {
@@ -832,9 +913,10 @@ func heatmapName(dir, path string, taken map[string]bool) string {
 }
 
 // classifyWithCheckpoint prints each image's probabilities by class name,
-// or, when any argument is a folder, CSV for every image found. An
-// unusable image is reported in its place and the others go on; the
-// command then fails, naming the first.
+// or, when any argument is a folder, CSV for every image found; with
+// --csv, it writes the CSV to that file, for files and folders alike. An
+// unusable image is reported in its place and the others go on; with
+// files alone, the command then fails, naming the first.
 func classifyWithCheckpoint(ctx context.Context, o *options, stdout io.Writer) error {
 	c, err := loadClassifier(o)
 	if err != nil {
@@ -854,19 +936,17 @@ func classifyWithCheckpoint(ctx context.Context, o *options, stdout io.Writer) e
 	var failures failures
 	var report imageReport
 	switch {
+	case o.csvOut != "":
+		f, err := os.Create(o.csvOut)
+		if err != nil {
+			return fmt.Errorf("--csv: %w", err)
+		}
+		defer f.Close()
+		report = newCSVReport(f, c.Classes)
 	case !anyFolder || o.jsonOut:
 		report = newReport(o, c.Classes, stdout)
 	default:
-		out := stdout
-		if o.csvOut != "" {
-			f, err := os.Create(o.csvOut)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			out = f
-		}
-		report = newCSVReport(out, c.Classes)
+		report = newCSVReport(stdout, c.Classes)
 	}
 	err = c.PredictFiles(ctx, images, o.batch, func(path string, probs []float32, err error) error {
 		if err != nil {

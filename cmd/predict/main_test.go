@@ -25,9 +25,9 @@ import (
 
 	"gotransfer/configs"
 	"gotransfer/dataset"
-	"gotransfer/internal/cli"
 	"gotransfer/internal/ortrun"
 	"gotransfer/internal/tensorio"
+	"gotransfer/model"
 	"gotransfer/model/pretrained/pretrainedtest"
 	"gotransfer/model/resnet"
 	"gotransfer/pipeline"
@@ -60,7 +60,7 @@ func goldenBackbone(t *testing.T) (*resnet.Weights, resnet.Backbone) {
 func predict(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var o, e strings.Builder
-	code = cli.Run("predict", args, &o, &e, run)
+	code = command(args, &o, &e)
 	return code, o.String(), e.String()
 }
 
@@ -364,17 +364,28 @@ func TestBadInput(t *testing.T) {
 	raw, _ := os.ReadFile(weights)
 	trunc := filepath.Join(dir, "trunc.npz")
 	os.WriteFile(trunc, raw[:len(raw)/3], 0o644)
+	gone := filepath.Join(dir, "gone.png")
+	folderNPY := filepath.Join(dir, "folder.npy")
+	os.Mkdir(folderNPY, 0o755)
 	for _, tc := range []struct {
 		name string
 		args []string
 		code int
 		want string
 	}{
-		{"no weights", []string{cat}, 2, "--weights is required"},
+		{"no weights", []string{cat}, 2, "give --checkpoint RUN (a trained run) or --weights W (ImageNet predictions)"},
+		{"features without weights", []string{"--features-out", filepath.Join(dir, "f.npy"), cat}, 2, "--features-out and --probs-out need --weights W"},
+		{"csv without a run", []string{"--weights", weights, "--csv", filepath.Join(dir, "x.csv"), cat}, 2, "--csv needs --checkpoint"},
+		{"explain with csv and weights", []string{"--weights", weights, "--explain", filepath.Join(dir, "x"), "--csv", filepath.Join(dir, "x.csv"), cat}, 2, "--csv needs --checkpoint"},
 		{"no images", []string{"--weights", weights}, 2, "no images given"},
 		{"missing weights", []string{"--weights", filepath.Join(dir, "none.npz"), cat}, 1, "none.npz"},
 		{"truncated weights", []string{"--weights", trunc, cat}, 1, "trunc.npz"},
-		{"missing image", []string{"--weights", weights, "--size", "64", filepath.Join(dir, "gone.png")}, 1, "gone.png"},
+		// The os error as it is: "open" once.
+		{"missing image", []string{"--weights", weights, "--size", "64", gone}, 1, "the first: " + gone + ": open " + gone + ": no such file or directory"},
+		{"onnx into a folder", []string{"--weights", weights, "--onnx", dir}, 2, "--onnx " + dir + ": is a folder (want a file name)"},
+		{"onnx named as a folder", []string{"--weights", weights, "--onnx", filepath.Join(dir, "new") + string(filepath.Separator)}, 2, ": is a folder (want a file name)"},
+		{"features into a folder", []string{"--weights", weights, "--features-out", folderNPY, cat}, 2, "--features-out " + folderNPY + ": is a folder"},
+		{"output under a file", []string{"--weights", weights, "--features-out", filepath.Join(notImage, "f.npy"), cat}, 1, "--features-out " + filepath.Join(notImage, "f.npy") + ": mkdir " + notImage + ": not a directory"},
 		{"not an image", []string{"--weights", weights, "--size", "64", notImage}, 1, "cat.jpg"},
 		{"bad flag", []string{"--frobnicate"}, 2, "frobnicate"},
 		{"bad device", []string{"--weights", weights, "--device", "tpu", cat}, 1, `"tpu"`},
@@ -400,6 +411,140 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUsage: with no arguments at all, the usage, as Go's tools print it,
+// and exit status 2.
+func TestUsage(t *testing.T) {
+	code, out, stderr := predict(t)
+	if code != 2 || out != "" || !strings.HasPrefix(stderr, "usage: predict ") || !strings.Contains(stderr, "-checkpoint folder") || strings.Contains(stderr, "predict: ") {
+		t.Fatalf("no arguments: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and the usage alone", code, out, stderr)
+	}
+}
+
+// TestRunOutputs: with --checkpoint, --csv writes CSV for image files as
+// for folders; output files are written wherever --csv, --onnx,
+// --features-out or --probs-out name them, missing folders made, and a
+// name that is a folder is refused at once, as are --plots under a file
+// and an --evaluate that is not a folder; a missing image's error says
+// "open" once; --summary prints the run's own model, as train --summary
+// does.
+func TestRunOutputs(t *testing.T) {
+	dir := t.TempDir()
+	data := trainTinyRun(t, dir)
+	run := filepath.Join(dir, "run")
+	img := filepath.Join(data, "cats", "cat_00000.png")
+	broken := filepath.Join(dir, "broken.jpg")
+	os.WriteFile(broken, []byte("not a jpeg"), 0o644)
+	gone := filepath.Join(dir, "gone.png")
+	folder := filepath.Join(dir, "folder")
+	os.Mkdir(folder, 0o755)
+	out := func(name string) string { return filepath.Join(dir, "out", name) }
+	// rows checks the CSV file at path: its header and row count, and
+	// returns the rows after the header.
+	rows := func(t *testing.T, path, header string, n int) [][]string {
+		t.Helper()
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		rs, err := csv.NewReader(f).ReadAll()
+		if err != nil || len(rs) != 1+n || strings.Join(rs[0], ",") != header {
+			t.Fatalf("%s: %d rows (%v), want a header %q and %d rows:\n%q", path, len(rs), err, header, n, rs)
+		}
+		return rs[1:]
+	}
+	exists := func(paths ...string) func(t *testing.T, stdout, stderr string) {
+		return func(t *testing.T, _, _ string) {
+			for _, p := range paths {
+				if st, err := os.Stat(p); err != nil || st.Size() == 0 {
+					t.Errorf("%s: %v", p, err)
+				}
+			}
+		}
+	}
+	// early checks that the mistake was found before the checkpoint was
+	// read.
+	early := func(t *testing.T, _, stderr string) {
+		if strings.Contains(stderr, "using checkpoint") {
+			t.Errorf("the checkpoint was read before the error:\n%s", stderr)
+		}
+	}
+	const predicted = "path,predicted,cats,dogs,error"
+	// The narrow random backbone (width 8, without its top, all frozen)
+	// and the head: 256 features, 16 hidden, 2 classes.
+	const backbone, head = 384_112, 256*16 + 16 + 16*2 + 2
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string // in its last line
+		check  func(t *testing.T, stdout, stderr string)
+	}{
+		{"csv of a file", []string{"--csv", out("one.csv"), img}, 0, "", func(t *testing.T, stdout, _ string) {
+			if r := rows(t, out("one.csv"), predicted, 1); r[0][0] != img || r[0][1] != "cats" && r[0][1] != "dogs" || r[0][4] != "" || stdout != "" {
+				t.Errorf("rows %q, stdout %q", r, stdout)
+			}
+		}},
+		{"csv of files, one broken", []string{"--csv", out("three.csv"), img, broken, img}, 1, "1 of 3 images could not be used; the first: " + broken, func(t *testing.T, _, _ string) {
+			if r := rows(t, out("three.csv"), predicted, 3); r[1][0] != broken || r[1][4] != "not a supported image format" || r[2][0] != img {
+				t.Errorf("rows %q", r)
+			}
+		}},
+		{"csv of a folder, in new folders", []string{"--csv", filepath.Join(dir, "new", "sub", "all.csv"), data}, 0, "", func(t *testing.T, _, _ string) {
+			rows(t, filepath.Join(dir, "new", "sub", "all.csv"), predicted, 16)
+		}},
+		{"csv of evaluate, in a new folder", []string{"--evaluate", data, "--csv", filepath.Join(dir, "scored", "s.csv")}, 0, "", func(t *testing.T, _, _ string) {
+			rows(t, filepath.Join(dir, "scored", "s.csv"), "path,label,predicted,cats,dogs", 16)
+		}},
+		{"csv into a folder", []string{"--csv", folder, img}, 2, "--csv " + folder + ": is a folder (want a file name)", early},
+		{"onnx into a folder", []string{"--onnx", folder}, 2, "--onnx " + folder + ": is a folder (want a file name)", early},
+		{"onnx in a new folder", []string{"--onnx", filepath.Join(dir, "models", "m.onnx")}, 0, "", exists(filepath.Join(dir, "models", "m.onnx"))},
+		{"evaluate a file", []string{"--evaluate", img}, 2, "--evaluate " + img + ": not a folder (want a folder with one sub-folder per class)", early},
+		{"plots into a file", []string{"--evaluate", data, "--plots", img}, 1, "--plots " + img + ": mkdir " + img + ": not a directory", early},
+		{"evaluate nothing", []string{"--evaluate", gone}, 1, "--evaluate " + gone + ": no such file or directory", early},
+		{"a missing image", []string{img, gone}, 1, "1 of 2 images could not be used; the first: " + gone + ": open " + gone + ": no such file or directory", func(t *testing.T, stdout, _ string) {
+			if want := gone + "\n  error: open " + gone + ": no such file or directory\n"; !strings.HasSuffix(stdout, want) {
+				t.Errorf("stdout %q, want it to end with %q", stdout, want)
+			}
+		}},
+		{"summary", []string{"--summary"}, 0, "", func(t *testing.T, stdout, _ string) {
+			for _, want := range []string{`Model: "resnet50_transfer"`, "conv1_conv (Conv2D)", "(None, 32, 32, 8)", "conv5_block3_out (Activation)", "(None, 2, 2, 256)", "avg_pool (GlobalAveragePooling2D)",
+				"dense_0 (Dense)", "dense_1 (Dense)", "(None, 2)", "Total params: " + model.Thousands(backbone+head), "Trainable params: " + model.Thousands(head)} {
+				if !strings.Contains(stdout, want) {
+					t.Errorf("the run's summary lacks %q:\n%s", want, stdout)
+				}
+			}
+			if strings.Contains(stdout, "predictions") || strings.Contains(stdout, "2048") {
+				t.Errorf("the run's summary shows ImageNet's ResNet50:\n%s", stdout)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := predict(t, append([]string{"--checkpoint", run}, tc.args...)...)
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if code != tc.code || !strings.Contains(lines[len(lines)-1], tc.stderr) {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit %d and a last line with %q", code, stderr, tc.code, tc.stderr)
+			}
+			if tc.check != nil {
+				tc.check(t, stdout, stderr)
+			}
+		})
+	}
+
+	// --features-out and --probs-out (with --weights) make their folders too.
+	npy := filepath.Join(dir, "embeddings", "f.npy")
+	probs := filepath.Join(dir, "parity", "p.npy")
+	for _, args := range [][]string{
+		{"--features-out", npy, img},
+		{"--npy", filepath.Join(golden, "inputs.npy"), "--probs-out", probs},
+	} {
+		if code, _, stderr := predict(t, append([]string{"--weights", weights, "--size", "64"}, args...)...); code != 0 {
+			t.Errorf("%q: exit %d: %s", args, code, stderr)
+		}
+	}
+	exists(npy, strings.TrimSuffix(npy, ".npy")+".txt", probs)(t, "", "")
 }
 
 // trainTinyRun trains a run of one epoch on 8 synthetic images a class, in

@@ -487,6 +487,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// serverURL is the URL of a server listening at addr: on localhost where
+// it listens on every address (--serve :8080), a URL one can open.
+func serverURL(addr net.Addr) string {
+	if a, ok := addr.(*net.TCPAddr); ok && (a.IP == nil || a.IP.IsUnspecified()) {
+		return "http://" + net.JoinHostPort("localhost", strconv.Itoa(a.Port))
+	}
+	return "http://" + addr.String()
+}
+
 // serve answers HTTP requests with --checkpoint's run on --serve's
 // address until ctx is done, then lets the requests in flight finish.
 func serve(ctx context.Context, o *options, stdout io.Writer) error {
@@ -508,7 +517,7 @@ func serve(ctx context.Context, o *options, stdout io.Writer) error {
 	go s.run(classify)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "serving %s (classes %v) on http://%s: POST an image to /predict or /explain, or open it in a browser\n", c.Checkpoint, c.Classes, ln.Addr())
+	fmt.Fprintf(stdout, "serving %s (classes %v) on %s: POST an image to /predict or /explain, or open it in a browser\n", c.Checkpoint, c.Classes, serverURL(ln.Addr()))
 	select {
 	case err := <-served:
 		return err

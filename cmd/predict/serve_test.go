@@ -380,42 +380,52 @@ func TestServerBudgetCannotDeadlock(t *testing.T) {
 	}
 }
 
-// TestServe runs predict --serve, classifies through it and stops it as
-// SIGTERM would: the command ends without an error.
+// TestServe runs predict --serve, classifies through the URL it prints
+// (localhost for an address without a host, the address itself where a
+// host was given) and stops it as SIGTERM would: the command ends without
+// an error.
 func TestServe(t *testing.T) {
 	dir := t.TempDir()
 	data := trainTinyRun(t, dir)
-	o, err := parse([]string{"--checkpoint", filepath.Join(dir, "run"), "--serve", "127.0.0.1:0"}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	out, w := io.Pipe()
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, o, w) }()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	go io.Copy(io.Discard, out)
-	// The line: serving RUN (classes [...]) on http://ADDR: POST ...
-	from, to := strings.Index(line, "http://"), strings.Index(line, ": POST")
-	if from < 0 || to < from {
-		t.Fatalf("unexpected first line %q", line)
-	}
-	addr := line[from:to]
 	img, _ := os.ReadFile(filepath.Join(data, "dogs", "dog_00000.png"))
-	if status, p, msg := post(t, addr+"/predict", "image/png", img); status != 200 || p.Predicted == "" {
-		t.Fatalf("status %d, %+v, %s", status, p, msg)
-	}
-	cancel()
-	select {
-	case err := <-done:
+	for _, tc := range []struct{ addr, url string }{
+		{"127.0.0.1:0", "http://127.0.0.1:"},
+		{":0", "http://localhost:"},
+	} {
+		o, err := parse([]string{"--checkpoint", filepath.Join(dir, "run"), "--serve", tc.addr}, io.Discard)
 		if err != nil {
-			t.Fatalf("serve stopped with %v, want nil", err)
+			t.Fatal(err)
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop")
+		ctx, cancel := context.WithCancel(context.Background())
+		out, w := io.Pipe()
+		done := make(chan error, 1)
+		go func() { done <- serve(ctx, o, w) }()
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		go io.Copy(io.Discard, out)
+		// The line: serving RUN (classes [...]) on http://ADDR: POST ...
+		from, to := strings.Index(line, "http://"), strings.Index(line, ": POST")
+		if from < 0 || to < from {
+			t.Fatalf("--serve %s: unexpected first line %q", tc.addr, line)
+		}
+		url := line[from:to]
+		if port := strings.TrimPrefix(url, tc.url); port == url || strings.ContainsAny(port, ":/[]") {
+			t.Errorf("--serve %s: serving on %s, want %sPORT", tc.addr, url, tc.url)
+		}
+		if status, p, msg := post(t, url+"/predict", "image/png", img); status != 200 || p.Predicted == "" {
+			t.Fatalf("--serve %s: status %d, %+v, %s", tc.addr, status, p, msg)
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("serve stopped with %v, want nil", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("serve did not stop")
+		}
 	}
 	for _, args := range [][]string{
 		{"--serve", ":0"},

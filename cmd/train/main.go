@@ -35,7 +35,6 @@ import (
 	"gotransfer/configs"
 	"gotransfer/dataset"
 	"gotransfer/internal/cli"
-	"gotransfer/model"
 	"gotransfer/model/head"
 	"gotransfer/model/pretrained"
 	"gotransfer/model/resnet"
@@ -156,12 +155,5 @@ func printSummary(cfg *configs.Config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// The backbone is frozen: all its parameters count as non-trainable.
-	layers := arch.Layers(cfg.Data.ImageSize[0], cfg.Data.ImageSize[1], 0)
-	for i := range layers {
-		layers[i].NonTrainable = layers[i].Params
-	}
-	layers = append(layers, model.Layer{Name: "avg_pool", Type: "GlobalAveragePooling2D", Shape: []int{arch.FeatureDim()}})
-	layers = append(layers, h.Layers()...)
-	return model.WriteSummary(stdout, "resnet50_transfer", layers)
+	return pipeline.WriteTransferSummary(stdout, arch, cfg.Data.ImageSize[0], cfg.Data.ImageSize[1], h)
 }
