@@ -193,9 +193,33 @@ func steepest(points []LRPoint, skipStart, skipEnd int) float64 {
 	return at
 }
 
+// lrPlotRange is what lr_find.png shows of a range test, as fastai and
+// torch-lr-finder plot it: the points but the last 5 (where the loss has
+// blown up; all of them when there are 20 or fewer), and a top for the
+// loss axis (0: the data's own) of twice the highest loss of the first
+// tenth, where the blow-up would otherwise flatten the fall that matters.
+func lrPlotRange(points []LRPoint) (shown []LRPoint, yMax float64) {
+	shown = points
+	if len(shown) > 20 {
+		shown = shown[:len(shown)-5]
+	}
+	top, start := math.Inf(-1), math.Inf(-1)
+	for i, pt := range shown {
+		top = max(top, pt.Smoothed)
+		if i < max(1, len(shown)/10) {
+			start = max(start, pt.Smoothed)
+		}
+	}
+	if start > 0 && top > 2*start {
+		return shown, 2 * start
+	}
+	return shown, 0
+}
+
 // writeLRFinding writes the range test into dir: lr_find.csv (step, lr,
 // loss, smoothed loss) and lr_find.png (the smoothed loss against the rate,
-// log scale, the suggestion marked).
+// log scale, the suggestion marked; the last 5 points left out, as fastai
+// does).
 func writeLRFinding(dir string, r *LRFinding) error {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
@@ -216,8 +240,12 @@ func writeLRFinding(dir string, r *LRFinding) error {
 	p.Y.Label.Text = "training loss (smoothed)"
 	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: 1}
 	p.Add(plotter.NewGrid())
-	xy := make(plotter.XYs, len(r.Points))
-	for i, pt := range r.Points {
+	shown, yMax := lrPlotRange(r.Points)
+	if yMax > 0 {
+		p.Y.Max = yMax
+	}
+	xy := make(plotter.XYs, len(shown))
+	for i, pt := range shown {
 		xy[i] = plotter.XY{X: pt.LR, Y: pt.Smoothed}
 	}
 	line, err := plotter.NewLine(xy)
@@ -226,7 +254,10 @@ func writeLRFinding(dir string, r *LRFinding) error {
 	}
 	line.Color = color.RGBA{R: 31, G: 119, B: 180, A: 255}
 	p.Add(line)
-	for _, pt := range r.Points {
+	if r.Suggested > 0 {
+		p.Title.Text += fmt.Sprintf(" (suggested: %.2g)", r.Suggested)
+	}
+	for _, pt := range shown {
 		if r.Suggested > 0 && pt.LR == r.Suggested {
 			mark, err := plotter.NewScatter(plotter.XYs{{X: pt.LR, Y: pt.Smoothed}})
 			if err != nil {
@@ -234,7 +265,6 @@ func writeLRFinding(dir string, r *LRFinding) error {
 			}
 			mark.Color, mark.Radius, mark.Shape = color.RGBA{R: 214, G: 39, B: 40, A: 255}, vg.Points(5), draw.CircleGlyph{}
 			p.Add(mark)
-			p.Title.Text += fmt.Sprintf(" (suggested: %.2g)", pt.LR)
 		}
 	}
 	return savePlot(p, 6*vg.Inch, 4*vg.Inch, filepath.Join(dir, "lr_find.png"))

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -187,4 +188,33 @@ func snapshot(t *testing.T, dir string) map[string]string {
 		t.Fatal(err)
 	}
 	return files
+}
+
+func TestLRPlotRange(t *testing.T) {
+	curve := func(losses ...float64) []LRPoint {
+		ps := make([]LRPoint, len(losses))
+		for i, l := range losses {
+			ps[i] = LRPoint{LR: math.Pow(10, float64(i)/10-7), Smoothed: l}
+		}
+		return ps
+	}
+	flat := slices.Repeat([]float64{0.7}, 30)
+	for _, tc := range []struct {
+		name   string
+		points []LRPoint
+		shown  int
+		yMax   float64
+	}{
+		{"few points: all, the data's range", curve(0.7, 0.6, 1.0), 3, 0},
+		{"few points, capped", curve(0.7, 0.6, 5), 3, 1.4},
+		{"the last 5 left out", curve(flat...), 25, 0},
+		{"a blow-up before them capped at twice the start", curve(append(slices.Repeat([]float64{0.7}, 25), 9, 20, 30, 40, 50, 60)...), 26, 1.4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			shown, yMax := lrPlotRange(tc.points)
+			if len(shown) != tc.shown || math.Abs(yMax-tc.yMax) > 1e-12 {
+				t.Errorf("lrPlotRange: %d points, top %v; want %d, %v", len(shown), yMax, tc.shown, tc.yMax)
+			}
+		})
+	}
 }
