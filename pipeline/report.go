@@ -207,6 +207,9 @@ func plotMetrics(path string, history []EpochMetrics) error {
 	if err != nil {
 		return err
 	}
+	// Accuracy rises to the top right, where the loss's legend sits: its
+	// own goes to the bottom right, which a rising curve leaves free.
+	acc.Legend.Top = false
 	panels := []*plot.Plot{loss, acc}
 	// A third panel when a schedule changed the learning rate.
 	if slices.ContainsFunc(history, func(m EpochMetrics) bool { return m.LR > 0 && m.LR != history[0].LR }) {
