@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gotransfer/internal/texttable"
 	"io"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 )
 
 // Summary is what Check found: the classes, the usable images of each class
@@ -97,15 +98,14 @@ func Check(ctx context.Context, cfg Config, skips *SkipLog) (*Summary, error) {
 // WriteTo prints the summary as a table followed by the skipped files.
 func (s *Summary) WriteTo(w io.Writer) (int64, error) {
 	cw := &countWriter{w: w}
-	tw := tabwriter.NewWriter(cw, 0, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "label\tclass\ttrain\tvalidation\t\n")
+	rows := [][]string{{"label", "class", "train", "validation"}}
 	var tt, tv int
 	for i, c := range s.Classes {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t\n", i, c, s.Train[i], s.Validation[i])
+		rows = append(rows, []string{strconv.Itoa(i), c, strconv.Itoa(s.Train[i]), strconv.Itoa(s.Validation[i])})
 		tt, tv = tt+s.Train[i], tv+s.Validation[i]
 	}
-	fmt.Fprintf(tw, "\ttotal\t%d\t%d\t\n", tt, tv)
-	if err := tw.Flush(); err != nil {
+	rows = append(rows, []string{"", "total", strconv.Itoa(tt), strconv.Itoa(tv)})
+	if err := texttable.Write(cw, 2, rows); err != nil {
 		return cw.n, err
 	}
 	fmt.Fprintf(cw, "%d file(s) skipped\n", len(s.Skipped))

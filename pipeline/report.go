@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -24,6 +23,7 @@ import (
 
 	"gotransfer/internal/atomicfile"
 	"gotransfer/internal/term"
+	"gotransfer/internal/texttable"
 	"gotransfer/internal/tfevents"
 )
 
@@ -256,21 +256,16 @@ func (c *Confusion) Add(truth, pred int) { c.Counts[truth][pred]++ }
 
 // WriteTo prints the matrix as a table, rows the true classes.
 func (c *Confusion) WriteTo(w io.Writer) (int64, error) {
-	var b strings.Builder
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "true \\ predicted\t")
-	for _, name := range c.Classes {
-		fmt.Fprintf(tw, "%s\t", name)
-	}
-	fmt.Fprintln(tw)
-	for i, row := range c.Counts {
-		fmt.Fprintf(tw, "%s\t", c.Classes[i])
-		for _, n := range row {
-			fmt.Fprintf(tw, "%d\t", n)
+	rows := [][]string{append([]string{`true \ predicted`}, c.Classes...)}
+	for i, counts := range c.Counts {
+		row := []string{c.Classes[i]}
+		for _, n := range counts {
+			row = append(row, strconv.Itoa(n))
 		}
-		fmt.Fprintln(tw)
+		rows = append(rows, row)
 	}
-	tw.Flush()
+	var b strings.Builder
+	texttable.Write(&b, 2, rows)
 	n, err := io.WriteString(w, b.String())
 	return int64(n), err
 }
@@ -311,12 +306,11 @@ func (c *Confusion) Scores() []ClassScores {
 
 // WriteScores prints Scores as a table.
 func (c *Confusion) WriteScores(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "class\tprecision\trecall\tf1\timages\t")
+	rows := [][]string{{"class", "precision", "recall", "f1", "images"}}
 	for _, s := range c.Scores() {
-		fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.4f\t%d\t\n", s.Class, s.Precision, s.Recall, s.F1, s.Support)
+		rows = append(rows, []string{s.Class, fmt.Sprintf("%.4f", s.Precision), fmt.Sprintf("%.4f", s.Recall), fmt.Sprintf("%.4f", s.F1), strconv.Itoa(s.Support)})
 	}
-	return tw.Flush()
+	return texttable.Write(w, 2, rows)
 }
 
 // Progress reports training as it goes: a live bar redrawn in place on a
