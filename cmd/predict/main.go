@@ -168,10 +168,11 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 func parse(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := newFlagSet(o, stderr)
-	if err := cli.Parse(fs, args, stderr); err != nil {
+	images, err := cli.Parse(fs, args, stderr)
+	if err != nil {
 		return nil, err
 	}
-	o.images = fs.Args()
+	o.images = images
 	fs.Visit(func(f *flag.Flag) { o.topSet = o.topSet || f.Name == "top" })
 	if o.checkpoint != "" {
 		// A run reads images as it was trained to: flags that say otherwise

@@ -495,6 +495,11 @@ func TestRunOutputs(t *testing.T) {
 		{"csv of a folder, in new folders", []string{"--csv", filepath.Join(dir, "new", "sub", "all.csv"), data}, 0, "", func(t *testing.T, _, _ string) {
 			rows(t, filepath.Join(dir, "new", "sub", "all.csv"), predicted, 16)
 		}},
+		{"csv after the folder", []string{data, "--csv", out("after.csv")}, 0, "", func(t *testing.T, stdout, _ string) {
+			if rows(t, out("after.csv"), predicted, 16); stdout != "" {
+				t.Errorf("stdout %q", stdout)
+			}
+		}},
 		{"csv of evaluate, in a new folder", []string{"--evaluate", data, "--csv", filepath.Join(dir, "scored", "s.csv")}, 0, "", func(t *testing.T, _, _ string) {
 			rows(t, filepath.Join(dir, "scored", "s.csv"), "path,label,predicted,cats,dogs", 16)
 		}},

@@ -61,14 +61,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(fs.Output(), "usage: train --config FILE [--set key=value ...] [--resume | --check-data | --summary | --find-lr]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	if err := cli.Parse(fs, args, stderr); err != nil {
+	rest, err := cli.Parse(fs, args, stderr)
+	if err != nil {
 		return err
 	}
 	switch {
 	case *config == "":
 		return cli.Usagef("--config is required (e.g. --config configs/cats_dogs.yaml)")
-	case fs.NArg() > 0:
-		return cli.Usagef("unexpected arguments %q", fs.Args())
+	case len(rest) > 0:
+		return cli.Usagef("unexpected arguments %q", rest)
 	case *findLR && (*resume || *checkData || *summary):
 		return cli.Usagef("--find-lr runs alone: not with --resume, --check-data or --summary")
 	case *checkData && (*resume || *summary):

@@ -81,25 +81,41 @@ func Run(name string, args []string, stdout, stderr io.Writer, run func(args []s
 	}
 }
 
-// Parse parses args with fs. A mistake becomes a one-line UsageError
-// (without the flag package's usage dump); -h or --help prints the usage
-// to stderr and returns flag.ErrHelp; --version (a flag Parse adds) makes
-// Run print the command's Version and exit 0.
-func Parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+// Parse parses args with fs and returns the arguments that are not flags.
+// Flags may follow them (predict photos/ --csv out.csv), as GNU tools
+// allow, where the flag package stops at the first; after "--" every
+// argument is taken as it is (a file named -x.jpg). A mistake becomes a
+// one-line UsageError (without the flag package's usage dump); -h or
+// --help prints the usage to stderr and returns flag.ErrHelp; --version (a
+// flag Parse adds) makes Run print the command's Version and exit 0.
+func Parse(fs *flag.FlagSet, args []string, stderr io.Writer) (positional []string, err error) {
 	version := fs.Bool("version", false, "print the version (module, VCS revision, Go, build tags) and exit")
 	fs.SetOutput(io.Discard)
-	err := fs.Parse(args)
+	for {
+		if err = fs.Parse(args); err != nil {
+			break
+		}
+		rest := fs.Args()
+		// The flag package consumes a "--" that ends the flags; it is
+		// then no longer in rest.
+		if len(rest) == 0 || len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
 	fs.SetOutput(stderr)
 	switch {
 	case err == nil && *version:
-		return errVersion
+		return nil, errVersion
 	case errors.Is(err, flag.ErrHelp):
 		fs.Usage()
-		return err
+		return nil, err
 	case err != nil:
-		return Usagef("%v (see -help)", err)
+		return nil, Usagef("%v (see -help)", err)
 	}
-	return nil
+	return positional, nil
 }
 
 // errVersion is Parse's answer to --version.

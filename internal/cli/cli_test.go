@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -39,14 +40,36 @@ func TestParse(t *testing.T) {
 		return fs
 	}
 	var errb strings.Builder
-	if err := Parse(newFS(), []string{"-n", "3"}, &errb); err != nil || errb.Len() != 0 {
+	if _, err := Parse(newFS(), []string{"-n", "3"}, &errb); err != nil || errb.Len() != 0 {
 		t.Fatalf("good flags: %v, stderr %q", err, errb.String())
 	}
-	err := Parse(newFS(), []string{"-frobnicate"}, &errb)
+	// Flags may follow the other arguments; after "--" nothing is a flag.
+	for _, tc := range []struct {
+		args []string
+		n    int
+		rest []string
+	}{
+		{[]string{"a.jpg", "b/"}, 1, []string{"a.jpg", "b/"}},
+		{[]string{"a.jpg", "-n", "3", "b/"}, 3, []string{"a.jpg", "b/"}},
+		{[]string{"photos/", "--n=4"}, 4, []string{"photos/"}},
+		{[]string{"-n", "2", "--", "-x.jpg", "-n", "5"}, 2, []string{"-x.jpg", "-n", "5"}},
+		{[]string{"a.jpg", "--", "-n"}, 1, []string{"a.jpg", "-n"}},
+		{[]string{"a.jpg", "-", "b.jpg"}, 1, []string{"a.jpg", "-", "b.jpg"}}, // "-" is an argument (stdin)
+	} {
+		fs := newFS()
+		rest, err := Parse(fs, tc.args, &errb)
+		if n := fs.Lookup("n").Value.(flag.Getter).Get().(int); err != nil || n != tc.n || !slices.Equal(rest, tc.rest) {
+			t.Errorf("Parse(%q): n %d, rest %q, %v; want %d, %q", tc.args, n, rest, err, tc.n, tc.rest)
+		}
+	}
+	_, err := Parse(newFS(), []string{"-frobnicate"}, &errb)
 	if !errors.As(err, new(UsageError)) || !strings.Contains(err.Error(), "frobnicate") || errb.Len() != 0 {
 		t.Fatalf("bad flag: %v, stderr %q (want one error, no usage dump)", err, errb.String())
 	}
-	if err := Parse(newFS(), []string{"-help"}, &errb); !errors.Is(err, flag.ErrHelp) || !strings.Contains(errb.String(), "a number") {
+	if _, err := Parse(newFS(), []string{"a.jpg", "--frobnicate"}, &errb); !errors.As(err, new(UsageError)) {
+		t.Errorf("a bad flag after an argument: %v", err)
+	}
+	if _, err := Parse(newFS(), []string{"-help"}, &errb); !errors.Is(err, flag.ErrHelp) || !strings.Contains(errb.String(), "a number") {
 		t.Fatalf("-help: %v, stderr %q", err, errb.String())
 	}
 }
@@ -58,7 +81,7 @@ func TestVersion(t *testing.T) {
 	code := Run("tool", []string{"--version"}, &out, &errb, func(args []string, stdout, stderr io.Writer) error {
 		fs := flag.NewFlagSet("tool", flag.ContinueOnError)
 		fs.Int("n", 1, "a number")
-		if err := Parse(fs, args, stderr); err != nil {
+		if _, err := Parse(fs, args, stderr); err != nil {
 			return err
 		}
 		return errors.New("ran on")
