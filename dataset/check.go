@@ -35,11 +35,13 @@ type Duplicate struct {
 }
 
 // Check scans cfg.Root and decodes every image once, as a dry run of
-// training (what `train --check-data` prints). Progress goes to skips, which
-// may be nil. It returns the summary, even when it also returns an error:
-// one wrapping ErrNoUsableImages if a class has no usable image, or Scan's
-// error (then the summary is nil), or ctx's.
-func Check(ctx context.Context, cfg Config, skips *SkipLog) (*Summary, error) {
+// training (what `train --check-data` prints). Unusable files go to skips,
+// which may be nil; progress, if not nil, is called with the images done
+// and their total as batches of them are decoded. It returns the summary,
+// even when it also returns an error: one wrapping ErrNoUsableImages if a
+// class has no usable image, or Scan's error (then the summary is nil), or
+// ctx's.
+func Check(ctx context.Context, cfg Config, skips *SkipLog, progress func(done, total int)) (*Summary, error) {
 	cfg = cfg.WithDefaults()
 	idx, err := Scan(cfg)
 	if err != nil {
@@ -56,13 +58,19 @@ func Check(ctx context.Context, cfg Config, skips *SkipLog) (*Summary, error) {
 		val   bool
 	}
 	first := map[[32]byte]seen{}
+	done, total := 0, len(idx.Train)+len(idx.Validation)
 	count := func(samples []Sample, into []int, val bool) error {
+		before, decoded := skips.Len(), 0
 		for b, err := range Stream(ctx, cfg, samples, 16, skips) {
 			if err != nil {
 				if errors.Is(err, ErrNoUsableImages) {
 					return nil // judged below, over both splits
 				}
 				return err
+			}
+			decoded += b.Len()
+			if progress != nil {
+				progress(done+decoded+skips.Len()-before, total)
 			}
 			for i, l := range b.Labels {
 				into[l]++
@@ -73,6 +81,10 @@ func Check(ctx context.Context, cfg Config, skips *SkipLog) (*Summary, error) {
 				}
 			}
 			b.Release()
+		}
+		done += len(samples)
+		if progress != nil {
+			progress(done, total) // the files skipped after the last batch
 		}
 		return nil
 	}

@@ -238,7 +238,7 @@ func TestNoUsableImages(t *testing.T) {
 	if !errors.Is(err, ErrNoUsableImages) || !strings.Contains(err.Error(), `class "dogs"`) {
 		t.Errorf("Stream error = %v, want ErrNoUsableImages naming dogs", err)
 	}
-	sum, err := Check(context.Background(), cfg, quiet)
+	sum, err := Check(context.Background(), cfg, quiet, nil)
 	if !errors.Is(err, ErrNoUsableImages) || !strings.Contains(err.Error(), `"dogs"`) {
 		t.Errorf("Check error = %v, want ErrNoUsableImages naming dogs", err)
 	}
@@ -250,13 +250,24 @@ func TestNoUsableImages(t *testing.T) {
 func TestCheck(t *testing.T) {
 	root, bad := messyTree(t)
 	cfg := Config{Root: root, Height: 16, Width: 16, MaxPixels: 400_000, ValidationSplit: 0.4, Seed: 2}
-	sum, err := Check(context.Background(), cfg, &SkipLog{Logger: slog.New(slog.DiscardHandler)})
+	var calls [][2]int
+	sum, err := Check(context.Background(), cfg, &SkipLog{Logger: slog.New(slog.DiscardHandler)}, func(done, total int) { calls = append(calls, [2]int{done, total}) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	idx, err := Scan(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Progress counts every file, the skipped ones too, up to all of them.
+	total := len(idx.Train) + len(idx.Validation)
+	for i, c := range calls {
+		if c[1] != total || c[0] > total || i > 0 && c[0] < calls[i-1][0] {
+			t.Fatalf("progress calls %v, want a rising count up to %d", calls, total)
+		}
+	}
+	if len(calls) == 0 || calls[len(calls)-1][0] != total {
+		t.Errorf("progress calls %v, want the last at %d of %d", calls, total, total)
 	}
 	count := func(samples []Sample) []int {
 		n := make([]int, len(idx.Classes))
@@ -427,7 +438,7 @@ func TestCheckDuplicates(t *testing.T) {
 	}
 	writeFiles(t, root, files)
 	cfg := Config{Root: root, Height: 8, Width: 8, ValidationSplit: 0.5, Seed: 4}
-	sum, err := Check(context.Background(), cfg, &SkipLog{Logger: slog.New(slog.DiscardHandler)})
+	sum, err := Check(context.Background(), cfg, &SkipLog{Logger: slog.New(slog.DiscardHandler)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"gotransfer/configs"
 	"gotransfer/dataset"
@@ -115,7 +116,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 // checkDataset decodes every image once and prints what training would see.
 func checkDataset(ctx context.Context, cfg *configs.Config, stdout io.Writer) error {
-	sum, err := dataset.Check(ctx, pipeline.DataConfig(cfg), nil)
+	progress := pipeline.NewProgress(stdout)
+	start := time.Now()
+	sum, err := dataset.Check(ctx, pipeline.DataConfig(cfg), nil, func(done, total int) {
+		progress.Bar("checking", done, total, fmt.Sprintf("%.0f images/s", float64(done)/time.Since(start).Seconds()))
+	})
+	progress.Clear()
 	if sum != nil {
 		sum.WriteTo(stdout)
 	}
