@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"gotransfer/internal/texttable"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -107,6 +108,65 @@ func Check(ctx context.Context, cfg Config, skips *SkipLog, progress func(done, 
 	return s, nil
 }
 
+// Limits of the duplicates' listing: a folder of thousands of copies
+// stays readable.
+const (
+	maxDuplicateGroups = 50 // files with copies, those in another class first
+	maxCopiesNamed     = 5  // copies named per file
+)
+
+// writeDuplicates lists duplicates a line per file copied: the copies in
+// another class first (mislabelled data), then those across the split,
+// then the others, each line naming a few copies.
+func writeDuplicates(w io.Writer, ds []Duplicate) {
+	var order []string
+	groups := map[string][]Duplicate{}
+	for _, d := range ds {
+		if _, ok := groups[d.Of]; !ok {
+			order = append(order, d.Of)
+		}
+		groups[d.Of] = append(groups[d.Of], d)
+	}
+	harm := func(of string) int {
+		h := 0
+		for _, d := range groups[of] {
+			if d.Relabelled {
+				h = max(h, 2)
+			} else if d.CrossSplit {
+				h = max(h, 1)
+			}
+		}
+		return h
+	}
+	slices.SortStableFunc(order, func(a, b string) int { return harm(b) - harm(a) })
+	for i, of := range order {
+		if i == maxDuplicateGroups {
+			fmt.Fprintf(w, "  ... and %d more files with copies\n", len(order)-i)
+			break
+		}
+		var named []string
+		for j, d := range groups[of] {
+			if j == maxCopiesNamed {
+				named = append(named, fmt.Sprintf("and %d more", len(groups[of])-j))
+				break
+			}
+			var notes []string
+			if d.Relabelled {
+				notes = append(notes, "another class")
+			}
+			if d.CrossSplit {
+				notes = append(notes, "across the split")
+			}
+			if len(notes) > 0 {
+				named = append(named, d.Path+" ("+strings.Join(notes, ", ")+")")
+			} else {
+				named = append(named, d.Path)
+			}
+		}
+		fmt.Fprintf(w, "  %s = %s\n", of, strings.Join(named, ", "))
+	}
+}
+
 // WriteTo prints the summary as a table followed by the skipped files.
 func (s *Summary) WriteTo(w io.Writer) (int64, error) {
 	cw := &countWriter{w: w}
@@ -140,20 +200,7 @@ func (s *Summary) WriteTo(w io.Writer) (int64, error) {
 		}
 		fmt.Fprintf(cw, "%d duplicate file(s) (the same bytes as another): %d across training and validation%s, %d in another class\n",
 			len(s.Duplicates), cross, why, relabelled)
-		for _, d := range s.Duplicates {
-			var notes []string
-			if d.CrossSplit {
-				notes = append(notes, "across the split")
-			}
-			if d.Relabelled {
-				notes = append(notes, "another class")
-			}
-			note := ""
-			if len(notes) > 0 {
-				note = " (" + strings.Join(notes, ", ") + ")"
-			}
-			fmt.Fprintf(cw, "  %s = %s%s\n", d.Path, d.Of, note)
-		}
+		writeDuplicates(cw, s.Duplicates)
 	}
 	return cw.n, nil
 }

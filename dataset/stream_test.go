@@ -466,8 +466,35 @@ func TestCheckDuplicates(t *testing.T) {
 	if !reflect.DeepEqual(sum.Duplicates, want) {
 		t.Errorf("duplicates %+v, want %+v", sum.Duplicates, want)
 	}
-	if text := sum.String(); !strings.Contains(text, "2 duplicate file(s)") || !strings.Contains(text, copies[1]+" = "+copies[0]) {
+	if text := sum.String(); !strings.Contains(text, "2 duplicate file(s)") || !strings.Contains(text, copies[0]+" = "+copies[1]) {
 		t.Errorf("summary text:\n%s", text)
+	}
+}
+
+// TestWriteDuplicates: a line per file copied, the copies in another class
+// first, a few copies named on each, and a bounded number of lines.
+func TestWriteDuplicates(t *testing.T) {
+	var ds []Duplicate
+	for i := range 7 {
+		ds = append(ds, Duplicate{Path: fmt.Sprintf("cats/copy%d.jpg", i), Of: "cats/one.jpg"})
+	}
+	ds = append(ds, Duplicate{Path: "dogs/cat.jpg", Of: "cats/two.jpg", Relabelled: true}, Duplicate{Path: "cats/v.jpg", Of: "cats/three.jpg", CrossSplit: true})
+	var b strings.Builder
+	writeDuplicates(&b, ds)
+	want := "  cats/two.jpg = dogs/cat.jpg (another class)\n" +
+		"  cats/three.jpg = cats/v.jpg (across the split)\n" +
+		"  cats/one.jpg = cats/copy0.jpg, cats/copy1.jpg, cats/copy2.jpg, cats/copy3.jpg, cats/copy4.jpg, and 2 more\n"
+	if b.String() != want {
+		t.Errorf("writeDuplicates:\n%s\nwant\n%s", b.String(), want)
+	}
+	ds = ds[:0]
+	for i := range 2 * maxDuplicateGroups {
+		ds = append(ds, Duplicate{Path: fmt.Sprintf("b/%d.jpg", i), Of: fmt.Sprintf("a/%d.jpg", i)})
+	}
+	b.Reset()
+	writeDuplicates(&b, ds)
+	if lines := strings.Split(strings.TrimSpace(b.String()), "\n"); len(lines) != maxDuplicateGroups+1 || lines[maxDuplicateGroups] != fmt.Sprintf("  ... and %d more files with copies", maxDuplicateGroups) {
+		t.Errorf("%d files with copies: %d lines, the last %q", 2*maxDuplicateGroups, len(lines), lines[len(lines)-1])
 	}
 }
 
