@@ -16,12 +16,15 @@ type Skip struct {
 	Reason string `json:"reason"` // e.g. "empty file", "corrupt or truncated png: ..."
 }
 
-// SkipLog collects the files skipped by Stream and Check. Each file is logged
-// (slog, level Warn) and recorded once, however many epochs meet it. The zero
-// value is ready to use and logs to slog.Default(); a SkipLog is safe for
-// concurrent use.
+// SkipLog collects the files skipped by Stream and Check. Each file is
+// recorded once, however many epochs meet it, and the first MaxLogged are
+// logged (slog, level Warn; then one record says the others are not): a
+// folder of thousands of unusable files does not flood the log, and the
+// report (Entries, WriteTo) still lists them all. The zero value is ready
+// to use and logs to slog.Default(); a SkipLog is safe for concurrent use.
 type SkipLog struct {
-	// Logger receives one Warn record per skipped file; nil means slog.Default().
+	// Logger receives one Warn record per skipped file logged; nil means
+	// slog.Default().
 	Logger *slog.Logger
 
 	mu      sync.Mutex
@@ -51,13 +54,22 @@ func (l *SkipLog) Add(path, reason string) {
 	}
 	l.seen[path] = len(l.entries)
 	l.entries = append(l.entries, Skip{Path: path, Reason: reason})
+	n := len(l.entries)
 	logger := l.Logger
 	l.mu.Unlock()
 	if logger == nil {
 		logger = slog.Default()
 	}
-	logger.Warn("dataset: skipped file", "path", path, "reason", reason)
+	switch {
+	case n <= MaxLogged:
+		logger.Warn("dataset: skipped file", "path", path, "reason", reason)
+	case n == MaxLogged+1:
+		logger.Warn(fmt.Sprintf("dataset: more than %d files skipped: the others are not logged one by one (the skip report lists them all)", MaxLogged))
+	}
 }
+
+// MaxLogged is how many skipped files a SkipLog logs one by one.
+const MaxLogged = 20
 
 // Len returns the number of distinct files skipped.
 func (l *SkipLog) Len() int {

@@ -560,3 +560,20 @@ func TestLoadView(t *testing.T) {
 		t.Errorf("LoadView(missing): %v, want ErrBadImage and ErrNotExist", err)
 	}
 }
+
+// TestSkipLogLogsAFew: the first MaxLogged skipped files are logged, then
+// one record says the others are not; the report keeps every one.
+func TestSkipLogLogsAFew(t *testing.T) {
+	var b strings.Builder
+	l := &SkipLog{Logger: slog.New(slog.NewTextHandler(&b, nil))}
+	for i := range 3 * MaxLogged {
+		l.Add(fmt.Sprintf("f%d.jpg", i), "empty file")
+	}
+	l.Add("f0.jpg", "empty file") // again: nothing
+	if got := strings.Count(b.String(), "\n"); got != MaxLogged+1 || !strings.Contains(b.String(), "the others are not logged one by one") {
+		t.Errorf("%d log records:\n%s", got, b.String())
+	}
+	if l.Len() != 3*MaxLogged {
+		t.Errorf("the report holds %d files, want %d", l.Len(), 3*MaxLogged)
+	}
+}
