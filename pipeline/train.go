@@ -83,7 +83,7 @@ type Result struct {
 
 // Train runs the whole pipeline for cfg: scan the data, extract (or read)
 // the features, train the head, checkpoint, report.
-func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, error) {
+func Train(ctx context.Context, cfg *configs.Config, opts Options) (_ *Result, err error) {
 	if opts.Out == nil {
 		opts.Out = io.Discard
 	}
@@ -101,8 +101,25 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	}
 	// One training at a time in a run folder: two would overwrite each
 	// other's checkpoints and metrics.
+	_, statErr := os.Stat(runDir)
 	if err := os.MkdirAll(runDir, 0o777); err != nil {
 		return nil, fmt.Errorf("run folder: %w", err)
+	}
+	if errors.Is(statErr, fs.ErrNotExist) {
+		// A run that fails before it has anything to keep (the weights
+		// could not be fetched, say) leaves no folder behind; one with a
+		// skip report keeps it and the report.
+		defer func() {
+			if err == nil {
+				return
+			}
+			if rmErr := os.Remove(ckDir); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) {
+				return // checkpoints (Ctrl-C saves one): the run goes on with --resume
+			}
+			for _, f := range []string{RunLockFile, "config.yaml", ""} {
+				os.Remove(filepath.Join(runDir, f)) // the folder itself only if now empty
+			}
+		}()
 	}
 	unlock, ok, err := filelock.TryLock(filepath.Join(runDir, RunLockFile))
 	if err != nil {
