@@ -108,9 +108,10 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (_ *Result, e
 	if errors.Is(statErr, fs.ErrNotExist) {
 		// A run that fails before it has anything to keep (the weights
 		// could not be fetched, say) leaves no folder behind; one with a
-		// skip report keeps it and the report.
+		// skip report keeps it and the report, and one stopped (Ctrl-C)
+		// keeps what it is, which a --resume is checked against.
 		defer func() {
-			if err == nil {
+			if err == nil || errors.Is(err, context.Canceled) {
 				return
 			}
 			if rmErr := os.Remove(ckDir); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) {
