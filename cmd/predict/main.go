@@ -925,16 +925,19 @@ func classifyWithCheckpoint(ctx context.Context, o *options, stdout io.Writer) e
 	}
 	defer c.Close()
 	anyFolder := false
+	named := map[string]bool{} // the files given as arguments, not found in a folder
 	for _, arg := range o.images {
 		if st, err := os.Stat(arg); err == nil && st.IsDir() {
 			anyFolder = true
+		} else {
+			named[arg] = true
 		}
 	}
 	images, err := expandFolders(o.images)
 	if err != nil {
 		return err
 	}
-	var failures failures
+	var failures, namedFailures failures
 	var report imageReport
 	switch {
 	case o.csvOut != "":
@@ -952,6 +955,9 @@ func classifyWithCheckpoint(ctx context.Context, o *options, stdout io.Writer) e
 	err = c.PredictFiles(ctx, images, o.batch, func(path string, probs []float32, err error) error {
 		if err != nil {
 			failures.add(path, err)
+			if named[path] {
+				namedFailures.add(path, err)
+			}
 			return report.failure(path, err)
 		}
 		return report.image(path, probs, 0, "")
@@ -965,7 +971,11 @@ func classifyWithCheckpoint(ctx context.Context, o *options, stdout io.Writer) e
 	if !anyFolder {
 		return failures.err(len(images))
 	}
-	// A folder's unusable images are reported in their rows, not fatal.
+	// A folder's unusable images are reported in their rows, not fatal;
+	// a file named on the command line that cannot be used is.
 	slog.Info("classified", "images", len(images)-failures.n, "unusable", failures.n)
+	if namedFailures.n > 0 {
+		return fmt.Errorf("%d of the %d files named could not be used; the first: %w", namedFailures.n, len(named), namedFailures.first)
+	}
 	return nil
 }
