@@ -145,16 +145,7 @@ func TestConcurrentExtractions(t *testing.T) {
 // features), and the others are hashed as usual.
 func TestExtractionKnownSums(t *testing.T) {
 	dcfg, samples := smallData(t, 3)
-	w, err := resnet.Random(8, 0, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bb, _ := resnet.NewCPU(w)
-	cache, err := features.Open(t.TempDir(), features.Key{Weights: w.Digest(), Preprocess: "caffe", Height: 48, Width: 48}, bb.FeatureDim())
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := &Extraction{Data: dcfg, Backbone: bb, Cache: cache, Batch: 2, Shard: 4, Skips: &dataset.SkipLog{}}
+	x := smallExtraction(t, dcfg)
 	kept, digests, want, err := x.Features(context.Background(), samples)
 	if err != nil || len(kept) != len(samples) {
 		t.Fatalf("first extraction: %d of %d kept, %v", len(kept), len(samples), err)
@@ -187,16 +178,7 @@ func TestExtractionListsUnusableCopies(t *testing.T) {
 		}
 		samples = append(samples, dataset.Sample{Path: path.Join(dir, name), Label: label})
 	}
-	w, err := resnet.Random(8, 0, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bb, _ := resnet.NewCPU(w)
-	cache, err := features.Open(t.TempDir(), features.Key{Weights: w.Digest(), Preprocess: "caffe", Height: 48, Width: 48}, bb.FeatureDim())
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := &Extraction{Data: dcfg, Backbone: bb, Cache: cache, Batch: 2, Shard: 4, Skips: &dataset.SkipLog{}}
+	x := smallExtraction(t, dcfg)
 	kept, _, _, err := x.Features(context.Background(), samples)
 	if err != nil || len(kept) != len(samples)-3 {
 		t.Fatalf("%d of %d kept, %v", len(kept), len(samples), err)
@@ -212,4 +194,20 @@ func TestExtractionListsUnusableCopies(t *testing.T) {
 	if why, _ := x.Skips.Reason(path.Join(dir, "x2.jpg")); !strings.HasPrefix(why, "the same bytes as "+path.Join(dir, "x1.jpg")+": ") {
 		t.Errorf("the copy's reason: %q", why)
 	}
+}
+
+// smallExtraction extracts dcfg's 48x48 images with a narrow random
+// backbone (width 8) into a fresh cache, in batches of 2 and shards of 4.
+func smallExtraction(t *testing.T, dcfg dataset.Config) *Extraction {
+	t.Helper()
+	w, err := resnet.Random(8, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, _ := resnet.NewCPU(w)
+	cache, err := features.Open(t.TempDir(), features.Key{Weights: w.Digest(), Preprocess: "caffe", Height: 48, Width: 48}, bb.FeatureDim())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Extraction{Data: dcfg, Backbone: bb, Cache: cache, Batch: 2, Shard: 4, Skips: &dataset.SkipLog{}}
 }

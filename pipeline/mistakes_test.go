@@ -73,18 +73,7 @@ func TestWriteMistakes(t *testing.T) {
 	ms := []Mistake{{Path: "cats/red.png", True: 0, Pred: 1, Probability: 0.9}, {Path: "dogs/green.png", True: 1, Pred: 0, Probability: 0.8},
 		{Path: "dogs/gone.png", True: 1, Pred: 0, Probability: 0.7}}
 	out := t.TempDir()
-	read := func() image.Image {
-		f, err := os.Open(filepath.Join(out, MistakesFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		m, err := png.Decode(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
+	read := func() image.Image { return readPNG(t, filepath.Join(out, MistakesFile)) }
 	if drawn, err := writeMistakes(out, data, classes, ms, "test"); err != nil || !drawn {
 		t.Fatalf("writeMistakes: %v, %v", drawn, err)
 	}
@@ -182,15 +171,7 @@ func TestTrainAndEvaluateDrawMistakes(t *testing.T) {
 	if drawn, err := c.WriteMistakes(plots, ev); err != nil || !drawn {
 		t.Fatalf("WriteMistakes: %v, %v", drawn, err)
 	}
-	f, err := os.Open(filepath.Join(plots, MistakesFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := readPNG(t, filepath.Join(plots, MistakesFile))
 	// Each cell shows a picture, not the grey square of an unreadable one:
 	// the images were found under the folder evaluated.
 	cellW, cellH := mistakeSide+2*mistakePad, mistakeSide+mistakeCaption+2*mistakePad
@@ -201,4 +182,19 @@ func TestTrainAndEvaluateDrawMistakes(t *testing.T) {
 			t.Errorf("mistake %d (%s) is drawn as unreadable", i, ev.Mistakes[i].Path)
 		}
 	}
+}
+
+// readPNG decodes the PNG file at path.
+func readPNG(t *testing.T, path string) image.Image {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return m
 }
