@@ -193,6 +193,45 @@ func steepest(points []LRPoint, skipStart, skipEnd int) float64 {
 	return at
 }
 
+// lrFindPlot draws r's points (lrPlotRange's part of them) as lr_find.png
+// shows them.
+func lrFindPlot(r *LRFinding) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = "Learning-rate range test"
+	p.X.Label.Text = "learning rate (log scale)"
+	p.Y.Label.Text = "training loss (smoothed)"
+	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: 1}
+	p.Add(plotter.NewGrid())
+	shown, yMax := lrPlotRange(r.Points)
+	xy := make(plotter.XYs, len(shown))
+	for i, pt := range shown {
+		xy[i] = plotter.XY{X: pt.LR, Y: pt.Smoothed}
+	}
+	line, err := plotter.NewLine(xy)
+	if err != nil {
+		return nil, err
+	}
+	line.Color = color.RGBA{R: 31, G: 119, B: 180, A: 255}
+	p.Add(line)
+	if r.Suggested > 0 {
+		p.Title.Text += fmt.Sprintf(" (suggested: %.2g)", r.Suggested)
+	}
+	for _, pt := range shown {
+		if r.Suggested > 0 && pt.LR == r.Suggested {
+			mark, err := plotter.NewScatter(plotter.XYs{{X: pt.LR, Y: pt.Smoothed}})
+			if err != nil {
+				return nil, err
+			}
+			mark.Color, mark.Radius, mark.Shape = color.RGBA{R: 214, G: 39, B: 40, A: 255}, vg.Points(5), draw.CircleGlyph{}
+			p.Add(mark)
+		}
+	}
+	if yMax > 0 { // after Add, which widens the axis to the data
+		p.Y.Max = yMax
+	}
+	return p, nil
+}
+
 // lrPlotRange is what lr_find.png shows of a range test, as fastai and
 // torch-lr-finder plot it: the points but the last 5 (where the loss has
 // blown up; all of them when there are 20 or fewer), and a top for the
@@ -234,38 +273,9 @@ func writeLRFinding(dir string, r *LRFinding) error {
 	if len(r.Points) == 0 {
 		return nil
 	}
-	p := plot.New()
-	p.Title.Text = "Learning-rate range test"
-	p.X.Label.Text = "learning rate (log scale)"
-	p.Y.Label.Text = "training loss (smoothed)"
-	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: 1}
-	p.Add(plotter.NewGrid())
-	shown, yMax := lrPlotRange(r.Points)
-	if yMax > 0 {
-		p.Y.Max = yMax
-	}
-	xy := make(plotter.XYs, len(shown))
-	for i, pt := range shown {
-		xy[i] = plotter.XY{X: pt.LR, Y: pt.Smoothed}
-	}
-	line, err := plotter.NewLine(xy)
+	p, err := lrFindPlot(r)
 	if err != nil {
 		return err
-	}
-	line.Color = color.RGBA{R: 31, G: 119, B: 180, A: 255}
-	p.Add(line)
-	if r.Suggested > 0 {
-		p.Title.Text += fmt.Sprintf(" (suggested: %.2g)", r.Suggested)
-	}
-	for _, pt := range shown {
-		if r.Suggested > 0 && pt.LR == r.Suggested {
-			mark, err := plotter.NewScatter(plotter.XYs{{X: pt.LR, Y: pt.Smoothed}})
-			if err != nil {
-				return err
-			}
-			mark.Color, mark.Radius, mark.Shape = color.RGBA{R: 214, G: 39, B: 40, A: 255}, vg.Points(5), draw.CircleGlyph{}
-			p.Add(mark)
-		}
 	}
 	return savePlot(p, 6*vg.Inch, 4*vg.Inch, filepath.Join(dir, "lr_find.png"))
 }

@@ -215,6 +215,14 @@ func TestLRPlotRange(t *testing.T) {
 			if len(shown) != tc.shown || math.Abs(yMax-tc.yMax) > 1e-12 {
 				t.Errorf("lrPlotRange: %d points, top %v; want %d, %v", len(shown), yMax, tc.shown, tc.yMax)
 			}
+			// The plot keeps the top (adding data widens the axis).
+			p, err := lrFindPlot(&LRFinding{Points: tc.points, Suggested: tc.points[1].LR})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.yMax > 0 && math.Abs(p.Y.Max-tc.yMax) > 1e-12 {
+				t.Errorf("lr_find.png's loss axis ends at %v, want %v", p.Y.Max, tc.yMax)
+			}
 		})
 	}
 }
