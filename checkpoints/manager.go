@@ -337,7 +337,9 @@ func (m *Manager) LatestIntact() (*Checkpoint, []Damaged, error) {
 
 // SetAside renames a damaged checkpoint folder to corrupt-step-NNNNNN,
 // where the manager no longer sees it (so that the steps it held can be
-// saved again) and a person can still look at it. It returns the new path.
+// saved again) and a person can still look at it, and points the links
+// "last" and "best" at what is left (removing them where nothing is). It
+// returns the new path.
 func (m *Manager) SetAside(in Info) (string, error) {
 	to := filepath.Join(filepath.Dir(in.Dir), "corrupt-"+filepath.Base(in.Dir))
 	for i := 2; ; i++ {
@@ -349,10 +351,33 @@ func (m *Manager) SetAside(in Info) (string, error) {
 	if err := os.Rename(in.Dir, to); err != nil {
 		return "", fmt.Errorf("checkpoint manager %s: set aside: %w", m.dir, err)
 	}
+	m.log.Warn("set a damaged checkpoint aside", "from", in.Dir, "to", to)
+	// The links may have named it: they name what is left.
+	infos, err := m.List()
+	if err != nil {
+		return to, err
+	}
+	last, best := "", ""
+	if len(infos) > 0 {
+		last = filepath.Base(infos[len(infos)-1].Dir)
+	}
+	if b := m.best(infos); b >= 0 {
+		best = filepath.Base(infos[b].Dir)
+	}
+	for _, l := range []struct{ name, target string }{{LastLink, last}, {BestLink, best}} {
+		var err error
+		if l.target != "" {
+			err = m.link(l.name, l.target)
+		} else if err = os.Remove(filepath.Join(m.dir, l.name)); errors.Is(err, fs.ErrNotExist) {
+			err = nil
+		}
+		if err != nil {
+			return to, fmt.Errorf("checkpoint manager %s: set aside: %w", m.dir, err)
+		}
+	}
 	if err := syncDir(m.dir); err != nil {
 		return "", fmt.Errorf("checkpoint manager %s: set aside: %w", m.dir, err)
 	}
-	m.log.Warn("set a damaged checkpoint aside", "from", in.Dir, "to", to)
 	return to, nil
 }
 

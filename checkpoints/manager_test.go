@@ -393,6 +393,10 @@ func TestLatestIntact(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The links name what is left, though nothing is saved after.
+	if last, best := readLink(t, filepath.Join(dir, LastLink)), readLink(t, filepath.Join(dir, BestLink)); last != Name(10) || best != Name(10) {
+		t.Errorf("after setting aside: last %s, best %s, want both %s", last, best, Name(10))
+	}
 	if _, err := m.Save(sampleManifest(20, 0.4), sample(5)); err != nil {
 		t.Errorf("saving step 20 again: %v", err)
 	}

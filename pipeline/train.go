@@ -420,7 +420,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (_ *Result, e
 		}
 	}
 	files := []string{"checkpoints/last"}
-	if _, err := os.Lstat(filepath.Join(ckDir, checkpoints.BestLink)); err == nil { // none without validation
+	if _, err := os.Stat(filepath.Join(ckDir, checkpoints.BestLink)); err == nil { // none without validation
 		files = append(files, "checkpoints/best")
 	}
 	files = append(append(files, "metrics.jsonl", "metrics.csv", "metrics.png"), plots...)
