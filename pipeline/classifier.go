@@ -120,6 +120,14 @@ func loadRun(path string, opts ClassifierOptions) (checkpointDir string, ck *che
 	if opts.Weights == "" {
 		up := filepath.Dir(checkpointDir)
 		candidates = []string{info.Weights, filepath.Join(up, filepath.Base(info.Weights)), filepath.Join(filepath.Dir(up), filepath.Base(info.Weights))}
+		// Where the run's newest checkpoint read them: a resume may have
+		// found them moved since this one was written.
+		if last, err := checkpoints.LoadTensors(filepath.Join(up, checkpoints.LastLink), func(string) bool { return false }); err == nil {
+			var lastInfo RunInfo
+			if json.Unmarshal(last.Manifest.Run, &lastInfo) == nil && lastInfo.WeightsSHA256 == info.WeightsSHA256 && lastInfo.Weights != "" {
+				candidates = append(candidates, lastInfo.Weights)
+			}
+		}
 	}
 	w, err = trainedWeights(candidates, info.WeightsSHA256)
 	if name := info.Config.Backbone.Weights; errors.Is(err, ErrWeightsNotFound) && opts.Weights == "" && pretrained.IsName(name) {
@@ -234,7 +242,7 @@ func trainedWeights(paths []string, digest string) (*resnet.Weights, error) {
 			problems = append(problems, fmt.Errorf("backbone weights %s are not those it was trained with (sha256 %.12s, trained with %.12s)", p, w.Digest(), digest))
 		default:
 			if i > 0 {
-				slog.Info("backbone weights not where training read them: using the file of the same name beside the checkpoint", "trained_with", paths[0], "using", p)
+				slog.Info("backbone weights not where this checkpoint's training read them: using the same weights found elsewhere", "trained_with", paths[0], "using", p)
 			}
 			return w, nil
 		}

@@ -1410,6 +1410,17 @@ func TestResumeWithMovedWeights(t *testing.T) {
 	if !strings.Contains(out.String(), "backbone.weights changed from") {
 		t.Errorf("the resume did not list the weights' new place:\n%s", &out)
 	}
+	// A checkpoint from before the move finds them where the newest one
+	// read them.
+	steps, err := filepath.Glob(filepath.Join(dir, "run2", "checkpoints", "step-*"))
+	if err != nil || len(steps) < 2 {
+		t.Fatalf("checkpoints %q: %v", steps, err)
+	}
+	c, err := LoadClassifier(steps[0], ClassifierOptions{})
+	if err != nil {
+		t.Fatalf("predict with the checkpoint from before the move: %v", err)
+	}
+	c.Close()
 
 	w, err := resnet.Load(moved)
 	if err != nil {
