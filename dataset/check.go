@@ -65,7 +65,7 @@ func Check(ctx context.Context, cfg Config, skips *SkipLog, progress func(done, 
 		for b, err := range Stream(ctx, cfg, samples, 16, skips) {
 			if err != nil {
 				if errors.Is(err, ErrNoUsableImages) {
-					return nil // judged below, over both splits
+					break // judged below, over both splits
 				}
 				return err
 			}

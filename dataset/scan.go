@@ -89,14 +89,14 @@ func looseImages(root string) string {
 	}
 	n := 0
 	for _, e := range entries {
-		if e.Type().IsRegular() && IsImageName(e.Name()) && !hidden(e.Name()) {
+		if !e.IsDir() && IsImageName(e.Name()) && !hidden(e.Name()) { // symbolic links to images too
 			n++
 		}
 	}
 	if n == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (it holds %d images itself: the images go in one sub-folder per class, e.g. %s/cats/*.jpg and %s/dogs/*.jpg)", n, root, root)
+	return fmt.Sprintf(" (it holds %d image(s) itself: the images go in one sub-folder per class, e.g. %s/cats/*.jpg and %s/dogs/*.jpg)", n, root, root)
 }
 
 // Scan lists the images under cfg.Root, labels them by class folder and splits

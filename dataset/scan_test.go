@@ -56,9 +56,9 @@ func TestScan(t *testing.T) {
 		},
 		{name: "one class", files: []string{"a/1.jpg", "b/readme.txt"}, err: "class \"b\" has no image file"},
 		{name: "single folder", files: []string{"a/1.jpg"}, err: "need at least two classes, found 1"},
-		{name: "images, no class folders", files: []string{"1.jpg", "2.png", "notes.txt"}, err: "it holds 2 images itself"},
+		{name: "images, no class folders", files: []string{"1.jpg", "2.png", "notes.txt"}, err: "it holds 2 image(s) itself"},
 		{name: "one class's folder given", files: []string{"cats/1.jpg", "cats/2.png", "cats/notes.txt"}, root: "cats",
-			err: "it holds 2 images itself: the images go in one sub-folder per class"},
+			err: "it holds 2 image(s) itself: the images go in one sub-folder per class"},
 		{name: "missing configured class", files: []string{"a/1.jpg", "b/1.jpg"}, classes: []string{"a", "x"}, err: `class "x": no folder`},
 		{name: "misspelt class lists the folders", files: []string{"cats/1.jpg", "dogs/1.jpg", ".git/x"}, classes: []string{"Cat", "Dog"}, err: `are ["cats" "dogs"]`},
 		{name: "no image folder", classes: []string{"a", "b"}, root: "missing", err: "the image folder: open "},
@@ -326,5 +326,18 @@ func TestImageFiles(t *testing.T) {
 	}
 	if _, err := ImageFiles(filepath.Join(root, "missing")); err == nil {
 		t.Error("no error for a missing folder")
+	}
+}
+
+// TestScanHintCountsLinkedImages: symbolic links to images, alone in the
+// data folder, get the hint too.
+func TestScanHintCountsLinkedImages(t *testing.T) {
+	root, elsewhere := t.TempDir(), t.TempDir()
+	writeFiles(t, elsewhere, map[string][]byte{"a.jpg": []byte("not read")})
+	if err := os.Symlink(filepath.Join(elsewhere, "a.jpg"), filepath.Join(root, "a.jpg")); err != nil {
+		t.Skip("no symbolic links here:", err)
+	}
+	if _, err := Scan(Config{Root: root}); err == nil || !strings.Contains(err.Error(), "it holds 1 image(s) itself") {
+		t.Errorf("Scan: %v", err)
 	}
 }

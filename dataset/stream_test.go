@@ -238,9 +238,13 @@ func TestNoUsableImages(t *testing.T) {
 	if !errors.Is(err, ErrNoUsableImages) || !strings.Contains(err.Error(), `class "dogs"`) {
 		t.Errorf("Stream error = %v, want ErrNoUsableImages naming dogs", err)
 	}
-	sum, err := Check(context.Background(), cfg, quiet, nil)
+	var last [2]int
+	sum, err := Check(context.Background(), cfg, quiet, func(done, total int) { last = [2]int{done, total} })
 	if !errors.Is(err, ErrNoUsableImages) || !strings.Contains(err.Error(), `"dogs"`) {
 		t.Errorf("Check error = %v, want ErrNoUsableImages naming dogs", err)
+	}
+	if last[0] != last[1] || last[1] == 0 {
+		t.Errorf("progress ended at %d of %d", last[0], last[1])
 	}
 	if sum == nil || !reflect.DeepEqual(sum.Train, []int{2, 0}) || len(sum.Skipped) != 2 {
 		t.Errorf("Check summary = %+v, want train counts [2 0] and 2 skipped", sum)

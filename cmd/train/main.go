@@ -93,7 +93,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}()
 	switch {
 	case *checkData:
-		return checkDataset(ctx, cfg, stdout)
+		return checkDataset(ctx, cfg, stdout, stderr)
 	case *summary:
 		return printSummary(cfg, stdout)
 	}
@@ -115,8 +115,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 // checkDataset decodes every image once and prints what training would see.
-func checkDataset(ctx context.Context, cfg *configs.Config, stdout io.Writer) error {
-	progress := pipeline.NewProgress(stdout)
+func checkDataset(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) error {
+	progress := pipeline.NewProgress(stderr) // the report alone on stdout
 	start := time.Now()
 	sum, err := dataset.Check(ctx, pipeline.DataConfig(cfg), nil, func(done, total int) {
 		progress.Bar("checking", done, total, fmt.Sprintf("%.0f images/s", float64(done)/time.Since(start).Seconds()))
