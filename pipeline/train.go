@@ -122,14 +122,16 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (_ *Result, e
 			}
 		}()
 	}
-	unlock, ok, err := filelock.TryLock(filepath.Join(runDir, RunLockFile))
-	if err != nil {
-		return nil, fmt.Errorf("run folder %s: %w", runDir, err)
+	if !finding { // the finder writes its own two files only, atomically
+		unlock, ok, err := filelock.TryLock(filepath.Join(runDir, RunLockFile))
+		if err != nil {
+			return nil, fmt.Errorf("run folder %s: %w", runDir, err)
+		}
+		if !ok {
+			return nil, fmt.Errorf("run folder %s is in use by another train (it holds %s): wait for it to end, or set run.dir to another folder", runDir, RunLockFile)
+		}
+		defer unlock()
 	}
-	if !ok {
-		return nil, fmt.Errorf("run folder %s is in use by another train (it holds %s): wait for it to end, or set run.dir to another folder", runDir, RunLockFile)
-	}
-	defer unlock()
 	var applied []configs.Change
 	var mgr *checkpoints.Manager
 	var last checkpoints.Info
