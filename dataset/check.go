@@ -20,6 +20,8 @@ type Summary struct {
 	Train, Validation []int
 	// Skipped lists the unusable files with their reasons.
 	Skipped []Skip
+	// Ignored counts the files not read for their extension (Index.Ignored).
+	Ignored map[string]int
 	// Duplicates lists the usable files whose bytes equal an earlier one's
 	// (training images first, then validation, each in path order).
 	Duplicates []Duplicate
@@ -52,7 +54,7 @@ func Check(ctx context.Context, cfg Config, skips *SkipLog, progress func(done, 
 		skips = &SkipLog{}
 	}
 	cfg.Classes = idx.Classes
-	s := &Summary{Root: cfg.Root, Classes: idx.Classes, Train: make([]int, len(idx.Classes)), Validation: make([]int, len(idx.Classes))}
+	s := &Summary{Root: cfg.Root, Classes: idx.Classes, Train: make([]int, len(idx.Classes)), Validation: make([]int, len(idx.Classes)), Ignored: idx.Ignored}
 	type seen struct {
 		path  string
 		label int
@@ -183,6 +185,9 @@ func (s *Summary) WriteTo(w io.Writer) (int64, error) {
 	fmt.Fprintf(cw, "%d file(s) skipped\n", len(s.Skipped))
 	for _, k := range s.Skipped {
 		fmt.Fprintf(cw, "  %s: %s\n", k.Path, k.Reason)
+	}
+	if len(s.Ignored) > 0 {
+		fmt.Fprintf(cw, "not read, as not images by their extension: %s (the images read are %s)\n", ignoredString(s.Ignored), strings.Join(Extensions(), " "))
 	}
 	if len(s.Duplicates) > 0 {
 		cross, relabelled := 0, 0

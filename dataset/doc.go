@@ -8,8 +8,10 @@
 // them:
 //
 //   - Extensions are those Keras' image_dataset_from_directory accepts, in any
-//     case (.jpg .jpeg .png .gif .bmp), plus .webp; other files are ignored.
-//     The format is then detected from the contents, so a PNG named .jpg is
+//     case (.jpg .jpeg .png .gif .bmp), plus .webp, .tif and .tiff as
+//     torchvision's ImageFolder; other files are not read, and counted by
+//     extension (Index.Ignored: a class of .heic phone photos says so). The
+//     format is then detected from the contents, so a PNG named .jpg is
 //     fine.
 //   - Class names are the sorted non-hidden sub-folders of Root (Keras' order),
 //     unless [Config].Classes lists them (which fixes the order; other

@@ -11,6 +11,7 @@ import (
 	_ "image/png"  // registers PNG with image.Decode
 
 	_ "golang.org/x/image/bmp"  // registers BMP with image.Decode
+	_ "golang.org/x/image/tiff" // registers TIFF with image.Decode
 	_ "golang.org/x/image/webp" // registers WebP with image.Decode
 )
 

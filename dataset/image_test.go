@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/draw"
+	"golang.org/x/image/tiff"
 )
 
 // decodeFile runs the decoder on data; the image is copied out of its buffers.
@@ -68,11 +69,21 @@ func TestColourModels(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	var tiffBuf, tiff16Buf bytes.Buffer
+	if err := tiff.Encode(&tiffBuf, solid(2, 1, color.NRGBA{12, 34, 56, 255}), &tiff.Options{Compression: tiff.Deflate}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tiff.Encode(&tiff16Buf, r16, nil); err != nil {
+		t.Fatal(err)
+	}
+
 	tests := []struct {
 		name string
 		data []byte
 		want []px
 	}{
+		{"tiff", tiffBuf.Bytes(), []px{{12, 34, 56}, {12, 34, 56}}},
+		{"16-bit tiff", tiff16Buf.Bytes(), []px{{0xAB, 0x12, 0xFF}, {0x01, 0x02, 0xFE}}},
 		{"gray png", encodePNG(t, gray), []px{{0, 0, 0}, {77, 77, 77}, {255, 255, 255}}},
 		{"palette png with alpha", encodePNG(t, pal), []px{{90, 180, 45}, {200, 10, 20}, {30, 40, 250}}},
 		{"16-bit png with alpha", encodePNG(t, n16), []px{{0xAB, 0x12, 0xFF}, {0x00, 0x80, 0x7F}}},
@@ -304,7 +315,8 @@ func TestBadImageErrors(t *testing.T) {
 	}{
 		{"empty", nil, "empty file"},
 		{"text", []byte("<html>not an image</html>"), "not a supported image format"},
-		{"tiff", []byte("II*\x00\x08\x00\x00\x00"), "not a supported image format"},
+		{"heic", []byte("\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"), "not a supported image format"},
+		{"truncated tiff", []byte("II*\x00\x08\x00\x00\x00"), "bad tiff header"},
 		{"truncated header", good[:20], "bad jpeg header: unexpected EOF"},
 		{"bad header", append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 30)...), "bad png header"},
 		{"truncated jpeg", good[:len(good)/2], "corrupt or truncated jpeg: invalid JPEG format: short Huffman data"},

@@ -1,12 +1,14 @@
 package dataset
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -32,13 +34,54 @@ type Index struct {
 	// Train and Validation hold the samples of each split, class by class,
 	// each class in lexical order of its paths.
 	Train, Validation []Sample
+	// Ignored counts the other files in the class folders by extension
+	// (".heic", "" for none): not read, as not images by their name.
+	Ignored map[string]int
+}
+
+// IgnoredString describes Ignored, the most frequent extension first:
+// "120 .heic, 2 .txt", or "" when none.
+func (idx *Index) IgnoredString() string {
+	return ignoredString(idx.Ignored)
+}
+
+func ignoredString(m map[string]int) string {
+	exts := slices.Collect(maps.Keys(m))
+	slices.SortFunc(exts, func(a, b string) int {
+		return cmp.Or(m[b]-m[a], noExtensionLast(a)-noExtensionLast(b), strings.Compare(a, b))
+	})
+	parts := make([]string, len(exts))
+	for i, e := range exts {
+		if e == "" {
+			e = "without an extension"
+		}
+		parts[i] = fmt.Sprintf("%d %s", m[exts[i]], e)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func noExtensionLast(ext string) int {
+	if ext == "" {
+		return 1
+	}
+	return 0
 }
 
 // extensions are the file name extensions Scan accepts, compared in lower case:
-// those of Keras' image_dataset_from_directory plus WebP.
+// those of Keras' image_dataset_from_directory, and WebP and TIFF as
+// torchvision's ImageFolder.
 var extensions = map[string]bool{
-	".jpg": true, ".jpeg": true, ".png": true, ".gif": true, ".bmp": true, ".webp": true,
+	".jpg": true, ".jpeg": true, ".png": true, ".gif": true, ".bmp": true, ".webp": true, ".tif": true, ".tiff": true,
 }
+
+// Extensions lists the extensions of the files read as images, sorted.
+func Extensions() []string {
+	return slices.Sorted(maps.Keys(extensions))
+}
+
+// junk names files that systems leave in folders of pictures, not worth
+// reporting as ignored.
+var junk = map[string]bool{"thumbs.db": true, "desktop.ini": true}
 
 // IsImageName reports whether a file name has one of the extensions Scan
 // accepts (any case) and is not hidden.
@@ -117,14 +160,17 @@ func Scan(cfg Config) (*Index, error) {
 	if len(classes) < 2 {
 		return nil, fmt.Errorf("dataset: need at least two classes, found %d in %s%s", len(classes), cfg.Root, looseImages(cfg.Root))
 	}
-	idx := &Index{Classes: classes}
+	idx := &Index{Classes: classes, Ignored: map[string]int{}}
 	for label, class := range classes {
-		files, err := classFiles(cfg, cfg.Root, class)
+		files, ignored, err := classFiles(cfg, cfg.Root, class)
 		if err != nil {
 			return nil, err
 		}
 		if len(files) == 0 {
-			return nil, fmt.Errorf("dataset: class %q has no image file under %s", class, filepath.Join(cfg.Root, class))
+			return nil, fmt.Errorf("dataset: class %q has no image file under %s%s", class, filepath.Join(cfg.Root, class), ignoredHint(ignored))
+		}
+		for e, n := range ignored {
+			idx.Ignored[e] += n
 		}
 		for _, rel := range files {
 			s := Sample{Path: rel, Label: label}
@@ -136,27 +182,37 @@ func Scan(cfg Config) (*Index, error) {
 		}
 	}
 	if cfg.ValidationRoot != "" {
-		if idx.Validation, err = scanValidation(cfg, classes); err != nil {
+		if idx.Validation, err = scanValidation(cfg, classes, idx.Ignored); err != nil {
 			return nil, err
 		}
 	}
 	return idx, nil
 }
 
-// classFiles lists the image files of root/class as paths relative to root.
-func classFiles(cfg Config, root, class string) ([]string, error) {
-	w := walker{follow: cfg.FollowSymlinks, visited: map[string]bool{}}
-	if err := w.walk(filepath.Join(root, filepath.FromSlash(class)), class); err != nil {
-		return nil, err
+// ignoredHint says, for an error, which files a folder without images
+// has, and that they are not read.
+func ignoredHint(ignored map[string]int) string {
+	if len(ignored) == 0 {
+		return ""
 	}
-	return w.files, nil
+	return fmt.Sprintf(" (it has %s files, which are not read: the images read are %s; convert the others to JPEG or PNG)", ignoredString(ignored), strings.Join(Extensions(), " "))
+}
+
+// classFiles lists the image files of root/class as paths relative to root,
+// and counts the other files by extension.
+func classFiles(cfg Config, root, class string) (files []string, ignored map[string]int, err error) {
+	w := walker{follow: cfg.FollowSymlinks, visited: map[string]bool{}, ignored: map[string]int{}}
+	if err := w.walk(filepath.Join(root, filepath.FromSlash(class)), class); err != nil {
+		return nil, nil, err
+	}
+	return w.files, w.ignored, nil
 }
 
 // scanValidation lists the images of cfg.ValidationRoot, which must have a
 // folder for each class and no other. Their paths are made relative to Root
 // ("../validation/cats/1.jpg") so that every sample of an Index is opened
 // the same way.
-func scanValidation(cfg Config, classes []string) ([]Sample, error) {
+func scanValidation(cfg Config, classes []string, ignored map[string]int) ([]Sample, error) {
 	root, err := filepath.Abs(cfg.Root)
 	if err != nil {
 		return nil, fmt.Errorf("dataset: the image folder: %w", err)
@@ -193,9 +249,12 @@ func scanValidation(cfg Config, classes []string) ([]Sample, error) {
 		if !slices.Contains(folders, class) {
 			return nil, fmt.Errorf("dataset: class %q: no folder %s in the validation folder (its class folders are %q)", class, filepath.Join(vroot, class), folders)
 		}
-		files, err := classFiles(cfg, vroot, class)
+		files, ign, err := classFiles(cfg, vroot, class)
 		if err != nil {
 			return nil, err
+		}
+		for e, n := range ign {
+			ignored[e] += n
 		}
 		for _, rel := range files {
 			samples = append(samples, Sample{Path: path.Join(filepath.ToSlash(up), rel), Label: label})
@@ -283,6 +342,7 @@ type walker struct {
 	follow  bool
 	visited map[string]bool // real paths of the folders walked (symlink loops)
 	files   []string
+	ignored map[string]int // other files by extension
 }
 
 func (w *walker) walk(dir, rel string) error {
@@ -326,6 +386,8 @@ func (w *walker) walk(dir, rel string) error {
 			}
 		case typ.IsRegular() && IsImageName(name):
 			w.files = append(w.files, r)
+		case typ.IsRegular() && w.ignored != nil && !junk[strings.ToLower(name)]:
+			w.ignored[strings.ToLower(path.Ext(name))]++
 		}
 	}
 	return nil

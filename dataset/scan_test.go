@@ -28,6 +28,7 @@ func TestScan(t *testing.T) {
 		samples []string // "label:path", all in Train (no split)
 		err     string   // substring of the expected error
 		root    string   // a sub-folder of the files' folder to scan; "" scans it
+		ignored string   // Index.IgnoredString
 	}{
 		{
 			name:    "sorted classes and paths",
@@ -37,9 +38,10 @@ func TestScan(t *testing.T) {
 		},
 		{
 			name:    "extensions any case, others ignored",
-			files:   []string{"a/1.JPG", "a/2.JpEg", "a/3.PNG", "a/4.Bmp", "a/5.webp", "a/6.GIF", "a/7.tiff", "a/8.txt", "a/9jpg", "b/1.jpg"},
+			files:   []string{"a/1.JPG", "a/2.JpEg", "a/3.PNG", "a/4.Bmp", "a/5.webp", "a/6.GIF", "a/7.tiff", "a/7b.TIF", "a/8.txt", "a/9jpg", "a/x.heic", "b/1.jpg"},
 			want:    []string{"a", "b"},
-			samples: []string{"0:a/1.JPG", "0:a/2.JpEg", "0:a/3.PNG", "0:a/4.Bmp", "0:a/5.webp", "0:a/6.GIF", "1:b/1.jpg"},
+			samples: []string{"0:a/1.JPG", "0:a/2.JpEg", "0:a/3.PNG", "0:a/4.Bmp", "0:a/5.webp", "0:a/6.GIF", "0:a/7.tiff", "0:a/7b.TIF", "1:b/1.jpg"},
+			ignored: "1 .heic, 1 .txt, 1 without an extension",
 		},
 		{
 			name:    "hidden files and folders ignored",
@@ -56,6 +58,10 @@ func TestScan(t *testing.T) {
 		},
 		{name: "one class", files: []string{"a/1.jpg", "b/readme.txt"}, err: "class \"b\" has no image file"},
 		{name: "single folder", files: []string{"a/1.jpg"}, err: "need at least two classes, found 1"},
+		{name: "a class of phone photos not read", files: []string{"a/1.jpg", "b/1.HEIC", "b/2.heic", "b/notes", "b/Thumbs.db"},
+			err: `class "b" has no image file under ` /* the folder */},
+		{name: "which files, and that they are not read", files: []string{"a/1.jpg", "b/1.HEIC", "b/2.heic", "b/notes", "b/Thumbs.db"},
+			err: "(it has 2 .heic, 1 without an extension files, which are not read: the images read are .bmp .gif .jpeg .jpg .png .tif .tiff .webp; convert the others to JPEG or PNG)"},
 		{name: "images, no class folders", files: []string{"1.jpg", "2.png", "notes.txt"}, err: "it holds 2 image(s) itself"},
 		{name: "one class's folder given", files: []string{"cats/1.jpg", "cats/2.png", "cats/notes.txt"}, root: "cats",
 			err: "it holds 2 image(s) itself: the images go in one sub-folder per class"},
@@ -91,6 +97,9 @@ func TestScan(t *testing.T) {
 			}
 			if len(idx.Validation) != 0 {
 				t.Errorf("validation = %q with no split", samplePaths(idx.Validation))
+			}
+			if got := idx.IgnoredString(); got != tc.ignored {
+				t.Errorf("ignored %q, want %q", got, tc.ignored)
 			}
 		})
 	}

@@ -78,7 +78,7 @@ func messyTree(t *testing.T) (root string, bad map[string]string) {
 		"cats/truncated.jpg":    good[:len(good)/2],
 		"dogs/readme.jpg":       []byte("this is not an image\n"),
 		"dogs/huge.png":         encodePNG(t, solid(700, 600, color.NRGBA{A: 255})),
-		"dogs/sub/tiff.gif":     []byte("II*\x00\x08\x00\x00\x00\x00\x00"),
+		"dogs/sub/heic.gif":     []byte("\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"),
 		"dogs/png_named.JPG":    tinyPNG(t, 1), // decoded by content: usable
 		"cats/notes.txt":        []byte("not listed at all"),
 		"cats/.hidden/x.jpg":    nil,
@@ -90,7 +90,7 @@ func messyTree(t *testing.T) (root string, bad map[string]string) {
 		"cats/truncated.jpg": "corrupt or truncated",
 		"dogs/readme.jpg":    "not a supported image format",
 		"dogs/huge.png":      "too large: 700x600 = 420000 pixels > limit 400000",
-		"dogs/sub/tiff.gif":  "not a supported image format",
+		"dogs/sub/heic.gif":  "not a supported image format",
 	}
 }
 

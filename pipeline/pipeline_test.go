@@ -1709,3 +1709,28 @@ func (c cancelOn) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// TestTrainSaysWhatItDoesNotRead: files that are not images by their
+// extension (an iPhone's .heic photos) are counted where training starts.
+func TestTrainSaysWhatItDoesNotRead(t *testing.T) {
+	dir := t.TempDir()
+	if err := dataset.Synthesize(filepath.Join(dir, "data"), 4, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"cats/IMG_0001.HEIC", "dogs/IMG_0002.heic"} {
+		if err := os.WriteFile(filepath.Join(dir, "data", f), []byte("not read"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := configs.Parse([]byte(tinyYAML), filepath.Join(dir, "c.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if _, err := Train(context.Background(), cfg, Options{Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "not read, as not images by their extension: 2 .heic files") {
+		t.Errorf("output:\n%s", &out)
+	}
+}
