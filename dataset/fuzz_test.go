@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
 )
 
 // FuzzEXIFOrientation feeds arbitrary bytes to the EXIF orientation parser,
@@ -55,6 +56,13 @@ func FuzzDecode(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(b.Bytes())
+	for _, c := range []tiff.CompressionType{tiff.Uncompressed, tiff.Deflate} {
+		b.Reset()
+		if err := tiff.Encode(&b, m, &tiff.Options{Compression: c}); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b.Bytes())
+	}
 	for _, name := range []string{"blue-purple-pink.lossy.webp", "gopher-doc.8bpp.lossless.webp", "small_gradient.png"} {
 		data, err := os.ReadFile(filepath.Join("testdata", name))
 		if err != nil {
