@@ -8,7 +8,6 @@ import (
 	"fmt"
 	pngpkg "image/png"
 	"io"
-	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -1655,59 +1654,6 @@ func TestCountDuplicates(t *testing.T) {
 	if n != 3 || relabelled != 1 || cross != 1 {
 		t.Errorf("countDuplicates = %d, %d, %d; want 3 copies, 1 in another class, 1 across the split", n, relabelled, cross)
 	}
-}
-
-// TestFailedRunLeavesNoFolder: a new run that fails before it trains
-// leaves no run folder behind; one that fails with a checkpoint keeps all.
-func TestFailedRunLeavesNoFolder(t *testing.T) {
-	dir := t.TempDir()
-	if err := dataset.Synthesize(filepath.Join(dir, "data"), 4, 1); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := configs.Parse([]byte(strings.Replace(tinyYAML, "backbone: {random_width: 4}", "backbone: {weights: missing.npz}", 1)), filepath.Join(dir, "c.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Train(context.Background(), cfg, Options{}); err == nil {
-		t.Fatal("trained with missing weights")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "run")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("the failed run left its folder (%v)", err)
-	}
-
-	// A new run stopped after its first epoch (Ctrl-C): its checkpoint and
-	// configuration are kept, for --resume.
-	cfg, err = configs.Parse([]byte(strings.Replace(tinyYAML, "epochs: 1", "epochs: 3", 1)), filepath.Join(dir, "c.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	out := cancelOn{"epoch 1/3", cancel, &strings.Builder{}}
-	if _, err := Train(ctx, cfg, Options{Out: out}); !errors.Is(err, context.Canceled) {
-		t.Fatalf("a run stopped after an epoch: %v\n%s", err, out.b)
-	}
-	for _, f := range []string{"config.yaml", "checkpoints/last"} {
-		if _, err := os.Stat(filepath.Join(dir, "run", f)); err != nil {
-			t.Errorf("a stopped run lost %s: %v", f, err)
-		}
-	}
-}
-
-// cancelOn is a progress writer that calls cancel once it has been sent
-// text holding mark.
-type cancelOn struct {
-	mark   string
-	cancel func()
-	b      *strings.Builder
-}
-
-func (c cancelOn) Write(p []byte) (int, error) {
-	c.b.Write(p)
-	if strings.Contains(c.b.String(), c.mark) {
-		c.cancel()
-	}
-	return len(p), nil
 }
 
 // TestTrainSaysWhatItDoesNotRead: files that are not images by their

@@ -83,7 +83,7 @@ type Result struct {
 
 // Train runs the whole pipeline for cfg: scan the data, extract (or read)
 // the features, train the head, checkpoint, report.
-func Train(ctx context.Context, cfg *configs.Config, opts Options) (_ *Result, err error) {
+func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, error) {
 	if opts.Out == nil {
 		opts.Out = io.Discard
 	}
@@ -101,26 +101,8 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (_ *Result, e
 	}
 	// One training at a time in a run folder: two would overwrite each
 	// other's checkpoints and metrics.
-	_, statErr := os.Stat(runDir)
 	if err := os.MkdirAll(runDir, 0o777); err != nil {
 		return nil, fmt.Errorf("run folder: %w", err)
-	}
-	if errors.Is(statErr, fs.ErrNotExist) {
-		// A run that fails before it has anything to keep (the weights
-		// could not be fetched, say) leaves no folder behind; one with a
-		// skip report keeps it and the report, and one stopped (Ctrl-C)
-		// keeps what it is, which a --resume is checked against.
-		defer func() {
-			if err == nil || errors.Is(err, context.Canceled) {
-				return
-			}
-			if rmErr := os.Remove(ckDir); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) {
-				return // checkpoints (Ctrl-C saves one): the run goes on with --resume
-			}
-			for _, f := range []string{RunLockFile, "config.yaml", ""} {
-				os.Remove(filepath.Join(runDir, f)) // the folder itself only if now empty
-			}
-		}()
 	}
 	if !finding { // the finder writes its own two files only, atomically
 		unlock, ok, err := filelock.TryLock(filepath.Join(runDir, RunLockFile))
@@ -137,6 +119,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (_ *Result, e
 	var last checkpoints.Info
 	lastErr := checkpoints.ErrNoCheckpoint
 	if !finding {
+		var err error
 		if applied, err = prepareRunDir(cfg, opts.Resume); err != nil {
 			return nil, err
 		}
