@@ -40,7 +40,7 @@ type Index struct {
 }
 
 // IgnoredString describes Ignored, the most frequent extension first:
-// "120 .heic, 2 .txt", or "" when none.
+// "120 .heic files, 1 .txt file", or "" when none.
 func (idx *Index) IgnoredString() string {
 	return ignoredString(idx.Ignored)
 }
@@ -52,10 +52,15 @@ func ignoredString(m map[string]int) string {
 	})
 	parts := make([]string, len(exts))
 	for i, e := range exts {
-		if e == "" {
-			e = "without an extension"
+		files := "files"
+		if m[e] == 1 {
+			files = "file"
 		}
-		parts[i] = fmt.Sprintf("%d %s", m[exts[i]], e)
+		if e == "" {
+			parts[i] = fmt.Sprintf("%d %s without an extension", m[e], files)
+		} else {
+			parts[i] = fmt.Sprintf("%d %s %s", m[e], e, files)
+		}
 	}
 	return strings.Join(parts, ", ")
 }
@@ -195,7 +200,7 @@ func ignoredHint(ignored map[string]int) string {
 	if len(ignored) == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (it has %s files, which are not read: the images read are %s; convert the others to JPEG or PNG)", ignoredString(ignored), strings.Join(Extensions(), " "))
+	return fmt.Sprintf(" (it has %s, which are not read: the images read are %s; convert the others to JPEG or PNG)", ignoredString(ignored), strings.Join(Extensions(), " "))
 }
 
 // classFiles lists the image files of root/class as paths relative to root,

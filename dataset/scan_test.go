@@ -41,7 +41,7 @@ func TestScan(t *testing.T) {
 			files:   []string{"a/1.JPG", "a/2.JpEg", "a/3.PNG", "a/4.Bmp", "a/5.webp", "a/6.GIF", "a/7.tiff", "a/7b.TIF", "a/8.txt", "a/9jpg", "a/x.heic", "b/1.jpg"},
 			want:    []string{"a", "b"},
 			samples: []string{"0:a/1.JPG", "0:a/2.JpEg", "0:a/3.PNG", "0:a/4.Bmp", "0:a/5.webp", "0:a/6.GIF", "0:a/7.tiff", "0:a/7b.TIF", "1:b/1.jpg"},
-			ignored: "1 .heic, 1 .txt, 1 without an extension",
+			ignored: "1 .heic file, 1 .txt file, 1 file without an extension",
 		},
 		{
 			name:    "hidden files and folders ignored",
@@ -61,7 +61,7 @@ func TestScan(t *testing.T) {
 		{name: "a class of phone photos not read", files: []string{"a/1.jpg", "b/1.HEIC", "b/2.heic", "b/notes", "b/Thumbs.db"},
 			err: `class "b" has no image file under ` /* the folder */},
 		{name: "which files, and that they are not read", files: []string{"a/1.jpg", "b/1.HEIC", "b/2.heic", "b/notes", "b/Thumbs.db"},
-			err: "(it has 2 .heic, 1 without an extension files, which are not read: the images read are .bmp .gif .jpeg .jpg .png .tif .tiff .webp; convert the others to JPEG or PNG)"},
+			err: "(it has 2 .heic files, 1 file without an extension, which are not read: the images read are .bmp .gif .jpeg .jpg .png .tif .tiff .webp; convert the others to JPEG or PNG)"},
 		{name: "images, no class folders", files: []string{"1.jpg", "2.png", "notes.txt"}, err: "it holds 2 image(s) itself"},
 		{name: "one class's folder given", files: []string{"cats/1.jpg", "cats/2.png", "cats/notes.txt"}, root: "cats",
 			err: "it holds 2 image(s) itself: the images go in one sub-folder per class"},

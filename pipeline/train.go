@@ -231,7 +231,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	progress.Line("data: %d classes %v, %d training and %d validation images; feature cache %s (%d images cached)",
 		len(idx.Classes), idx.Classes, len(idx.Train), len(idx.Validation), cache.Dir(), cache.Len())
 	if ign := idx.IgnoredString(); ign != "" {
-		progress.Line("not read, as not images by their extension: %s files", ign)
+		progress.Line("not read, as not images by their extension: %s", ign)
 	}
 	extractStart := time.Now()
 	kept, digests, feats, err := extract(ctx, cfg, dcfg, bb, cache, all, nil, skips, "features", progress)
