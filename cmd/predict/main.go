@@ -957,6 +957,7 @@ func classifyWithCheckpoint(ctx context.Context, o *options, stdout io.Writer) e
 			failures.add(path, err)
 			if named[path] {
 				namedFailures.add(path, err)
+				named[path] = false // once, though it is also in a folder given
 			}
 			return report.failure(path, err)
 		}

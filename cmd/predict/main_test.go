@@ -519,6 +519,7 @@ func TestRunOutputs(t *testing.T) {
 				t.Errorf("stdout %q, want 17 rows ending with %q", stdout, want)
 			}
 		}},
+		{"a broken file named and in a folder named", []string{dir, broken}, 1, "1 of the 1 files named could not be used; the first: " + broken, nil},
 		{"summary", []string{"--summary"}, 0, "", func(t *testing.T, stdout, _ string) {
 			for _, want := range []string{`Model: "resnet50_transfer"`, "conv1_conv (Conv2D)", "(None, 32, 32, 8)", "conv5_block3_out (Activation)", "(None, 2, 2, 256)", "avg_pool (GlobalAveragePooling2D)",
 				"dense_0 (Dense)", "dense_1 (Dense)", "(None, 2)", "Total params: " + model.Thousands(backbone+head), "Trainable params: " + model.Thousands(head)} {
