@@ -3,6 +3,7 @@ package dataset
 import (
 	"fmt"
 	"runtime"
+	"strings"
 )
 
 // Default values filled in by [Config.WithDefaults].
@@ -71,6 +72,10 @@ type Config struct {
 	// crops zoom into what the plain image shows. It mirrors the crops
 	// itself (RandomCrop.Flip), so it excludes HorizontalFlip.
 	RandomCrop *RandomCrop
+	// Extensions, if set, are the only file name extensions Scan reads as
+	// images (lower case, with the dot), a subset of Extensions(): a run
+	// begun by an older version resumes on the files it read.
+	Extensions []string
 }
 
 // WithDefaults returns a copy of c with zero fields set to their defaults.
@@ -104,6 +109,11 @@ func (c Config) validate() error {
 		return fmt.Errorf("dataset: FastJPEG with RandomCrop: a crop needs the full image's resolution")
 	case c.ValidationRoot != "" && c.ValidationSplit != 0:
 		return fmt.Errorf("dataset: validation split %v with a validation folder (%s): use one or the other", c.ValidationSplit, c.ValidationRoot)
+	}
+	for _, e := range c.Extensions {
+		if !extensions[e] {
+			return fmt.Errorf("dataset: extension %q is not one of the images read (%s)", e, strings.Join(Extensions(), " "))
+		}
 	}
 	if _, err := newPreprocessor(c.Preprocess); err != nil {
 		return err

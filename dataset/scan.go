@@ -84,6 +84,16 @@ func Extensions() []string {
 	return slices.Sorted(maps.Keys(extensions))
 }
 
+// LegacyExtensions are the extensions read before TIFF was: the images of
+// runs begun then.
+var LegacyExtensions = []string{".bmp", ".gif", ".jpeg", ".jpg", ".png", ".webp"}
+
+// isImage reports whether Scan reads name as an image: IsImageName, within
+// cfg.Extensions where set.
+func (c Config) isImage(name string) bool {
+	return IsImageName(name) && (c.Extensions == nil || slices.Contains(c.Extensions, strings.ToLower(path.Ext(name))))
+}
+
 // junk names files that systems leave in folders of pictures, not worth
 // reporting as ignored.
 var junk = map[string]bool{"thumbs.db": true, "desktop.ini": true}
@@ -206,7 +216,7 @@ func ignoredHint(ignored map[string]int) string {
 // classFiles lists the image files of root/class as paths relative to root,
 // and counts the other files by extension.
 func classFiles(cfg Config, root, class string) (files []string, ignored map[string]int, err error) {
-	w := walker{follow: cfg.FollowSymlinks, visited: map[string]bool{}, ignored: map[string]int{}}
+	w := walker{follow: cfg.FollowSymlinks, visited: map[string]bool{}, ignored: map[string]int{}, isImage: cfg.isImage}
 	if err := w.walk(filepath.Join(root, filepath.FromSlash(class)), class); err != nil {
 		return nil, nil, err
 	}
@@ -348,6 +358,7 @@ type walker struct {
 	visited map[string]bool // real paths of the folders walked (symlink loops)
 	files   []string
 	ignored map[string]int // other files by extension
+	isImage func(name string) bool
 }
 
 func (w *walker) walk(dir, rel string) error {
@@ -389,7 +400,7 @@ func (w *walker) walk(dir, rel string) error {
 			if err := w.walk(p, r); err != nil {
 				return err
 			}
-		case typ.IsRegular() && IsImageName(name):
+		case typ.IsRegular() && w.isImage(name):
 			w.files = append(w.files, r)
 		case typ.IsRegular() && w.ignored != nil && !junk[strings.ToLower(name)]:
 			w.ignored[strings.ToLower(path.Ext(name))]++

@@ -350,3 +350,20 @@ func TestScanHintCountsLinkedImages(t *testing.T) {
 		t.Errorf("Scan: %v", err)
 	}
 }
+
+// TestScanExtensions: Config.Extensions narrows the files read (a run
+// begun before TIFF was read), and must name extensions that are read.
+func TestScanExtensions(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, map[string][]byte{"a/1.jpg": nil, "a/2.tif": nil, "b/1.png": nil})
+	idx, err := Scan(Config{Root: root, Extensions: LegacyExtensions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := samplePaths(idx.Train); !slices.Equal(got, []string{"0:a/1.jpg", "1:b/1.png"}) || idx.IgnoredString() != "1 .tif file" {
+		t.Errorf("samples %q, ignored %q", got, idx.IgnoredString())
+	}
+	if _, err := Scan(Config{Root: root, Extensions: []string{".heic"}}); err == nil || !strings.Contains(err.Error(), `extension ".heic" is not one of the images read`) {
+		t.Errorf("Scan with .heic: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	pngpkg "image/png"
 	"io"
 	"math"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/image/tiff"
 	"gorgonia.org/tensor"
 
 	"gotransfer/checkpoints"
@@ -1677,6 +1679,39 @@ func TestTrainSaysWhatItDoesNotRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "not read, as not images by their extension: 2 .heic files") {
+		t.Errorf("output:\n%s", &out)
+	}
+}
+
+// TestResumeReadsTheRunsExtensions: a run begun before TIFF was read
+// resumes on the files it trained on, its folders' TIFF files not read;
+// a run of today reads them, and refuses to resume with one added.
+func TestResumeReadsTheRunsExtensions(t *testing.T) {
+	dir := t.TempDir()
+	cfg := tinyRun(t, dir, 4, tinyYAML)
+	ck, err := filepath.EvalSymlinks(filepath.Join(dir, "run", "checkpoints", "last"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tif := filepath.Join(dir, "data", "cats", "scan.tif")
+	var b bytes.Buffer
+	if err := tiff.Encode(&b, image.NewGray(image.Rect(0, 0, 40, 40)), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tif, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Train.Epochs = 2
+	if _, err := Train(context.Background(), cfg, Options{Resume: true}); err == nil || !strings.Contains(err.Error(), "the images changed") {
+		t.Fatalf("resume of today's run with a TIFF added: %v", err)
+	}
+
+	rewriteRunInfo(t, ck, func(run map[string]any) { delete(run, "extensions") }) // as written before TIFF was read
+	var out strings.Builder
+	if _, err := Train(context.Background(), cfg, Options{Resume: true, Out: &out}); err != nil {
+		t.Fatalf("resume of a run begun before TIFF was read: %v", err)
+	}
+	if !strings.Contains(out.String(), "not read, as not images by their extension: 1 .tif file") {
 		t.Errorf("output:\n%s", &out)
 	}
 }

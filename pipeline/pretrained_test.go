@@ -25,25 +25,10 @@ func TestMovedRunRefetchesNamedWeights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var run map[string]any
-	raw, err := os.ReadFile(filepath.Join(ck, "run.yaml"))
-	if err != nil || json.Unmarshal(raw, &run) != nil {
-		t.Fatalf("run.yaml: %v", err)
-	}
-	run["config"].(map[string]any)["Backbone"].(map[string]any)["Weights"] = "imagenet"
-	run["weights"] = filepath.Join(dir, "elsewhere", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
-	raw, _ = json.Marshal(run)
-	var manifest map[string]any
-	mraw, err := os.ReadFile(filepath.Join(ck, "manifest.json"))
-	if err != nil || json.Unmarshal(mraw, &manifest) != nil {
-		t.Fatalf("manifest.json: %v", err)
-	}
-	sum := sha256.Sum256(raw)
-	manifest["run_sha256"] = hex.EncodeToString(sum[:])
-	mraw, _ = json.Marshal(manifest)
-	if os.WriteFile(filepath.Join(ck, "run.yaml"), raw, 0o644) != nil || os.WriteFile(filepath.Join(ck, "manifest.json"), mraw, 0o644) != nil {
-		t.Fatal("rewrite the checkpoint")
-	}
+	rewriteRunInfo(t, ck, func(run map[string]any) {
+		run["config"].(map[string]any)["Backbone"].(map[string]any)["Weights"] = "imagenet"
+		run["weights"] = filepath.Join(dir, "elsewhere", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
+	})
 
 	srv := httptest.NewServer(http.NotFoundHandler())
 	defer srv.Close()
@@ -64,4 +49,29 @@ func TestMovedRunRefetchesNamedWeights(t *testing.T) {
 		t.Fatalf("LoadClassifier with the weights given: %v", err)
 	}
 	c.Close()
+}
+
+// rewriteRunInfo edits the run description of checkpoint ck (as an older
+// version, or another machine, would have written it) and its digest in
+// the manifest.
+func rewriteRunInfo(t *testing.T, ck string, edit func(run map[string]any)) {
+	t.Helper()
+	var run map[string]any
+	raw, err := os.ReadFile(filepath.Join(ck, "run.yaml"))
+	if err != nil || json.Unmarshal(raw, &run) != nil {
+		t.Fatalf("run.yaml: %v", err)
+	}
+	edit(run)
+	raw, _ = json.Marshal(run)
+	var manifest map[string]any
+	mraw, err := os.ReadFile(filepath.Join(ck, "manifest.json"))
+	if err != nil || json.Unmarshal(mraw, &manifest) != nil {
+		t.Fatalf("manifest.json: %v", err)
+	}
+	sum := sha256.Sum256(raw)
+	manifest["run_sha256"] = hex.EncodeToString(sum[:])
+	mraw, _ = json.Marshal(manifest)
+	if os.WriteFile(filepath.Join(ck, "run.yaml"), raw, 0o644) != nil || os.WriteFile(filepath.Join(ck, "manifest.json"), mraw, 0o644) != nil {
+		t.Fatal("rewrite the checkpoint")
+	}
 }

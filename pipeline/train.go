@@ -65,6 +65,10 @@ type RunInfo struct {
 	Features      string `json:"features_sha256,omitempty"`
 	TrainExamples int    `json:"train_examples,omitempty"`
 	ValExamples   int    `json:"validation_examples,omitempty"`
+	// Extensions are those of the files read as images; absent in runs
+	// begun before TIFF was read, whose resume reads
+	// dataset.LegacyExtensions, so that it finds the images it trained on.
+	Extensions []string `json:"extensions,omitempty"`
 }
 
 // RunLockFile is the file in a run folder that a training holds locked
@@ -162,6 +166,12 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	}
 
 	dcfg := DataConfig(cfg)
+	if resuming && was.Config != nil {
+		dcfg.Extensions = was.Extensions
+		if dcfg.Extensions == nil {
+			dcfg.Extensions = dataset.LegacyExtensions
+		}
+	}
 	idx, err := dataset.Scan(dcfg)
 	if err != nil {
 		return nil, err
@@ -290,7 +300,11 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 			*opts.FindLR, runDir, progress)
 	}
 	run := RunInfo{Config: cfg, Weights: weightsPath, WeightsSHA256: weights.Digest(), FeatureDim: bb.FeatureDim(),
-		Data: imagesDigest(sums, train, val), Features: featuresDigest(train, val), TrainExamples: train.Len(), ValExamples: val.Len()}
+		Data: imagesDigest(sums, train, val), Features: featuresDigest(train, val), TrainExamples: train.Len(), ValExamples: val.Len(),
+		Extensions: dcfg.Extensions}
+	if run.Extensions == nil {
+		run.Extensions = dataset.Extensions()
+	}
 	info, err := json.Marshal(run)
 	if err != nil {
 		return nil, err
