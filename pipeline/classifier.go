@@ -537,9 +537,21 @@ func (c *Classifier) PredictFolder(ctx context.Context, root string, batch int, 
 // PredictFiles classifies the image files at paths in batches, decoding
 // ahead of the backbone, and calls fn for each in their order: with its
 // probabilities, or with the reason it could not be used.
+//
+// Images whose features the run's feature cache holds (its own training
+// and validation images, a folder evaluated before), where that cache is on
+// this machine, take them from it rather than from the backbone: a batch
+// all of whose images are cached costs only its decoding. (Not with TTA,
+// whose mirror images the cache may not hold.)
 func (c *Classifier) PredictFiles(ctx context.Context, paths []string, batch int, fn func(path string, probs []float32, err error) error) error {
 	bb, classify := c.classifier()
-	return ClassifyFiles(ctx, c.data, bb, classify, paths, batch, c.Progress, fn)
+	var cache *features.Cache
+	if c.Config != nil && !c.tta {
+		if fi, err := os.Stat(c.Config.Cache.Dir); err == nil && fi.IsDir() {
+			cache, _ = c.featureCache() // unusable: computed as without it
+		}
+	}
+	return classifyFiles(ctx, c.data, bb, cache, classify, paths, batch, c.Progress, fn)
 }
 
 // ClassifyFiles runs the images at paths through the backbone and then
@@ -550,6 +562,13 @@ func (c *Classifier) PredictFiles(ctx context.Context, paths []string, batch int
 // image does not stop the others). An error of fn stops it. progress, if
 // not nil, shows how many images are done.
 func ClassifyFiles(ctx context.Context, data dataset.Config, bb resnet.Backbone, classify func(*tensor.Dense) (*tensor.Dense, error),
+	paths []string, batch int, progress *Progress, fn func(path string, probs []float32, err error) error) error {
+	return classifyFiles(ctx, data, bb, nil, classify, paths, batch, progress, fn)
+}
+
+// classifyFiles is ClassifyFiles taking a batch's features from cache,
+// when not nil and holding all of them, instead of bb.
+func classifyFiles(ctx context.Context, data dataset.Config, bb resnet.Backbone, cache *features.Cache, classify func(*tensor.Dense) (*tensor.Dense, error),
 	paths []string, batch int, progress *Progress, fn func(path string, probs []float32, err error) error) error {
 	if progress != nil {
 		defer progress.Clear()
@@ -586,7 +605,12 @@ func ClassifyFiles(ctx context.Context, data dataset.Config, bb resnet.Backbone,
 			}
 			return err
 		}
-		f, err := bb.Features(b.Images)
+		var f *tensor.Dense
+		if cache != nil && !slices.ContainsFunc(b.Digests, func(d [32]byte) bool { return !cache.Has(d) }) {
+			f, err = cache.Get(b.Digests)
+		} else {
+			f, err = bb.Features(b.Images)
+		}
 		b.Release()
 		if err != nil {
 			return err

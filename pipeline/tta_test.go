@@ -202,3 +202,45 @@ func TestClassifierConcurrentPredict(t *testing.T) {
 		}
 	}
 }
+
+// TestPredictFilesUsesTheCache: images whose features the run cached (its
+// own) cost no backbone pass, and get the probabilities Evaluate gives
+// them from the same cache; new ones are computed.
+func TestPredictFilesUsesTheCache(t *testing.T) {
+	dir := t.TempDir()
+	tinyRun(t, dir, 4, tinyYAML)
+	c, err := LoadClassifier(filepath.Join(dir, "run"), ClassifierOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	count := &counting{Backbone: c.backbone}
+	c.backbone = count
+	data := filepath.Join(dir, "data")
+	ev, err := c.Evaluate(context.Background(), data, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]float32{}
+	for _, s := range ev.Scored {
+		want[filepath.Join(data, filepath.FromSlash(s.Path))] = s.Probabilities
+	}
+	count.images = 0
+	err = c.PredictFolder(context.Background(), data, 4, func(path string, probs []float32, err error) error {
+		if err != nil || !slices.Equal(probs, want[path]) {
+			t.Errorf("%s: %v, %v; Evaluate gave %v", path, probs, err, want[path])
+		}
+		return nil
+	})
+	if err != nil || count.images != 0 {
+		t.Fatalf("PredictFolder of the run's own images: %v, %d images through the backbone", err, count.images)
+	}
+
+	fresh := filepath.Join(t.TempDir(), "new")
+	if err := dataset.Synthesize(fresh, 2, 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PredictFolder(context.Background(), fresh, 4, func(string, []float32, error) error { return nil }); err != nil || count.images != 4 {
+		t.Errorf("new images: %v, %d through the backbone, want 4", err, count.images)
+	}
+}
