@@ -543,6 +543,14 @@ func TestClassWeight(t *testing.T) {
 func TestValidateCodeBuiltConfig(t *testing.T) {
 	c := Default()
 	c.Data.Dir = "d"
+	// The folders Load fills in must be given.
+	err := c.Validate()
+	for _, w := range []string{"config: run.dir: required", "config: cache.dir: required"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("Validate without run.dir and cache.dir: %v, want %q", err, w)
+		}
+	}
+	c.Run.Dir, c.Cache.Dir = "runs/r", "runs/feature-cache"
 	if err := c.Validate(); err != nil {
 		t.Fatalf("defaults with a data dir: %v", err)
 	}
@@ -550,7 +558,7 @@ func TestValidateCodeBuiltConfig(t *testing.T) {
 	c.Head.Layers = []int{64, 0}
 	c.Head.Dropout = math.NaN()
 	c.Train.Adam.WeightDecay = math.Inf(1)
-	err := c.Validate()
+	err = c.Validate()
 	for _, w := range []string{"config: train.batch: 0 is outside [1, 65536]", "config: head.layers[1]: width 0 is outside [1, 65536]",
 		"config: head.dropout: NaN is outside [0, 1)", "config: train.adam.weight_decay: +Inf must be a finite number ≥ 0"} {
 		if err == nil || !strings.Contains(err.Error(), w) {

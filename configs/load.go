@@ -110,6 +110,13 @@ func (c *Config) Validate() error {
 	}
 	d := &decoder{file: file, pos: map[string]*yaml.Node{}}
 	c.check(d.at)
+	// Load fills these in; a configuration built in code must.
+	if c.Run.Dir == "" {
+		d.at("run.dir", "required: the run's folder (Load sets runs/<name of the file> where a file omits it)")
+	}
+	if c.Cache.Dir == "" {
+		d.at("cache.dir", "required: the feature cache's folder (Load sets feature-cache beside run.dir where a file omits it)")
+	}
 	return errors.Join(d.errs...)
 }
 

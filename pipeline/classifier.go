@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"gorgonia.org/tensor"
@@ -26,9 +28,9 @@ import (
 )
 
 // Classifier is a trained run put back together from a checkpoint: the
-// backbone it was trained on, its preprocessing, and the head. Predict,
-// PredictPixels and Decode may be called from several goroutines (the
-// backbone's and the head's passes take turns).
+// backbone it was trained on, its preprocessing, and the head. Its methods
+// may be called from several goroutines (the backbone's and the head's
+// passes take turns); after Close they return an error.
 type Classifier struct {
 	// Checkpoint is the folder of the checkpoint loaded.
 	Checkpoint string
@@ -46,8 +48,13 @@ type Classifier struct {
 	// tmpFlipCache its temporary folder.
 	cache, flipCache       *features.Cache
 	tmpCache, tmpFlipCache string
-	tta                    bool // see ClassifierOptions.TTA
+	cacheMu                sync.Mutex // the caches are opened on first use
+	tta                    bool       // see ClassifierOptions.TTA
+	closed                 atomic.Bool
 }
+
+// errClosed is what a Classifier's methods return after Close.
+var errClosed = errors.New("pipeline: the classifier is closed")
 
 // ClassifierOptions are LoadClassifier's settings; the zero value takes
 // everything from the checkpoint.
@@ -257,6 +264,8 @@ func trainedWeights(paths []string, digest string) (*resnet.Weights, error) {
 // that evaluating the run's own images, or another checkpoint of the run on
 // the same folder, costs no backbone pass), else a temporary one.
 func (c *Classifier) featureCache() (*features.Cache, error) {
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
 	if c.cache == nil {
 		cache, err := c.openCache(c.cacheKey, "the run's", &c.tmpCache)
 		if err != nil {
@@ -296,6 +305,8 @@ func (c *Classifier) openCache(key features.Key, what string, tmp *string) (*fea
 // (the one flip augmentation trains from) as featureCache opens the plain
 // images'.
 func (c *Classifier) mirroredFeatureCache() (*features.Cache, error) {
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
 	if c.flipCache == nil {
 		key := c.cacheKey
 		key.Flip = true
@@ -330,6 +341,9 @@ func (c *Classifier) Decode(data []byte) ([]float32, error) {
 // PredictPixels classifies images as Decode returns them in one backbone
 // pass, returning the class probabilities of each.
 func (c *Classifier) PredictPixels(images [][]float32) ([][]float32, error) {
+	if c.closed.Load() {
+		return nil, errClosed
+	}
 	if len(images) == 0 {
 		return nil, nil
 	}
@@ -544,6 +558,9 @@ func (c *Classifier) PredictFolder(ctx context.Context, root string, batch int, 
 // all of whose images are cached costs only its decoding. (Not with TTA,
 // whose mirror images the cache may not hold.)
 func (c *Classifier) PredictFiles(ctx context.Context, paths []string, batch int, fn func(path string, probs []float32, err error) error) error {
+	if c.closed.Load() {
+		return errClosed
+	}
 	bb, classify := c.classifier()
 	var cache *features.Cache
 	if c.Config != nil && !c.tta {
@@ -695,6 +712,9 @@ type Mistake struct {
 // (the cache gains the new images' features). Unusable images are counted
 // and skipped, as in training.
 func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Evaluation, error) {
+	if c.closed.Load() {
+		return nil, errClosed
+	}
 	if c.Config == nil {
 		return nil, fmt.Errorf("evaluate %s: a classifier of pretrained weights alone has no run to evaluate", root)
 	}
@@ -767,6 +787,11 @@ func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Eva
 
 // Close releases the backbone and removes a temporary feature cache.
 func (c *Classifier) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
 	for _, tmp := range []string{c.tmpCache, c.tmpFlipCache} {
 		if tmp != "" {
 			os.RemoveAll(tmp)

@@ -1077,8 +1077,11 @@ func TestTrainChecksCodeBuiltConfig(t *testing.T) {
 	cfg.Data.CropAugmentation.Copies = 2
 	cfg.Data.CropAugmentation.Scale = []float64{0.5} // not [min, max]
 	_, err := Train(context.Background(), &cfg, Options{})
-	if err == nil || !strings.Contains(err.Error(), "data.crop_augmentation.scale") {
-		t.Fatalf("Train with a one-value scale: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "data.crop_augmentation.scale") || !strings.Contains(err.Error(), "run.dir: required") {
+		t.Fatalf("Train with a one-value scale and no run folder: %v", err)
+	}
+	if _, err := Train(context.Background(), nil, Options{}); err == nil {
+		t.Fatal("Train with no configuration")
 	}
 }
 

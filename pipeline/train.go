@@ -92,6 +92,9 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		opts.Out = io.Discard
 	}
 	// A configuration built in code gets the checks Load makes.
+	if cfg == nil {
+		return nil, errors.New("train: no configuration")
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -242,5 +243,42 @@ func TestPredictFilesUsesTheCache(t *testing.T) {
 	}
 	if err := c.PredictFolder(context.Background(), fresh, 4, func(string, []float32, error) error { return nil }); err != nil || count.images != 4 {
 		t.Errorf("new images: %v, %d through the backbone, want 4", err, count.images)
+	}
+}
+
+// TestClassifierConcurrentEvaluateAndClose: evaluations may run at once
+// (the caches open once, under a lock: run it with -race), and a closed
+// classifier says so.
+func TestClassifierConcurrentEvaluateAndClose(t *testing.T) {
+	dir := t.TempDir()
+	tinyRun(t, dir, 4, tinyYAML)
+	c, err := LoadClassifier(filepath.Join(dir, "run"), ClassifierOptions{TTA: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			if _, err := c.Evaluate(context.Background(), filepath.Join(dir, "data"), 4); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "data", "cats", "cat_00000.jpg")
+	if _, err := os.Stat(img); err != nil {
+		img = filepath.Join(dir, "data", "cats", "cat_00000.png")
+	}
+	if _, err := c.Predict(img); !errors.Is(err, errClosed) {
+		t.Errorf("Predict after Close: %v", err)
+	}
+	if _, err := c.Explain(img, -1); !errors.Is(err, errClosed) {
+		t.Errorf("Explain after Close: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("a second Close: %v", err)
 	}
 }
