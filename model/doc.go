@@ -2,8 +2,8 @@
 // themselves live in its sub-packages:
 //
 //   - model/resnet: the frozen ResNet50 feature extractor (weights loading
-//     with BatchNorm folding, and the CPU engine; the CUDA engine with the
-//     cuda build tag);
+//     with BatchNorm folding, and the CPU engine; the CUDA engine with
+//     -tags gotransfer_cuda);
 //   - model/head: the trainable dense classifier on top of the features,
 //     built on gorgonia, with the project's own Adam;
 //   - model/gradcam: Grad-CAM heatmaps, where a classifier found the

@@ -56,6 +56,10 @@
 //	mistakes.png         the 16 most confident validation mistakes, the pictures with
 //	                     their true and predicted classes (none: no file)
 //	skipped.jsonl        the image files that could not be used, and why
-//	train.lock           held (flock) by the training running in the folder: a
-//	                     second one is refused
+//	backbone.npz         the calibrated random weights, for runs without backbone.weights
+//	lr_find.png, .csv    the learning-rate range test (train --find-lr)
+//	train.lock           flock'ed by the training running in the folder, so that a
+//	                     second is refused; it stays after (never delete it: a new file
+//	                     could be locked while the old one is held); --find-lr takes
+//	                     no lock; without flock (Windows) nothing is refused
 package pipeline
