@@ -71,7 +71,12 @@
 // missing. Old checkpoints are renamed away before they are deleted, so a
 // half-deleted folder never looks like a checkpoint.
 //
-// Latest returns the checkpoint to resume from: the one "last" names if it
-// is complete, otherwise the complete checkpoint of the highest step, after
-// removing the leftovers of interrupted saves. Best does the same for "best".
+// Latest returns the newest checkpoint: the one "last" names if it is
+// complete, otherwise the complete checkpoint of the highest step, after
+// removing the leftovers of interrupted saves. Best does the same for
+// "best". LatestIntact returns the checkpoint to resume from: the newest
+// that loads and verifies whole, with the newer ones that do not (damaged
+// since they were written); SetAside renames such a one to
+// corrupt-step-NNNNNN, out of the manager's sight (Keep never deletes it),
+// and points the links at what is left.
 package checkpoints

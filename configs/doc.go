@@ -8,15 +8,17 @@
 //
 //	data:      dir (required), classes, image_size [h, w], validation_split
 //	           or validation_dir, seed, workers, max_pixels, follow_symlinks, exif_orientation,
-//	           crop_to_aspect_ratio, preprocess, flip_augmentation,
+//	           crop_to_aspect_ratio, fast_jpeg, preprocess, flip_augmentation,
 //	           crop_augmentation {copies, scale, ratio}
 //	backbone:  weights, random_width, variant, device, batch
 //	head:      layers, activation, dropout
-//	train:     epochs, batch, adam {lr, beta1, beta2, epsilon, weight_decay},
+//	train:     epochs, batch, optimizer (adam or sgd),
+//	           adam {lr, beta1, beta2, epsilon, weight_decay},
+//	           sgd {lr, momentum, nesterov, weight_decay},
 //	           early_stopping {patience, min_delta},
 //	           reduce_lr_on_plateau {patience, factor, min_delta, min_lr},
 //	           lr_schedule {kind, step_epochs, gamma, min_lr, warmup_epochs},
-//	           class_weight (none, balanced or [w0, w1, ...])
+//	           class_weight (none, balanced or [w0, w1, ...]), label_smoothing
 //	run:       dir, checkpoint_every, keep
 //	cache:     dir, shard_size
 //
@@ -39,7 +41,7 @@
 // problem is an *Error with the file, line and column of the offending key or
 // value and the dotted path of the setting:
 //
-//	configs/x.yaml:14:3: train.batchsize: unknown key "batchsize" in train (known keys: epochs, batch, adam, early_stopping, reduce_lr_on_plateau, lr_schedule, class_weight)
+//	configs/x.yaml:14:3: train.batchsize: unknown key "batchsize" in train (known keys: epochs, batch, optimizer, adam, sgd, early_stopping, reduce_lr_on_plateau, lr_schedule, class_weight, label_smoothing)
 //	configs/x.yaml:15:10: train.epochs: want a whole number, got str "ten"
 //	configs/x.yaml:21:11: train.adam.lr: -0.001 must be positive (and below 1000)
 //

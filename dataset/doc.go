@@ -57,7 +57,7 @@
 //     cache downstream is keyed by image bytes);
 //  2. reads the header only (image.DecodeConfig) and skips images of more than
 //     Config.MaxPixels pixels (default 50 megapixels) before decoding any;
-//  3. decodes JPEG, PNG, GIF (first frame), BMP or WebP and converts to 8-bit
+//  3. decodes JPEG, PNG, GIF (first frame), BMP, WebP or TIFF and converts to 8-bit
 //     RGB: grayscale, palette, CMYK/YCCK JPEG, 16-bit (high byte kept) and
 //     alpha images; alpha is dropped and colours are kept un-premultiplied,
 //     as PIL's convert("RGB") does. Colour and grey JPEGs decode with
@@ -95,8 +95,9 @@
 // Empty, truncated, corrupt, not-an-image-despite-the-extension, unsupported
 // or too large files, and files that cannot be read, are skipped: their error
 // wraps [ErrBadImage] and its message is the reason. Stream records each in a
-// [SkipLog], which logs it once (log/slog, Warn) however many epochs meet it
-// and writes a JSON-lines report with [SkipLog.WriteReport]. A stream ends
+// [SkipLog], which records it once however many epochs meet it, logs the
+// first [MaxLogged] (log/slog, Warn; then one line that the others are not
+// logged) and writes a JSON-lines report of all with [SkipLog.WriteReport]. A stream ends
 // with an error wrapping [ErrNoUsableImages] only if every sample of some
 // class was skipped. [Check] scans and decodes everything once and returns a
 // printable [Summary] (classes, usable images per class and split, skipped

@@ -20,7 +20,7 @@
 // With ImageNet weights (a file with the 'predictions' layer), each image's
 // top classes are printed as Keras' decode_predictions gives them: rank,
 // WordNet id, class name, probability. Images are decoded (JPEG, PNG, GIF,
-// BMP, WebP), resized to --size and preprocessed as the weights' variant
+// BMP, WebP, TIFF), resized to --size and preprocessed as the weights' variant
 // expects ('caffe' for Keras, 'torch' for torchvision).
 //
 // With a checkpoint of a trained run, each image's probability of each of
@@ -138,13 +138,13 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.weights, "weights", "", "ResNet50 weights `file`: the project's .npz, Keras' .h5 or a torchvision .pth (see README), or published weights by name, downloaded once: imagenet (Keras'), IMAGENET1K_V1 or IMAGENET1K_V2 (torchvision's); with --checkpoint, the very file the run was trained with, for a run moved to another machine (default: where training read it, or a file of its name in the run folder)")
 	fs.StringVar(&o.checkpoint, "checkpoint", "", "a trained run's checkpoint `folder` (e.g. runs/cats_dogs/checkpoints/best; a run folder means its best checkpoint): classify with its classes")
-	fs.StringVar(&o.evaluate, "evaluate", "", "with --checkpoint: score the run on this labelled `folder` (one sub-folder per class, as for training) and print loss, accuracy, per-class scores and the confusion matrix")
+	fs.StringVar(&o.evaluate, "evaluate", "", "with --checkpoint: score the run on this labelled `folder` (one sub-folder per class, as for training) and print loss, accuracy, per-class scores, the confusion matrix and the --top most confident mistakes")
 	fs.StringVar(&o.serve, "serve", "", "with --checkpoint: answer HTTP requests on this `address` (e.g. :8080): POST an image to /predict for JSON probabilities, to /explain for its Grad-CAM picture; GET /info, /healthz")
 	fs.StringVar(&o.onnxOut, "onnx", "", "export the classifier (with --checkpoint) or the network (with --weights) to this ONNX `file` and exit: decoded RGB images (N, H, W, 3), 0-255, any size, in; probabilities and features out")
 	fs.StringVar(&o.explain, "explain", "", "write a Grad-CAM heatmap of each image, drawn over it, into this `folder` (<image name>.gradcam.jpg): where the network found the evidence for the class (with --checkpoint, the run's; with --weights, ImageNet's)")
 	fs.StringVar(&o.explainClass, "explain-class", "", "with --explain: the `class` whose evidence to draw (default: each image's most probable class)")
 	fs.BoolVar(&o.tta, "tta", false, "with --checkpoint: test-time augmentation: each image's probabilities are the mean of its own and its mirror image's (classifying, --evaluate, --serve, --explain's predictions), at twice the backbone's work")
-	fs.BoolVar(&o.jsonOut, "json", false, "with --checkpoint: write JSON Lines instead of text or CSV, an object per image: {\"path\", \"predicted\", \"probabilities\": [{\"class\", \"probability\"}, ...]} as --serve answers (every class in label order, or with --top the most probable first; with --explain also \"gradcam\" and \"gradcam_class\"), or {\"path\", \"error\"}")
+	fs.BoolVar(&o.jsonOut, "json", false, "with --checkpoint (or --explain): write JSON Lines instead of text or CSV, an object per image: {\"path\", \"predicted\", \"probabilities\": [{\"class\", \"probability\"}, ...]} as --serve answers (every class in label order, or with --top the most probable first; with --explain also \"gradcam\" and \"gradcam_class\"), or {\"path\", \"error\"}")
 	fs.StringVar(&o.plots, "plots", "", "with --evaluate: draw the confusion matrix (confusion.png), for two classes the ROC curve (roc.png), and the most confident mistakes (mistakes.png) into this `folder`")
 	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint: write the predictions as CSV to this `file` (a row per image, files and folders alike) instead of printing them; with --evaluate: write every image's label, prediction and probabilities to it")
 	fs.StringVar(&o.device, "device", "", "where the backbone runs: cpu or cuda (default cpu, or the checkpoint's)")
@@ -240,6 +240,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, cli.Usagef("--explain draws over the images given: give no --npy, --features-out, --probs-out or --onnx with it")
 	case o.explain != "" && len(o.images) == 0:
 		return nil, cli.Usagef("no images given (try --help)")
+	case o.explain != "" && o.tta:
+		return nil, cli.Usagef("--tta needs --checkpoint (a trained run): ImageNet's explanations are of the image as it is")
 	case o.explain != "":
 		return o, nil
 	case o.jsonOut:

@@ -375,6 +375,7 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"no weights", []string{cat}, 2, "give --checkpoint RUN (a trained run) or --weights W (ImageNet predictions)"},
 		{"features without weights", []string{"--features-out", filepath.Join(dir, "f.npy"), cat}, 2, "--features-out and --probs-out need --weights W"},
+		{"tta with imagenet explanations", []string{"--weights", weights, "--explain", filepath.Join(dir, "x"), "--tta", cat}, 2, "--tta needs --checkpoint"},
 		{"csv without a run", []string{"--weights", weights, "--csv", filepath.Join(dir, "x.csv"), cat}, 2, "--csv needs --checkpoint"},
 		{"explain with csv and weights", []string{"--weights", weights, "--explain", filepath.Join(dir, "x"), "--csv", filepath.Join(dir, "x.csv"), cat}, 2, "--csv needs --checkpoint"},
 		{"no images", []string{"--weights", weights}, 2, "no images given"},

@@ -49,7 +49,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	config := fs.String("config", "", "the run's YAML configuration (see configs/cats_dogs.yaml)")
 	resume := fs.Bool("resume", false, "continue the run from its newest intact checkpoint")
-	checkData := fs.Bool("check-data", false, "decode every image once, print classes, counts and unusable files, and exit")
+	checkData := fs.Bool("check-data", false, "decode every image once, print classes, counts, unusable files, files not read for their extension and duplicate files, and exit")
 	summary := fs.Bool("summary", false, "print the backbone and head layers and parameter counts, and exit")
 	findLR := fs.Bool("find-lr", false, "run the learning-rate range test (100 steps of a fresh head, lr 1e-7 to 10), write lr_find.png and lr_find.csv to the run folder, suggest a rate, and exit")
 	verbose := fs.Bool("v", false, "verbose logging")
