@@ -566,7 +566,7 @@ func prepareRunDir(cfg *configs.Config, resume bool) (applied []configs.Change, 
 	runDir := cfg.Run.Dir
 	saved := filepath.Join(runDir, "config.yaml")
 	if entries, err := os.ReadDir(filepath.Join(runDir, "checkpoints")); err == nil && len(entries) > 0 && !resume {
-		return nil, fmt.Errorf("run folder %s already has checkpoints: add --resume to continue it, or set run.dir to a new folder", runDir)
+		return nil, fmt.Errorf("run folder %s already has checkpoints: add --resume (Options.Resume) to continue it, or set run.dir to a new folder", runDir)
 	}
 	if resume {
 		if old, err := configs.Load(saved); err == nil {
