@@ -431,12 +431,7 @@ func TestUsage(t *testing.T) {
 // "open" once; --summary prints the run's own model, as train --summary
 // does.
 func TestRunOutputs(t *testing.T) {
-	dir := t.TempDir()
-	data := trainTinyRun(t, dir)
-	run := filepath.Join(dir, "run")
-	img := filepath.Join(data, "cats", "cat_00000.png")
-	broken := filepath.Join(dir, "broken.jpg")
-	os.WriteFile(broken, []byte("not a jpeg"), 0o644)
+	dir, data, run, img, broken := tinyRunAndImages(t)
 	gone := filepath.Join(dir, "gone.png")
 	folder := filepath.Join(dir, "folder")
 	os.Mkdir(folder, 0o755)
@@ -569,6 +564,20 @@ func trainTinyRun(t *testing.T, dir string) (data string) {
 	}
 	trainRun(t, dir, "data:\n  dir: data\n  image_size: [64, 64]\nhead:\n  layers: [16]\ntrain:\n  epochs: 1\n  batch: 4\nrun:\n  dir: run\n")
 	return data
+}
+
+// tinyRunAndImages trains a tiny run (trainTinyRun) in a new folder dir,
+// and returns its data and run folders, one of its images, and a file
+// beside them that is not the JPEG its name says.
+func tinyRunAndImages(t *testing.T) (dir, data, run, img, broken string) {
+	t.Helper()
+	dir = t.TempDir()
+	data = trainTinyRun(t, dir)
+	broken = filepath.Join(dir, "broken.jpg")
+	if err := os.WriteFile(broken, []byte("not a jpeg"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, data, filepath.Join(dir, "run"), filepath.Join(data, "cats", "cat_00000.png"), broken
 }
 
 // trainRun trains the run configured by yaml, a configuration file in dir.
@@ -1153,12 +1162,7 @@ func TestPublishedWeightsUnreachable(t *testing.T) {
 // errors included, with the probabilities the text shows (and what
 // --serve answers), and with --explain where the picture went.
 func TestJSON(t *testing.T) {
-	dir := t.TempDir()
-	data := trainTinyRun(t, dir)
-	run := filepath.Join(dir, "run")
-	img := filepath.Join(data, "cats", "cat_00000.png")
-	broken := filepath.Join(dir, "broken.jpg")
-	os.WriteFile(broken, []byte("not a jpeg"), 0o644)
+	dir, data, run, img, broken := tinyRunAndImages(t)
 	decode := func(out string) []map[string]any {
 		var res []map[string]any
 		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
