@@ -545,12 +545,12 @@ func TestValidateCodeBuiltConfig(t *testing.T) {
 	c.Data.Dir = "d"
 	// The folders Load fills in must be given.
 	err := c.Validate()
-	for _, w := range []string{"config: run.dir: required", "config: cache.dir: required"} {
+	for _, w := range []string{"config: run.dir: required", "config: cache.dir: required", "config: data.preprocess: required"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("Validate without run.dir and cache.dir: %v, want %q", err, w)
 		}
 	}
-	c.Run.Dir, c.Cache.Dir = "runs/r", "runs/feature-cache"
+	c.Run.Dir, c.Cache.Dir, c.Data.Preprocess = "runs/r", "runs/feature-cache", "caffe"
 	if err := c.Validate(); err != nil {
 		t.Fatalf("defaults with a data dir: %v", err)
 	}

@@ -117,6 +117,9 @@ func (c *Config) Validate() error {
 	if c.Cache.Dir == "" {
 		d.at("cache.dir", "required: the feature cache's folder (Load sets feature-cache beside run.dir where a file omits it)")
 	}
+	if c.Data.Preprocess == "" {
+		d.at("data.preprocess", "required: caffe, torch or none (Load sets the one backbone.variant was trained with where a file omits it)")
+	}
 	return errors.Join(d.errs...)
 }
 

@@ -70,8 +70,9 @@ const staleAge = 10 * time.Minute
 // use, and several processes may use one folder at once; those that
 // extract into it take turns with Lock.
 type Cache struct {
-	dir string
-	dim int
+	dir      string
+	dim      int
+	readOnly bool // OpenReadOnly's
 
 	mu     sync.Mutex
 	index  map[[32]byte]location
@@ -115,21 +116,42 @@ func shardBefore(a, b string) bool {
 // staleAge are removed, younger ones ignored; a finished shard that is
 // unreadable or inconsistent is an error naming it.
 func Open(root string, key Key, dim int) (*Cache, error) {
+	return open(root, key, dim, true)
+}
+
+// OpenReadOnly opens the cache for key under root to read what it holds,
+// writing nothing: no folder is made (one that is missing is an error
+// wrapping fs.ErrNotExist) and no leftover removed. A cache opened so must
+// not be added to.
+func OpenReadOnly(root string, key Key, dim int) (*Cache, error) {
+	return open(root, key, dim, false)
+}
+
+func open(root string, key Key, dim int, write bool) (*Cache, error) {
 	dir := filepath.Join(root, key.Hash())
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("feature cache: %w", err)
-	}
-	keyJSON, _ := json.MarshalIndent(struct {
-		Key
-		Dim int `json:"feature_dim"`
-	}{key, dim}, "", "  ")
-	if err := atomicfile.WriteFile(filepath.Join(dir, "key.json"), keyJSON); err != nil {
-		return nil, fmt.Errorf("feature cache: %w", err)
+	if write {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("feature cache: %w", err)
+		}
+		keyJSON, _ := json.MarshalIndent(struct {
+			Key
+			Dim int `json:"feature_dim"`
+		}{key, dim}, "", "  ")
+		if err := atomicfile.WriteFile(filepath.Join(dir, "key.json"), keyJSON); err != nil {
+			return nil, fmt.Errorf("feature cache: %w", err)
+		}
 	}
 	c := &Cache{dir: dir, dim: dim, index: map[[32]byte]location{}, known: map[string]bool{}}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("feature cache: %w", err)
+	}
+	if !write {
+		c.readOnly = true
+		if err := c.load(entries); err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), atomicfile.TempPrefix) {
@@ -264,6 +286,9 @@ func (c *Cache) Has(digest [32]byte) bool {
 // shard, atomically. paths are recorded for people reading the cache.
 // Images already cached keep the row they have.
 func (c *Cache) Add(digests [][32]byte, paths []string, feats *tensor.Dense) error {
+	if c.readOnly {
+		return fmt.Errorf("feature cache %s: add: opened read-only", c.dir)
+	}
 	if s := feats.Shape(); len(s) != 2 || s[0] != len(digests) || s[1] != c.dim || len(paths) != len(digests) {
 		return fmt.Errorf("feature cache: add: features %v for %d images (%d paths), want (%d, %d)", s, len(digests), len(paths), len(digests), c.dim)
 	}

@@ -2,8 +2,11 @@ package features
 
 import (
 	"crypto/sha256"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -166,5 +169,36 @@ func TestKeyHashStable(t *testing.T) {
 		if got := tc.key.Hash(); got != tc.want {
 			t.Errorf("%s: hash %s, want %s (a change orphans every existing cache)", tc.what, got, tc.want)
 		}
+	}
+}
+
+// TestOpenReadOnly: reading a cache writes nothing (a missing one is not
+// made), finds what Open stored, and refuses to add.
+func TestOpenReadOnly(t *testing.T) {
+	root := t.TempDir()
+	key := Key{Weights: "w", Preprocess: "caffe", Height: 8, Width: 8}
+	if _, err := OpenReadOnly(root, key, 3); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("OpenReadOnly of a missing cache: %v", err)
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 0 {
+		t.Fatalf("OpenReadOnly made %v", entries)
+	}
+	c, err := Open(root, key, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := [32]byte{1}
+	if err := c.Add([][32]byte{d}, []string{"a.jpg"}, tensor.New(tensor.WithShape(1, 3), tensor.WithBacking([]float32{1, 2, 3}))); err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenReadOnly(root, key, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, err := r.Get([][32]byte{d}); err != nil || !slices.Equal(f.Float32s(), []float32{1, 2, 3}) {
+		t.Errorf("Get: %v, %v", f, err)
+	}
+	if err := r.Add([][32]byte{{2}}, []string{"b.jpg"}, tensor.New(tensor.WithShape(1, 3), tensor.WithBacking([]float32{4, 5, 6}))); err == nil {
+		t.Error("a read-only cache took an Add")
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"gorgonia.org/tensor"
@@ -50,8 +49,26 @@ type Classifier struct {
 	tmpCache, tmpFlipCache string
 	cacheMu                sync.Mutex // the caches are opened on first use
 	tta                    bool       // see ClassifierOptions.TTA
-	closed                 atomic.Bool
+	// Calls in flight (begin, end), which Close waits for; after Close
+	// begin refuses.
+	lifeMu sync.Mutex
+	closed bool
+	calls  sync.WaitGroup
 }
+
+// begin counts a call that uses the backbone or the caches, unless the
+// classifier is closed; end (deferred) ends it.
+func (c *Classifier) begin() error {
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
+	if c.closed {
+		return errClosed
+	}
+	c.calls.Add(1)
+	return nil
+}
+
+func (c *Classifier) end() { c.calls.Done() }
 
 // errClosed is what a Classifier's methods return after Close.
 var errClosed = errors.New("pipeline: the classifier is closed")
@@ -341,9 +358,10 @@ func (c *Classifier) Decode(data []byte) ([]float32, error) {
 // PredictPixels classifies images as Decode returns them in one backbone
 // pass, returning the class probabilities of each.
 func (c *Classifier) PredictPixels(images [][]float32) ([][]float32, error) {
-	if c.closed.Load() {
-		return nil, errClosed
+	if err := c.begin(); err != nil {
+		return nil, err
 	}
+	defer c.end()
 	if len(images) == 0 {
 		return nil, nil
 	}
@@ -558,14 +576,17 @@ func (c *Classifier) PredictFolder(ctx context.Context, root string, batch int, 
 // all of whose images are cached costs only its decoding. (Not with TTA,
 // whose mirror images the cache may not hold.)
 func (c *Classifier) PredictFiles(ctx context.Context, paths []string, batch int, fn func(path string, probs []float32, err error) error) error {
-	if c.closed.Load() {
-		return errClosed
+	if err := c.begin(); err != nil {
+		return err
 	}
+	defer c.end()
 	bb, classify := c.classifier()
 	var cache *features.Cache
 	if c.Config != nil && !c.tta {
-		if fi, err := os.Stat(c.Config.Cache.Dir); err == nil && fi.IsDir() {
-			cache, _ = c.featureCache() // unusable: computed as without it
+		// Read only: no cache folder made, none written to; none there (or
+		// an unreadable one): the backbone computes them all.
+		if r, err := features.OpenReadOnly(c.Config.Cache.Dir, c.cacheKey, c.backbone.FeatureDim()); err == nil {
+			cache = r
 		}
 	}
 	return classifyFiles(ctx, c.data, bb, cache, classify, paths, batch, c.Progress, fn)
@@ -581,6 +602,58 @@ func (c *Classifier) PredictFiles(ctx context.Context, paths []string, batch int
 func ClassifyFiles(ctx context.Context, data dataset.Config, bb resnet.Backbone, classify func(*tensor.Dense) (*tensor.Dense, error),
 	paths []string, batch int, progress *Progress, fn func(path string, probs []float32, err error) error) error {
 	return classifyFiles(ctx, data, bb, nil, classify, paths, batch, progress, fn)
+}
+
+// batchFeatures returns the features of b's images: those *cache holds
+// from it, the others from bb (as a batch of their own). A cache that
+// fails to read is warned of and set to nil, for the backbone to compute
+// what it held.
+func batchFeatures(bb resnet.Backbone, cache **features.Cache, b dataset.Batch) (*tensor.Dense, error) {
+	var cached, missing []int
+	if *cache != nil {
+		for i, d := range b.Digests {
+			if (*cache).Has(d) {
+				cached = append(cached, i)
+			} else {
+				missing = append(missing, i)
+			}
+		}
+	}
+	if len(cached) == 0 {
+		return bb.Features(b.Images)
+	}
+	digests := make([][32]byte, len(cached))
+	for j, i := range cached {
+		digests[j] = b.Digests[i]
+	}
+	fc, err := (*cache).Get(digests)
+	if err != nil {
+		slog.Warn("the run's feature cache is unreadable: the backbone computes the features it holds", "err", err)
+		*cache = nil
+		return bb.Features(b.Images)
+	}
+	if len(missing) == 0 {
+		return fc, nil
+	}
+	s := b.Images.Shape()
+	size, px := s[1]*s[2]*s[3], b.Images.Float32s()
+	sub := make([]float32, 0, len(missing)*size)
+	for _, i := range missing {
+		sub = append(sub, px[i*size:(i+1)*size]...)
+	}
+	fm, err := bb.Features(tensor.New(tensor.WithShape(len(missing), s[1], s[2], s[3]), tensor.WithBacking(sub)))
+	if err != nil {
+		return nil, err
+	}
+	dim := fc.Shape()[1]
+	out := make([]float32, len(b.Digests)*dim)
+	for j, i := range cached {
+		copy(out[i*dim:(i+1)*dim], fc.Float32s()[j*dim:])
+	}
+	for j, i := range missing {
+		copy(out[i*dim:(i+1)*dim], fm.Float32s()[j*dim:])
+	}
+	return tensor.New(tensor.WithShape(len(b.Digests), dim), tensor.WithBacking(out)), nil
 }
 
 // classifyFiles is ClassifyFiles taking a batch's features from cache,
@@ -622,12 +695,7 @@ func classifyFiles(ctx context.Context, data dataset.Config, bb resnet.Backbone,
 			}
 			return err
 		}
-		var f *tensor.Dense
-		if cache != nil && !slices.ContainsFunc(b.Digests, func(d [32]byte) bool { return !cache.Has(d) }) {
-			f, err = cache.Get(b.Digests)
-		} else {
-			f, err = bb.Features(b.Images)
-		}
+		f, err := batchFeatures(bb, &cache, b)
 		b.Release()
 		if err != nil {
 			return err
@@ -712,9 +780,10 @@ type Mistake struct {
 // (the cache gains the new images' features). Unusable images are counted
 // and skipped, as in training.
 func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Evaluation, error) {
-	if c.closed.Load() {
-		return nil, errClosed
+	if err := c.begin(); err != nil {
+		return nil, err
 	}
+	defer c.end()
 	if c.Config == nil {
 		return nil, fmt.Errorf("evaluate %s: a classifier of pretrained weights alone has no run to evaluate", root)
 	}
@@ -785,11 +854,17 @@ func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Eva
 	return ev, nil
 }
 
-// Close releases the backbone and removes a temporary feature cache.
+// Close waits for the calls in progress, then releases the backbone and
+// removes a temporary feature cache; calls after it return an error.
 func (c *Classifier) Close() error {
-	if c.closed.Swap(true) {
+	c.lifeMu.Lock()
+	was := c.closed
+	c.closed = true
+	c.lifeMu.Unlock()
+	if was {
 		return nil
 	}
+	c.calls.Wait() // the calls in flight end first
 	c.cacheMu.Lock()
 	defer c.cacheMu.Unlock()
 	for _, tmp := range []string{c.tmpCache, c.tmpFlipCache} {

@@ -82,9 +82,10 @@ func (c *Classifier) checkClass(class int) error {
 // explain runs the backbone on view, keeping its last feature maps, and
 // weighs them by the gradient of class's logit (-1: the most probable).
 func (c *Classifier) explain(view *dataset.View, class int) (*Explanation, error) {
-	if c.closed.Load() {
-		return nil, errClosed
+	if err := c.begin(); err != nil {
+		return nil, err
 	}
+	defer c.end()
 	mapName := c.backbone.Weights().Arch.FeatureMapName()
 	var maps *tensor.Dense
 	x := tensor.New(tensor.WithShape(1, c.data.Height, c.data.Width, 3), tensor.WithBacking(view.Pixels))

@@ -1718,3 +1718,33 @@ func TestResumeReadsTheRunsExtensions(t *testing.T) {
 		t.Errorf("output:\n%s", &out)
 	}
 }
+
+// TestNewStartReplacesAFailedStartsConfig: a start that failed before its
+// first checkpoint leaves config.yaml; the next, corrected start replaces
+// it, so that its own --resume is checked against what it is.
+func TestNewStartReplacesAFailedStartsConfig(t *testing.T) {
+	dir := t.TempDir()
+	if err := dataset.Synthesize(filepath.Join(dir, "data"), 4, 1); err != nil {
+		t.Fatal(err)
+	}
+	parse := func(yaml string) *configs.Config {
+		cfg, err := configs.Parse([]byte(yaml), filepath.Join(dir, "c.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	failing := parse(strings.Replace(tinyYAML, "backbone: {random_width: 4}", "backbone: {weights: missing.npz}", 1))
+	if _, err := Train(context.Background(), failing, Options{}); err == nil {
+		t.Fatal("trained with missing weights")
+	}
+	good := parse(strings.Replace(tinyYAML, "layers: [8]", "layers: [16]", 1))
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Train(stopped, good, Options{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a start stopped at once: %v", err)
+	}
+	if _, err := Train(context.Background(), good, Options{Resume: true}); err != nil {
+		t.Fatalf("its resume: %v", err)
+	}
+}

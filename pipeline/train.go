@@ -592,10 +592,11 @@ func prepareRunDir(cfg *configs.Config, resume bool) (applied []configs.Change, 
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return nil, fmt.Errorf("run folder: %w", err)
 	}
-	if _, err := os.Stat(saved); errors.Is(err, os.ErrNotExist) {
-		// A new run says at once what it is, so that a resume after a
-		// kill during extraction is checked against it; an existing one is
-		// rewritten only once a resume is accepted.
+	if _, err := os.Stat(saved); !resume || errors.Is(err, os.ErrNotExist) {
+		// A new run says at once what it is (replacing what a start that
+		// failed before its first checkpoint said), so that a resume after
+		// a kill during extraction is checked against it; an existing
+		// one is rewritten only once a resume is accepted.
 		return applied, writeRunConfig(cfg)
 	}
 	return applied, nil

@@ -11,8 +11,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"gotransfer/dataset"
+	"gotransfer/model/resnet"
+
+	"gorgonia.org/tensor"
 )
 
 // TestTTA: with TTA an image's probabilities are the mean of its own and
@@ -244,6 +248,38 @@ func TestPredictFilesUsesTheCache(t *testing.T) {
 	if err := c.PredictFolder(context.Background(), fresh, 4, func(string, []float32, error) error { return nil }); err != nil || count.images != 4 {
 		t.Errorf("new images: %v, %d through the backbone, want 4", err, count.images)
 	}
+
+	// A batch of two cached images and two new ones: only the new ones go
+	// through the backbone, the cached keep Evaluate's probabilities.
+	old, err := dataset.ImageFiles(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	young, err := dataset.ImageFiles(fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mixed := []string{filepath.Join(data, old[0]), filepath.Join(fresh, young[0]), filepath.Join(fresh, young[1]), filepath.Join(data, old[1])}
+	count.images = 0
+	err = c.PredictFiles(context.Background(), mixed, 4, func(path string, probs []float32, err error) error {
+		if w, ok := want[path]; ok && !slices.Equal(probs, w) {
+			t.Errorf("%s in a mixed batch: %v, Evaluate gave %v", path, probs, w)
+		}
+		return err
+	})
+	if err != nil || count.images != 2 {
+		t.Errorf("a mixed batch: %v, %d through the backbone, want 2", err, count.images)
+	}
+
+	// A damaged cache: the backbone computes what it held.
+	shards, _ := filepath.Glob(filepath.Join(c.Config.Cache.Dir, "*", "shard-*.npy"))
+	for _, sh := range shards {
+		os.Truncate(sh, 10)
+	}
+	count.images = 0
+	if err := c.PredictFiles(context.Background(), mixed[:1], 4, func(_ string, _ []float32, err error) error { return err }); err != nil || count.images != 1 {
+		t.Errorf("a damaged cache: %v, %d through the backbone, want 1", err, count.images)
+	}
 }
 
 // TestClassifierConcurrentEvaluateAndClose: evaluations may run at once
@@ -280,5 +316,54 @@ func TestClassifierConcurrentEvaluateAndClose(t *testing.T) {
 	}
 	if err := c.Close(); err != nil {
 		t.Errorf("a second Close: %v", err)
+	}
+}
+
+// slowBackbone signals its first pass, then takes its time over each.
+type slowBackbone struct {
+	resnet.Backbone
+	started chan struct{}
+	once    sync.Once
+}
+
+func (s *slowBackbone) Features(x *tensor.Dense) (*tensor.Dense, error) {
+	s.once.Do(func() { close(s.started) })
+	time.Sleep(50 * time.Millisecond)
+	return s.Backbone.Features(x)
+}
+
+// TestCloseWaitsForCalls: Close during an evaluation lets it finish (its
+// temporary cache is not removed under it), then refuses new calls.
+func TestCloseWaitsForCalls(t *testing.T) {
+	dir := t.TempDir()
+	cfg := tinyRun(t, dir, 4, tinyYAML)
+	if err := os.RemoveAll(cfg.Cache.Dir); err != nil { // a temporary cache, as on another machine
+		t.Fatal(err)
+	}
+	c, err := LoadClassifier(filepath.Join(dir, "run"), ClassifierOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := &slowBackbone{Backbone: c.backbone, started: make(chan struct{})}
+	c.backbone = slow
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Evaluate(context.Background(), filepath.Join(dir, "data"), 2)
+		done <- err
+	}()
+	<-slow.started
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Evaluate with Close called meanwhile: %v", err)
+		}
+	default:
+		t.Error("Close returned before the evaluation in progress ended")
+	}
+	if _, err := c.PredictPixels(nil); !errors.Is(err, errClosed) {
+		t.Errorf("PredictPixels after Close: %v", err)
 	}
 }
