@@ -438,7 +438,7 @@ func scoreProbabilities(probs *tensor.Dense, labels []int, classes []string, smo
 	var p1 []float32
 	for i, y := range labels {
 		row := p[i*k : (i+1)*k : (i+1)*k]
-		pred := argmax(row)
+		pred := head.Argmax(row)
 		for j, v := range row {
 			t := smoothing / float64(k)
 			if j == y {
@@ -464,17 +464,6 @@ func scoreProbabilities(probs *tensor.Dense, labels []int, classes []string, smo
 		sc.AUC, sc.HasAUC = rocAUC(p1, labels)
 	}
 	return sc
-}
-
-// argmax is the index of the largest value, the first of ties.
-func argmax(v []float32) int {
-	best := 0
-	for j, x := range v {
-		if x > v[best] {
-			best = j
-		}
-	}
-	return best
 }
 
 // classifier returns the backbone and the features-to-probabilities step

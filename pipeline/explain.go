@@ -121,7 +121,7 @@ func (c *Classifier) explain(view *dataset.View, class int) (*Explanation, error
 		p = mean.Float32s()
 	}
 	if class == -1 {
-		class = argmax(p)
+		class = head.Argmax(p)
 	}
 	_, grad, err := c.head.LogitGradient(f.Data().([]float32), class)
 	if err != nil {

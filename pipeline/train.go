@@ -391,7 +391,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		}
 		var mistakes []Mistake
 		for i, p := range probs {
-			if pred := argmax(p); pred != val.Y[i] {
+			if pred := head.Argmax(p); pred != val.Y[i] {
 				mistakes = append(mistakes, Mistake{Path: val.Samples[i].Path, True: val.Y[i], Pred: pred, Probability: p[pred]})
 			}
 		}

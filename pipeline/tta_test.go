@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"gotransfer/dataset"
+	"gotransfer/model/head"
 	"gotransfer/model/resnet"
 
 	"gorgonia.org/tensor"
@@ -96,7 +97,7 @@ func TestTTA(t *testing.T) {
 		w := want[filepath.Join(data, filepath.FromSlash(s.Path))]
 		agree(t, "Evaluate "+s.Path, s.Probabilities, w)
 		loss -= math.Log(float64(w[s.True]))
-		if argmax(w) == s.True {
+		if head.Argmax(w) == s.True {
 			correct++
 		}
 	}

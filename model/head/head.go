@@ -427,7 +427,7 @@ func (g *graph) correct(labels, preds []int) int {
 	p := g.xent.probs.Float32s()
 	n := 0
 	for i, l := range labels {
-		k := argmax(p[i*c : (i+1)*c])
+		k := Argmax(p[i*c : (i+1)*c])
 		if preds != nil {
 			preds[i] = k
 		}
@@ -438,7 +438,9 @@ func (g *graph) correct(labels, preds []int) int {
 	return n
 }
 
-func argmax(v []float32) int {
+// Argmax is the index of the largest value of v, the first of ties: the
+// class a row of probabilities (or logits) predicts.
+func Argmax(v []float32) int {
 	best := 0
 	for j, x := range v {
 		if x > v[best] {

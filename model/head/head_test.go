@@ -428,7 +428,7 @@ func TestForwardAndEvaluate(t *testing.T) {
 			if math.Abs(sum-1) > 1e-5 {
 				t.Errorf("batch %d row %d: probabilities sum to %v", n, i, sum)
 			}
-			if argmax(p[i*4:(i+1)*4]) == y[i] {
+			if Argmax(p[i*4:(i+1)*4]) == y[i] {
 				wantCorrect++
 			}
 		}
