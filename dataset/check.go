@@ -55,14 +55,10 @@ func Check(ctx context.Context, cfg Config, skips *SkipLog, progress func(done, 
 	}
 	cfg.Classes = idx.Classes
 	s := &Summary{Root: cfg.Root, Classes: idx.Classes, Train: make([]int, len(idx.Classes)), Validation: make([]int, len(idx.Classes)), Ignored: idx.Ignored}
-	type seen struct {
-		path  string
-		label int
-		val   bool
-	}
-	first := map[[32]byte]seen{}
+	var decodedSamples []Sample // both splits, training first, with their digests
+	var digests [][32]byte
 	done, total := 0, len(idx.Train)+len(idx.Validation)
-	count := func(samples []Sample, into []int, val bool) error {
+	count := func(samples []Sample, into []int) error {
 		before, decoded := skips.Len(), 0
 		for b, err := range Stream(ctx, cfg, samples, 16, skips) {
 			if err != nil {
@@ -77,12 +73,9 @@ func Check(ctx context.Context, cfg Config, skips *SkipLog, progress func(done, 
 			}
 			for i, l := range b.Labels {
 				into[l]++
-				if f, ok := first[b.Digests[i]]; ok {
-					s.Duplicates = append(s.Duplicates, Duplicate{Path: b.Paths[i], Of: f.path, CrossSplit: f.val != val, Relabelled: f.label != l})
-				} else {
-					first[b.Digests[i]] = seen{b.Paths[i], l, val}
-				}
+				decodedSamples = append(decodedSamples, Sample{Path: b.Paths[i], Label: l})
 			}
+			digests = append(digests, b.Digests...)
 			b.Release()
 		}
 		done += len(samples)
@@ -91,12 +84,14 @@ func Check(ctx context.Context, cfg Config, skips *SkipLog, progress func(done, 
 		}
 		return nil
 	}
-	if err := count(idx.Train, s.Train, false); err != nil {
+	if err := count(idx.Train, s.Train); err != nil {
 		return s, err
 	}
-	if err := count(idx.Validation, s.Validation, true); err != nil {
+	trained := len(decodedSamples)
+	if err := count(idx.Validation, s.Validation); err != nil {
 		return s, err
 	}
+	s.Duplicates = FindDuplicates(decodedSamples, digests, func(i int) bool { return i >= trained })
 	s.Skipped = skips.Entries()
 	var dead []string
 	for i, c := range s.Classes {
@@ -108,6 +103,37 @@ func Check(ctx context.Context, cfg Config, skips *SkipLog, progress func(done, 
 		return s, fmt.Errorf("dataset: %s: class %s: %w", cfg.Root, strings.Join(dead, ", "), ErrNoUsableImages)
 	}
 	return s, nil
+}
+
+// FindDuplicates lists the samples whose file has the bytes of an earlier
+// one's (digests, row for row), each with the first of them; validation
+// says which samples are validation images.
+func FindDuplicates(samples []Sample, digests [][32]byte, validation func(i int) bool) []Duplicate {
+	first := make(map[[32]byte]int, len(samples))
+	var ds []Duplicate
+	for i, s := range samples {
+		f, ok := first[digests[i]]
+		if !ok {
+			first[digests[i]] = i
+			continue
+		}
+		ds = append(ds, Duplicate{Path: s.Path, Of: samples[f].Path, CrossSplit: validation(f) != validation(i), Relabelled: samples[f].Label != s.Label})
+	}
+	return ds
+}
+
+// CountDuplicates counts the duplicates across the split and those in
+// another class than their first copy.
+func CountDuplicates(ds []Duplicate) (crossSplit, relabelled int) {
+	for _, d := range ds {
+		if d.CrossSplit {
+			crossSplit++
+		}
+		if d.Relabelled {
+			relabelled++
+		}
+	}
+	return crossSplit, relabelled
 }
 
 // Limits of the duplicates' listing: a folder of thousands of copies
@@ -190,15 +216,7 @@ func (s *Summary) WriteTo(w io.Writer) (int64, error) {
 		fmt.Fprintf(cw, "not read, as not images by their extension: %s (the images read are %s)\n", ignoredString(s.Ignored), strings.Join(Extensions(), " "))
 	}
 	if len(s.Duplicates) > 0 {
-		cross, relabelled := 0, 0
-		for _, d := range s.Duplicates {
-			if d.CrossSplit {
-				cross++
-			}
-			if d.Relabelled {
-				relabelled++
-			}
-		}
+		cross, relabelled := CountDuplicates(s.Duplicates)
 		why := ""
 		if cross > 0 {
 			why = " (they make the validation scores optimistic)"

@@ -581,3 +581,14 @@ func TestSkipLogLogsAFew(t *testing.T) {
 		t.Errorf("the report holds %d files, want %d", l.Len(), 3*MaxLogged)
 	}
 }
+
+func TestFindDuplicates(t *testing.T) {
+	d := func(b byte) [32]byte { return [32]byte{b} }
+	samples := []Sample{{Path: "cats/a", Label: 0}, {Path: "cats/b", Label: 0}, {Path: "dogs/a", Label: 1}, {Path: "cats/c", Label: 0}, {Path: "cats/v", Label: 0}}
+	digests := [][32]byte{d(1), d(1), d(1), d(2), d(2)}
+	ds := FindDuplicates(samples, digests, func(i int) bool { return samples[i].Path == "cats/v" })
+	cross, relabelled := CountDuplicates(ds)
+	if n := len(ds); n != 3 || relabelled != 1 || cross != 1 {
+		t.Errorf("FindDuplicates: %d, %d, %d; want 3 copies, 1 in another class, 1 across the split", n, relabelled, cross)
+	}
+}

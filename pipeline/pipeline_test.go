@@ -1651,16 +1651,6 @@ func TestSummaryListsWhatIsThere(t *testing.T) {
 	}
 }
 
-func TestCountDuplicates(t *testing.T) {
-	d := func(b byte) [32]byte { return [32]byte{b} }
-	samples := []dataset.Sample{{Path: "cats/a", Label: 0}, {Path: "cats/b", Label: 0}, {Path: "dogs/a", Label: 1}, {Path: "cats/c", Label: 0}, {Path: "cats/v", Label: 0}}
-	digests := [][32]byte{d(1), d(1), d(1), d(2), d(2)}
-	n, relabelled, cross := countDuplicates(samples, digests, []dataset.Sample{{Path: "cats/v"}})
-	if n != 3 || relabelled != 1 || cross != 1 {
-		t.Errorf("countDuplicates = %d, %d, %d; want 3 copies, 1 in another class, 1 across the split", n, relabelled, cross)
-	}
-}
-
 // TestTrainSaysWhatItDoesNotRead: files that are not images by their
 // extension (an iPhone's .heic photos) are counted where training starts.
 func TestTrainSaysWhatItDoesNotRead(t *testing.T) {

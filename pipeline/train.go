@@ -262,8 +262,13 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		}
 	}
 	progress.Line("features ready in %s", time.Since(extractStart).Round(time.Millisecond))
-	if n, relabelled, cross := countDuplicates(kept, digests, idx.Validation); n > 0 {
-		progress.Line("%d files are copies of others (the same bytes): %d in another class, %d across training and validation; train --check-data lists them", n, relabelled, cross)
+	isValidation := make(map[string]bool, len(idx.Validation))
+	for _, s := range idx.Validation {
+		isValidation[s.Path] = true
+	}
+	if ds := dataset.FindDuplicates(kept, digests, func(i int) bool { return isValidation[kept[i].Path] }); len(ds) > 0 {
+		cross, relabelled := dataset.CountDuplicates(ds)
+		progress.Line("%d files are copies of others (the same bytes): %d in another class, %d across training and validation; train --check-data lists them", len(ds), relabelled, cross)
 	}
 	sums := make(map[string][32]byte, len(kept)) // the files' digests, for the views and the resume check
 	for i, s := range kept {
@@ -620,33 +625,6 @@ func configChanges(was, cfg *configs.Config) string {
 		return ""
 	}
 	return ": " + strings.Join(refused, "; ")
-}
-
-// countDuplicates counts the samples whose file has the bytes of an
-// earlier one's (digests, row for row), and of them those labelled another
-// class and those on the other side of the split (val lists the
-// validation samples).
-func countDuplicates(samples []dataset.Sample, digests [][32]byte, val []dataset.Sample) (n, relabelled, cross int) {
-	isVal := make(map[string]bool, len(val))
-	for _, s := range val {
-		isVal[s.Path] = true
-	}
-	first := make(map[[32]byte]dataset.Sample, len(samples))
-	for i, s := range samples {
-		f, ok := first[digests[i]]
-		if !ok {
-			first[digests[i]] = s
-			continue
-		}
-		n++
-		if f.Label != s.Label {
-			relabelled++
-		}
-		if isVal[f.Path] != isVal[s.Path] {
-			cross++
-		}
-	}
-	return n, relabelled, cross
 }
 
 // shellQuote returns s as a POSIX shell word: as it is when it has only
