@@ -686,3 +686,20 @@ func TestSet(t *testing.T) {
 		t.Errorf("error %v, want one naming x.yaml:7:12", err)
 	}
 }
+
+func TestCheckedByContent(t *testing.T) {
+	for _, tc := range []struct {
+		c    Change
+		want bool
+	}{
+		{Change{Path: "backbone.weights", From: `"/a/w.h5"`, To: `"/b/w2.h5"`}, true},
+		{Change{Path: "backbone.weights", From: `"/a/w.h5"`, To: `"imagenet"`}, true},
+		{Change{Path: "backbone.weights", From: `""`, To: `"/a/w.h5"`}, false}, // random weights for a file
+		{Change{Path: "backbone.weights", From: `"/a/w.h5"`, To: `""`}, false},
+		{Change{Path: "data.dir", From: `"/a"`, To: `"/b"`}, false},
+	} {
+		if got := tc.c.CheckedByContent(); got != tc.want {
+			t.Errorf("%v: CheckedByContent = %v, want %v", tc.c, got, tc.want)
+		}
+	}
+}

@@ -134,6 +134,15 @@ type Change struct {
 	Resume   bool   // whether the setting is part of Hash (of either configuration)
 }
 
+// CheckedByContent reports whether a resume may accept the change because
+// the run checks what the setting names by content, not by value: the
+// backbone weights moved, renamed, or named (imagenet) rather than given
+// as a file, or the reverse, whose sha256 the pipeline compares with the
+// checkpoint's. Random weights for a file, or the reverse, are not.
+func (c Change) CheckedByContent() bool {
+	return c.Path == "backbone.weights" && c.From != `""` && c.To != `""`
+}
+
 func (c Change) String() string {
 	return fmt.Sprintf("%s changed from %s to %s", c.Path, c.From, c.To)
 }

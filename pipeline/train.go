@@ -337,8 +337,10 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 			return nil, lastErr
 		default:
 			ck := resumeFrom
-			if h := ck.Manifest.ConfigHash; h != cfg.Hash() && h != hashWithWeightsOf(cfg, was.Config) {
-				return nil, fmt.Errorf("resume: checkpoint %s was written with another configuration%s (start a new run folder for a new configuration)", last.Dir, configChanges(was.Config, cfg))
+			if ck.Manifest.ConfigHash != cfg.Hash() {
+				if refused, ok := hashRefusals(was.Config, cfg); !ok {
+					return nil, fmt.Errorf("resume: checkpoint %s was written with another configuration%s (start a new run folder for a new configuration)", last.Dir, refused)
+				}
 			}
 			if was.Data != "" && was.Data != run.Data {
 				return nil, fmt.Errorf("resume: the images changed since checkpoint %s (%d training and %d validation images then, %d and %d now, or some differ): "+
@@ -577,11 +579,9 @@ func prepareRunDir(cfg *configs.Config, resume bool) (applied []configs.Change, 
 		if old, err := configs.Load(saved); err == nil {
 			var refused []string
 			for _, c := range configs.Diff(old, cfg) {
-				// Weights moved, or named rather than given as a file (or
-				// the reverse), may be the same: their sha256, checked
-				// against the checkpoint's once they are loaded, decides.
-				relocated := c.Path == "backbone.weights" && old.Backbone.Weights != "" && cfg.Backbone.Weights != ""
-				if c.Resume && !relocated {
+				// Weights whose place changed may be the same: their sha256,
+				// checked against the checkpoint's once loaded, decides.
+				if c.Resume && !c.CheckedByContent() {
 					refused = append(refused, c.String())
 				} else {
 					applied = append(applied, c)
@@ -607,24 +607,26 @@ func prepareRunDir(cfg *configs.Config, resume bool) (applied []configs.Change, 
 	return applied, nil
 }
 
-// configChanges lists the settings that make cfg's hash differ from that
-// of was (the configuration a checkpoint recorded), as
-// ": data.image_size changed from ...; ...", or says nothing where the
-// checkpoint recorded none.
-func configChanges(was, cfg *configs.Config) string {
+// hashRefusals judges a resume whose configuration hash differs from its
+// checkpoint's: ok where was (the configuration the checkpoint recorded)
+// differs from cfg in settings checked by content alone (the weights'
+// place), else the settings that differ, as ": data.image_size changed
+// from ...; ..." (nothing where the checkpoint recorded none).
+func hashRefusals(was, cfg *configs.Config) (refused string, ok bool) {
 	if was == nil {
-		return ""
+		return "", false
 	}
-	var refused []string
-	for _, c := range configs.HashDiff(was, cfg) {
-		if c.Path != "backbone.weights" { // weights are checked by content
-			refused = append(refused, c.String())
+	changes := configs.HashDiff(was, cfg)
+	var lines []string
+	for _, c := range changes {
+		if !c.CheckedByContent() {
+			lines = append(lines, c.String())
 		}
 	}
-	if len(refused) == 0 {
-		return ""
+	if len(lines) == 0 {
+		return "", len(changes) > 0
 	}
-	return ": " + strings.Join(refused, "; ")
+	return ": " + strings.Join(lines, "; "), false
 }
 
 // shellQuote returns s as a POSIX shell word: as it is when it has only
@@ -636,18 +638,6 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// hashWithWeightsOf is cfg's hash with the weights setting of was, the
-// configuration a checkpoint was written with: the hash holds the weights'
-// file name, which may change on resume where their content does not.
-func hashWithWeightsOf(cfg, was *configs.Config) string {
-	if was == nil {
-		return cfg.Hash()
-	}
-	c := *cfg
-	c.Backbone.Weights = was.Backbone.Weights
-	return c.Hash()
 }
 
 // writeRunConfig saves the configuration in the run folder, where the next
