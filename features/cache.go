@@ -76,6 +76,10 @@ type Cache struct {
 
 	mu     sync.Mutex
 	index  map[[32]byte]location
+	// The shard Get read last, kept for the next Get (batch after batch
+	// of one shard: predict's): shards never change once written.
+	lastShard int
+	lastData  []float32
 	shards []string        // shard names (no extension), append-only
 	known  map[string]bool // every shard name read or written, used or not
 }
@@ -354,14 +358,22 @@ func (c *Cache) Get(digests [][32]byte) (*tensor.Dense, error) {
 		l := locs[i]
 		if l.shard != loaded {
 			path = filepath.Join(c.dir, shards[l.shard]+".npy")
-			t, err := tensorio.ReadNPYFile(path)
-			if err != nil {
-				return nil, fmt.Errorf("feature cache: %w (delete the shard's .json to recompute it)", err)
+			c.mu.Lock()
+			data, loaded = c.lastData, c.lastShard
+			c.mu.Unlock()
+			if loaded != l.shard || data == nil {
+				t, err := tensorio.ReadNPYFile(path)
+				if err != nil {
+					return nil, fmt.Errorf("feature cache: %w (delete the shard's .json to recompute it)", err)
+				}
+				if s := t.Shape(); len(s) != 2 || s[1] != c.dim {
+					return nil, fmt.Errorf("feature cache: %s: shape %v, want (n, %d)", path, s, c.dim)
+				}
+				data, loaded = t.Data().([]float32), l.shard
+				c.mu.Lock()
+				c.lastShard, c.lastData = loaded, data
+				c.mu.Unlock()
 			}
-			if s := t.Shape(); len(s) != 2 || s[1] != c.dim {
-				return nil, fmt.Errorf("feature cache: %s: shape %v, want (n, %d)", path, s, c.dim)
-			}
-			data, loaded = t.Data().([]float32), l.shard
 		}
 		if (l.row+1)*c.dim > len(data) {
 			return nil, fmt.Errorf("feature cache: %s: row %d missing", path, l.row)
