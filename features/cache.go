@@ -74,14 +74,14 @@ type Cache struct {
 	dim      int
 	readOnly bool // OpenReadOnly's
 
-	mu     sync.Mutex
-	index  map[[32]byte]location
+	mu    sync.Mutex
+	index map[[32]byte]location
 	// The shard Get read last, kept for the next Get (batch after batch
 	// of one shard: predict's): shards never change once written.
 	lastShard int
 	lastData  []float32
-	shards []string        // shard names (no extension), append-only
-	known  map[string]bool // every shard name read or written, used or not
+	shards    []string        // shard names (no extension), append-only
+	known     map[string]bool // every shard name read or written, used or not
 }
 
 // Shard names. Shards are named by their content, shard-<16 hex digits>,
