@@ -773,6 +773,52 @@ func TestAugmentations(t *testing.T) {
 // TestReduceLR follows the learning rate through a sequence of validation
 // losses, as Keras' ReduceLROnPlateau(patience=2, factor=0.1,
 // min_delta=0.01, min_lr=1e-5) would set it.
+// TestStarMarksTheBestCheckpoint checks that an epoch's line carries the
+// " *" of a new best val_loss exactly when its checkpoint becomes the best
+// one, whatever early_stopping.min_delta (which decides only what counts as
+// an improvement for early stopping, as in Keras, where ModelCheckpoint's
+// save_best_only has no min_delta).
+func TestStarMarksTheBestCheckpoint(t *testing.T) {
+	for _, minDelta := range []float64{0, 10} {
+		t.Run(fmt.Sprint("min_delta ", minDelta), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(4, 4))
+			train, val := randomSplit(rng, 30, 6, 2), randomSplit(rng, 20, 6, 2)
+			var out bytes.Buffer
+			tr := newTrainer(t, t.TempDir(), train, val)
+			tr.Epochs, tr.Patience, tr.MinDelta, tr.Progress = 6, 100, minDelta, NewProgress(&out)
+			hist, err := tr.Fit(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := slices.DeleteFunc(strings.Split(out.String(), "\n"), func(l string) bool { return !strings.HasPrefix(l, "epoch ") || !strings.Contains(l, "val_loss") })
+			if len(lines) != len(hist) {
+				t.Fatalf("%d epoch lines for %d epochs:\n%s", len(lines), len(hist), out.String())
+			}
+			lowest, starred := math.Inf(1), 0
+			for i, m := range hist {
+				best := m.ValLoss < lowest
+				if got := strings.Contains(lines[i], " *"); got != best {
+					t.Errorf("epoch %d (val_loss %.6f, lowest before %.6f): starred %v, want %v: %s", m.Epoch, m.ValLoss, lowest, got, best, lines[i])
+				}
+				if best {
+					lowest = m.ValLoss
+					starred++
+				}
+			}
+			if starred < 2 {
+				t.Fatalf("val_loss fell only %d times in %d epochs: the test needs more", starred, len(hist))
+			}
+			b, err := tr.Checkpoints.Best()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i := slices.IndexFunc(hist, func(m EpochMetrics) bool { return m.ValLoss == lowest }); b.Manifest.Step != hist[i].Step {
+				t.Errorf("best checkpoint at step %d, want the lowest val_loss's, step %d", b.Manifest.Step, hist[i].Step)
+			}
+		})
+	}
+}
+
 func TestReduceLR(t *testing.T) {
 	h, err := head.New(head.Config{InputDim: 2, Hidden: []int{}, Classes: 2})
 	if err != nil {

@@ -260,7 +260,7 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 			Seconds:       time.Since(epochStart).Seconds(),
 			LR:            t.Opt.LR(),
 		}
-		improved := false
+		newBest := false // the lowest val_loss so far: the new best checkpoint
 		if t.Val.Len() > 0 {
 			sc, err := t.evaluate(t.Val)
 			if err != nil {
@@ -271,8 +271,12 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 			if sc.HasAUC {
 				m.ValAUC = &sc.AUC
 			}
+			// The best checkpoint is the lowest val_loss (Keras'
+			// ModelCheckpoint(save_best_only)), min_delta or not; only
+			// early stopping's count needs an improvement by more than it.
+			newBest = !slices.ContainsFunc(t.history, func(h EpochMetrics) bool { return h.HasVal && h.ValLoss <= loss })
 			if loss < t.best-t.MinDelta {
-				t.best, t.wait, improved = loss, 0, true
+				t.best, t.wait = loss, 0
 			} else {
 				t.wait++
 			}
@@ -295,7 +299,7 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 		line := fmt.Sprintf("epoch %d/%d  loss %.4f  accuracy %.4f", m.Epoch, t.Epochs, m.TrainLoss, m.TrainAcc)
 		if m.HasVal {
 			line += fmt.Sprintf("  val_loss %.4f", m.ValLoss)
-			if improved { // the best val_loss so far: a new best checkpoint
+			if newBest {
 				line += " *"
 			}
 			line += fmt.Sprintf("  val_accuracy %.4f", m.ValAcc)
