@@ -421,8 +421,10 @@ func (t *Trainer) evaluate(s Split) (splitScores, error) {
 type splitScores struct {
 	Loss, Accuracy float64 // the mean loss, the fraction right
 	Confusion      *Confusion
-	// AUC is the area under the ROC curve of class 1's probability, for
-	// two classes both present (HasAUC), as Keras' AUC metric.
+	// AUC is the exact area under the ROC curve of class 1's probability
+	// (rocAUC), for two classes both present (HasAUC): scikit-learn's
+	// roc_auc_score, not Keras' AUC metric, which interpolates over 200
+	// thresholds and, on one-hot labels, pools both classes' columns.
 	AUC    float64
 	HasAUC bool
 }
