@@ -56,9 +56,10 @@ type LRFinding struct {
 	Points []LRPoint
 	// Suggested is fastai's "valley" suggestion (its default since fastai
 	// 2.5): the rate halfway into the longest stretch over which the
-	// smoothed loss keeps falling (the longest decreasing subsequence);
-	// 0 with fewer than 2 points. Steepest is the rate where the smoothed
-	// loss falls fastest (per step, so per factor of rate) before its
+	// smoothed loss keeps falling (the longest decreasing subsequence),
+	// looked for as fastai does, past the first tenth of the steps and
+	// before the last 5 points; 0 when fewer than 2 points remain there.
+	// Steepest is the rate where the smoothed loss falls fastest (per step, so per factor of rate) before its
 	// lowest point, torch-lr-finder's suggestion, which noise early in the
 	// test can mislead; 0 when the test was too short to say. MinLoss is the rate of
 	// the lowest smoothed loss: a tenth of it is the older rule of thumb.
@@ -129,11 +130,24 @@ func (t *Trainer) FindLR(ctx context.Context, f LRFinder) (*LRFinding, error) {
 			break
 		}
 	}
-	res.Suggested = valley(res.Points)
+	res.Suggested = suggestValley(res.Points, f.Steps)
 	// Past the lowest loss the curve is divergence, whatever its slope.
 	lowest := slices.IndexFunc(res.Points, func(p LRPoint) bool { return p.LR == res.MinLoss })
 	res.Steepest = steepest(res.Points[:lowest+1], f.Steps/10, 0)
 	return res, nil
+}
+
+// suggestValley is fastai's lr_find suggestion from the points of a range
+// test of steps steps: valley over the points but the first tenth of the
+// steps, where the rate is too low to learn anything, and the last 5,
+// where the loss blows up (fastai's lrs[num_it//10:-5]); 0 when fewer than
+// 2 remain.
+func suggestValley(points []LRPoint, steps int) float64 {
+	lo, hi := steps/10, len(points)-5
+	if hi-lo < 2 {
+		return 0
+	}
+	return valley(points[lo:hi])
 }
 
 // valley is fastai's valley suggestion: with lds[i] the length of the

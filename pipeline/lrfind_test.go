@@ -109,6 +109,38 @@ func TestValley(t *testing.T) {
 	}
 }
 
+// TestSuggestValley checks that the valley is looked for where fastai's
+// lr_find looks for it, lrs[num_it//10:-5]: the wants are fastai's valley
+// on those points.
+func TestSuggestValley(t *testing.T) {
+	var fall, early []float64
+	for i := range 40 {
+		fall = append(fall, 10-0.1*float64(i))
+		switch {
+		case i < 4: // the first tenth falls into the valley: left out
+			early = append(early, 10-float64(i))
+		case i < 20:
+			early = append(early, 6-0.1*float64(i-4))
+		default:
+			early = append(early, 6+float64(i-19))
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		points []LRPoint
+		steps  int
+		want   float64
+	}{
+		{"first tenth left out", pts(early...), 40, 11}, // valley over all points: 9
+		{"still falling at the end", pts(fall...), 40, 19},
+		{"diverged early", pts(fall[:10]...), 40, 0},
+	} {
+		if got := suggestValley(tc.points, tc.steps); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestSteepest(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
