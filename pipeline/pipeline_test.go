@@ -1784,3 +1784,51 @@ func TestNewStartReplacesAFailedStartsConfig(t *testing.T) {
 		t.Fatalf("its resume: %v", err)
 	}
 }
+
+// TestResumeAppliesTheLRTheCheckpointDidNotTrainWith: a learning rate
+// changed on resume applies until a checkpoint has trained with it, even
+// where config.yaml already holds it (a resume that had nothing to train,
+// or one killed before its first checkpoint, wrote it) or is gone; and a
+// rate config.yaml holds but no checkpoint trained with does not replace
+// the checkpoint's when the configuration goes back to the run's.
+func TestResumeAppliesTheLRTheCheckpointDidNotTrainWith(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		first float64 // lr of the resume with nothing to train (0: none)
+		lr    float64 // lr of the resume that trains epoch 2
+		lose  bool    // config.yaml removed before that resume
+		want  float64 // epoch 2's learning rate
+	}{
+		{"changed by a resume with nothing to train", 5e-4, 5e-4, false, 5e-4},
+		{"changed, config.yaml lost", 0, 5e-4, true, 5e-4},
+		{"changed back to the checkpoint's", 5e-4, 1e-3, false, 1e-3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := tinyRun(t, dir, 4, tinyYAML)
+			if tc.first != 0 {
+				cfg.Train.Adam.LR = tc.first
+				if _, err := Train(context.Background(), cfg, Options{Resume: true, Out: io.Discard}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.lose {
+				if err := os.Remove(filepath.Join(dir, "run", "config.yaml")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg.Train.Adam.LR, cfg.Train.Epochs = tc.lr, 2
+			var out strings.Builder
+			res, err := Train(context.Background(), cfg, Options{Resume: true, Out: &out})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h := res.History; len(h) != 2 || h[0].LR != 1e-3 || h[1].LR != tc.want {
+				t.Fatalf("learning rates %+v, want 0.001 then %v", h, tc.want)
+			}
+			if said := strings.Contains(out.String(), "train.adam.lr changed from 0.001 to 0.0005"); said != (tc.want != 1e-3) {
+				t.Errorf("the resume says (lr change listed: %v):\n%s", said, &out)
+			}
+		})
+	}
+}

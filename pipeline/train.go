@@ -159,6 +159,15 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 			return nil, err
 		}
 		_ = json.Unmarshal(ck.Manifest.Run, &was) // a run described otherwise is checked by its config hash alone
+		if was.Config != nil {
+			// Whether the learning rate changed is the checkpoint's to say:
+			// config.yaml may hold a rate no checkpoint trained with (a
+			// resume with nothing to train, or killed before its first
+			// checkpoint, wrote it), or be gone.
+			_, path := cfg.Train.LR()
+			isLR := func(c configs.Change) bool { return c.Path == path }
+			applied = append(slices.DeleteFunc(applied, isLR), slices.DeleteFunc(configs.Diff(was.Config, cfg), func(c configs.Change) bool { return !isLR(c) })...)
+		}
 	}
 	if len(applied) > 0 {
 		var lines []string
