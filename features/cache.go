@@ -58,6 +58,9 @@ type location struct {
 type shardIndex struct {
 	Digests []string `json:"sha256"`
 	Paths   []string `json:"paths"`
+	// NPY is the sha256 of the shard's .npy, checked when it is read;
+	// shards written before it have none.
+	NPY string `json:"npy_sha256,omitempty"`
 }
 
 // staleAge is how old the leftovers of an unfinished shard (temporary
@@ -80,8 +83,9 @@ type Cache struct {
 	// of one shard: predict's): shards never change once written.
 	lastShard int
 	lastData  []float32
-	shards    []string        // shard names (no extension), append-only
-	known     map[string]bool // every shard name read or written, used or not
+	shards    []string          // shard names (no extension), append-only
+	sums      map[string]string // shard name -> its .npy's sha256, if recorded
+	known     map[string]bool   // every shard name read or written, used or not
 }
 
 // Shard names. Shards are named by their content, shard-<16 hex digits>,
@@ -145,7 +149,7 @@ func open(root string, key Key, dim int, write bool) (*Cache, error) {
 			return nil, fmt.Errorf("feature cache: %w", err)
 		}
 	}
-	c := &Cache{dir: dir, dim: dim, index: map[[32]byte]location{}, known: map[string]bool{}}
+	c := &Cache{dir: dir, dim: dim, index: map[[32]byte]location{}, known: map[string]bool{}, sums: map[string]string{}}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("feature cache: %w", err)
@@ -213,48 +217,52 @@ func (c *Cache) load(entries []os.DirEntry) error {
 	c.mu.Unlock()
 	sort.Slice(names, func(i, j int) bool { return shardBefore(names[i], names[j]) })
 	for _, name := range names {
-		digests, err := c.readIndex(name)
+		digests, sum, err := c.readIndex(name)
 		if err != nil {
 			return err
 		}
 		c.mu.Lock()
-		c.insert(name, digests)
+		c.insert(name, digests, sum)
 		c.mu.Unlock()
 	}
 	return nil
 }
 
-// readIndex reads the image digests of the shard name, row by row.
-func (c *Cache) readIndex(name string) ([][32]byte, error) {
+// readIndex reads the image digests of the shard name, row by row, and
+// the sha256 of its .npy ("" if not recorded).
+func (c *Cache) readIndex(name string) ([][32]byte, string, error) {
 	path := filepath.Join(c.dir, name+".json")
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("feature cache: %w", err)
+		return nil, "", fmt.Errorf("feature cache: %w", err)
 	}
 	var si shardIndex
 	if err := json.Unmarshal(raw, &si); err != nil {
-		return nil, fmt.Errorf("feature cache: %s: %w (delete the file to recompute that shard)", path, err)
+		return nil, "", fmt.Errorf("feature cache: %s: %w (delete the file to recompute that shard)", path, err)
 	}
 	digests := make([][32]byte, len(si.Digests))
 	for row, h := range si.Digests {
 		if b, err := hex.DecodeString(h); err != nil || len(b) != 32 {
-			return nil, fmt.Errorf("feature cache: %s: row %d: bad sha256 %q", path, row, h)
+			return nil, "", fmt.Errorf("feature cache: %s: row %d: bad sha256 %q", path, row, h)
 		} else {
 			copy(digests[row][:], b)
 		}
 	}
-	return digests, nil
+	return digests, si.NPY, nil
 }
 
 // insert indexes the rows of shard name for the images not indexed yet.
 // The name is kept only if some row is used, so it is never kept twice: a
 // shard seen again has all its images indexed already. Call with c.mu held
 // (or before c is shared).
-func (c *Cache) insert(name string, digests [][32]byte) {
+func (c *Cache) insert(name string, digests [][32]byte, sum string) {
 	if c.known[name] {
 		return
 	}
 	c.known[name] = true
+	if sum != "" {
+		c.sums[name] = sum
+	}
 	n := len(c.shards)
 	used := false
 	for row, d := range digests {
@@ -296,7 +304,12 @@ func (c *Cache) Add(digests [][32]byte, paths []string, feats *tensor.Dense) err
 	if s := feats.Shape(); len(s) != 2 || s[0] != len(digests) || s[1] != c.dim || len(paths) != len(digests) {
 		return fmt.Errorf("feature cache: add: features %v for %d images (%d paths), want (%d, %d)", s, len(digests), len(paths), len(digests), c.dim)
 	}
-	si := shardIndex{Paths: paths}
+	var npy bytes.Buffer
+	if err := tensorio.WriteNPY(&npy, feats); err != nil {
+		return fmt.Errorf("feature cache: %w", err)
+	}
+	npySum := sha256.Sum256(npy.Bytes())
+	si := shardIndex{Paths: paths, NPY: hex.EncodeToString(npySum[:])}
 	for _, d := range digests {
 		si.Digests = append(si.Digests, hex.EncodeToString(d[:]))
 	}
@@ -309,11 +322,7 @@ func (c *Cache) Add(digests [][32]byte, paths []string, feats *tensor.Dense) err
 	sum := sha256.Sum256(raw)
 	name := "shard-" + hex.EncodeToString(sum[:8])
 	// The .npy first, the .json last: the .json is what makes a shard exist.
-	var npy bytes.Buffer
-	err = tensorio.WriteNPY(&npy, feats)
-	if err == nil {
-		err = atomicfile.WriteFile(filepath.Join(c.dir, name+".npy"), npy.Bytes())
-	}
+	err = atomicfile.WriteFile(filepath.Join(c.dir, name+".npy"), npy.Bytes())
 	if err == nil {
 		err = atomicfile.WriteFile(filepath.Join(c.dir, name+".json"), raw)
 	}
@@ -321,7 +330,7 @@ func (c *Cache) Add(digests [][32]byte, paths []string, feats *tensor.Dense) err
 		return fmt.Errorf("feature cache: %w", err)
 	}
 	c.mu.Lock()
-	c.insert(name, digests)
+	c.insert(name, digests, si.NPY)
 	c.mu.Unlock()
 	return nil
 }
@@ -360,9 +369,17 @@ func (c *Cache) Get(digests [][32]byte) (*tensor.Dense, error) {
 			path = filepath.Join(c.dir, shards[l.shard]+".npy")
 			c.mu.Lock()
 			data, loaded = c.lastData, c.lastShard
+			sum := c.sums[shards[l.shard]]
 			c.mu.Unlock()
 			if loaded != l.shard || data == nil {
-				t, err := tensorio.ReadNPYFile(path)
+				raw, err := os.ReadFile(path)
+				if got := sha256.Sum256(raw); err == nil && sum != "" && hex.EncodeToString(got[:]) != sum {
+					return nil, fmt.Errorf("feature cache: %s: the features do not match the sha256 their shard recorded (damaged since written; delete the shard's .json to recompute it)", path)
+				}
+				var t *tensor.Dense
+				if err == nil {
+					t, err = tensorio.ReadNPY(bytes.NewReader(raw), int64(len(raw)))
+				}
 				if err != nil {
 					return nil, fmt.Errorf("feature cache: %w (delete the shard's .json to recompute it)", err)
 				}

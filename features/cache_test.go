@@ -2,6 +2,7 @@ package features
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -201,4 +202,55 @@ func TestOpenReadOnly(t *testing.T) {
 	if err := r.Add([][32]byte{{2}}, []string{"b.jpg"}, tensor.New(tensor.WithShape(1, 3), tensor.WithBacking([]float32{4, 5, 6}))); err == nil {
 		t.Error("a read-only cache took an Add")
 	}
+}
+
+// TestDamagedShardRefused: features damaged on disk since their shard was
+// written (same size, other bytes) are refused, naming the shard, not
+// handed to training as they are; shards written before shards carried
+// their sha256 still read.
+func TestDamagedShardRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		legacy bool // the .json without the .npy's sha256
+	}{{"checked", false}, {"written before the check", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			c, _ := Open(root, key, 2)
+			if err := c.Add([][32]byte{digest("a")}, []string{"a"}, rows(1, 2, 1)); err != nil {
+				t.Fatal(err)
+			}
+			name := shardFiles(t, c.Dir())[0]
+			if tc.legacy {
+				index := filepath.Join(c.Dir(), name+".json")
+				raw, _ := os.ReadFile(index)
+				var si shardIndex
+				if err := json.Unmarshal(raw, &si); err != nil {
+					t.Fatal(err)
+				}
+				si.NPY = ""
+				raw, _ = json.Marshal(si)
+				os.WriteFile(index, raw, 0o644)
+				if _, err := reopen(t, root).Get([][32]byte{digest("a")}); err != nil {
+					t.Fatalf("a legacy shard: %v", err)
+				}
+				return
+			}
+			npy := filepath.Join(c.Dir(), name+".npy")
+			raw, _ := os.ReadFile(npy)
+			raw[len(raw)-1] ^= 0x40 // the last feature's top bits
+			os.WriteFile(npy, raw, 0o644)
+			if _, err := reopen(t, root).Get([][32]byte{digest("a")}); err == nil || !strings.Contains(err.Error(), name+".npy") || !strings.Contains(err.Error(), "sha256") {
+				t.Fatalf("a damaged shard: got %v", err)
+			}
+		})
+	}
+}
+
+func reopen(t *testing.T, root string) *Cache {
+	t.Helper()
+	c, err := Open(root, key, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -14,7 +14,8 @@
 //
 //	<root>/<key hash>/key.json                     the settings, for people
 //	<root>/<key hash>/shard-<16 hex digits>.npy    features (n, F) float32, numpy-loadable
-//	<root>/<key hash>/shard-<16 hex digits>.json   the sha256 of each row's image file, and its path
+//	<root>/<key hash>/shard-<16 hex digits>.json   the sha256 of each row's image file, and its path;
+//	                                               the .npy's sha256, checked when it is read
 //
 // Images are looked up by the sha256 of their file's bytes, so renaming or
 // moving a file keeps its features, and two copies of one image share them.
