@@ -1601,17 +1601,48 @@ func TestResumePassesOverDamagedCheckpoints(t *testing.T) {
 }
 
 // TestResumeFinishedRun: resuming a run that trained all its epochs says
-// so, and how to train on, rather than "resumed from epoch N+1".
+// so, and how to train on, rather than "resumed from epoch N+1"; so does
+// one whose newest checkpoint is part-way through an epoch that
+// train.epochs, lowered since, no longer reaches.
 func TestResumeFinishedRun(t *testing.T) {
-	dir := t.TempDir()
-	cfg := tinyRun(t, dir, 4, tinyYAML)
-	var out strings.Builder
-	res, err := Train(context.Background(), cfg, Options{Resume: true, Out: &out})
-	if err != nil || len(res.History) != 1 {
-		t.Fatalf("resume: %v", err)
-	}
-	if !strings.Contains(out.String(), "the run has trained 1 epoch(s) and train.epochs is 1, so there is nothing to train; to train on, raise train.epochs") {
-		t.Errorf("resuming a finished run says:\n%s", &out)
+	for _, tc := range []struct {
+		name     string
+		yaml     string
+		midEpoch bool // the newest checkpoint removed: the one before is mid-epoch 2
+		want     string
+	}{
+		{"finished", tinyYAML, false, "the run has trained 1 epoch(s) and train.epochs is 1, so there is nothing to train; to train on, raise train.epochs"},
+		{"mid-epoch past train.epochs", strings.Replace(tinyYAML, "run: {dir: run}", "run: {dir: run, checkpoint_every: 1}", 1), true,
+			"the run has trained 1 epoch(s) and 2 step(s) of the next, and train.epochs is 1, so there is nothing to train; to train on, raise train.epochs (e.g. --set train.epochs=11)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			yaml := tc.yaml
+			if tc.midEpoch {
+				yaml = strings.Replace(yaml, "epochs: 1", "epochs: 2", 1)
+			}
+			perClass := 4
+			if tc.midEpoch {
+				perClass = 8 // 3 steps an epoch
+			}
+			cfg := tinyRun(t, dir, perClass, yaml)
+			if tc.midEpoch {
+				cks, _ := filepath.Glob(filepath.Join(dir, "run", "checkpoints", "step-*"))
+				slices.Sort(cks)
+				if err := os.RemoveAll(cks[len(cks)-1]); err != nil {
+					t.Fatal(err)
+				}
+				cfg.Train.Epochs = 1
+			}
+			var out strings.Builder
+			res, err := Train(context.Background(), cfg, Options{Resume: true, Out: &out})
+			if err != nil || len(res.History) != 1 {
+				t.Fatalf("resume: %v", err)
+			}
+			if !strings.Contains(out.String(), tc.want) {
+				t.Errorf("the resume says:\n%s", &out)
+			}
+		})
 	}
 }
 

@@ -369,8 +369,13 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 					return nil, err
 				}
 			}
-			if e := ck.Manifest.Epoch; e >= cfg.Train.Epochs && ck.Manifest.StepInEpoch == 0 {
-				progress.Line("resumed from %s: the run has trained %d epoch(s) and train.epochs is %d, so there is nothing to train; to train on, raise train.epochs (e.g. --set train.epochs=%d)", last.Dir, e, cfg.Train.Epochs, e+10)
+			if e := ck.Manifest.Epoch; e >= cfg.Train.Epochs {
+				// Also part-way through an epoch train.epochs, lowered since, no longer reaches.
+				trained := fmt.Sprintf("%d epoch(s)", e)
+				if s := ck.Manifest.StepInEpoch; s > 0 {
+					trained += fmt.Sprintf(" and %d step(s) of the next,", s)
+				}
+				progress.Line("resumed from %s: the run has trained %s and train.epochs is %d, so there is nothing to train; to train on, raise train.epochs (e.g. --set train.epochs=%d)", last.Dir, trained, cfg.Train.Epochs, e+10)
 			} else {
 				progress.Line("resumed from %s: epoch %d, step %d of the epoch (global step %d)", last.Dir, ck.Manifest.Epoch+1, ck.Manifest.StepInEpoch, ck.Manifest.Step)
 			}
