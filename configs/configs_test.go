@@ -696,7 +696,10 @@ func TestCheckedByContent(t *testing.T) {
 		{Change{Path: "backbone.weights", From: `"/a/w.h5"`, To: `"imagenet"`}, true},
 		{Change{Path: "backbone.weights", From: `""`, To: `"/a/w.h5"`}, false}, // random weights for a file
 		{Change{Path: "backbone.weights", From: `"/a/w.h5"`, To: `""`}, false},
-		{Change{Path: "data.dir", From: `"/a"`, To: `"/b"`}, false},
+		{Change{Path: "data.dir", From: `"/a"`, To: `"/b"`}, true},
+		{Change{Path: "data.validation_dir", From: `"/a/v"`, To: `"/b/v"`}, true},
+		{Change{Path: "data.validation_dir", From: `""`, To: `"/b/v"`}, false}, // a split for a folder
+		{Change{Path: "data.image_size", From: `[224 224]`, To: `[160 160]`}, false},
 	} {
 		if got := tc.c.CheckedByContent(); got != tc.want {
 			t.Errorf("%v: CheckedByContent = %v, want %v", tc.c, got, tc.want)

@@ -138,9 +138,15 @@ type Change struct {
 // the run checks what the setting names by content, not by value: the
 // backbone weights moved, renamed, or named (imagenet) rather than given
 // as a file, or the reverse, whose sha256 the pipeline compares with the
-// checkpoint's. Random weights for a file, or the reverse, are not.
+// checkpoint's; a data folder moved, whose images' sha256s, labels and
+// split the pipeline compares with the checkpoint's. Random weights for a
+// file, a validation folder for a split, or the reverse, are not.
 func (c Change) CheckedByContent() bool {
-	return c.Path == "backbone.weights" && c.From != `""` && c.To != `""`
+	switch c.Path {
+	case "backbone.weights", "data.dir", "data.validation_dir":
+		return c.From != `""` && c.To != `""`
+	}
+	return false
 }
 
 func (c Change) String() string {

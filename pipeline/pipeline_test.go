@@ -1422,6 +1422,60 @@ run: {dir: run}
 // content. A run resumes with its weights file moved (backbone.weights
 // changed, listed as applied), and one whose file holds other weights is
 // refused before the extraction it would otherwise run.
+// TestResumeWithMovedData: the images are known by their content, so a
+// data folder moved elsewhere resumes; an image edited in the move does not.
+func TestResumeWithMovedData(t *testing.T) {
+	dir := t.TempDir()
+	if err := dataset.Synthesize(filepath.Join(dir, "data"), 6, 1); err != nil {
+		t.Fatal(err)
+	}
+	parse := func(data string, epochs int) *configs.Config {
+		cfg, err := configs.Parse([]byte(fmt.Sprintf("data: {dir: %q, image_size: [48, 48], validation_split: 0.25}\n"+
+			"head: {layers: [8]}\ntrain: {epochs: %d, batch: 4}\nrun: {dir: run}\n", data, epochs)), filepath.Join(dir, "c.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	ctx := context.Background()
+	if _, err := Train(ctx, parse("data", 1), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	moved := filepath.Join(dir, "elsewhere", "images")
+	if err := os.MkdirAll(filepath.Dir(moved), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "data"), moved); err != nil {
+		t.Fatal(err)
+	}
+	cats, err := filepath.Glob(filepath.Join(moved, "cats", "cat_*"))
+	if err != nil || len(cats) == 0 {
+		t.Fatalf("cats %q: %v", cats, err)
+	}
+	edited := cats[0]
+	raw, err := os.ReadFile(edited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(edited, append(raw, 0), 0o644); err != nil { // other bytes, the same picture
+		t.Fatal(err)
+	}
+	if _, err := Train(ctx, parse(moved, 2), Options{Resume: true}); err == nil || !strings.Contains(err.Error(), "the images changed since checkpoint") {
+		t.Fatalf("resume with the data moved and an image edited: %v", err)
+	}
+	if err := os.WriteFile(edited, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	res, err := Train(ctx, parse(moved, 2), Options{Resume: true, Out: &out})
+	if err != nil || len(res.History) != 2 {
+		t.Fatalf("resume with the data moved: %v\n%s", err, &out)
+	}
+	if !strings.Contains(out.String(), "data.dir changed from") {
+		t.Errorf("the resume did not list the data's new place:\n%s", &out)
+	}
+}
+
 func TestResumeWithMovedWeights(t *testing.T) {
 	dir := t.TempDir()
 	tinyRun(t, dir, 4, tinyYAML) // calibrated random weights in run/backbone.npz

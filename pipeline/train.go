@@ -593,8 +593,9 @@ func prepareRunDir(cfg *configs.Config, resume bool) (applied []configs.Change, 
 		if old, err := configs.Load(saved); err == nil {
 			var refused []string
 			for _, c := range configs.Diff(old, cfg) {
-				// Weights whose place changed may be the same: their sha256,
-				// checked against the checkpoint's once loaded, decides.
+				// Weights or images whose place changed may be the same:
+				// their sha256s, checked against the checkpoint's once
+				// read, decide.
 				if c.Resume && !c.CheckedByContent() {
 					refused = append(refused, c.String())
 				} else {
@@ -623,8 +624,8 @@ func prepareRunDir(cfg *configs.Config, resume bool) (applied []configs.Change, 
 
 // hashRefusals judges a resume whose configuration hash differs from its
 // checkpoint's: ok where was (the configuration the checkpoint recorded)
-// differs from cfg in settings checked by content alone (the weights'
-// place), else the settings that differ, as ": data.image_size changed
+// differs from cfg in settings checked by content alone (the places of
+// the weights and images), else the settings that differ, as ": data.image_size changed
 // from ...; ..." (nothing where the checkpoint recorded none).
 func hashRefusals(was, cfg *configs.Config) (refused string, ok bool) {
 	if was == nil {
