@@ -507,7 +507,8 @@ func TestEarlyStopping(t *testing.T) {
 	for i := range val.Y {
 		val.Y[i] = rng.IntN(2)
 	}
-	tr := newTrainer(t, t.TempDir(), train, val)
+	dir := t.TempDir()
+	tr := newTrainer(t, dir, train, val)
 	tr.Epochs, tr.Patience, tr.MinDelta = 50, 2, 0.01
 	h, err := tr.Fit(context.Background())
 	if err != nil {
@@ -515,6 +516,28 @@ func TestEarlyStopping(t *testing.T) {
 	}
 	if len(h) >= 50 {
 		t.Fatalf("ran all %d epochs: early stopping never triggered", len(h))
+	}
+	// A resume with the same patience trains nothing, and says how to.
+	again := newTrainer(t, dir, train, val)
+	again.Epochs, again.Patience, again.MinDelta = 50, 2, 0.01
+	var out bytes.Buffer
+	again.Progress = NewProgress(&out)
+	last, err := again.Checkpoints.Latest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := checkpoints.Load(last.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Resume(ck); err != nil {
+		t.Fatal(err)
+	}
+	if h2, err := again.Fit(context.Background()); err != nil || len(h2) != len(h) {
+		t.Fatalf("resumed an early-stopped run: %d epochs (%v), want the %d it had", len(h2), err, len(h))
+	}
+	if want := fmt.Sprintf("--set train.early_stopping.patience=%d", 2+2); !strings.Contains(out.String(), want) {
+		t.Errorf("resumed an early-stopped run: %q does not say %q", out.String(), want)
 	}
 }
 

@@ -176,7 +176,7 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 		return nil, fmt.Errorf("train: %d training examples, batch %d", t.Train.Len(), t.Batch)
 	}
 	if t.Patience > 0 && t.wait >= t.Patience {
-		t.Progress.Line("early stopping already triggered at epoch %d", t.epoch)
+		t.Progress.Line("early stopping already triggered at epoch %d: val_loss has not improved for %d epochs; to train on, raise train.early_stopping.patience (e.g. --set train.early_stopping.patience=%d)", t.epoch, t.wait, t.wait+t.Patience)
 		return t.history, nil
 	}
 	dim := t.Train.X.Shape()[1]
