@@ -1940,3 +1940,46 @@ func TestResumeAppliesTheLRTheCheckpointDidNotTrainWith(t *testing.T) {
 		})
 	}
 }
+
+// TestNewStartAfterAKilledFirstSave: a run killed while it wrote its first
+// checkpoint leaves only the save's temporary folder (or link) in
+// checkpoints/; starting the run afresh must not be refused as a folder
+// that "already has checkpoints". A real checkpoint still refuses it.
+func TestNewStartAfterAKilledFirstSave(t *testing.T) {
+	for _, tc := range []struct {
+		leftover string
+		link     bool
+		refused  bool
+	}{
+		{leftover: ".tmp-step-000002-1jhg6n9kurezi"},
+		{leftover: ".tmp-last", link: true},
+		{leftover: "step-000002", refused: true},
+	} {
+		t.Run(tc.leftover, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := dataset.Synthesize(filepath.Join(dir, "data"), 4, 1); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := configs.Parse([]byte(tinyYAML), filepath.Join(dir, "c.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ckDir := filepath.Join(cfg.Run.Dir, "checkpoints")
+			if err := os.MkdirAll(ckDir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if tc.link {
+				err = os.Symlink("step-000002", filepath.Join(ckDir, tc.leftover))
+			} else {
+				err = os.MkdirAll(filepath.Join(ckDir, tc.leftover, "dense_0"), 0o755)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Train(context.Background(), cfg, Options{})
+			if refused := err != nil && strings.Contains(err.Error(), "already has checkpoints"); refused != tc.refused || !tc.refused && err != nil {
+				t.Errorf("a new start beside %s: %v, want refused %v", tc.leftover, err, tc.refused)
+			}
+		})
+	}
+}

@@ -586,7 +586,11 @@ func setClassWeights(h *head.Head, cw configs.ClassWeight, train Split, classes 
 func prepareRunDir(cfg *configs.Config, resume bool) (applied []configs.Change, err error) {
 	runDir := cfg.Run.Dir
 	saved := filepath.Join(runDir, "config.yaml")
-	if entries, err := os.ReadDir(filepath.Join(runDir, "checkpoints")); err == nil && len(entries) > 0 && !resume {
+	entries, _ := os.ReadDir(filepath.Join(runDir, "checkpoints"))
+	// The leftovers of a save killed part-way are no checkpoint (the
+	// manager removes them).
+	entries = slices.DeleteFunc(entries, func(e fs.DirEntry) bool { return strings.HasPrefix(e.Name(), atomicfile.TempPrefix) })
+	if len(entries) > 0 && !resume {
 		return nil, fmt.Errorf("run folder %s already has checkpoints: add --resume (Options.Resume) to continue it, or set run.dir to a new folder", runDir)
 	}
 	if resume {
