@@ -118,10 +118,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 func checkDataset(ctx context.Context, cfg *configs.Config, stdout, stderr io.Writer) error {
 	progress := pipeline.NewProgress(stderr) // the report alone on stdout
 	start := time.Now()
+	checked := 0
 	sum, err := dataset.Check(ctx, pipeline.DataConfig(cfg), nil, func(done, total int) {
+		checked = done
 		progress.Bar("checking", done, total, fmt.Sprintf("%.0f images/s", float64(done)/time.Since(start).Seconds()))
 	})
 	progress.Clear()
+	if errors.Is(err, context.Canceled) {
+		// A report of the images checked so far would read as the data's.
+		return fmt.Errorf("interrupted after checking %d images: no report (it needs them all)", checked)
+	}
 	if sum != nil {
 		sum.WriteTo(stdout)
 	}

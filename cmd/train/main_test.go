@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"gotransfer/configs"
 	"gotransfer/dataset"
 	"gotransfer/internal/cli"
 	"gotransfer/model/pretrained/pretrainedtest"
@@ -544,5 +546,24 @@ func TestFindLR(t *testing.T) {
 	}
 	if code, _, stderr := train(t, "--config", cfg, "--find-lr", "--resume"); code != 2 || !strings.Contains(stderr, "--find-lr runs alone") {
 		t.Errorf("--find-lr --resume: exit %d: %s", code, stderr)
+	}
+}
+
+// TestCheckDataInterrupted: --check-data stopped by Ctrl-C says it was
+// interrupted, and prints no report: a report of the images decoded so
+// far would read as the whole data's (a class with too few images, no validation
+// images).
+func TestCheckDataInterrupted(t *testing.T) {
+	_, _, path := smokeRun(t, 6, 4)
+	cfg, err := configs.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr strings.Builder
+	err = checkDataset(ctx, cfg, &stdout, &stderr)
+	if err == nil || !strings.HasPrefix(err.Error(), "interrupted") || stdout.Len() > 0 {
+		t.Errorf("--check-data interrupted: %v, printed:\n%s", err, stdout.String())
 	}
 }
