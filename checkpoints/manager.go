@@ -283,7 +283,8 @@ func (m *Manager) remove(dir string) error {
 // is complete, otherwise the complete one of the highest step (after a crash
 // between a save and the link update). It removes leftovers of interrupted
 // saves first. With no checkpoint it returns an error wrapping
-// ErrNoCheckpoint.
+// ErrNoCheckpoint; with none complete but step folders whose manifest does
+// not read (damaged since: Save leaves none), the newest one's error.
 func (m *Manager) Latest() (Info, error) {
 	if err := m.cleanTemp(); err != nil {
 		return Info{}, err
@@ -296,9 +297,36 @@ func (m *Manager) Latest() (Info, error) {
 		return Info{}, err
 	}
 	if len(infos) == 0 {
+		if err := m.newestUnreadable(); err != nil {
+			return Info{}, fmt.Errorf("checkpoint manager %s: no checkpoint whose manifest reads: the newest: %w", m.dir, err)
+		}
 		return Info{}, fmt.Errorf("checkpoint manager %s: %w", m.dir, ErrNoCheckpoint)
 	}
 	return infos[len(infos)-1], nil
+}
+
+// newestUnreadable returns the error of the step folder of the highest step
+// whose manifest does not read (or names another step), nil if none.
+func (m *Manager) newestUnreadable() error {
+	es, err := os.ReadDir(m.dir)
+	if err != nil {
+		return fmt.Errorf("checkpoint manager: %w", err)
+	}
+	var newest error
+	newestStep := int64(-1)
+	for _, e := range es {
+		step, ok := parseName(e.Name())
+		if !ok || !e.IsDir() || step < newestStep {
+			continue
+		}
+		dir := filepath.Join(m.dir, e.Name())
+		if man, err := ReadManifest(dir); err != nil {
+			newest, newestStep = err, step
+		} else if man.Step != step {
+			newest, newestStep = fmt.Errorf("checkpoint %s: its manifest names step %d", dir, man.Step), step
+		}
+	}
+	return newest
 }
 
 // Damaged is a complete checkpoint (its manifest reads) whose files do not

@@ -410,6 +410,43 @@ func TestLatestIntact(t *testing.T) {
 	}
 }
 
+// TestLatestWithEveryManifestDamaged: step folders whose manifest no
+// longer reads (truncated since it was written; Save never leaves one) are
+// not "no checkpoint": Latest says they are damaged, naming the newest,
+// so that a resume does not start again from nothing over them.
+func TestLatestWithEveryManifestDamaged(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, dir string)
+	}{
+		{"truncated", func(t *testing.T, dir string) {
+			if err := os.Truncate(filepath.Join(dir, ManifestFile), 10); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"missing", func(t *testing.T, dir string) {
+			if err := os.Remove(filepath.Join(dir, ManifestFile)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "checkpoints")
+			m := quietManager(t, dir, 5)
+			for i, step := range []int64{10, 20} {
+				if _, err := m.Save(sampleManifest(step, 0.5), sample(uint64(i))); err != nil {
+					t.Fatal(err)
+				}
+				tc.damage(t, filepath.Join(dir, Name(step)))
+			}
+			_, err := m.Latest()
+			if err == nil || errors.Is(err, ErrNoCheckpoint) || !strings.Contains(err.Error(), Name(20)) {
+				t.Errorf("Latest with every manifest damaged: %v, want an error naming %s, not ErrNoCheckpoint", err, Name(20))
+			}
+		})
+	}
+}
+
 func TestDisplayEpoch(t *testing.T) {
 	for _, tc := range []struct{ epoch, stepInEpoch, want int }{
 		{0, 5, 1}, // during the first epoch

@@ -1983,3 +1983,49 @@ func TestNewStartAfterAKilledFirstSave(t *testing.T) {
 		})
 	}
 }
+
+// TestResumeRefusesWhenNoManifestReads: a resume whose checkpoints all have
+// a damaged manifest.json (truncated since they were written) is refused,
+// saying so, and changes nothing: it must not start again from nothing,
+// saving new checkpoints over the damaged ones and calibrating (saving) the
+// random backbone anew.
+func TestResumeRefusesWhenNoManifestReads(t *testing.T) {
+	dir := t.TempDir()
+	if err := dataset.Synthesize(filepath.Join(dir, "data"), 4, 1); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Parse([]byte(strings.Replace(tinyYAML, "run: {dir: run}", "run: {dir: run, checkpoint_every: 1}", 1)), filepath.Join(dir, "c.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Train(context.Background(), cfg, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	ckDir := filepath.Join(cfg.Run.Dir, "checkpoints")
+	steps, _ := filepath.Glob(filepath.Join(ckDir, "step-*"))
+	if len(steps) == 0 {
+		t.Fatal("no checkpoint")
+	}
+	for _, s := range steps {
+		if err := os.Truncate(filepath.Join(s, checkpoints.ManifestFile), 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	weights := filepath.Join(cfg.Run.Dir, "backbone.npz")
+	before, err := os.Stat(weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Train(context.Background(), cfg, Options{Resume: true})
+	if err == nil || !strings.Contains(err.Error(), "manifest") {
+		t.Errorf("resume with every manifest damaged: %v, want refused", err)
+	}
+	for _, s := range steps {
+		if raw, err := os.ReadFile(filepath.Join(s, checkpoints.ManifestFile)); err != nil || len(raw) != 10 {
+			t.Errorf("%s was replaced (%v)", s, err)
+		}
+	}
+	if after, err := os.Stat(weights); err != nil || !after.ModTime().Equal(before.ModTime()) {
+		t.Errorf("the refused resume rewrote %s (%v)", weights, err)
+	}
+}

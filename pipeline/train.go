@@ -136,6 +136,10 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		// Resuming from a checkpoint: nothing in the run folder may change
 		// until the resume is accepted.
 		last, lastErr = mgr.Latest()
+		if opts.Resume && lastErr != nil && !errors.Is(lastErr, checkpoints.ErrNoCheckpoint) {
+			// Damaged checkpoints are no reason to start again from nothing.
+			return nil, fmt.Errorf("resume: %w (move the damaged checkpoints away to train again from the start)", lastErr)
+		}
 	}
 	resuming := opts.Resume && lastErr == nil
 	// The run as its newest checkpoint describes it; a resume that cannot
