@@ -170,7 +170,12 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 			// checkpoint, wrote it), or be gone.
 			_, path := cfg.Train.LR()
 			isLR := func(c configs.Change) bool { return c.Path == path }
-			applied = append(slices.DeleteFunc(applied, isLR), slices.DeleteFunc(configs.Diff(was.Config, cfg), func(c configs.Change) bool { return !isLR(c) })...)
+			changed := slices.DeleteFunc(configs.Diff(was.Config, cfg), func(c configs.Change) bool { return !isLR(c) })
+			if i := slices.IndexFunc(applied, isLR); i >= 0 { // in its place among the others
+				applied = slices.Replace(applied, i, i+1, changed...)
+			} else {
+				applied = append(applied, changed...)
+			}
 		}
 	}
 	if len(applied) > 0 {
