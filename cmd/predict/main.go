@@ -965,8 +965,9 @@ func classifyWithCheckpoint(ctx context.Context, o *options, stdout io.Writer) e
 		}
 		return report.image(path, probs, 0, "")
 	})
-	if err == nil {
-		err = report.flush()
+	// Interrupted too: the rows written so far go out whole.
+	if ferr := report.flush(); err == nil {
+		err = ferr
 	}
 	if err != nil {
 		return err

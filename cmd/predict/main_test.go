@@ -6,9 +6,11 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/png"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -1290,6 +1292,49 @@ func TestTTA(t *testing.T) {
 	} {
 		if code, _, stderr := predict(t, tc.args...); code != 2 || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%v: exit %d: %s", tc.args, code, stderr)
+		}
+	}
+}
+
+// cancelOnWrite is a writer that cancels a context at its first write.
+type cancelOnWrite struct {
+	w      io.Writer
+	cancel context.CancelFunc
+}
+
+func (c cancelOnWrite) Write(p []byte) (int, error) {
+	c.cancel()
+	return c.w.Write(p)
+}
+
+// TestInterruptedCSV: a classification interrupted (Ctrl-C) after part of
+// its CSV went out ends the CSV with the last whole row, not in the middle
+// of one.
+func TestInterruptedCSV(t *testing.T) {
+	dir, data, run, _, _ := tinyRunAndImages(t)
+	// Enough rows to fill the CSV writer's buffer (its first write
+	// interrupts the run), and a folder among them for CSV on stdout.
+	args := []string{"--checkpoint", run, "--batch", "4", dir}
+	for range 8 {
+		args = append(args, data)
+	}
+	o, err := parse(args, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out bytes.Buffer
+	if err := classifyWithCheckpoint(ctx, o, cancelOnWrite{&out, cancel}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want it interrupted", err)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(out.Bytes())).ReadAll()
+	if err != nil || len(rows) < 2 || !strings.HasSuffix(out.String(), "\n") {
+		t.Fatalf("the interrupted CSV does not end with a whole row (%v):\n%s", err, out.String())
+	}
+	for _, r := range rows[1:] {
+		if r[1] != "cats" && r[1] != "dogs" && r[4] == "" {
+			t.Errorf("row %q: a class cut short", r)
 		}
 	}
 }
