@@ -93,7 +93,14 @@ func (s *server) handler() http.Handler {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write(demoPage)
 	})
-	return mux
+	// Every request's body, read or not (what a handler leaves unread the
+	// server reads before answering), must arrive within bodyTimeout: a
+	// client that declares a body and stalls holds its connection no
+	// longer than an upload's (receive sets the uploads' own deadline).
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout))
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // run classifies queued requests until ctx is done.

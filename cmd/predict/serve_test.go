@@ -321,6 +321,40 @@ func TestServerSlowClients(t *testing.T) {
 	}
 }
 
+// TestServerStalledUnreadBodies: a request whose body the handler does
+// not read (GET /healthz, a 404, /predict?top=0 refused before its upload)
+// is answered, and its connection let go, within the body deadline when
+// the client declares a body and stalls: the server reads what is left of
+// a body before answering, and without a deadline held the connection
+// forever, unanswered.
+func TestServerStalledUnreadBodies(t *testing.T) {
+	s, ts, _, _, classify := tinyServer(t, 1, maxUpload)
+	s.bodyTimeout = time.Second
+	classify()
+	for _, tc := range []struct{ request, status string }{
+		{"GET /healthz", "200"},
+		{"GET /info", "200"},
+		{"GET /nowhere", "404"},
+		{"GET /predict", "405"},
+		{"POST /predict?top=0", "400"},
+		{"POST /explain?class=nobody", "400"},
+	} {
+		t.Run(tc.request, func(t *testing.T) {
+			conn, err := net.Dial("tcp", ts.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "%s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc", tc.request)
+			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			answer, err := io.ReadAll(conn) // to the connection's end
+			if err != nil || !strings.HasPrefix(string(answer), "HTTP/1.1 "+tc.status) {
+				t.Fatalf("answer %q (%v), want status %s and the connection closed", answer, err, tc.status)
+			}
+		})
+	}
+}
+
 // TestServerBudgetCannotDeadlock: uploads that fill the memory budget
 // half received, each needing room another holds, are not left waiting
 // for each other until their deadline: some finish, the others are told
