@@ -27,7 +27,8 @@
 // the run's classes is printed (with more classes than --top, the --top
 // most probable); a folder argument classifies every image in it
 // (recursively) and writes CSV (path, predicted class, one probability per
-// class, error) to stdout; --csv writes that CSV to a file instead, for
+// class, error) to stdout; --csv writes that CSV to a file instead (or, as
+// --csv -, to stdout), for
 // files and folders alike; --json writes JSON Lines instead, for
 // files and folders alike (an object per image: path, predicted,
 // probabilities, as --serve answers; or path and error); --tta averages
@@ -146,7 +147,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.tta, "tta", false, "with --checkpoint: test-time augmentation: each image's probabilities are the mean of its own and its mirror image's (classifying, --evaluate, --serve, --explain's predictions), at twice the backbone's work")
 	fs.BoolVar(&o.jsonOut, "json", false, "with --checkpoint (or --explain): write JSON Lines instead of text or CSV, an object per image: {\"path\", \"predicted\", \"probabilities\": [{\"class\", \"probability\"}, ...]} as --serve answers (every class in label order, or with --top the most probable first; with --explain also \"gradcam\" and \"gradcam_class\"), or {\"path\", \"error\"}")
 	fs.StringVar(&o.plots, "plots", "", "with --evaluate: draw the confusion matrix (confusion.png), for two classes the ROC curve (roc.png), and the most confident mistakes (mistakes.png) into this `folder`")
-	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint: write the predictions as CSV to this `file` (a row per image, files and folders alike) instead of printing them; with --evaluate: write every image's label, prediction and probabilities to it")
+	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint: write the predictions as CSV to this `file` (- for stdout; a row per image, files and folders alike) instead of printing them; with --evaluate: write every image's label, prediction and probabilities to it")
 	fs.StringVar(&o.device, "device", "", "where the backbone runs: cpu or cuda (default cpu, or the checkpoint's)")
 	fs.StringVar(&o.preprocess, "preprocess", "", "image preprocessing: caffe or torch (default: what the weights' variant was trained with, caffe for Keras, torch for torchvision)")
 	fs.StringVar(&o.npyIn, "npy", "", "run on this preprocessed NHWC float32 batch (`.npy`) instead of image files")
@@ -220,6 +221,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		}
 		if o.explainClass != "" && o.explain == "" {
 			return nil, cli.Usagef("--explain-class goes with --explain")
+		}
+		if o.evaluate != "" && o.csvOut == "-" {
+			return nil, cli.Usagef("--csv - with --evaluate: the scores print on stdout; give the CSV a file name")
 		}
 		if o.evaluate != "" && len(o.images) > 0 {
 			return nil, cli.Usagef("--evaluate scores one labelled folder: give no images with it")
@@ -326,7 +330,7 @@ func checkPaths(o *options) error {
 		outputs = append(outputs, output{"--features-out", pathsFile(o.featuresOut)})
 	}
 	for _, out := range outputs {
-		if out.path == "" {
+		if out.path == "" || out.flag == "--csv" && out.path == "-" {
 			continue
 		}
 		if st, err := os.Stat(out.path); err == nil && st.IsDir() || os.IsPathSeparator(out.path[len(out.path)-1]) {
@@ -942,6 +946,8 @@ func classifyWithCheckpoint(ctx context.Context, o *options, stdout io.Writer) e
 	var failures, namedFailures failures
 	var report imageReport
 	switch {
+	case o.csvOut == "-":
+		report = newCSVReport(stdout, c.Classes)
 	case o.csvOut != "":
 		f, err := os.Create(o.csvOut)
 		if err != nil {

@@ -1338,3 +1338,24 @@ func TestInterruptedCSV(t *testing.T) {
 		}
 	}
 }
+
+// TestCSVOnStdout: --csv - writes the CSV on stdout (it wrote a file named
+// "-"), for files as for folders; --evaluate, whose scores print there,
+// refuses it.
+func TestCSVOnStdout(t *testing.T) {
+	dir, data, run, img, _ := tinyRunAndImages(t)
+	t.Chdir(dir)
+	for _, args := range [][]string{{img}, {data}} {
+		code, stdout, stderr := predict(t, append([]string{"--checkpoint", run, "--csv", "-"}, args...)...)
+		rows, err := csv.NewReader(strings.NewReader(stdout)).ReadAll()
+		if code != 0 || err != nil || len(rows) < 2 || strings.Join(rows[0], ",") != "path,predicted,cats,dogs,error" {
+			t.Errorf("%q: exit %d, stdout %q (%v): %s", args, code, stdout, err, stderr)
+		}
+	}
+	if _, err := os.Stat("-"); err == nil {
+		t.Error("--csv - wrote a file named -")
+	}
+	if code, _, stderr := predict(t, "--checkpoint", run, "--evaluate", data, "--csv", "-"); code != 2 || !strings.Contains(stderr, "--csv - with --evaluate") {
+		t.Errorf("--evaluate --csv -: exit %d: %s", code, stderr)
+	}
+}
