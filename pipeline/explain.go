@@ -149,6 +149,19 @@ func (e *Explanation) Overlay() (*image.RGBA, error) {
 	return e.View.Image, nil
 }
 
+// maxJPEGSide is the longest side a JPEG can have (its sizes are 16-bit).
+const maxJPEGSide = 1<<16 - 1
+
+// FitJPEG returns m, or, where a side is longer than a JPEG can have
+// (65535 pixels: the Grad-CAM picture of a long panorama), m scaled down
+// to fit (thumbnail: each pixel the mean of those it covers).
+func FitJPEG(m *image.RGBA) *image.RGBA {
+	if max(m.Rect.Dx(), m.Rect.Dy()) <= maxJPEGSide {
+		return m
+	}
+	return thumbnail(m, maxJPEGSide)
+}
+
 // NewWeightsClassifier makes a Classifier of pretrained weights' own
 // classifier, the 'predictions' layer of ImageNet weights: a head without
 // hidden layers that holds its kernel and bias, so that Explain draws

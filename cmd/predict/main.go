@@ -896,13 +896,13 @@ func imagenetClassifier(o *options) (*pipeline.Classifier, []string, error) {
 const heatmapSuffix = ".gradcam.jpg"
 
 // writeExplanation draws e's heatmap over its image and writes it to out
-// as a JPEG.
+// as a JPEG (scaled down where a JPEG cannot be that large).
 func writeExplanation(e *pipeline.Explanation, out string) error {
 	m, err := e.Overlay()
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(out, func(w io.Writer) error { return jpeg.Encode(w, m, &jpeg.Options{Quality: 90}) })
+	return atomicfile.Write(out, func(w io.Writer) error { return jpeg.Encode(w, pipeline.FitJPEG(m), &jpeg.Options{Quality: 90}) })
 }
 
 // heatmapName returns the file in dir for the heatmap of the image at path:

@@ -327,7 +327,7 @@ func (s *server) explainUpload(w http.ResponseWriter, r *http.Request, class int
 		return nil, nil, http.StatusInternalServerError, err
 	}
 	var b bytes.Buffer
-	if err := jpeg.Encode(&b, m, &jpeg.Options{Quality: 90}); err != nil {
+	if err := jpeg.Encode(&b, pipeline.FitJPEG(m), &jpeg.Options{Quality: 90}); err != nil {
 		return nil, nil, http.StatusInternalServerError, err
 	}
 	e.View = nil // the picture is encoded: let it go

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"image"
 	"image/jpeg"
+	"image/png"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -623,5 +624,61 @@ func TestServerDemoPage(t *testing.T) {
 	}
 	if resp, err := http.Get(ts.URL + "/nothing"); err != nil || resp.StatusCode != 404 {
 		t.Errorf("GET /nothing: %v %v", resp.StatusCode, err)
+	}
+}
+
+// TestExplainPanorama: the Grad-CAM picture of an image wider or taller
+// than a JPEG can be (65535 pixels), such as a long panorama well within
+// the pixel limit, is scaled down to fit, by --explain and by POST
+// /explain; it failed to encode, ending --explain's run (no later image
+// explained) and answering /explain with 500.
+func TestExplainPanorama(t *testing.T) {
+	_, ts, c, _, classify := tinyServer(t, 1, maxUpload)
+	classify()
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name         string
+		w, h         int
+		wantW, wantH int
+	}{
+		{"wide", 70000, 3, 65535, 3},
+		{"tall", 2, 131072, 1, 65535},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := png.Encode(&b, image.NewGray(image.Rect(0, 0, tc.w, tc.h))); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, tc.name+".png")
+			if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			isPicture := func(what string, data []byte) {
+				m, format, err := image.DecodeConfig(bytes.NewReader(data))
+				if err != nil || format != "jpeg" || m.Width != tc.wantW || m.Height != tc.wantH {
+					t.Errorf("%s: %s %dx%d (%v), want a JPEG of %dx%d", what, format, m.Width, m.Height, err, tc.wantW, tc.wantH)
+				}
+			}
+			resp, err := http.Post(ts.URL+"/explain", "image/png", bytes.NewReader(b.Bytes()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("/explain: status %d: %s", resp.StatusCode, body)
+			} else {
+				isPicture("/explain", body)
+			}
+			out := filepath.Join(dir, "explained")
+			if code, _, stderr := predict(t, "--checkpoint", c.Checkpoint, "--explain", out, path); code != 0 {
+				t.Fatalf("--explain: exit %d: %s", code, stderr)
+			}
+			data, err := os.ReadFile(filepath.Join(out, tc.name+heatmapSuffix))
+			if err != nil {
+				t.Fatal(err)
+			}
+			isPicture("--explain", data)
+		})
 	}
 }
