@@ -80,12 +80,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"gorgonia.org/tensor"
@@ -291,12 +289,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	// Ctrl-C stops between batches and lets the deferred clean-ups run (a
 	// temporary feature cache is removed); a second one kills at once.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := cli.StopContext()
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		stop()
-	}()
 	if pretrained.IsName(o.weights) && o.checkpoint == "" && !o.summary {
 		// Published weights by name (with --checkpoint, LoadClassifier
 		// looks them up for the run's variant): the full file where

@@ -28,9 +28,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"gotransfer/configs"
@@ -83,14 +80,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first Ctrl-C (SIGTERM, SIGHUP) stops at the next step and saves;
+	// a second one kills at once.
+	ctx, stop := cli.StopContext()
 	defer stop()
-	// The first Ctrl-C stops at the next step and saves; a second one
-	// kills at once, as without the handler.
-	go func() {
-		<-ctx.Done()
-		stop()
-	}()
 	switch {
 	case *checkData:
 		return checkDataset(ctx, cfg, stdout, stderr)

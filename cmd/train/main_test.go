@@ -222,41 +222,71 @@ compare:
 	}
 }
 
-// TestInterruptAndResume stops training with SIGINT, as Ctrl-C does, and
-// continues it with --resume to the end.
+// TestInterruptAndResume stops training with SIGINT, as Ctrl-C does (and
+// SIGHUP, as a closed terminal or ssh session does), and continues it with
+// --resume to the end. Started with SIGHUP ignored (nohup), training goes
+// on through a hangup.
 func TestInterruptAndResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	_, _, cfg := smokeRun(t, 8, 3, "epochs: 3", "epochs: 60")
-
-	cmd := trainCmd("--config", cfg)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Interrupt once training is under way.
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "epoch 2/60") {
-			cmd.Process.Signal(os.Interrupt)
-			break
-		}
-	}
-	io.Copy(io.Discard, stdout)
-	err = cmd.Wait()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(stderr.String(), "interrupted") || !strings.Contains(stderr.String(), "--resume") {
-		t.Fatalf("interrupted run: %v\n%s", err, stderr.String())
-	}
-	code, out, errs := train(t, "--config", cfg, "--resume")
-	if code != 0 || !strings.Contains(out, "epoch 60/60") || strings.Contains(out, "epoch 1/60") {
-		t.Fatalf("resumed run: exit %d\n%s\n%s", code, out, errs)
+	for _, tc := range []struct {
+		name  string
+		sig   os.Signal
+		nohup bool // started with SIGHUP ignored
+	}{
+		{"SIGINT", os.Interrupt, false},
+		{"SIGHUP", syscall.SIGHUP, false},
+		{"SIGHUP under nohup", syscall.SIGHUP, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, cfg := smokeRun(t, 8, 3, "epochs: 3", "epochs: 60")
+			cmd := trainCmd("--config", cfg)
+			if tc.nohup {
+				// The shell's trap '' leaves the signal ignored across exec, as nohup does.
+				cmd.Args = append([]string{"sh", "-c", `trap '' HUP; exec "$0" "$@"`}, cmd.Args...)
+				cmd.Path = "/bin/sh"
+			}
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// Signal once training is under way; under nohup, interrupt
+			// once it has gone on through the hangup.
+			sc := bufio.NewScanner(stdout)
+			wentOn := false
+			for sc.Scan() {
+				if strings.HasPrefix(sc.Text(), "epoch 2/60") {
+					cmd.Process.Signal(tc.sig)
+					if !tc.nohup {
+						break
+					}
+				}
+				if strings.HasPrefix(sc.Text(), "epoch 4/60") {
+					wentOn = true
+					cmd.Process.Signal(os.Interrupt)
+					break
+				}
+			}
+			io.Copy(io.Discard, stdout)
+			if tc.nohup && !wentOn {
+				t.Errorf("started with SIGHUP ignored, training stopped at the hangup:\n%s", &stderr)
+			}
+			err = cmd.Wait()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(stderr.String(), "interrupted") || !strings.Contains(stderr.String(), "--resume") {
+				t.Fatalf("interrupted run: %v\n%s", err, stderr.String())
+			}
+			code, out, errs := train(t, "--config", cfg, "--resume")
+			if code != 0 || !strings.Contains(out, "epoch 60/60") || strings.Contains(out, "epoch 1/60") {
+				t.Fatalf("resumed run: exit %d\n%s\n%s", code, out, errs)
+			}
+		})
 	}
 }
 

@@ -4,15 +4,18 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"syscall"
 
 	"gorgonia.org/gorgonia"
 
@@ -163,3 +166,28 @@ func (e UsageError) Error() string { return e.Msg }
 
 // Usagef returns a UsageError.
 func Usagef(format string, args ...any) error { return UsageError{fmt.Sprintf(format, args...)} }
+
+// StopSignals are the signals that stop a command cleanly (StopContext):
+// Ctrl-C, SIGTERM (docker stop, kill), and SIGHUP (the terminal or ssh
+// session closed) unless the command was started with it ignored (nohup),
+// which it then keeps ignoring.
+func StopSignals() []os.Signal {
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	return sigs
+}
+
+// StopContext returns a context done at the first of StopSignals, so that
+// the command stops at its next safe point (a training saves a
+// checkpoint); after it the signals act as without a handler, so a second
+// Ctrl-C kills at once. stop releases the signals.
+func StopContext() (ctx context.Context, stop context.CancelFunc) {
+	ctx, stop = signal.NotifyContext(context.Background(), StopSignals()...)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return ctx, stop
+}
