@@ -61,7 +61,7 @@ func Write(path string, fill func(io.Writer) error) error {
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, withoutPath(err, tmp.Name()))
 	}
 	// The rename is durable once the folder is synced; a failure here loses
 	// nothing that was there before, so it is not reported.
@@ -70,6 +70,20 @@ func Write(path string, fill func(io.Writer) error) error {
 		d.Close()
 	}
 	return nil
+}
+
+// withoutPath returns err without the name of the temporary file it is
+// about (a full disk: "write .tmp-metrics.jsonl-x1y2: no space left on
+// device"), which Write reports against the file it writes instead.
+func withoutPath(err error, tmp string) error {
+	pe, ok := err.(*fs.PathError) // wrapped, it is told with more than its path
+	if !ok || pe.Path != tmp {
+		return err
+	}
+	if pe.Op == "write" {
+		return pe.Err
+	}
+	return fmt.Errorf("%s: %w", pe.Op, pe.Err)
 }
 
 // followLinks returns the path a chain of symbolic links at path ends at,

@@ -3,9 +3,11 @@ package atomicfile
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -57,5 +59,31 @@ func TestWriteFillFails(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Fatalf("%d files in the folder, want 1", len(entries))
+	}
+}
+
+// TestWriteErrorNamesThePath: a failure writing the temporary file (a full
+// disk) is reported against the file being written, once: the temporary
+// file's name says nothing to the user.
+func TestWriteErrorNamesThePath(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "metrics.jsonl")
+	for _, tc := range []struct {
+		op   string
+		want string
+	}{
+		{"write", "write " + p + ": no space left on device"},
+		{"sync", "write " + p + ": sync: no space left on device"},
+	} {
+		err := Write(p, func(io.Writer) error {
+			tmps, _ := filepath.Glob(filepath.Join(dir, TempPrefix+"metrics.jsonl-*"))
+			if len(tmps) != 1 {
+				t.Fatalf("temporary files %q", tmps)
+			}
+			return &fs.PathError{Op: tc.op, Path: tmps[0], Err: syscall.ENOSPC}
+		})
+		if err == nil || err.Error() != tc.want || !errors.Is(err, syscall.ENOSPC) {
+			t.Errorf("%s failing: error %q, want %q wrapping ENOSPC", tc.op, err, tc.want)
+		}
 	}
 }
