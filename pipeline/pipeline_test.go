@@ -26,6 +26,7 @@ import (
 	"gotransfer/configs"
 	"gotransfer/dataset"
 	"gotransfer/features"
+	"gotransfer/internal/atomicfile"
 	"gotransfer/internal/filelock"
 	"gotransfer/internal/tfevents"
 	"gotransfer/model/head"
@@ -2027,5 +2028,34 @@ func TestResumeRefusesWhenNoManifestReads(t *testing.T) {
 	}
 	if after, err := os.Stat(weights); err != nil || !after.ModTime().Equal(before.ModTime()) {
 		t.Errorf("the refused resume rewrote %s (%v)", weights, err)
+	}
+}
+
+// TestResumeRemovesLeftovers: a run killed while it wrote a file of its
+// folder (backbone.npz: tens of MB) leaves the temporary file; the next
+// training there removes it, but not what --find-lr, which runs beside a
+// training, may be writing.
+func TestResumeRemovesLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	cfg := tinyRun(t, dir, 4, tinyYAML)
+	run := filepath.Join(dir, "run")
+	leftovers := map[string]bool{ // name: removed
+		atomicfile.TempPrefix + "backbone.npz-3k2j1": true,
+		atomicfile.TempPrefix + "metrics.jsonl-x9":   true,
+		atomicfile.TempPrefix + "lr_find.png-a1":     false,
+	}
+	for name := range leftovers {
+		if err := os.WriteFile(filepath.Join(run, name), []byte("half"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg.Train.Epochs = 2
+	if _, err := Train(context.Background(), cfg, Options{Resume: true, Out: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	for name, removed := range leftovers {
+		if _, err := os.Stat(filepath.Join(run, name)); (err != nil) != removed {
+			t.Errorf("%s: removed %v, want %v", name, err != nil, removed)
+		}
 	}
 }

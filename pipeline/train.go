@@ -120,6 +120,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 			return nil, fmt.Errorf("run folder %s is in use by another train (it holds %s): wait for it to end, or set run.dir to another folder", runDir, RunLockFile)
 		}
 		defer unlock()
+		removeLeftovers(runDir)
 	}
 	var applied []configs.Change
 	var mgr *checkpoints.Manager
@@ -586,6 +587,26 @@ func setClassWeights(h *head.Head, cw configs.ClassWeight, train Split, classes 
 	}
 	progress.Line("class weights (%s): %s", cw, strings.Join(parts, ", "))
 	return nil
+}
+
+// removeLeftovers removes the temporary files that writes into the run
+// folder killed part-way left (backbone.npz's: tens of MB), but those of
+// the files --find-lr writes: it takes no lock, and may be writing them.
+// The checkpoint manager cleans its own folder.
+func removeLeftovers(runDir string) {
+	filepath.WalkDir(runDir, func(path string, d fs.DirEntry, err error) error {
+		switch name := d.Name(); {
+		case err != nil:
+			return nil
+		case d.IsDir() && path != runDir && name == "checkpoints":
+			return filepath.SkipDir
+		case !d.Type().IsRegular() || !strings.HasPrefix(name, atomicfile.TempPrefix) || strings.HasPrefix(name, atomicfile.TempPrefix+"lr_find."):
+			return nil
+		}
+		slog.Info("removing leftover of an interrupted write", "path", path)
+		os.Remove(path)
+		return nil
+	})
 }
 
 // prepareRunDir creates the run folder and saves the configuration in it.
