@@ -63,7 +63,8 @@
 // header. GET /info describes the run, GET /healthz answers "ok" and GET /
 // is a page to try the classifier in a browser. Requests arriving
 // together share a backbone pass (up to --batch images); Ctrl-C or SIGTERM
-// lets those in flight finish.
+// lets those in flight finish (for 30 s at most: then they are cut off and
+// the command exits 1).
 package main
 
 import (

@@ -531,7 +531,16 @@ func serve(ctx context.Context, o *options, stdout io.Writer) error {
 	case <-ctx.Done():
 	}
 	slog.Info("shutting down: finishing the requests in flight")
-	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	shutdown, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	return srv.Shutdown(shutdown)
+	if err := srv.Shutdown(shutdown); errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shut down with requests still in flight after %v (an upload still arriving, or a long queue): they were cut off", shutdownTimeout)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
+
+// shutdownTimeout bounds how long a stopped server waits for the requests
+// in flight: Kubernetes' default grace period, after which it kills.
+var shutdownTimeout = 30 * time.Second

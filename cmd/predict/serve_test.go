@@ -415,6 +415,49 @@ func TestServerBudgetCannotDeadlock(t *testing.T) {
 	}
 }
 
+// TestServeShutdownCutsOff: a server stopped while an upload still
+// arrives waits shutdownTimeout for it, then says that it cut it off.
+func TestServeShutdownCutsOff(t *testing.T) {
+	dir := t.TempDir()
+	trainTinyRun(t, dir)
+	defer func(d time.Duration) { shutdownTimeout = d }(shutdownTimeout)
+	shutdownTimeout = 300 * time.Millisecond
+	o, err := parse([]string{"--checkpoint", filepath.Join(dir, "run"), "--serve", "127.0.0.1:0"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, o, w) }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, out)
+	from, to := strings.Index(line, "http://"), strings.Index(line, ": POST")
+	if from < 0 || to < from {
+		t.Fatalf("unexpected first line %q", line)
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(line[from:to], "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\npartial")
+	time.Sleep(200 * time.Millisecond) // the request is in flight
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "requests still in flight") {
+			t.Fatalf("serve stopped with %v, want one saying requests were cut off", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
+
 // TestServe runs predict --serve, classifies through the URL it prints
 // (localhost for an address without a host, the address itself where a
 // host was given) and stops it as SIGTERM would: the command ends without
