@@ -145,8 +145,12 @@ func open(root string, key Key, dim int, write bool) (*Cache, error) {
 			Key
 			Dim int `json:"feature_dim"`
 		}{key, dim}, "", "  ")
-		if err := atomicfile.WriteFile(filepath.Join(dir, "key.json"), keyJSON); err != nil {
-			return nil, fmt.Errorf("feature cache: %w", err)
+		// Written once: a complete cache on a read-only disk (a team's
+		// shared copy) is read without writing anything.
+		if old, err := os.ReadFile(filepath.Join(dir, "key.json")); err != nil || !bytes.Equal(old, keyJSON) {
+			if err := atomicfile.WriteFile(filepath.Join(dir, "key.json"), keyJSON); err != nil {
+				return nil, fmt.Errorf("feature cache: %w", err)
+			}
 		}
 	}
 	c := &Cache{dir: dir, dim: dim, index: map[[32]byte]location{}, known: map[string]bool{}, sums: map[string]string{}}

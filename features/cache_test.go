@@ -204,6 +204,39 @@ func TestOpenReadOnly(t *testing.T) {
 	}
 }
 
+// TestOpenWritesNothingTwice: opening a complete cache again for training
+// writes nothing (key.json stays the file it was), so that a cache on a
+// read-only disk, shared by a team, is used as it is; a key.json that
+// does not hold the key is written again.
+func TestOpenWritesNothingTwice(t *testing.T) {
+	root := t.TempDir()
+	key := Key{Weights: "w", Preprocess: "caffe", Height: 8, Width: 8}
+	c, err := Open(root, key, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(c.Dir(), "key.json")
+	before, err := os.Stat(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(root, key, 3); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := os.Stat(keyFile); err != nil || !os.SameFile(before, after) {
+		t.Errorf("a second Open replaced key.json (%v)", err)
+	}
+	if err := os.WriteFile(keyFile, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(root, key, 3); err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := os.ReadFile(keyFile); !strings.Contains(string(raw), `"caffe"`) {
+		t.Errorf("a damaged key.json was kept: %s", raw)
+	}
+}
+
 // TestDamagedShardRefused: features damaged on disk since their shard was
 // written (same size, other bytes) are refused, naming the shard, not
 // handed to training as they are; shards written before shards carried

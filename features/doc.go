@@ -43,7 +43,8 @@
 // the shards others stored meanwhile, and computes only what is still
 // missing. Runs started at once on the same data (a learning-rate sweep,
 // predict --evaluate during train) wait for one another's extraction and
-// then reuse it. Reading (Get) takes no lock. The lock file stays in the
+// then reuse it. Reading (Get) takes no lock, and a run whose images are
+// all cached writes nothing, so a complete cache may be shared read-only. The lock file stays in the
 // folder; a killed holder's lock goes with its process.
 //
 // # Crash safety
