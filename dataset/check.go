@@ -42,7 +42,8 @@ type Duplicate struct {
 // which may be nil; progress, if not nil, is called with the images done
 // and their total as batches of them are decoded. It returns the summary,
 // even when it also returns an error: one wrapping ErrNoUsableImages if a
-// class has no usable image, or Scan's error (then the summary is nil), or
+// class has no usable image, or none for training (its only usable images
+// are validation images, which training refuses), or Scan's error (then the summary is nil), or
 // ctx's.
 func Check(ctx context.Context, cfg Config, skips *SkipLog, progress func(done, total int)) (*Summary, error) {
 	cfg = cfg.WithDefaults()
@@ -93,14 +94,21 @@ func Check(ctx context.Context, cfg Config, skips *SkipLog, progress func(done, 
 	}
 	s.Duplicates = FindDuplicates(decodedSamples, digests, func(i int) bool { return i >= trained })
 	s.Skipped = skips.Entries()
-	var dead []string
+	var dead, untrained []string
 	for i, c := range s.Classes {
-		if s.Train[i]+s.Validation[i] == 0 {
+		switch {
+		case s.Train[i]+s.Validation[i] == 0:
 			dead = append(dead, fmt.Sprintf("%q", c))
+		case s.Train[i] == 0:
+			untrained = append(untrained, fmt.Sprintf("%q", c))
 		}
 	}
 	if len(dead) > 0 {
 		return s, fmt.Errorf("dataset: %s: class %s: %w", cfg.Root, strings.Join(dead, ", "), ErrNoUsableImages)
+	}
+	if len(untrained) > 0 {
+		// Training refuses them: its head could never learn the class.
+		return s, fmt.Errorf("dataset: %s: class %s: %w for training, only validation images (add images, or change the seed or validation_split)", cfg.Root, strings.Join(untrained, ", "), ErrNoUsableImages)
 	}
 	return s, nil
 }

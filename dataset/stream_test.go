@@ -592,3 +592,45 @@ func TestFindDuplicates(t *testing.T) {
 		t.Errorf("FindDuplicates: %d, %d, %d; want 3 copies, 1 in another class, 1 across the split", n, relabelled, cross)
 	}
 }
+
+// A class whose usable images are all validation images cannot train:
+// Check, the dry run of training, says so as training does.
+func TestCheckClassWithoutTrainingImage(t *testing.T) {
+	// A file name that the split puts in validation, for seed 1 at 0.5.
+	solo := ""
+	for i := 0; solo == ""; i++ {
+		if name := fmt.Sprintf("solo/%d.png", i); inValidation(1, name, 0.5) {
+			solo = name
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		files map[string][]byte
+		vals  map[string][]byte // the validation folder's, if any
+	}{
+		{"its one image in the validation split", map[string][]byte{
+			"cats/a.png": tinyPNG(t, 1), "cats/b.png": tinyPNG(t, 2), "cats/c.png": tinyPNG(t, 3), "cats/d.png": tinyPNG(t, 4),
+			solo: tinyPNG(t, 5),
+		}, nil},
+		{"its training images unusable", map[string][]byte{
+			"cats/a.png": tinyPNG(t, 1), "solo/a.jpg": []byte("not an image"),
+		}, map[string][]byte{"cats/v.png": tinyPNG(t, 6), "solo/v.png": tinyPNG(t, 7)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := Config{Root: filepath.Join(dir, "train"), Height: 8, Width: 8, Seed: 1, ValidationSplit: 0.5}
+			writeFiles(t, cfg.Root, tc.files)
+			if tc.vals != nil {
+				cfg.ValidationRoot, cfg.ValidationSplit = filepath.Join(dir, "validation"), 0
+				writeFiles(t, cfg.ValidationRoot, tc.vals)
+			}
+			sum, err := Check(context.Background(), cfg, &SkipLog{Logger: slog.New(slog.DiscardHandler)}, nil)
+			if !errors.Is(err, ErrNoUsableImages) || !strings.Contains(err.Error(), `"solo"`) || !strings.Contains(err.Error(), "training") {
+				t.Errorf("Check error = %v, want ErrNoUsableImages naming solo and training", err)
+			}
+			if sum == nil || sum.Train[1] != 0 || sum.Validation[1] != 1 {
+				t.Errorf("Check summary = %+v, want solo with 0 training and 1 validation image", sum)
+			}
+		})
+	}
+}
