@@ -50,7 +50,8 @@
 //	tensorboard/         the same per epoch as TensorBoard event files, train/ and
 //	                     validation/ as Keras' TensorBoard callback writes them
 //	confusion.txt        the validation confusion matrix at the end, and per-class
-//	                     precision, recall and F1
+//	                     precision, recall and F1, with the accuracy and their macro
+//	                     and weighted averages
 //	confusion.png        the same matrix drawn, each cell's count and share of its row
 //	roc.png              the validation ROC curve of class 1, for two classes
 //	mistakes.png         the 16 most confident validation mistakes, the pictures with

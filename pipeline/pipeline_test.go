@@ -2059,3 +2059,58 @@ func TestResumeRemovesLeftovers(t *testing.T) {
 		}
 	}
 }
+
+// TestConfusionAverages checks the accuracy and the macro and weighted
+// averages under the per-class scores, as scikit-learn's
+// classification_report prints them: the averages over the classes that
+// have images or predictions (a class with neither is not scored).
+func TestConfusionAverages(t *testing.T) {
+	pa, ra, pb, rb := 5.0/8, 5.0/6, 2.0/3, 0.5
+	fa, fb := 2*pa*ra/(pa+ra), 2*pb*rb/(pb+rb)
+	for _, tc := range []struct {
+		name            string
+		c               *Confusion
+		accuracy        float64
+		macro, weighted ClassScores
+		lines           []string
+	}{
+		{"three classes", &Confusion{Classes: []string{"a", "b", "c"}, Counts: [][]int{{5, 1, 0}, {2, 2, 0}, {1, 0, 0}}},
+			7.0 / 11,
+			ClassScores{"macro avg", (pa + pb) / 3, (ra + rb) / 3, (fa + fb) / 3, 11},
+			ClassScores{"weighted avg", (6*pa + 4*pb) / 11, (6*ra + 4*rb) / 11, (6*fa + 4*fb) / 11, 11},
+			[]string{"accuracy", "0.6364", "macro avg", "weighted avg"}},
+		{"a class without images or predictions", &Confusion{Classes: []string{"a", "b", "c", "d"}, Counts: [][]int{{5, 1, 0, 0}, {2, 2, 0, 0}, {1, 0, 0, 0}, {0, 0, 0, 0}}},
+			7.0 / 11,
+			ClassScores{"macro avg", (pa + pb) / 3, (ra + rb) / 3, (fa + fb) / 3, 11},
+			ClassScores{"weighted avg", (6*pa + 4*pb) / 11, (6*ra + 4*rb) / 11, (6*fa + 4*fb) / 11, 11},
+			nil},
+		{"predicted but without images", &Confusion{Classes: []string{"a", "b"}, Counts: [][]int{{3, 1}, {0, 0}}},
+			3.0 / 4,
+			ClassScores{"macro avg", 0.5, 0.375, (2 * 0.75 / 1.75) / 2, 4},
+			ClassScores{"weighted avg", 1, 0.75, 2 * 0.75 / 1.75, 4},
+			nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			acc, macro, weighted := tc.c.Averages()
+			if math.Abs(acc-tc.accuracy) > 1e-12 {
+				t.Errorf("accuracy %v, want %v", acc, tc.accuracy)
+			}
+			for _, p := range [][2]ClassScores{{macro, tc.macro}, {weighted, tc.weighted}} {
+				g, w := p[0], p[1]
+				if g.Class != w.Class || g.Support != w.Support || math.Abs(g.Precision-w.Precision) > 1e-12 ||
+					math.Abs(g.Recall-w.Recall) > 1e-12 || math.Abs(g.F1-w.F1) > 1e-12 {
+					t.Errorf("got %+v, want %+v", g, w)
+				}
+			}
+			var b strings.Builder
+			if err := tc.c.WriteScores(&b); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range tc.lines {
+				if !strings.Contains(b.String(), want) {
+					t.Errorf("WriteScores lacks %q:\n%s", want, b.String())
+				}
+			}
+		})
+	}
+}

@@ -304,12 +304,55 @@ func (c *Confusion) Scores() []ClassScores {
 	return out
 }
 
-// WriteScores prints Scores as a table.
+// Averages returns the accuracy, and the macro (unweighted) and weighted
+// (by images) means of the classes' scores, as scikit-learn's
+// classification_report prints them: over the classes that have images or
+// predictions (a class with neither is not scored), the Support the
+// images'.
+func (c *Confusion) Averages() (accuracy float64, macro, weighted ClassScores) {
+	macro, weighted = ClassScores{Class: "macro avg"}, ClassScores{Class: "weighted avg"}
+	scored, correct := 0, 0
+	for k, s := range c.Scores() {
+		predicted := 0
+		for i := range c.Counts {
+			predicted += c.Counts[i][k]
+		}
+		if s.Support == 0 && predicted == 0 {
+			continue
+		}
+		scored++
+		correct += c.Counts[k][k]
+		macro.Precision, macro.Recall, macro.F1 = macro.Precision+s.Precision, macro.Recall+s.Recall, macro.F1+s.F1
+		n := float64(s.Support)
+		weighted.Precision, weighted.Recall, weighted.F1 = weighted.Precision+n*s.Precision, weighted.Recall+n*s.Recall, weighted.F1+n*s.F1
+		weighted.Support += s.Support
+	}
+	macro.Support = weighted.Support
+	if scored > 0 {
+		m := float64(scored)
+		macro.Precision, macro.Recall, macro.F1 = macro.Precision/m, macro.Recall/m, macro.F1/m
+	}
+	if n := float64(weighted.Support); n > 0 {
+		accuracy = float64(correct) / n
+		weighted.Precision, weighted.Recall, weighted.F1 = weighted.Precision/n, weighted.Recall/n, weighted.F1/n
+	}
+	return accuracy, macro, weighted
+}
+
+// WriteScores prints Scores as a table, followed by the accuracy and the
+// macro and weighted averages (Averages).
 func (c *Confusion) WriteScores(w io.Writer) error {
 	rows := [][]string{{"class", "precision", "recall", "f1", "images"}}
-	for _, s := range c.Scores() {
-		rows = append(rows, []string{s.Class, fmt.Sprintf("%.4f", s.Precision), fmt.Sprintf("%.4f", s.Recall), fmt.Sprintf("%.4f", s.F1), strconv.Itoa(s.Support)})
+	score := func(s ClassScores) []string {
+		return []string{s.Class, fmt.Sprintf("%.4f", s.Precision), fmt.Sprintf("%.4f", s.Recall), fmt.Sprintf("%.4f", s.F1), strconv.Itoa(s.Support)}
 	}
+	for _, s := range c.Scores() {
+		rows = append(rows, score(s))
+	}
+	accuracy, macro, weighted := c.Averages()
+	rows = append(rows, nil, // a blank line
+		[]string{"accuracy", "", "", fmt.Sprintf("%.4f", accuracy), strconv.Itoa(weighted.Support)},
+		score(macro), score(weighted))
 	return texttable.Write(w, 2, rows)
 }
 
