@@ -2114,3 +2114,53 @@ func TestConfusionAverages(t *testing.T) {
 		})
 	}
 }
+
+// TestConfusionShown: a matrix of many classes, unreadable as text, is
+// shown as its most frequent confusions instead; a few classes' matrix as
+// it is.
+func TestConfusionShown(t *testing.T) {
+	many := NewConfusion(nil)
+	for i := range MaxMatrixClasses + 1 {
+		many.Classes = append(many.Classes, fmt.Sprintf("class %02d", i))
+	}
+	many = NewConfusion(many.Classes)
+	for k := range many.Classes {
+		many.Counts[k][k] = 5
+	}
+	many.Counts[3][7], many.Counts[2][1], many.Counts[2][9] = 4, 1, 2
+	for _, tc := range []struct {
+		name      string
+		c         *Confusion
+		want, not []string
+	}{
+		{"two classes", &Confusion{Classes: []string{"cats", "dogs"}, Counts: [][]int{{5, 1}, {0, 4}}},
+			[]string{`true \ predicted`, "cats", "dogs"}, []string{"most frequent"}},
+		{"many classes", many,
+			[]string{"the 3 most frequent confusions", "class 03 class 07 4 0.4444\n class 02 class 09 2 0.2500\n class 02 class 01 1 0.1250"},
+			[]string{`true \ predicted`}},
+		{"many classes, no mistake", NewConfusion(many.Classes),
+			[]string{"no confusions"}, []string{`true \ predicted`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b strings.Builder
+			if err := tc.c.WriteShown(&b); err != nil {
+				t.Fatal(err)
+			}
+			var lines []string // spaces collapsed
+			for l := range strings.Lines(b.String()) {
+				lines = append(lines, strings.Join(strings.Fields(l), " "))
+			}
+			text := strings.Join(lines, "\n ")
+			for _, w := range tc.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("lacks %q:\n%s", w, b.String())
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(b.String(), w) {
+					t.Errorf("has %q:\n%s", w, b.String())
+				}
+			}
+		})
+	}
+}

@@ -270,6 +270,50 @@ func (c *Confusion) WriteTo(w io.Writer) (int64, error) {
 	return int64(n), err
 }
 
+// MaxMatrixClasses is the most classes whose confusion matrix WriteShown
+// prints as a table: more make lines too wide to read (120 classes, 1,600
+// columns), and their most frequent confusions are printed instead.
+const MaxMatrixClasses = 20
+
+// maxConfusionsShown is how many confusions WriteShown lists.
+const maxConfusionsShown = 20
+
+// WriteShown prints the matrix for a terminal: as WriteTo does, or, for
+// more than MaxMatrixClasses classes, the most frequent confusions (the
+// cells off the diagonal with the most images), each with its share of
+// the true class's images.
+func (c *Confusion) WriteShown(w io.Writer) error {
+	if len(c.Classes) <= MaxMatrixClasses {
+		_, err := c.WriteTo(w)
+		return err
+	}
+	type cell struct{ truth, pred, n, row int }
+	var cells []cell
+	for i, counts := range c.Counts {
+		row := 0
+		for _, n := range counts {
+			row += n
+		}
+		for j, n := range counts {
+			if i != j && n > 0 {
+				cells = append(cells, cell{i, j, n, row})
+			}
+		}
+	}
+	if len(cells) == 0 {
+		_, err := fmt.Fprintf(w, "%d classes, too many to print the matrix: no confusions\n", len(c.Classes))
+		return err
+	}
+	slices.SortStableFunc(cells, func(a, b cell) int { return b.n - a.n })
+	shown := cells[:min(len(cells), maxConfusionsShown)]
+	fmt.Fprintf(w, "%d classes, too many to print the matrix: the %d most frequent confusions (of %d)\n", len(c.Classes), len(shown), len(cells))
+	rows := [][]string{{"true", "predicted", "images", "of true"}}
+	for _, e := range shown {
+		rows = append(rows, []string{c.Classes[e.truth], c.Classes[e.pred], strconv.Itoa(e.n), fmt.Sprintf("%.4f", float64(e.n)/float64(e.row))})
+	}
+	return texttable.Write(w, 2, rows)
+}
+
 // ClassScores are one class's precision (of the images predicted as the
 // class, the share that are), recall (of the class's images, the share
 // predicted as it), their harmonic mean F1, and the class's image count.

@@ -446,7 +446,15 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		if err := atomicfile.WriteFile(filepath.Join(runDir, "confusion.txt"), []byte(b.String())); err != nil {
 			return nil, err
 		}
-		progress.Line("validation confusion matrix (rows: true class) and scores:\n%s", strings.TrimRight(b.String(), "\n"))
+		shown := b.String()
+		if len(conf.Classes) > MaxMatrixClasses { // the matrix stays in the file
+			var s strings.Builder
+			conf.WriteShown(&s)
+			s.WriteString("\n")
+			conf.WriteScores(&s)
+			shown = s.String()
+		}
+		progress.Line("validation confusion matrix (rows: true class) and scores:\n%s", strings.TrimRight(shown, "\n"))
 		res.Confusion = conf
 	}
 	if best, err := mgr.Best(); err == nil {

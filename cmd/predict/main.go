@@ -689,7 +689,7 @@ func evaluate(ctx context.Context, o *options, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, "\nconfusion matrix (rows: true class):")
-	if _, err := ev.Confusion.WriteTo(stdout); err != nil {
+	if err := ev.Confusion.WriteShown(stdout); err != nil {
 		return err
 	}
 	if o.plots != "" {
