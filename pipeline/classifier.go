@@ -732,6 +732,10 @@ type Evaluation struct {
 	// AUC is the ROC AUC of class 1's probability, for two classes both
 	// present (nil otherwise), as the training's val_auc.
 	AUC *float64
+	// Top5Accuracy is the share of images whose class is among the 5 most
+	// probable (Keras' top_k_categorical_accuracy), for more than 5
+	// classes (nil otherwise).
+	Top5Accuracy *float64
 	// Confusion counts the predictions, rows the true classes.
 	Confusion *Confusion
 	// Ignored lists the sub-folders of the folder that are not among the
@@ -839,8 +843,33 @@ func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Eva
 	if sc.HasAUC {
 		ev.AUC = &sc.AUC
 	}
+	if len(c.Classes) > 5 {
+		top5 := topKAccuracy(ev.Scored, 5)
+		ev.Top5Accuracy = &top5
+	}
 	sortMistakes(ev.Mistakes)
 	return ev, nil
+}
+
+// topKAccuracy is the share of the images whose class has fewer than k
+// more probable classes (ties count for it, as TensorFlow's in_top_k).
+func topKAccuracy(scored []Scored, k int) float64 {
+	if len(scored) == 0 {
+		return 0
+	}
+	hits := 0
+	for _, s := range scored {
+		above := 0
+		for _, p := range s.Probabilities {
+			if p > s.Probabilities[s.True] {
+				above++
+			}
+		}
+		if above < k {
+			hits++
+		}
+	}
+	return float64(hits) / float64(len(scored))
 }
 
 // Close waits for the calls in progress, then releases the backbone and

@@ -2164,3 +2164,26 @@ func TestConfusionShown(t *testing.T) {
 		})
 	}
 }
+
+// TestTopKAccuracy: an image counts if fewer than k classes are more
+// probable than its own (tied classes count for it, as TensorFlow's
+// in_top_k, which Keras' top_k_categorical_accuracy uses).
+func TestTopKAccuracy(t *testing.T) {
+	p := []float32{0.05, 0.4, 0.3, 0.15, 0.1}
+	for _, tc := range []struct {
+		name   string
+		scored []Scored
+		k      int
+		want   float64
+	}{
+		{"none", nil, 2, 0},
+		{"first", []Scored{{True: 1, Probabilities: p}}, 1, 1},
+		{"second", []Scored{{True: 2, Probabilities: p}}, 1, 0},
+		{"within k", []Scored{{True: 2, Probabilities: p}, {True: 4, Probabilities: p}, {True: 3, Probabilities: p}, {True: 0, Probabilities: p}}, 3, 0.5},
+		{"tied at the boundary", []Scored{{True: 2, Probabilities: []float32{0.3, 0.3, 0.3, 0.1}}}, 1, 1},
+	} {
+		if got := topKAccuracy(tc.scored, tc.k); got != tc.want {
+			t.Errorf("%s: top-%d accuracy %v, want %v", tc.name, tc.k, got, tc.want)
+		}
+	}
+}

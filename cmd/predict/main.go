@@ -684,6 +684,9 @@ func evaluate(ctx context.Context, o *options, stdout io.Writer) error {
 	if ev.AUC != nil {
 		fmt.Fprintf(stdout, "  auc %.4f", *ev.AUC)
 	}
+	if ev.Top5Accuracy != nil {
+		fmt.Fprintf(stdout, "  top-5 accuracy %.4f", *ev.Top5Accuracy)
+	}
 	fmt.Fprint(stdout, "\n\n")
 	if err := ev.Confusion.WriteScores(stdout); err != nil {
 		return err
