@@ -5,9 +5,11 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"gotransfer/internal/texttable"
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // ClassProbability is one class's probability in a prediction.
@@ -69,7 +71,9 @@ func (r *textReport) image(path string, probs []float32, class int, picture stri
 		k = r.top
 	}
 	for _, p := range newPrediction(r.classes, probs, k).Probabilities {
-		if _, err := fmt.Fprintf(r.w, "  %-20s %.4f\n", p.Class, p.Probability); err != nil {
+		// Padded by terminal columns: %-20s counts runes, and 猫 takes two.
+		pad := strings.Repeat(" ", max(0, 20-texttable.Width(p.Class)))
+		if _, err := fmt.Fprintf(r.w, "  %s%s %.4f\n", p.Class, pad, p.Probability); err != nil {
 			return err
 		}
 	}
