@@ -2187,3 +2187,44 @@ func TestTopKAccuracy(t *testing.T) {
 		}
 	}
 }
+
+// TestClassWithoutTrainingFilesRefusedEarly: a class whose files all fall
+// to validation could never be learnt; training says so before the
+// backbone's pass over the images (minutes or hours), not after it.
+func TestClassWithoutTrainingFilesRefusedEarly(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := dataset.Synthesize(data, 6, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(data, "solo"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cats, _ := filepath.Glob(filepath.Join(data, "cats", "*"))
+	if err := os.Rename(cats[0], filepath.Join(data, "solo", filepath.Base(cats[0]))); err != nil {
+		t.Fatal(err)
+	}
+	for seed := range 100 {
+		cfg, err := configs.Parse([]byte(fmt.Sprintf("data: {dir: data, image_size: [48, 48], validation_split: 0.5, seed: %d}\n"+
+			"backbone: {random_width: 4}\nhead: {layers: [8]}\ntrain: {epochs: 1, batch: 4}\nrun: {dir: run%d}\ncache: {dir: cache%d}\n", seed, seed, seed)), filepath.Join(dir, "c.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx, err := dataset.Scan(DataConfig(cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.ContainsFunc(idx.Train, func(s dataset.Sample) bool { return idx.Classes[s.Label] == "solo" }) {
+			continue
+		}
+		_, err = Train(context.Background(), cfg, Options{Out: io.Discard})
+		if !errors.Is(err, dataset.ErrNoUsableImages) || !strings.Contains(err.Error(), `"solo"`) {
+			t.Fatalf("seed %d, solo's one file in validation: %v", seed, err)
+		}
+		if _, err := os.Stat(cfg.Cache.Dir); err == nil {
+			t.Errorf("the refusal came after the extraction (%s was made)", cfg.Cache.Dir)
+		}
+		return
+	}
+	t.Fatal("no seed of 100 put solo's file in validation")
+}

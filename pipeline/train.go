@@ -202,6 +202,13 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	if n := len(cfg.Train.ClassWeight.Weights); n > 0 && n != len(idx.Classes) {
 		return nil, fmt.Errorf("%s: train.class_weight: %d weights for the %d classes %q: want one per class, in this order", cfg.File, n, len(idx.Classes), idx.Classes)
 	}
+	trainFiles := make([]int, len(idx.Classes))
+	for _, s := range idx.Train {
+		trainFiles[s.Label]++
+	}
+	if c := slices.Index(trainFiles, 0); c >= 0 {
+		return nil, fmt.Errorf("%w: class %q has no training image: the split put all its files in validation (add images, or change data.seed or data.validation_split)", dataset.ErrNoUsableImages, idx.Classes[c])
+	}
 	// Random weights are calibrated on the training images once and saved,
 	// so that predict can rebuild this exact backbone; a resume reads them
 	// back rather than calibrating on what may be other images now (and
