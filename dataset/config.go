@@ -26,6 +26,9 @@ type Config struct {
 	// order (label i is Classes[i]); other folders are ignored. Empty means
 	// every non-hidden sub-folder of Root, sorted (Keras' order).
 	Classes []string
+	// MinClasses is the fewest classes Scan accepts: 2 when zero, as
+	// training needs; 1 to score a test folder holding one of them.
+	MinClasses int
 	// Height and Width of the network input, 224 when zero.
 	Height, Width int
 	// ValidationSplit is the fraction of each class held out for
@@ -94,6 +97,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Preprocess == "" {
 		c.Preprocess = PreprocessCaffe
+	}
+	if c.MinClasses <= 0 {
+		c.MinClasses = 2
 	}
 	return c
 }

@@ -161,8 +161,9 @@ func looseImages(root string) string {
 // them into training and validation sets. It reads folders only, never image
 // contents, so unusable files are found later by Stream or Check.
 //
-// Scan fails if Root cannot be read, if fewer than two classes are found, if a
-// class listed in cfg.Classes is missing, or if a class has no image file.
+// Scan fails if Root cannot be read, if fewer than cfg.MinClasses classes (two
+// by default) are found, if a class listed in cfg.Classes is missing, or if a
+// class has no image file.
 func Scan(cfg Config) (*Index, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
@@ -172,8 +173,8 @@ func Scan(cfg Config) (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(classes) < 2 {
-		return nil, fmt.Errorf("dataset: need at least two classes, found %d in %s%s", len(classes), cfg.Root, looseImages(cfg.Root))
+	if len(classes) < cfg.MinClasses {
+		return nil, fmt.Errorf("dataset: need at least %d classes, found %d in %s%s", cfg.MinClasses, len(classes), cfg.Root, looseImages(cfg.Root))
 	}
 	idx := &Index{Classes: classes, Ignored: map[string]int{}}
 	for label, class := range classes {

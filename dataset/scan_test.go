@@ -57,7 +57,7 @@ func TestScan(t *testing.T) {
 			samples: []string{"0:c/1.jpg", "1:a/1.jpg"},
 		},
 		{name: "one class", files: []string{"a/1.jpg", "b/readme.txt"}, err: "class \"b\" has no image file"},
-		{name: "single folder", files: []string{"a/1.jpg"}, err: "need at least two classes, found 1"},
+		{name: "single folder", files: []string{"a/1.jpg"}, err: "need at least 2 classes, found 1"},
 		{name: "a class of phone photos not read", files: []string{"a/1.jpg", "b/1.HEIC", "b/2.heic", "b/notes", "b/Thumbs.db"},
 			err: `class "b" has no image file under ` /* the folder */},
 		{name: "which files, and that they are not read", files: []string{"a/1.jpg", "b/1.HEIC", "b/2.heic", "b/notes", "b/Thumbs.db"},

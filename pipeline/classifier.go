@@ -741,6 +741,9 @@ type Evaluation struct {
 	// Ignored lists the sub-folders of the folder that are not among the
 	// classifier's classes: their images were not classified.
 	Ignored []string
+	// Missing lists the classifier's classes that have no folder there:
+	// scored with no images (a long-tailed test set lacks rare ones).
+	Missing []string
 	// Mistakes lists the misclassified images, the most confident first:
 	// where to look for mislabelled files, or for what the model gets wrong.
 	Mistakes []Mistake
@@ -780,14 +783,8 @@ func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Eva
 	if c.Config == nil {
 		return nil, fmt.Errorf("evaluate %s: a classifier of pretrained weights alone has no run to evaluate", root)
 	}
-	cfg := c.data
-	cfg.Root, cfg.Classes = root, c.Classes
-	idx, err := dataset.Scan(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("evaluate %s: %w", root, err)
-	}
 	ev := &Evaluation{Root: root, Confusion: NewConfusion(c.Classes)}
-	folders, err := dataset.ClassFolders(root, cfg.FollowSymlinks)
+	folders, err := dataset.ClassFolders(root, c.data.FollowSymlinks)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate %s: %w", root, err)
 	}
@@ -796,7 +793,29 @@ func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Eva
 			ev.Ignored = append(ev.Ignored, f)
 		}
 	}
+	// The classes that have a folder are scanned; label holds their
+	// indices among the classifier's.
+	cfg := c.data
+	cfg.Root, cfg.MinClasses = root, 1
+	var label []int
+	for i, class := range c.Classes {
+		if slices.Contains(folders, class) {
+			cfg.Classes, label = append(cfg.Classes, class), append(label, i)
+		} else {
+			ev.Missing = append(ev.Missing, class)
+		}
+	}
+	if len(cfg.Classes) == 0 {
+		return nil, fmt.Errorf("evaluate %s: no folder of the run's classes %q: the folder holds one sub-folder of images per class", root, c.Classes)
+	}
+	idx, err := dataset.Scan(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", root, err)
+	}
 	samples := append(idx.Train, idx.Validation...)
+	for i := range samples {
+		samples[i].Label = label[samples[i].Label]
+	}
 	skips := &dataset.SkipLog{}
 	cache, err := c.featureCache()
 	if err != nil {

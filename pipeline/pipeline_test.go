@@ -982,6 +982,18 @@ run: {dir: run}
 	if ev, err = c.Evaluate(ctx, filepath.Join(dir, "test"), 8); err != nil || ev.Images != 4 || shards() != 2 {
 		t.Errorf("evaluate a new folder: %d images, %v, %d shards; want 4 images in a second shard", ev.Images, err, shards())
 	}
+	// A test folder without one class's folder (a long-tailed test set)
+	// is scored on the classes it has, the missing one named.
+	onlyDogs := filepath.Join(dir, "only-dogs")
+	if err := os.CopyFS(filepath.Join(onlyDogs, "dogs"), os.DirFS(filepath.Join(dir, "test", "dogs"))); err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := c.Evaluate(ctx, onlyDogs, 8); err != nil {
+		t.Errorf("evaluate a folder of dogs alone: %v", err)
+	} else if !slices.Equal(ev.Missing, []string{"cats"}) || ev.Images != 2 || slices.ContainsFunc(ev.Scored, func(s Scored) bool { return s.True != 1 }) ||
+		ev.Confusion.Counts[1][0]+ev.Confusion.Counts[1][1] != 2 {
+		t.Errorf("evaluate a folder of dogs alone: missing %q, %d images, %+v, confusion %v", ev.Missing, ev.Images, ev.Scored, ev.Confusion.Counts)
+	}
 
 	// Without the run's cache on this machine, a temporary one, removed by
 	// Close, gives the same scores.

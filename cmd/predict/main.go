@@ -676,6 +676,9 @@ func evaluate(ctx context.Context, o *options, stdout io.Writer) error {
 	if len(ev.Ignored) > 0 {
 		slog.Warn("folders that are not among the run's classes were not evaluated", "folders", ev.Ignored, "classes", c.Classes)
 	}
+	if len(ev.Missing) > 0 {
+		slog.Warn("classes without a folder there, scored with no images", "classes", ev.Missing)
+	}
 	fmt.Fprintf(stdout, "evaluated %d images of %d classes in %s", ev.Images, len(c.Classes), o.evaluate)
 	if ev.Unusable > 0 {
 		fmt.Fprintf(stdout, " (%d unusable, skipped)", ev.Unusable)
