@@ -98,6 +98,9 @@ func (d *decoder) decode(data []byte) (img rgb8, err error) {
 		if err != nil {
 			return rgb8{}, badf("corrupt or truncated %s: %v", format, err)
 		}
+		if p, ok := m.(*image.Paletted); ok && format == "gif" {
+			gifTransparentColour(p.Palette, data)
+		}
 		d.rgb = toRGB(m, d.rgb)
 		img = rgb8{d.rgb, m.Bounds().Dx(), m.Bounds().Dy()}
 	}
@@ -257,6 +260,62 @@ func nrgb(c color.Color) (r, g, b uint8) {
 	}
 	n := color.NRGBA64Model.Convert(c).(color.NRGBA64)
 	return uint8(n.R >> 8), uint8(n.G >> 8), uint8(n.B >> 8)
+}
+
+// gifTransparentColour gives back the colour of the first frame's
+// transparent index, which Go's decoder replaces by transparent black: PIL's
+// convert("RGB") and TensorFlow's decode_gif keep the colour of the table.
+func gifTransparentColour(p color.Palette, data []byte) {
+	table := gifColourTable(data)
+	for i, c := range p {
+		if _, _, _, a := c.RGBA(); a == 0 && 3*i+3 <= len(table) {
+			p[i] = color.RGBA{table[3*i], table[3*i+1], table[3*i+2], 255}
+		}
+	}
+}
+
+// gifColourTable returns the colour table (RGB triples) of a GIF's first
+// frame: its local table, else the global one; nil if it has none or the
+// file ends first.
+func gifColourTable(d []byte) []byte {
+	const header = 13 // "GIF89a", screen width and height, flags, background, aspect
+	if len(d) < header {
+		return nil
+	}
+	var global []byte
+	p := header
+	if f := d[10]; f&0x80 != 0 {
+		n := 3 << (f&7 + 1)
+		if p+n > len(d) {
+			return nil
+		}
+		global, p = d[p:p+n], p+n
+	}
+	for p < len(d) {
+		switch d[p] {
+		case 0x21: // extension: label, then sub-blocks up to an empty one
+			p += 2
+			for p < len(d) && d[p] != 0 {
+				p += int(d[p]) + 1
+			}
+			p++
+		case 0x2C: // image descriptor: position, size, flags
+			if p+10 > len(d) {
+				return nil
+			}
+			if f := d[p+9]; f&0x80 != 0 {
+				n := 3 << (f&7 + 1)
+				if p+10+n > len(d) {
+					return nil
+				}
+				return d[p+10 : p+10+n]
+			}
+			return global
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 // orient applies EXIF orientation o (2..8) to src, writing into dst.

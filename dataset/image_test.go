@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -507,5 +508,57 @@ func TestFastJPEG(t *testing.T) {
 	}
 	if _, err := LoadView(Config{FastJPEG: true, RandomCrop: &RandomCrop{Scale: [2]float64{0.5, 1}, Ratio: [2]float64{1, 1}}}, big); err == nil || !strings.Contains(err.Error(), "FastJPEG with RandomCrop") {
 		t.Errorf("FastJPEG with RandomCrop: %v", err)
+	}
+}
+
+// TestGIFTransparentColour decodes GIFs whose first frame has a transparent
+// index and requires that index's colour from the colour table, as PIL's
+// convert("RGB") and TensorFlow's decode_gif give (Go's decoder makes it
+// transparent black): with a global table, a local one, and animated.
+func TestGIFTransparentColour(t *testing.T) {
+	type px = [3]uint8
+	global := color.Palette{color.RGBA{200, 10, 20, 255}, color.RGBA{30, 40, 250, 255}, color.RGBA{90, 180, 45, 255}, color.RGBA{1, 2, 3, 255}}
+	local := color.Palette{color.RGBA{7, 77, 177, 255}, color.RGBA{250, 128, 0, 255}}
+	frame := func(p color.Palette, pix ...uint8) *image.Paletted {
+		m := image.NewPaletted(image.Rect(0, 0, 3, 1), p)
+		m.Pix = pix
+		return m
+	}
+	tests := []struct {
+		name string
+		g    gif.GIF
+		want []px
+	}{
+		{"global table", gif.GIF{Image: []*image.Paletted{frame(global, 2, 0, 1)}, Delay: []int{0}, Config: image.Config{ColorModel: global, Width: 3, Height: 1}},
+			[]px{{90, 180, 45}, {200, 10, 20}, {30, 40, 250}}},
+		{"local table", gif.GIF{Image: []*image.Paletted{frame(local, 0, 1, 0)}, Delay: []int{0}, Config: image.Config{ColorModel: global, Width: 3, Height: 1}},
+			[]px{{7, 77, 177}, {250, 128, 0}, {7, 77, 177}}},
+		{"animated", gif.GIF{Image: []*image.Paletted{frame(global, 0, 3, 0), frame(global, 1, 1, 1)}, Delay: []int{10, 10}, Config: image.Config{ColorModel: global, Width: 3, Height: 1}},
+			[]px{{200, 10, 20}, {1, 2, 3}, {200, 10, 20}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := gif.EncodeAll(&buf, &tc.g); err != nil {
+				t.Fatal(err)
+			}
+			// A graphic control extension making index 0 transparent, after
+			// the header and the global colour table.
+			data := buf.Bytes()
+			at := 13 + 3<<(data[10]&7+1)
+			data = slices.Concat(data[:at], []byte{0x21, 0xF9, 4, 0x01, 0, 0, 0, 0}, data[at:])
+			m, err := decodeBytes(t, data, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.w*m.h != len(tc.want) {
+				t.Fatalf("%dx%d image, want %d pixels", m.w, m.h, len(tc.want))
+			}
+			for i, w := range tc.want {
+				if got := (px{m.pix[3*i], m.pix[3*i+1], m.pix[3*i+2]}); got != w {
+					t.Errorf("pixel %d = %v, want %v", i, got, w)
+				}
+			}
+		})
 	}
 }
