@@ -60,8 +60,11 @@
 //  3. decodes JPEG, PNG, GIF (first frame), BMP, WebP or TIFF and converts to 8-bit
 //     RGB: grayscale, palette, CMYK/YCCK JPEG, 16-bit (high byte kept) and
 //     alpha images; alpha is dropped and colours are kept un-premultiplied,
-//     as PIL's convert("RGB") does. Colour and grey JPEGs decode with
-//     libjpeg-turbo (cgo, linked statically on Linux), as PIL and
+//     as PIL's convert("RGB") does (a GIF's transparent pixels keep their
+//     colour from the table). Lossy WebPs convert their YCbCr as libwebp
+//     does (chroma upsampling, VP8's limited range): PIL's pixels. Colour
+//     and grey JPEGs decode with libjpeg-turbo (cgo, linked statically on
+//     Linux), as PIL and
 //     TensorFlow's decode_jpeg do: the same pixels, bit for bit, and 2-4x
 //     faster than Go's image/jpeg on large photos; CMYK JPEGs, and any JPEG
 //     libjpeg-turbo warns about, go to Go's decoder, which decides. With

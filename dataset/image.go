@@ -101,7 +101,11 @@ func (d *decoder) decode(data []byte) (img rgb8, err error) {
 		if p, ok := m.(*image.Paletted); ok && format == "gif" {
 			gifTransparentColour(p.Palette, data)
 		}
-		d.rgb = toRGB(m, d.rgb)
+		if yuv := vp8YCbCr(m); yuv != nil && format == "webp" {
+			d.rgb = webpToRGB(yuv, d.rgb)
+		} else {
+			d.rgb = toRGB(m, d.rgb)
+		}
 		img = rgb8{d.rgb, m.Bounds().Dx(), m.Bounds().Dy()}
 	}
 	if orientation > 1 {
@@ -230,6 +234,86 @@ func ycbcrToRGB(m *image.YCbCr, out []byte) {
 		}
 		o += 3 * w
 	}
+}
+
+// vp8YCbCr returns the 4:2:0 YCbCr planes of m (a lossy WebP, alpha or
+// not), or nil.
+func vp8YCbCr(m image.Image) *image.YCbCr {
+	switch m := m.(type) {
+	case *image.YCbCr:
+		if m.SubsampleRatio == image.YCbCrSubsampleRatio420 {
+			return m
+		}
+	case *image.NYCbCrA:
+		return vp8YCbCr(&m.YCbCr)
+	}
+	return nil
+}
+
+// webpToRGB converts a lossy WebP's 4:2:0 YCbCr to packed RGB in buf (grown
+// as needed) as libwebp does for PIL, bit for bit: "fancy" upsampling of the
+// chroma and VP8's limited-range BT.601 (Y in 16..235), where image.YCbCr
+// assumes JPEG's full range (a washed-out picture, up to 27 levels off).
+func webpToRGB(m *image.YCbCr, buf []byte) []byte {
+	b := m.Rect
+	w, h := b.Dx(), b.Dy()
+	out := grow(buf, w*h*3)
+	cw, ch := (w+1)/2, (h+1)/2
+	u, v := make([]uint8, w), make([]uint8, w)
+	c0 := m.COffset(b.Min.X, b.Min.Y)
+	for y := range h {
+		// The chroma rows nearest to luma row y (weight 3) and next nearest.
+		near, far := y/2, y/2-1
+		if y%2 == 1 {
+			near, far = y/2, min(y/2+1, ch-1)
+		}
+		far = max(far, 0)
+		for _, p := range [2]struct {
+			plane []uint8
+			dst   []uint8
+		}{{m.Cb, u}, {m.Cr, v}} {
+			upsampleVP8(p.plane[c0+near*m.CStride:][:cw], p.plane[c0+far*m.CStride:][:cw], p.dst)
+		}
+		yrow := m.Y[m.YOffset(b.Min.X, b.Min.Y+y):][:w]
+		px := out[3*w*y : 3*w*(y+1)]
+		for x, yy := range yrow {
+			yh := int(yy) * 19077 >> 8
+			uu, vv := int(u[x]), int(v[x])
+			px[3*x] = vp8Clip(yh + vv*26149>>8 - 14234)
+			px[3*x+1] = vp8Clip(yh - uu*6419>>8 - vv*13320>>8 + 8708)
+			px[3*x+2] = vp8Clip(yh + uu*33050>>8 - 17685)
+		}
+	}
+	return out
+}
+
+// upsampleVP8 interpolates a row of chroma, near (weight 3 vertically) and
+// far (weight 1) the samples at half the resolution of dst, with libwebp's
+// "fancy" upsampler's integer arithmetic (weights 9, 3, 3, 1).
+func upsampleVP8(near, far, dst []uint8) {
+	w := len(dst)
+	dst[0] = uint8((3*int(near[0]) + int(far[0]) + 2) >> 2)
+	for x := 1; x <= (w-1)/2; x++ {
+		tl, t, l, c := int(near[x-1]), int(near[x]), int(far[x-1]), int(far[x])
+		avg := tl + t + l + c + 8
+		dst[2*x-1] = uint8(((avg+2*(t+l))>>3 + tl) >> 1)
+		dst[2*x] = uint8(((avg+2*(tl+c))>>3 + t) >> 1)
+	}
+	if w%2 == 0 {
+		last := (w - 1) / 2
+		dst[w-1] = uint8((3*int(near[last]) + int(far[last]) + 2) >> 2)
+	}
+}
+
+// vp8Clip is libwebp's VP8Clip8: v, in 1/64ths, clamped to 0..255.
+func vp8Clip(v int) uint8 {
+	if v&^(256<<6-1) == 0 {
+		return uint8(v >> 6)
+	}
+	if v < 0 {
+		return 0
+	}
+	return 255
 }
 
 // clamp16 returns v>>16 clamped to 0..255, as color.YCbCrToRGB does.

@@ -562,3 +562,30 @@ func TestGIFTransparentColour(t *testing.T) {
 		})
 	}
 }
+
+// TestWebPMatchesPIL decodes lossy WebPs (odd and even sizes, and with
+// alpha) and requires PIL's pixels exactly: libwebp's chroma upsampling and
+// VP8's limited-range colours. scripts/make_webp_golden.py made the files.
+func TestWebPMatchesPIL(t *testing.T) {
+	for _, name := range []string{"odd", "even", "alpha"} {
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", "webp", name+".webp"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, shape := readNpy(t, filepath.Join("testdata", "webp", name+".npy"))
+			img, err := decodeBytes(t, data, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if img.h != shape[0] || img.w != shape[1] {
+				t.Fatalf("%dx%d, want %dx%d", img.w, img.h, shape[1], shape[0])
+			}
+			for i, v := range want {
+				if float32(img.pix[i]) != v {
+					t.Fatalf("pixel %d channel %d: %d, PIL %v", i/3, i%3, img.pix[i], v)
+				}
+			}
+		})
+	}
+}
