@@ -64,10 +64,15 @@
 //     colour from the table). Lossy WebPs convert their YCbCr as libwebp
 //     does (chroma upsampling, VP8's limited range): PIL's pixels. Colour
 //     and grey JPEGs decode with libjpeg-turbo (cgo, linked statically on
-//     Linux), as PIL and
-//     TensorFlow's decode_jpeg do: the same pixels, bit for bit, and 2-4x
-//     faster than Go's image/jpeg on large photos; CMYK JPEGs, and any JPEG
-//     libjpeg-turbo warns about, go to Go's decoder, which decides. With
+//     Linux) with its defaults (accurate integer IDCT, smooth chroma
+//     upsampling), as PIL does: PIL's pixels, bit for bit, and 2-4x faster
+//     than Go's image/jpeg on large photos. TensorFlow's decode_image
+//     (Keras' image_dataset_from_directory) picks the fast integer IDCT
+//     instead: about a level apart on average, up to ~11 on a
+//     high-quality 4:4:4 photo. CMYK and YCCK JPEGs, and any JPEG
+//     libjpeg-turbo warns about, go to Go's decoder, which decides (CMYK:
+//     PIL's pixels ±1 unsubsampled; Go upsamples subsampled chroma
+//     without smoothing, over 10 levels apart at edges). With
 //     FastJPEG, libjpeg-turbo decodes a large JPEG at 1/2, 1/4 or 1/8 scale
 //     in the DCT domain, the smallest that still leaves Height x Width
 //     (after the EXIF rotation): about twice as fast on 12-megapixel photos,

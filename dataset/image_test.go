@@ -362,8 +362,8 @@ func TestHorizontalFlip(t *testing.T) {
 }
 
 // TestJPEGMatchesPIL decodes JPEGs of every common layout and requires
-// PIL's pixels exactly: PIL and TensorFlow's decode_jpeg (Keras) both use
-// libjpeg-turbo's defaults. scripts/make_jpeg_golden.py made the files.
+// PIL's pixels exactly: PIL uses libjpeg-turbo's defaults, as the decoder
+// does. scripts/make_jpeg_golden.py made the files.
 func TestJPEGMatchesPIL(t *testing.T) {
 	for _, name := range []string{"420", "422", "444", "progressive", "grey"} {
 		t.Run(name, func(t *testing.T) {

@@ -30,7 +30,8 @@ static void gt_jerr_emit(j_common_ptr c, int level) {
 
 // gt_jpeg_decode decodes a JPEG of w x h pixels and 1 or 3 components into
 // out, ow*oh*3 bytes of RGB, with the library's defaults (accurate integer
-// IDCT, smooth chroma upsampling), as PIL and TensorFlow's decode_jpeg do,
+// IDCT, smooth chroma upsampling), as PIL does (TensorFlow's decode_jpeg
+// defaults to the fast integer IDCT),
 // scaled by 1/denom in the DCT domain (denom 1, 2, 4 or 8) to ow x oh.
 // It returns 0, or -1 with the reason in msg (JMSG_LENGTH_MAX bytes).
 static int gt_jpeg_decode(const unsigned char *data, unsigned long size, unsigned char *out, int w, int h, int denom, int ow, int oh, char *msg) {
@@ -81,11 +82,13 @@ import (
 )
 
 // decodeJPEG decodes a w x h JPEG of 1 (grey) or 3 (YCbCr) components to
-// packed RGB in buf (grown as needed) with libjpeg-turbo: the decoder of
-// PIL and of TensorFlow's decode_jpeg, which Keras reads images with, so
-// the pixels are theirs to the last bit (Go's image/jpeg upsamples chroma
-// differently: up to 14 levels apart on a photo), and 2-3x faster than Go's
-// on large photos. CMYK JPEGs go to Go's decoder.
+// packed RGB in buf (grown as needed) with libjpeg-turbo and its default
+// (accurate) IDCT: PIL's decoder and settings, so the pixels are PIL's to
+// the last bit. TensorFlow's decode_jpeg, which Keras'
+// image_dataset_from_directory reads images with, uses the same library
+// with its fast IDCT: a level or so apart. Go's image/jpeg upsamples chroma
+// differently (up to 14 levels apart on a photo) and is 2-3x slower on
+// large photos. CMYK JPEGs go to Go's decoder.
 //
 // denom > 1 scales the image by 1/denom (2, 4 or 8) while decoding, in the
 // DCT domain, as PIL's Image.draft and decode_jpeg's ratio do: the image

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """JPEG decoding references for dataset/testdata/jpeg: a small crop of the
 cat photo saved as JPEG in the layouts that matter (4:2:0, 4:2:2, 4:4:4,
-progressive, greyscale, odd sizes), and each file decoded by PIL, whose
-libjpeg-turbo decodes as TensorFlow's decode_jpeg (Keras) does: RGB pixels
-as float32 .npy, HWC.
+progressive, greyscale, odd sizes), and each file decoded by PIL, with
+libjpeg-turbo's defaults as dataset/jpeg.go (TensorFlow's decode_jpeg
+defaults to the fast IDCT instead): RGB pixels as float32 .npy, HWC.
 
     /usr/bin/python3 scripts/make_jpeg_golden.py   (Debian: python3-pil python3-numpy)
 """
