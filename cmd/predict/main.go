@@ -58,7 +58,8 @@
 // (in label order; /predict?top=K gives the K most probable, first),
 // or an error as {"error": "..."} with status 400 (not an image), 408 (the
 // body did not arrive within a minute), 413 (over 64 MiB), 503 (no memory
-// for the upload in time) or 500. POST /explain (?class=NAME) answers the
+// for the upload in time) or 500; another method gets 405 (with Allow),
+// another path 404, as JSON too. POST /explain (?class=NAME) answers the
 // image's Grad-CAM picture as a JPEG, the prediction in the X-Prediction
 // header. GET /info describes the run, GET /healthz answers "ok" and GET /
 // is a page to try the classifier in a browser. Requests arriving

@@ -99,8 +99,32 @@ func (s *server) handler() http.Handler {
 	// longer than an upload's (receive sets the uploads' own deadline).
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout))
+		if _, pattern := mux.Handler(r); pattern == "" {
+			noRoute(w, r, mux)
+			return
+		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// noRoute answers a request no route takes as the others fail, in JSON:
+// 405 with the methods the path takes (and Allow), or 404. (The mux's own
+// answers are plain text.)
+func noRoute(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no %s here: POST an image to /predict or /explain", r.URL.Path)})
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": fmt.Sprintf("%s %s: use %s", r.Method, r.URL.Path, strings.Join(allow, " or "))})
 }
 
 // run classifies queued requests until ctx is done.

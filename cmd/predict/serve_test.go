@@ -169,15 +169,30 @@ func TestServer(t *testing.T) {
 		}
 	}
 
-	resp, err := http.Get(ts.URL + "/predict")
-	if err != nil {
-		t.Fatal(err)
+	// Wrong methods and paths answer JSON errors too, as a client parsing
+	// {"error": ...} expects of every failure.
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		allow, msg   string
+	}{
+		{"GET", "/predict", 405, "POST", "GET /predict: use POST"},
+		{"DELETE", "/info", 405, "GET, HEAD", "DELETE /info: use GET"},
+		{"GET", "/nothing", 404, "", "no /nothing here: POST an image to /predict or /explain"},
+	} {
+		req, _ := http.NewRequest(tc.method, ts.URL+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e struct{ Error string }
+		derr := json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || resp.Header.Get("Allow") != tc.allow || derr != nil || !strings.Contains(e.Error, tc.msg) {
+			t.Errorf("%s %s: %d (Allow %q), error %q (%v); want %d (Allow %q) and %q", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), e.Error, derr, tc.status, tc.allow, tc.msg)
+		}
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("GET /predict: status %d, want 405", resp.StatusCode)
-	}
-	resp, err = http.Get(ts.URL + "/info")
+	resp, err := http.Get(ts.URL + "/info")
 	if err != nil {
 		t.Fatal(err)
 	}
