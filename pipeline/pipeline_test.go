@@ -2240,3 +2240,45 @@ func TestClassWithoutTrainingFilesRefusedEarly(t *testing.T) {
 	}
 	t.Fatal("no seed of 100 put solo's file in validation")
 }
+
+// TestManyClassesLines: with many classes, the lines that name them or
+// their weights stay lines (120 names made one line of thousands of
+// characters).
+func TestManyClassesLines(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if err := dataset.Synthesize(src, 4, 1); err != nil {
+		t.Fatal(err)
+	}
+	images, _ := filepath.Glob(filepath.Join(src, "*", "*"))
+	for c := range 30 {
+		class := filepath.Join(dir, "data", fmt.Sprintf("class number %02d", c))
+		if err := os.MkdirAll(class, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for k := range 2 {
+			img := images[(2*c+k)%len(images)]
+			if err := os.Link(img, filepath.Join(class, fmt.Sprintf("%d%s", k, filepath.Ext(img)))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cfg, err := configs.Parse([]byte("data: {dir: data, image_size: [32, 32], validation_split: 0}\nbackbone: {random_width: 4}\n"+
+		"head: {layers: [8]}\ntrain: {epochs: 1, batch: 16, class_weight: balanced}\nrun: {dir: run}\n"), filepath.Join(dir, "c.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if _, err := Train(context.Background(), cfg, Options{Out: &out}); err != nil {
+		t.Fatal(err)
+	}
+	for _, prefix := range []string{"data: 30 classes", "class weights (balanced)"} {
+		i := strings.Index(out.String(), prefix)
+		if i < 0 {
+			t.Fatalf("no line %q in\n%s", prefix, &out)
+		}
+		if line, _, _ := strings.Cut(out.String()[i:], "\n"); len(line) > 400 {
+			t.Errorf("a line of %d characters: %s", len(line), line)
+		}
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"gotransfer/internal/atomicfile"
 	"gotransfer/internal/filelock"
 	"gotransfer/internal/tensorio"
+	"gotransfer/internal/texttable"
 	"gotransfer/model/head"
 	"gotransfer/model/pretrained"
 	"gotransfer/model/resnet"
@@ -267,8 +268,8 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		return nil, err
 	}
 	all := append(append([]dataset.Sample(nil), idx.Train...), idx.Validation...)
-	progress.Line("data: %d classes %v, %d training and %d validation images; feature cache %s (%d images cached)",
-		len(idx.Classes), idx.Classes, len(idx.Train), len(idx.Validation), cache.Dir(), cache.Len())
+	progress.Line("data: %d classes %s, %d training and %d validation images; feature cache %s (%d images cached)",
+		len(idx.Classes), texttable.List(idx.Classes, maxClassesNamed), len(idx.Train), len(idx.Validation), cache.Dir(), cache.Len())
 	if ign := idx.IgnoredString(); ign != "" {
 		progress.Line("not read, as not images by their extension: %s", ign)
 	}
@@ -596,13 +597,23 @@ func setClassWeights(h *head.Head, cw configs.ClassWeight, train Split, classes 
 	if err := h.SetClassWeights(ws); err != nil {
 		return fmt.Errorf("train.class_weight: %w", err)
 	}
+	weight := func(k int) string { return fmt.Sprintf("%s %.4g (%d examples)", classes[k], ws[k], counts[k]) }
+	if len(ws) > maxClassesNamed {
+		lo := slices.Index(ws, slices.Min(ws))
+		hi := slices.Index(ws, slices.Max(ws))
+		progress.Line("class weights (%s) of %d classes: from %s to %s", cw, len(ws), weight(lo), weight(hi))
+		return nil
+	}
 	parts := make([]string, len(ws))
-	for k, w := range ws {
-		parts[k] = fmt.Sprintf("%s %.4g (%d examples)", classes[k], w, counts[k])
+	for k := range ws {
+		parts[k] = weight(k)
 	}
 	progress.Line("class weights (%s): %s", cw, strings.Join(parts, ", "))
 	return nil
 }
+
+// maxClassesNamed is the most classes a line names one by one.
+const maxClassesNamed = 12
 
 // removeLeftovers removes the temporary files that writes into the run
 // folder killed part-way left (backbone.npz's: tens of MB), but those of

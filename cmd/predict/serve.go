@@ -25,6 +25,7 @@ import (
 	"unicode/utf16"
 
 	"gotransfer/dataset"
+	"gotransfer/internal/texttable"
 	"gotransfer/pipeline"
 )
 
@@ -548,7 +549,7 @@ func serve(ctx context.Context, o *options, stdout io.Writer) error {
 	go s.run(classify)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "serving %s (classes %v) on %s: POST an image to /predict or /explain, or open it in a browser\n", c.Checkpoint, c.Classes, serverURL(ln.Addr()))
+	fmt.Fprintf(stdout, "serving %s (classes %s) on %s: POST an image to /predict or /explain, or open it in a browser\n", c.Checkpoint, texttable.List(c.Classes, 12), serverURL(ln.Addr()))
 	select {
 	case err := <-served:
 		return err

@@ -51,3 +51,13 @@ func Width(s string) int {
 	}
 	return n
 }
+
+// List formats items as fmt formats a []string, "[a b c]", or, with more
+// than max of them, the first max-2, an ellipsis and the last 2, so that a
+// line naming 120 classes stays a line.
+func List(items []string, max int) string {
+	if len(items) <= max || max < 3 {
+		return "[" + strings.Join(items, " ") + "]"
+	}
+	return "[" + strings.Join(items[:max-2], " ") + " ... " + strings.Join(items[len(items)-2:], " ") + "]"
+}

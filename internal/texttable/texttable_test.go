@@ -1,6 +1,7 @@
 package texttable
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -34,5 +35,26 @@ func TestWrite(t *testing.T) {
 		"   dogs       7\n"
 	if b.String() != want {
 		t.Errorf("Write:\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+func TestList(t *testing.T) {
+	many := make([]string, 120)
+	for i := range many {
+		many[i] = fmt.Sprintf("c%d", i)
+	}
+	for _, tc := range []struct {
+		items []string
+		max   int
+		want  string
+	}{
+		{nil, 10, "[]"},
+		{[]string{"cats", "dogs"}, 10, "[cats dogs]"},
+		{many[:10], 10, "[c0 c1 c2 c3 c4 c5 c6 c7 c8 c9]"},
+		{many, 10, "[c0 c1 c2 c3 c4 c5 c6 c7 ... c118 c119]"},
+	} {
+		if got := List(tc.items, tc.max); got != tc.want {
+			t.Errorf("List(%d items, %d) = %q, want %q", len(tc.items), tc.max, got, tc.want)
+		}
 	}
 }
