@@ -475,7 +475,11 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	if _, err := os.Stat(filepath.Join(ckDir, checkpoints.BestLink)); err == nil { // none without validation
 		files = append(files, "checkpoints/best")
 	}
-	files = append(append(files, "metrics.jsonl", "metrics.csv", "metrics.png"), plots...)
+	files = append(files, "metrics.jsonl", "metrics.csv", "metrics.png")
+	if res.Confusion != nil {
+		files = append(files, "confusion.txt")
+	}
+	files = append(files, plots...)
 	progress.Line("run folder %s: %s, tensorboard/", runDir, strings.Join(files, ", "))
 	progress.Line("next: predict --checkpoint %s IMAGE... (--explain DIR to see where it looks; or --evaluate FOLDER, or --serve :8080)", shellQuote(runDir))
 	return res, nil

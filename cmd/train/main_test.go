@@ -401,6 +401,12 @@ func TestResumeRefusesChangedConfig(t *testing.T) {
 			t.Errorf("run folder lacks %s: %v", f, err)
 		}
 	}
+	// The closing summary lists what the run folder holds.
+	if i := strings.Index(out, "run folder "+filepath.Join(dir, "run")+": "); i < 0 {
+		t.Errorf("no run folder line:\n%s", out)
+	} else if line, _, _ := strings.Cut(out[i:], "\n"); !strings.Contains(line, "confusion.txt") || !strings.Contains(line, "metrics.csv") {
+		t.Errorf("the run folder line leaves files out: %s", line)
+	}
 	// A fresh start over existing checkpoints is refused.
 	if code, _, stderr := train(t, "--config", cfg); code != 1 || !strings.Contains(stderr, "--resume") {
 		t.Fatalf("restart over a run: exit %d: %s", code, stderr)
