@@ -168,14 +168,22 @@ func randomSplit(rng *rand.Rand, n, dim, classes int) Split {
 // configuration.
 func tinyRun(t *testing.T, dir string, perClass int, yaml string) *configs.Config {
 	t.Helper()
+	cfg := tinyConfig(t, dir, perClass, yaml)
+	if _, err := Train(context.Background(), cfg, Options{Out: &strings.Builder{}}); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// tinyConfig synthesizes perClass images of each class in dir/data and
+// parses yaml as dir/c.yaml.
+func tinyConfig(t *testing.T, dir string, perClass int, yaml string) *configs.Config {
+	t.Helper()
 	if err := dataset.Synthesize(filepath.Join(dir, "data"), perClass, 1); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := configs.Parse([]byte(yaml), filepath.Join(dir, "c.yaml"))
 	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Train(context.Background(), cfg, Options{Out: &strings.Builder{}}); err != nil {
 		t.Fatal(err)
 	}
 	return cfg
@@ -1585,13 +1593,7 @@ func TestResumeWithMovedWeights(t *testing.T) {
 // is refused at once, saying why, and runs once the first is done.
 func TestRunFolderLock(t *testing.T) {
 	dir := t.TempDir()
-	if err := dataset.Synthesize(filepath.Join(dir, "data"), 4, 1); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := configs.Parse([]byte(tinyYAML), filepath.Join(dir, "c.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := tinyConfig(t, dir, 4, tinyYAML)
 	if err := os.MkdirAll(cfg.Run.Dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -1767,15 +1769,9 @@ func TestResumeNamesChangedSettings(t *testing.T) {
 // is refused once the classes are known, before any extraction.
 func TestClassWeightCountCheckedFirst(t *testing.T) {
 	dir := t.TempDir()
-	if err := dataset.Synthesize(filepath.Join(dir, "data"), 4, 1); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := configs.Parse([]byte(tinyYAML+"cache: {dir: cache}\n"), filepath.Join(dir, "c.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := tinyConfig(t, dir, 4, tinyYAML+"cache: {dir: cache}\n")
 	cfg.Train.ClassWeight = configs.ClassWeight{Weights: []float64{1, 2, 3}}
-	_, err = Train(context.Background(), cfg, Options{})
+	_, err := Train(context.Background(), cfg, Options{})
 	if err == nil || !strings.Contains(err.Error(), `train.class_weight: 3 weights for the 2 classes ["cats" "dogs"]`) {
 		t.Fatalf("Train: %v", err)
 	}
@@ -1802,13 +1798,7 @@ func TestShellQuote(t *testing.T) {
 // checkpoint, and the closing summary does not name one.
 func TestSummaryListsWhatIsThere(t *testing.T) {
 	dir := t.TempDir()
-	if err := dataset.Synthesize(filepath.Join(dir, "data"), 4, 1); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := configs.Parse([]byte(strings.Replace(tinyYAML, "validation_split: 0.25", "validation_split: 0", 1)), filepath.Join(dir, "c.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := tinyConfig(t, dir, 4, strings.Replace(tinyYAML, "validation_split: 0.25", "validation_split: 0", 1))
 	var out strings.Builder
 	if _, err := Train(context.Background(), cfg, Options{Out: &out}); err != nil {
 		t.Fatal(err)
@@ -2004,13 +1994,7 @@ func TestNewStartAfterAKilledFirstSave(t *testing.T) {
 // random backbone anew.
 func TestResumeRefusesWhenNoManifestReads(t *testing.T) {
 	dir := t.TempDir()
-	if err := dataset.Synthesize(filepath.Join(dir, "data"), 4, 1); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := configs.Parse([]byte(strings.Replace(tinyYAML, "run: {dir: run}", "run: {dir: run, checkpoint_every: 1}", 1)), filepath.Join(dir, "c.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := tinyConfig(t, dir, 4, strings.Replace(tinyYAML, "run: {dir: run}", "run: {dir: run, checkpoint_every: 1}", 1))
 	if _, err := Train(context.Background(), cfg, Options{}); err != nil {
 		t.Fatal(err)
 	}
