@@ -430,6 +430,46 @@ func TestServerBudgetCannotDeadlock(t *testing.T) {
 	}
 }
 
+// startServe runs predict --serve with args on addr until cancel, and
+// returns the URL its first line prints and the channel serve's result
+// comes on.
+func startServe(t *testing.T, args []string, addr string) (url string, done <-chan error, cancel context.CancelFunc) {
+	t.Helper()
+	o, err := parse(append(args, "--serve", addr), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out, w := io.Pipe()
+	result := make(chan error, 1)
+	go func() { result <- serve(ctx, o, w) }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, out)
+	// The line: serving RUN (classes [...]) on http://ADDR: POST ...
+	from, to := strings.Index(line, "http://"), strings.Index(line, ": POST")
+	if from < 0 || to < from {
+		cancel()
+		t.Fatalf("--serve %s: unexpected first line %q", addr, line)
+	}
+	return line[from:to], result, cancel
+}
+
+// stopped returns serve's result once done says it ended.
+func stopped(t *testing.T, done <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+		return nil
+	}
+}
+
 // TestServeShutdownCutsOff: a server stopped while an upload still
 // arrives waits shutdownTimeout for it, then says that it cut it off.
 func TestServeShutdownCutsOff(t *testing.T) {
@@ -437,25 +477,9 @@ func TestServeShutdownCutsOff(t *testing.T) {
 	trainTinyRun(t, dir)
 	defer func(d time.Duration) { shutdownTimeout = d }(shutdownTimeout)
 	shutdownTimeout = 300 * time.Millisecond
-	o, err := parse([]string{"--checkpoint", filepath.Join(dir, "run"), "--serve", "127.0.0.1:0"}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
+	url, done, cancel := startServe(t, []string{"--checkpoint", filepath.Join(dir, "run")}, "127.0.0.1:0")
 	defer cancel()
-	out, w := io.Pipe()
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, o, w) }()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	go io.Copy(io.Discard, out)
-	from, to := strings.Index(line, "http://"), strings.Index(line, ": POST")
-	if from < 0 || to < from {
-		t.Fatalf("unexpected first line %q", line)
-	}
-	conn, err := net.Dial("tcp", strings.TrimPrefix(line[from:to], "http://"))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,13 +487,8 @@ func TestServeShutdownCutsOff(t *testing.T) {
 	fmt.Fprintf(conn, "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\npartial")
 	time.Sleep(200 * time.Millisecond) // the request is in flight
 	cancel()
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "requests still in flight") {
-			t.Fatalf("serve stopped with %v, want one saying requests were cut off", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop")
+	if err := stopped(t, done); err == nil || !strings.Contains(err.Error(), "requests still in flight") {
+		t.Fatalf("serve stopped with %v, want one saying requests were cut off", err)
 	}
 }
 
@@ -485,25 +504,7 @@ func TestServe(t *testing.T) {
 		{"127.0.0.1:0", "http://127.0.0.1:"},
 		{":0", "http://localhost:"},
 	} {
-		o, err := parse([]string{"--checkpoint", filepath.Join(dir, "run"), "--serve", tc.addr}, io.Discard)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		out, w := io.Pipe()
-		done := make(chan error, 1)
-		go func() { done <- serve(ctx, o, w) }()
-		line, err := bufio.NewReader(out).ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		go io.Copy(io.Discard, out)
-		// The line: serving RUN (classes [...]) on http://ADDR: POST ...
-		from, to := strings.Index(line, "http://"), strings.Index(line, ": POST")
-		if from < 0 || to < from {
-			t.Fatalf("--serve %s: unexpected first line %q", tc.addr, line)
-		}
-		url := line[from:to]
+		url, done, cancel := startServe(t, []string{"--checkpoint", filepath.Join(dir, "run")}, tc.addr)
 		if port := strings.TrimPrefix(url, tc.url); port == url || strings.ContainsAny(port, ":/[]") {
 			t.Errorf("--serve %s: serving on %s, want %sPORT", tc.addr, url, tc.url)
 		}
@@ -511,13 +512,8 @@ func TestServe(t *testing.T) {
 			t.Fatalf("--serve %s: status %d, %+v, %s", tc.addr, status, p, msg)
 		}
 		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("serve stopped with %v, want nil", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("serve did not stop")
+		if err := stopped(t, done); err != nil {
+			t.Fatalf("serve stopped with %v, want nil", err)
 		}
 	}
 	for _, args := range [][]string{
