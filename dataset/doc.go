@@ -55,24 +55,30 @@
 //
 //  1. reads the bytes and computes their sha256 (Batch.Digests; a feature
 //     cache downstream is keyed by image bytes);
-//  2. reads the header only (image.DecodeConfig) and skips images of more than
+//  2. reads the header only (image.DecodeConfig; libjpeg-turbo's for the JPEG
+//     layouts Go's decoder lacks) and skips images of more than
 //     Config.MaxPixels pixels (default 50 megapixels) before decoding any;
 //  3. decodes JPEG, PNG, GIF (first frame), BMP, WebP or TIFF and converts to 8-bit
 //     RGB: grayscale, palette, CMYK/YCCK JPEG, 16-bit (high byte kept) and
 //     alpha images; alpha is dropped and colours are kept un-premultiplied,
 //     as PIL's convert("RGB") does (a GIF's transparent pixels keep their
 //     colour from the table). Lossy WebPs convert their YCbCr as libwebp
-//     does (chroma upsampling, VP8's limited range): PIL's pixels. Colour
-//     and grey JPEGs decode with libjpeg-turbo (cgo, linked statically on
-//     Linux) with its defaults (accurate integer IDCT, smooth chroma
-//     upsampling), as PIL does: PIL's pixels, bit for bit, and 2-4x faster
-//     than Go's image/jpeg on large photos. TensorFlow's decode_image
-//     (Keras' image_dataset_from_directory) picks the fast integer IDCT
-//     instead: about a level apart on average, up to ~11 on a
-//     high-quality 4:4:4 photo. CMYK and YCCK JPEGs, and any JPEG
-//     libjpeg-turbo warns about, go to Go's decoder, which decides (CMYK:
-//     PIL's pixels ±1 unsubsampled; Go upsamples subsampled chroma
-//     without smoothing, over 10 levels apart at edges). With
+//     does (chroma upsampling, VP8's limited range): PIL's pixels. Colour,
+//     grey, CMYK and YCCK JPEGs decode with libjpeg-turbo (cgo, linked
+//     statically on Linux) with its defaults (accurate integer IDCT, smooth
+//     chroma upsampling), as PIL does: PIL's pixels, bit for bit, and 2-4x
+//     faster than Go's image/jpeg on large photos. 4-component JPEGs decode
+//     to CMYK (libjpeg converting YCCK), taken as Adobe's inverted CMYK
+//     whatever their markers say and converted to RGB with PIL's
+//     arithmetic, as PIL's JPEG plugin and convert("RGB") do; libjpeg-turbo
+//     also reads the CMYK files PIL writes with subsampling and those
+//     without an Adobe marker, which Go's decoder refuses. TensorFlow's
+//     decode_image (Keras' image_dataset_from_directory) picks the fast
+//     integer IDCT instead: about a level apart on average, up to ~11 on a
+//     high-quality 4:4:4 photo. Any JPEG libjpeg-turbo warns about (bytes
+//     after the scan, a premature end) goes to Go's decoder, which decides
+//     (it upsamples subsampled chroma without smoothing, over 10 levels
+//     from PIL at edges, 33 on a YCCK photo). With
 //     FastJPEG, libjpeg-turbo decodes a large JPEG at 1/2, 1/4 or 1/8 scale
 //     in the DCT domain, the smallest that still leaves Height x Width
 //     (after the EXIF rotation): about twice as fast on 12-megapixel photos,

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	_ "image/gif"  // registers GIF with image.Decode
-	_ "image/jpeg" // registers JPEG with image.Decode
-	_ "image/png"  // registers PNG with image.Decode
+	_ "image/gif" // registers GIF with image.Decode
+	"image/jpeg"  // registers JPEG with image.Decode
+	_ "image/png" // registers PNG with image.Decode
 
 	_ "golang.org/x/image/bmp"  // registers BMP with image.Decode
 	_ "golang.org/x/image/tiff" // registers TIFF with image.Decode
@@ -62,6 +62,13 @@ func (d *decoder) decode(data []byte) (img rgb8, err error) {
 		return rgb8{}, badf("empty file")
 	}
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	if _, unsupported := err.(jpeg.UnsupportedError); unsupported && format == "jpeg" {
+		// A layout Go's decoder lacks (CMYK with M, Y and K subsampled,
+		// as PIL writes it): libjpeg-turbo may read it, as for PIL.
+		if c, herr := jpegConfig(data); herr == nil {
+			cfg, err = c, nil
+		}
+	}
 	switch {
 	case errors.Is(err, image.ErrFormat):
 		return rgb8{}, badf("not a supported image format")
@@ -76,7 +83,9 @@ func (d *decoder) decode(data []byte) (img rgb8, err error) {
 	if format == "jpeg" && d.exif {
 		orientation = exifOrientation(data)
 	}
-	if format == "jpeg" && (cfg.ColorModel == color.YCbCrModel || cfg.ColorModel == color.GrayModel) {
+	// Colour, grey and 4-component (CMYK, YCCK) JPEGs; RGB JPEGs (Adobe
+	// transform 0 with 3 components) stay with Go's decoder.
+	if format == "jpeg" && (cfg.ColorModel == color.YCbCrModel || cfg.ColorModel == color.GrayModel || cfg.ColorModel == color.CMYKModel) {
 		denom := 1
 		if d.draftW > 0 {
 			minW, minH := d.draftW, d.draftH
