@@ -31,6 +31,23 @@ func decodeBytes(t *testing.T, data []byte, exif bool) (rgb8, error) {
 	return m, err
 }
 
+// checkPixels decodes data and requires the pixels want, row by row.
+func checkPixels(t *testing.T, data []byte, want [][3]uint8) {
+	t.Helper()
+	m, err := decodeBytes(t, data, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.w*m.h != len(want) {
+		t.Fatalf("%dx%d image, want %d pixels", m.w, m.h, len(want))
+	}
+	for i, w := range want {
+		if got := [3]uint8(m.pix[3*i : 3*i+3]); got != w {
+			t.Errorf("pixel %d = %v, want %v", i, got, w)
+		}
+	}
+}
+
 // TestColourModels decodes files of each colour model and checks every pixel
 // against the colour written, alpha dropped and colour kept.
 func TestColourModels(t *testing.T) {
@@ -97,18 +114,7 @@ func TestColourModels(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := decodeBytes(t, tc.data, true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if m.w*m.h != len(tc.want) {
-				t.Fatalf("%dx%d image, want %d pixels", m.w, m.h, len(tc.want))
-			}
-			for i, w := range tc.want {
-				if got := (px{m.pix[3*i], m.pix[3*i+1], m.pix[3*i+2]}); got != w {
-					t.Errorf("pixel %d = %v, want %v", i, got, w)
-				}
-			}
+			checkPixels(t, tc.data, tc.want)
 		})
 	}
 }
@@ -636,18 +642,7 @@ func TestGIFTransparentColour(t *testing.T) {
 			data := buf.Bytes()
 			at := 13 + 3<<(data[10]&7+1)
 			data = slices.Concat(data[:at], []byte{0x21, 0xF9, 4, 0x01, 0, 0, 0, 0}, data[at:])
-			m, err := decodeBytes(t, data, true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if m.w*m.h != len(tc.want) {
-				t.Fatalf("%dx%d image, want %d pixels", m.w, m.h, len(tc.want))
-			}
-			for i, w := range tc.want {
-				if got := (px{m.pix[3*i], m.pix[3*i+1], m.pix[3*i+2]}); got != w {
-					t.Errorf("pixel %d = %v, want %v", i, got, w)
-				}
-			}
+			checkPixels(t, data, tc.want)
 		})
 	}
 }
