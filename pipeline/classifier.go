@@ -427,8 +427,9 @@ func (c *Classifier) evaluateTTA(ctx context.Context, ex *Extraction, split Spli
 // scoreProbabilities scores probabilities (N, C) against labels as
 // evaluateSplit scores a head: the mean cross-entropy (of targets smoothed
 // by smoothing, as training's val_loss; probabilities clipped at 1e-7, as
-// Keras clips them), the accuracy, the confusion matrix and, for two
-// classes, the ROC AUC; each, if not nil, is called for every row.
+// Keras clips them), the accuracy, the confusion matrix, for two classes
+// the ROC AUC and for more than 5 the top-5 accuracy; each, if not nil, is
+// called for every row.
 func scoreProbabilities(probs *tensor.Dense, labels []int, classes []string, smoothing float64, each func(row, pred int, probs []float32)) splitScores {
 	k := len(classes)
 	p := probs.Float32s()
@@ -436,6 +437,7 @@ func scoreProbabilities(probs *tensor.Dense, labels []int, classes []string, smo
 	var loss float64
 	correct := 0
 	var p1 []float32
+	var top []Scored
 	for i, y := range labels {
 		row := p[i*k : (i+1)*k : (i+1)*k]
 		pred := head.Argmax(row)
@@ -455,6 +457,9 @@ func scoreProbabilities(probs *tensor.Dense, labels []int, classes []string, smo
 		if k == 2 {
 			p1 = append(p1, row[1])
 		}
+		if k > 5 {
+			top = append(top, Scored{True: y, Probabilities: row})
+		}
 		if each != nil {
 			each(i, pred, row)
 		}
@@ -462,6 +467,9 @@ func scoreProbabilities(probs *tensor.Dense, labels []int, classes []string, smo
 	sc.Loss, sc.Accuracy = loss/float64(len(labels)), float64(correct)/float64(len(labels))
 	if k == 2 {
 		sc.AUC, sc.HasAUC = rocAUC(p1, labels)
+	}
+	if k > 5 {
+		sc.Top5, sc.HasTop5 = topKAccuracy(top, 5), true
 	}
 	return sc
 }
@@ -862,9 +870,8 @@ func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Eva
 	if sc.HasAUC {
 		ev.AUC = &sc.AUC
 	}
-	if len(c.Classes) > 5 {
-		top5 := topKAccuracy(ev.Scored, 5)
-		ev.Top5Accuracy = &top5
+	if sc.HasTop5 {
+		ev.Top5Accuracy = &sc.Top5
 	}
 	sortMistakes(ev.Mistakes)
 	return ev, nil

@@ -44,7 +44,8 @@
 //	config.yaml          the configuration of the run's latest start
 //	checkpoints/         step-NNNNNN folders, and the links last and best
 //	metrics.jsonl        one line per epoch: losses, accuracies, the validation ROC AUC
-//	                     (two classes), learning rate, speed
+//	                     (two classes), the validation top-5 accuracy (more than 5
+//	                     classes), learning rate, speed
 //	metrics.csv          the same as CSV, like Keras' CSVLogger (epochs from 1)
 //	metrics.png          the loss and accuracy curves (and the learning rate, if it changed)
 //	tensorboard/         the same per epoch as TensorBoard event files, train/ and

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -16,6 +18,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -216,7 +219,13 @@ func resumeLatest(t *testing.T, tr *Trainer) {
 
 func newTrainer(t *testing.T, dir string, train, val Split) *Trainer {
 	t.Helper()
-	h, err := head.New(head.Config{InputDim: 6, Hidden: []int{8}, Classes: 2, Seed: 3})
+	return newTrainerOf(t, dir, train, val, 2)
+}
+
+// newTrainerOf is newTrainer for classes classes (at most 7), named a, b, ...
+func newTrainerOf(t *testing.T, dir string, train, val Split, classes int) *Trainer {
+	t.Helper()
+	h, err := head.New(head.Config{InputDim: 6, Hidden: []int{8}, Classes: classes, Seed: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,15 +237,13 @@ func newTrainer(t *testing.T, dir string, train, val Split) *Trainer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Trainer{Head: h, Opt: opt, Train: train, Val: val, Classes: []string{"a", "b"}, Epochs: 4, Batch: 5, Seed: 9,
+	return &Trainer{Head: h, Opt: opt, Train: train, Val: val, Classes: []string{"a", "b", "c", "d", "e", "f", "g"}[:classes], Epochs: 4, Batch: 5, Seed: 9,
 		Every: 3, Checkpoints: mgr, RunDir: dir, Progress: NewProgress(&bytes.Buffer{})}
 }
 
 // TestTrainerResumesExactly stops training at several steps, resumes
 // from the last checkpoint and requires the uninterrupted run's bytes.
 func TestTrainerResumesExactly(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 1))
-	train, val := randomSplit(rng, 23, 6, 2), randomSplit(rng, 8, 6, 2)
 	// A learning-rate schedule that halves the rate after every epoch but
 	// the first (whose val_loss is the first best; none improves by 10
 	// after it): its state must survive the stops too.
@@ -245,30 +252,45 @@ func TestTrainerResumesExactly(t *testing.T) {
 	// And dropout (two hidden layers) and weight decay: the masks must not
 	// change either. And SGD with Nesterov momentum: its buffers must
 	// survive the stops.
-	variant := func(f func(float32) float32) Split {
+	// And seven classes: the validation top-5 accuracy each epoch must
+	// come back from the checkpoints as the uninterrupted run wrote it.
+	type data struct{ train, val Split }
+	splits := func(classes int) data {
+		rng := rand.New(rand.NewPCG(1, 1))
+		return data{randomSplit(rng, 23, 6, classes), randomSplit(rng, 8, 6, classes)}
+	}
+	variant := func(train Split, f func(float32) float32) Split {
 		x := slices.Clone(train.X.Float32s())
 		for i, v := range x {
 			x[i] = f(v)
 		}
 		return Split{X: denseRows(x, 6), Y: train.Y}
 	}
-	mirroredTrain := variant(func(v float32) float32 { return -v })
-	crops := []Split{variant(func(v float32) float32 { return v/2 + 1 }), variant(func(v float32) float32 { return 2*v - 1 })}
+	mirror := func(v float32) float32 { return -v }
+	crops := []func(float32) float32{func(v float32) float32 { return v/2 + 1 }, func(v float32) float32 { return 2*v - 1 }}
 	var refs [][]float32
 	for _, tc := range []struct {
-		name     string
-		variants []Split
-		sgd      bool
+		name    string
+		classes int
+		augs    []func(float32) float32
+		sgd     bool
 	}{
-		{"flip", []Split{mirroredTrain}, false},
-		{"flip and two crops", append([]Split{mirroredTrain}, crops...), false},
-		{"flip, sgd with momentum", []Split{mirroredTrain}, true},
+		{"flip", 2, []func(float32) float32{mirror}, false},
+		{"flip and two crops", 2, append([]func(float32) float32{mirror}, crops...), false},
+		{"flip, sgd with momentum", 2, []func(float32) float32{mirror}, true},
+		{"flip, seven classes", 7, []func(float32) float32{mirror}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			d := splits(tc.classes)
+			train, val := d.train, d.val
+			var variants []Split
+			for _, f := range tc.augs {
+				variants = append(variants, variant(train, f))
+			}
 			schedule := func(tr *Trainer) *Trainer {
 				tr.LRPatience, tr.LRFactor, tr.LRMinDelta = 1, 0.5, 10
-				tr.TrainVariants = tc.variants
-				h, err := head.New(head.Config{InputDim: 6, Hidden: []int{8, 8}, Classes: 2, Seed: 3, Dropout: 0.3})
+				tr.TrainVariants = variants
+				h, err := head.New(head.Config{InputDim: 6, Hidden: []int{8, 8}, Classes: tc.classes, Seed: 3, Dropout: 0.3})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -285,7 +307,8 @@ func TestTrainerResumesExactly(t *testing.T) {
 				tr.Head = h
 				return tr
 			}
-			ref := schedule(newTrainer(t, t.TempDir(), train, val))
+			refDir := t.TempDir()
+			ref := schedule(newTrainerOf(t, refDir, train, val, tc.classes))
 			history, err := ref.Fit(context.Background())
 			if err != nil {
 				t.Fatal(err)
@@ -298,10 +321,18 @@ func TestTrainerResumesExactly(t *testing.T) {
 					t.Fatalf("epoch %d trained with learning rate %v, want %v", e.Epoch, e.LR, want)
 				}
 			}
-			refs = append(refs, slices.Clone(ref.Head.Params()[0].Value.Data().([]float32)))
+			if tc.classes == 2 {
+				refs = append(refs, slices.Clone(ref.Head.Params()[0].Value.Data().([]float32)))
+			}
+			wantJSONL := readMetricsJSONL(t, refDir)
+			for _, line := range wantJSONL {
+				if _, ok := line["val_top5_accuracy"]; ok != (tc.classes > 5) {
+					t.Fatalf("%d classes: metrics.jsonl line %v has val_top5_accuracy: %v", tc.classes, line, ok)
+				}
+			}
 			for stop := 1; stop < 4*5; stop += 4 {
 				dir := t.TempDir()
-				first := schedule(newTrainer(t, dir, train, val))
+				first := schedule(newTrainerOf(t, dir, train, val, tc.classes))
 				ctx, cancel := context.WithCancel(context.Background())
 				n := 0
 				first.Progress = NewProgress(writerFunc(func(p []byte) (int, error) { return len(p), nil }))
@@ -310,7 +341,7 @@ func TestTrainerResumesExactly(t *testing.T) {
 				if _, err := first.Fit(ctx); err != nil && !errors.Is(err, context.Canceled) {
 					t.Fatal(err)
 				}
-				second := schedule(newTrainer(t, dir, train, val))
+				second := schedule(newTrainerOf(t, dir, train, val, tc.classes))
 				last, err := second.Checkpoints.Latest()
 				// An interrupted run saves the steps it made since its last
 				// checkpoint: nothing is lost.
@@ -345,11 +376,14 @@ func TestTrainerResumesExactly(t *testing.T) {
 				if len(resumed) != len(history) || resumed[3].TrainLoss != history[3].TrainLoss || resumed[3].ValLoss != history[3].ValLoss {
 					t.Fatalf("stopped after step %d: history %+v, want %+v", stop, resumed, history)
 				}
+				if got := readMetricsJSONL(t, dir); !reflect.DeepEqual(got, wantJSONL) {
+					t.Fatalf("stopped after step %d: metrics.jsonl (timings left out)\n%v\nuninterrupted\n%v", stop, got, wantJSONL)
+				}
 				checkTensorBoard(t, dir, resumed)
 			}
 		})
 	}
-	if len(refs) == 2 && slices.Equal(refs[0], refs[1]) {
+	if len(refs) >= 2 && slices.Equal(refs[0], refs[1]) {
 		t.Error("the crops changed nothing: the variants after the first are not trained on")
 	}
 }
@@ -509,6 +543,27 @@ func (s *stepCounter) step([]int) {
 	}
 }
 
+// readMetricsJSONL reads a run's metrics.jsonl, each line's fields but
+// the timings (samples_per_s, seconds), which no two runs share.
+func readMetricsJSONL(t *testing.T, dir string) []map[string]any {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []map[string]any
+	for line := range strings.Lines(string(raw)) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("metrics.jsonl: %q: %v", line, err)
+		}
+		delete(m, "samples_per_s")
+		delete(m, "seconds")
+		lines = append(lines, m)
+	}
+	return lines
+}
+
 func TestEarlyStopping(t *testing.T) {
 	rng := rand.New(rand.NewPCG(2, 2))
 	// Labels independent of the features: validation cannot improve for long.
@@ -575,6 +630,18 @@ func TestReports(t *testing.T) {
 	if string(raw) != wantCSV {
 		t.Errorf("metrics.csv:\n%s\nwant\n%s", raw, wantCSV)
 	}
+	// A top-5 accuracy (more than 5 classes) gets its column.
+	top5 := 0.9375
+	h[0].ValAUC, h[1].ValAUC, h[1].ValTop5 = nil, nil, &top5
+	if err := writeMetrics(dir, h); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = os.ReadFile(filepath.Join(dir, "metrics.csv"))
+	wantCSV = "epoch,step,loss,accuracy,val_loss,val_accuracy,val_auc,val_top5_accuracy,learning_rate,samples_per_s,seconds\n" +
+		"1,10,0.7,0.5,0.69,0.55,,,0,0,0\n2,20,0.4,0.8,0.5,0.75,,0.9375,0,0,0\n3,30,0.25,1,,,,,0.0001,0,0\n"
+	if string(raw) != wantCSV {
+		t.Errorf("metrics.csv:\n%s\nwant\n%s", raw, wantCSV)
+	}
 	h = h[:2]
 	png := filepath.Join(dir, "metrics.png")
 	if err := plotMetrics(png, h); err != nil {
@@ -613,12 +680,102 @@ func TestReports(t *testing.T) {
 }
 
 func TestHistoryRoundTrip(t *testing.T) {
-	h := []EpochMetrics{{Epoch: 1, Step: 3, TrainLoss: 0.1234567890123, TrainAcc: 0.5, SamplesPerSec: 12, Seconds: 1}, {Epoch: 2, Step: 6, TrainLoss: 0.2, ValLoss: 0.3, ValAcc: 0.4, HasVal: true}}
-	m := map[string]float64{}
-	historyToMetrics(h, m)
-	got := historyFromMetrics(m, 2)
-	if len(got) != 2 || got[0] != h[0] || got[1] != h[1] {
-		t.Fatalf("got %+v, want %+v", got, h)
+	auc, top5 := 0.75, 0.875
+	for _, tc := range []struct {
+		name string
+		h    []EpochMetrics
+	}{
+		{"losses and accuracies", []EpochMetrics{{Epoch: 1, Step: 3, TrainLoss: 0.1234567890123, TrainAcc: 0.5, SamplesPerSec: 12, Seconds: 1}, {Epoch: 2, Step: 6, TrainLoss: 0.2, ValLoss: 0.3, ValAcc: 0.4, HasVal: true}}},
+		{"two classes' AUC", []EpochMetrics{{Epoch: 1, Step: 3, TrainLoss: 0.2, ValLoss: 0.3, ValAcc: 0.4, ValAUC: &auc, HasVal: true}}},
+		{"top-5 accuracy", []EpochMetrics{{Epoch: 1, Step: 3, TrainLoss: 0.2, ValLoss: 0.3, ValAcc: 0.4, ValTop5: &top5, HasVal: true}}},
+	} {
+		m := map[string]float64{}
+		historyToMetrics(tc.h, m)
+		if got := historyFromMetrics(m, len(tc.h)); !reflect.DeepEqual(got, tc.h) {
+			t.Errorf("%s: got %+v, want %+v", tc.name, got, tc.h)
+		}
+	}
+}
+
+// TestValidationTop5Accuracy: with more than 5 classes every epoch's
+// val_top5_accuracy is the top-5 accuracy of the head's validation
+// probabilities at the epoch's end, in the history, the progress line,
+// metrics.jsonl, metrics.csv and TensorBoard; with fewer, none of them has it.
+func TestValidationTop5Accuracy(t *testing.T) {
+	for _, tc := range []struct {
+		classes int
+		top5    bool
+	}{{7, true}, {2, false}} {
+		t.Run(fmt.Sprint(tc.classes, " classes"), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(8, 8))
+			train, val := randomSplit(rng, 28, 6, tc.classes), randomSplit(rng, 21, 6, tc.classes)
+			dir := t.TempDir()
+			var out bytes.Buffer
+			tr := newTrainerOf(t, dir, train, val, tc.classes)
+			tr.Progress = NewProgress(&out)
+			if err := tr.Opt.SetLR(0.03); err != nil { // each epoch's accuracy differs
+				t.Fatal(err)
+			}
+			var want []float64 // each epoch's, recomputed from the head
+			for epoch := 1; epoch <= 3; epoch++ {
+				tr.Epochs = epoch
+				if _, err := tr.Fit(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				_, _, _, probs, err := tr.Head.EvaluateWithProbs(val.X, val.Y)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var scored []Scored
+				for i, y := range val.Y {
+					scored = append(scored, Scored{True: y, Probabilities: probs.Float32s()[i*tc.classes : (i+1)*tc.classes]})
+				}
+				want = append(want, topKAccuracy(scored, 5))
+			}
+			history := tr.history
+			if len(history) != 3 {
+				t.Fatalf("%d epochs, want 3", len(history))
+			}
+			if tc.top5 && (slices.Contains(want, 1) || len(slices.Compact(slices.Clone(want))) < 2) {
+				t.Fatalf("top-5 accuracies %v: 1 or the same every epoch, the test tells little", want)
+			}
+			lines := readMetricsJSONL(t, dir)
+			rawCSV, err := os.ReadFile(filepath.Join(dir, "metrics.csv"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, err := csv.NewReader(bytes.NewReader(rawCSV)).ReadAll()
+			if err != nil || len(rows) != 1+3 || len(lines) != 3 {
+				t.Fatalf("metrics.csv (%v):\n%s\nmetrics.jsonl: %v", err, rawCSV, lines)
+			}
+			col := slices.Index(rows[0], "val_top5_accuracy")
+			if (col >= 0) != tc.top5 {
+				t.Errorf("metrics.csv's header %q", rows[0])
+			}
+			if got := strings.Contains(out.String(), "val_top5 "); got != tc.top5 {
+				t.Errorf("progress says val_top5: %v, want %v:\n%s", got, tc.top5, out.String())
+			}
+			for i, m := range history {
+				if !tc.top5 {
+					if _, ok := lines[i]["val_top5_accuracy"]; m.ValTop5 != nil || ok {
+						t.Errorf("epoch %d: val_top5_accuracy %v, in metrics.jsonl %v; want none", m.Epoch, m.ValTop5, ok)
+					}
+					continue
+				}
+				if m.ValTop5 == nil || *m.ValTop5 != want[i] {
+					t.Errorf("epoch %d: val_top5_accuracy %v, want %v", m.Epoch, m.ValTop5, want[i])
+				}
+				if v, ok := lines[i]["val_top5_accuracy"].(float64); !ok || v != want[i] {
+					t.Errorf("epoch %d: metrics.jsonl's val_top5_accuracy %v, want %v", m.Epoch, lines[i]["val_top5_accuracy"], want[i])
+				}
+				if col >= 0 {
+					if v, err := strconv.ParseFloat(rows[1+i][col], 64); err != nil || v != want[i] {
+						t.Errorf("epoch %d: metrics.csv's val_top5_accuracy %q, want %v", m.Epoch, rows[1+i][col], want[i])
+					}
+				}
+			}
+			checkTensorBoard(t, dir, history)
+		})
 	}
 }
 
@@ -1072,26 +1229,33 @@ func checkTensorBoard(t *testing.T, runDir string, history []EpochMetrics) {
 		return tags
 	}
 	train, val := view("train"), view("validation")
+	// The AUC (two classes) and the top-5 accuracy (more than 5) are
+	// logged every epoch or never.
+	optional := func(v *float64) float64 {
+		if v == nil { // lost on resume
+			return math.NaN()
+		}
+		return *v
+	}
 	for _, c := range []struct {
 		tags map[string][]point
 		tag  string
 		want func(EpochMetrics) float64
+		has  func(EpochMetrics) bool // nil: every epoch
 	}{
-		{train, "epoch_loss", func(m EpochMetrics) float64 { return m.TrainLoss }},
-		{train, "epoch_accuracy", func(m EpochMetrics) float64 { return m.TrainAcc }},
-		{train, "epoch_learning_rate", func(m EpochMetrics) float64 { return m.LR }},
-		{val, "epoch_loss", func(m EpochMetrics) float64 { return m.ValLoss }},
-		{val, "epoch_accuracy", func(m EpochMetrics) float64 { return m.ValAcc }},
-		{val, "epoch_auc", func(m EpochMetrics) float64 {
-			if m.ValAUC == nil { // lost on resume
-				return math.NaN()
-			}
-			return *m.ValAUC
-		}},
+		{train, "epoch_loss", func(m EpochMetrics) float64 { return m.TrainLoss }, nil},
+		{train, "epoch_accuracy", func(m EpochMetrics) float64 { return m.TrainAcc }, nil},
+		{train, "epoch_learning_rate", func(m EpochMetrics) float64 { return m.LR }, nil},
+		{val, "epoch_loss", func(m EpochMetrics) float64 { return m.ValLoss }, nil},
+		{val, "epoch_accuracy", func(m EpochMetrics) float64 { return m.ValAcc }, nil},
+		{val, "epoch_auc", func(m EpochMetrics) float64 { return optional(m.ValAUC) }, func(m EpochMetrics) bool { return m.ValAUC != nil }},
+		{val, "epoch_top5_accuracy", func(m EpochMetrics) float64 { return optional(m.ValTop5) }, func(m EpochMetrics) bool { return m.ValTop5 != nil }},
 	} {
 		var want []point
 		for _, m := range history {
-			want = append(want, point{int64(m.Epoch - 1), float64(float32(c.want(m)))})
+			if c.has == nil || slices.ContainsFunc(history, c.has) {
+				want = append(want, point{int64(m.Epoch - 1), float64(float32(c.want(m)))})
+			}
 		}
 		if !slices.Equal(c.tags[c.tag], want) {
 			t.Errorf("TensorBoard %s: %v, want %v", c.tag, c.tags[c.tag], want)
@@ -2180,6 +2344,43 @@ func TestTopKAccuracy(t *testing.T) {
 	} {
 		if got := topKAccuracy(tc.scored, tc.k); got != tc.want {
 			t.Errorf("%s: top-%d accuracy %v, want %v", tc.name, tc.k, got, tc.want)
+		}
+	}
+}
+
+// TestSplitScoresTop5: evaluateSplit (training's validation, predict
+// --evaluate) and scoreProbabilities (--evaluate with TTA) give the top-5
+// accuracy of the probabilities they hand to each row, for more than 5
+// classes only, batch boundaries or not.
+func TestSplitScoresTop5(t *testing.T) {
+	for _, classes := range []int{7, 6, 5, 2} {
+		rng := rand.New(rand.NewPCG(4, uint64(classes)))
+		s := randomSplit(rng, 19, 6, classes)
+		h, err := head.New(head.Config{InputDim: 6, Hidden: []int{8}, Classes: classes, Seed: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := []string{"a", "b", "c", "d", "e", "f", "g"}[:classes]
+		var scored []Scored
+		var all []float32
+		record := func(row, pred int, probs []float32) {
+			scored = append(scored, Scored{True: s.Y[row], Pred: pred, Probabilities: probs})
+			all = append(all, probs...)
+		}
+		sc, err := evaluateSplit(h, s, names, 4, record)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := topKAccuracy(scored, 5)
+		if sc.HasTop5 != (classes > 5) || sc.HasTop5 && sc.Top5 != want {
+			t.Errorf("%d classes: evaluateSplit's top-5 accuracy %v (%v), want %v", classes, sc.Top5, sc.HasTop5, want)
+		}
+		sc = scoreProbabilities(tensor.New(tensor.WithShape(s.Len(), classes), tensor.WithBacking(all)), s.Y, names, 0, nil)
+		if sc.HasTop5 != (classes > 5) || sc.HasTop5 && sc.Top5 != want {
+			t.Errorf("%d classes: scoreProbabilities' top-5 accuracy %v (%v), want %v", classes, sc.Top5, sc.HasTop5, want)
+		}
+		if classes > 5 && want == 1 {
+			t.Errorf("%d classes: top-5 accuracy 1, the test tells little", classes)
 		}
 	}
 }

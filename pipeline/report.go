@@ -37,7 +37,10 @@ type EpochMetrics struct {
 	ValAcc    float64 `json:"val_accuracy,omitempty"`
 	// ValAUC is the validation ROC AUC, for two classes (nil otherwise).
 	ValAUC *float64 `json:"val_auc,omitempty"`
-	HasVal bool     `json:"has_validation"`
+	// ValTop5 is the validation top-5 accuracy (topKAccuracy: Keras'
+	// top_k_categorical_accuracy), for more than 5 classes (nil otherwise).
+	ValTop5 *float64 `json:"val_top5_accuracy,omitempty"`
+	HasVal  bool     `json:"has_validation"`
 	// LR is the learning rate the epoch trained with.
 	LR float64 `json:"lr"`
 	// SamplesPerSec is the head's training throughput over the epoch.
@@ -62,17 +65,31 @@ func writeMetrics(runDir string, history []EpochMetrics) error {
 	}
 	b.Reset()
 	w := csv.NewWriter(&b)
-	w.Write([]string{"epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy", "val_auc", "learning_rate", "samples_per_s", "seconds"})
+	// The top-5 accuracy's column only where some epoch has one (more than
+	// 5 classes), as Keras' CSVLogger has a column for a compiled metric.
+	top5 := slices.ContainsFunc(history, func(m EpochMetrics) bool { return m.ValTop5 != nil })
+	header := []string{"epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy", "val_auc"}
+	if top5 {
+		header = append(header, "val_top5_accuracy")
+	}
+	w.Write(append(header, "learning_rate", "samples_per_s", "seconds"))
 	g := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 	for _, m := range history {
-		valLoss, valAcc, valAUC := "", "", "" // empty without them, as Keras leaves them
+		valLoss, valAcc, valAUC, valTop5 := "", "", "", "" // empty without them, as Keras leaves them
 		if m.HasVal {
 			valLoss, valAcc = g(m.ValLoss), g(m.ValAcc)
 		}
 		if m.ValAUC != nil {
 			valAUC = g(*m.ValAUC)
 		}
-		w.Write([]string{strconv.Itoa(m.Epoch), strconv.FormatInt(m.Step, 10), g(m.TrainLoss), g(m.TrainAcc), valLoss, valAcc, valAUC, g(m.LR), g(m.SamplesPerSec), g(m.Seconds)})
+		if m.ValTop5 != nil {
+			valTop5 = g(*m.ValTop5)
+		}
+		row := []string{strconv.Itoa(m.Epoch), strconv.FormatInt(m.Step, 10), g(m.TrainLoss), g(m.TrainAcc), valLoss, valAcc, valAUC}
+		if top5 {
+			row = append(row, valTop5)
+		}
+		w.Write(append(row, g(m.LR), g(m.SamplesPerSec), g(m.Seconds)))
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
@@ -83,7 +100,8 @@ func writeMetrics(runDir string, history []EpochMetrics) error {
 
 // board writes the run's TensorBoard logs as Keras' TensorBoard callback
 // lays them out: <dir>/train and <dir>/validation with the same tags
-// (epoch_loss, epoch_accuracy, epoch_auc; epoch_learning_rate in train), so
+// (epoch_loss, epoch_accuracy, epoch_auc, epoch_top5_accuracy;
+// epoch_learning_rate in train), so
 // that TensorBoard overlays the two, and the 0-based epoch as the step.
 // Each process writes new files, removes the older ones and logs the whole
 // history again (Trainer.report), so epochs a killed run logged or missed
@@ -134,6 +152,9 @@ func (b *board) log(m EpochMetrics) {
 			vals := []tfevents.Scalar{{Tag: "epoch_loss", Value: m.ValLoss}, {Tag: "epoch_accuracy", Value: m.ValAcc}}
 			if m.ValAUC != nil {
 				vals = append(vals, tfevents.Scalar{Tag: "epoch_auc", Value: *m.ValAUC})
+			}
+			if m.ValTop5 != nil {
+				vals = append(vals, tfevents.Scalar{Tag: "epoch_top5_accuracy", Value: *m.ValTop5})
 			}
 			err = b.val.Scalars(step, now, vals...)
 		}

@@ -271,6 +271,9 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 			if sc.HasAUC {
 				m.ValAUC = &sc.AUC
 			}
+			if sc.HasTop5 {
+				m.ValTop5 = &sc.Top5
+			}
 			// The best checkpoint is the lowest val_loss (Keras'
 			// ModelCheckpoint(save_best_only)), min_delta or not; only
 			// early stopping's count needs an improvement by more than it.
@@ -303,6 +306,9 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 				line += " *"
 			}
 			line += fmt.Sprintf("  val_accuracy %.4f", m.ValAcc)
+			if m.ValTop5 != nil {
+				line += fmt.Sprintf("  val_top5 %.4f", *m.ValTop5)
+			}
 			if m.ValAUC != nil {
 				line += fmt.Sprintf("  val_auc %.4f", *m.ValAUC)
 			}
@@ -427,6 +433,10 @@ type splitScores struct {
 	// thresholds and, on one-hot labels, pools both classes' columns.
 	AUC    float64
 	HasAUC bool
+	// Top5 is the top-5 accuracy (topKAccuracy: ties count for the image,
+	// as TensorFlow's in_top_k), for more than 5 classes (HasTop5).
+	Top5    float64
+	HasTop5 bool
 }
 
 // evaluateSplit runs h over the rows of s, batch rows at a time, and scores
@@ -435,8 +445,9 @@ type splitScores struct {
 func evaluateSplit(h *head.Head, s Split, classes []string, batch int, each func(row, pred int, probs []float32)) (splitScores, error) {
 	dim := s.X.Shape()[1]
 	sc := splitScores{Confusion: NewConfusion(classes)}
-	binary := len(classes) == 2
+	binary, topK := len(classes) == 2, len(classes) > 5
 	var p1 []float32 // class 1's probability of each row, for the AUC
+	var top []Scored // each row's label and probabilities, for the top-5 accuracy
 	var loss float64
 	correct := 0
 	idx := make([]int, 0, batch)
@@ -453,7 +464,7 @@ func evaluateSplit(h *head.Head, s Split, classes []string, batch int, each func
 			probs *tensor.Dense
 			err   error
 		)
-		if each != nil || binary {
+		if each != nil || binary || topK {
 			l, c, preds, probs, err = h.EvaluateWithProbs(x, y)
 		} else {
 			l, c, preds, err = h.Evaluate(x, y)
@@ -471,11 +482,17 @@ func evaluateSplit(h *head.Head, s Split, classes []string, batch int, each func
 			if binary {
 				p1 = append(p1, probs.Float32s()[2*i+1])
 			}
+			if topK {
+				top = append(top, Scored{True: y[i], Probabilities: probs.Float32s()[i*len(classes) : (i+1)*len(classes) : (i+1)*len(classes)]})
+			}
 		}
 	}
 	sc.Loss, sc.Accuracy = loss/float64(s.Len()), float64(correct)/float64(s.Len())
 	if binary {
 		sc.AUC, sc.HasAUC = rocAUC(p1, s.Y)
+	}
+	if topK {
+		sc.Top5, sc.HasTop5 = topKAccuracy(top, 5), true
 	}
 	return sc, nil
 }
@@ -588,6 +605,9 @@ func historyToMetrics(h []EpochMetrics, m map[string]float64) {
 		if e.ValAUC != nil {
 			m[p+"val_auc"] = *e.ValAUC
 		}
+		if e.ValTop5 != nil {
+			m[p+"val_top5_accuracy"] = *e.ValTop5
+		}
 	}
 }
 
@@ -605,6 +625,9 @@ func historyFromMetrics(m map[string]float64, epochs int) []EpochMetrics {
 		}
 		if v, ok := m[p+"val_auc"]; ok {
 			em.ValAUC = &v
+		}
+		if v, ok := m[p+"val_top5_accuracy"]; ok {
+			em.ValTop5 = &v
 		}
 		h = append(h, em)
 	}
