@@ -74,7 +74,11 @@
 // Latest returns the newest checkpoint: the one "last" names if it is
 // complete, otherwise the complete checkpoint of the highest step, after
 // removing the leftovers of interrupted saves. Best does the same for
-// "best". LatestIntact returns the checkpoint to resume from: the newest
+// "best". With no checkpoint both return an error wrapping
+// ErrNoCheckpoint, but where step folders whose manifest does not read
+// are there (damaged since: Save leaves none), Latest returns the newest
+// one's error instead, so that a resume does not take damage for a fresh
+// start. LatestIntact returns the checkpoint to resume from: the newest
 // that loads and verifies whole, with the newer ones that do not (damaged
 // since they were written); SetAside renames such a one to
 // corrupt-step-NNNNNN, out of the manager's sight (Keep never deletes it),

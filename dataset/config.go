@@ -32,7 +32,8 @@ type Config struct {
 	// Height and Width of the network input, 224 when zero.
 	Height, Width int
 	// ValidationSplit is the fraction of each class held out for
-	// validation, in [0, 1). The choice depends only on (Seed, path).
+	// validation, in [0, 1), on average: each file is chosen by a hash of
+	// (Seed, path) alone, so a small class may get more, fewer or none.
 	ValidationSplit float64
 	// ValidationRoot, if set, holds the validation images in the same
 	// layout as Root (ValidationRoot/<class>/**/<image>), as in the common

@@ -20,8 +20,9 @@
 //   - Symbolic links are ignored unless FollowSymlinks is set; then each
 //     folder is walked at most once per class (by real path), which stops
 //     loops.
-//   - Scan fails if Root has fewer than two classes or a class has no image
-//     file.
+//   - Scan fails if Root has fewer than Config.MinClasses classes (two, as
+//     training needs, unless set: 1 scores a test folder holding one of a
+//     run's classes) or a class has no image file.
 //
 // # Split and shuffle
 //
@@ -64,7 +65,8 @@
 //     as PIL's convert("RGB") does (a GIF's transparent pixels keep their
 //     colour from the table). Lossy WebPs convert their YCbCr as libwebp
 //     does (chroma upsampling, VP8's limited range): PIL's pixels. Colour,
-//     grey, CMYK and YCCK JPEGs decode with libjpeg-turbo (cgo, linked
+//     grey, CMYK and YCCK JPEGs (not RGB-coded ones, Adobe transform 0,
+//     which Go's decoder reads) decode with libjpeg-turbo (cgo, linked
 //     statically on Linux) with its defaults (accurate integer IDCT, smooth
 //     chroma upsampling), as PIL does: PIL's pixels, bit for bit, and 2-4x
 //     faster than Go's image/jpeg on large photos. 4-component JPEGs decode
@@ -116,7 +118,10 @@
 // class was skipped. [Check] scans and decodes everything once and returns a
 // printable [Summary] (classes, usable images per class and split, skipped
 // files with reasons, files with the same bytes as another, across the
-// split or the classes): what `train --check-data` shows.
+// split or the classes): what `train --check-data` shows. It also returns an
+// error wrapping ErrNoUsableImages for a class with no usable image, or
+// with none for training (the split put them all in validation), which
+// training refuses.
 //
 // # Synthetic data
 //

@@ -122,7 +122,9 @@ func shardBefore(a, b string) bool {
 // Open opens (creating if needed) the cache for key under root, for
 // features of dimension dim. Leftovers of unfinished shards older than
 // staleAge are removed, younger ones ignored; a finished shard that is
-// unreadable or inconsistent is an error naming it.
+// unreadable or inconsistent is an error naming it. key.json is written
+// only when missing or different, so a complete cache on a read-only
+// folder opens.
 func Open(root string, key Key, dim int) (*Cache, error) {
 	return open(root, key, dim, true)
 }
@@ -340,7 +342,9 @@ func (c *Cache) Add(digests [][32]byte, paths []string, feats *tensor.Dense) err
 }
 
 // Get returns the cached features of the given images as one (N, dim)
-// tensor, in their order. Every image must be in the cache.
+// tensor, in their order. Every image must be in the cache. A shard's .npy
+// whose sha256 is not the one its .json recorded (damaged since written)
+// is an error.
 func (c *Cache) Get(digests [][32]byte) (*tensor.Dense, error) {
 	if len(digests) == 0 {
 		return nil, errors.New("feature cache: get: no images")

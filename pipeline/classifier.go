@@ -776,13 +776,16 @@ type Mistake struct {
 
 // Evaluate classifies every image of a labelled folder laid out as for
 // training (one sub-folder per class, named as the classifier's classes;
-// each class must have an image) and scores the predictions against the
-// folders' labels: what Keras' model.evaluate gives, plus the confusion
-// matrix and the mistakes. Features go through the run's feature cache
-// when it is on this machine, so the run's own images, and a folder
-// evaluated before with any checkpoint of the run, cost no backbone pass
-// (the cache gains the new images' features). Unusable images are counted
-// and skipped, as in training.
+// a class without one is listed in Evaluation.Missing and scored with no
+// images, a folder without an image is an error, and so is a folder with
+// none of the classes) and scores the predictions against the folders'
+// labels: what Keras' model.evaluate gives (and, for more than 5 classes,
+// the top-5 accuracy), plus the confusion matrix and the mistakes.
+// Features go through the run's feature cache when it is on this machine,
+// so the run's own images, and a folder evaluated before with any
+// checkpoint of the run, cost no backbone pass (the cache gains the new
+// images' features). Unusable images are counted and skipped, as in
+// training.
 func (c *Classifier) Evaluate(ctx context.Context, root string, batch int) (*Evaluation, error) {
 	if err := c.begin(); err != nil {
 		return nil, err

@@ -31,10 +31,11 @@
 // where ClassifierOptions.Weights says; always checked by their sha256):
 // Predict and PredictFolder classify image files, Decode and PredictPixels
 // images that are not files (an HTTP service batches requests with them),
-// Evaluate scores a labelled folder (Keras' evaluate, plus per-class
-// precision, recall and F1, the confusion matrix and every image's
-// scores); with ClassifierOptions.TTA all of them average each image's
-// probabilities with its mirror image's. Explain computes an image's Grad-CAM heatmap (model/gradcam):
+// Evaluate scores a labelled folder (Keras' evaluate, with the top-5
+// accuracy for more than 5 classes, plus per-class precision, recall and
+// F1, the confusion matrix and every image's scores; a class without a
+// folder there is scored with no images); with ClassifierOptions.TTA all
+// of them average each image's probabilities with its mirror image's. Explain computes an image's Grad-CAM heatmap (model/gradcam):
 // where the backbone's last feature maps hold the evidence for a class.
 // ExportONNX writes the same classifier as an ONNX model (model/onnx),
 // resizing and preprocessing included.

@@ -765,7 +765,8 @@ func NewHead(cfg *configs.Config, inputDim, classes int) (*head.Head, error) {
 // NewOptimizer makes the optimizer train.optimizer names, with its
 // settings, for params. On resume all of them apply as configured, changed
 // or not, but the learning rate, which the checkpoint's replaces unless the
-// optimizer's lr changed (see Train).
+// optimizer's lr differs from the one the checkpoint's run configured (see
+// Train).
 func NewOptimizer(cfg *configs.Config, params []head.Param) (head.Optimizer, error) {
 	switch t := cfg.Train; t.Optimizer {
 	case "adam":

@@ -32,19 +32,25 @@
 // files and folders alike; --json writes JSON Lines instead, for
 // files and folders alike (an object per image: path, predicted,
 // probabilities, as --serve answers; or path and error); --tta averages
-// each image's probabilities with its mirror image's. The backbone weights
-// are those the run was trained with, found where training read them or
-// beside the checkpoints, or given with --weights (checked by their
-// sha256). --evaluate scores the
-// run on a labelled folder laid out as for training: loss, accuracy,
-// per-class precision, recall and F1, the confusion matrix, the most
-// confident mistakes and, with --csv, every image's label, prediction and
+// each image's probabilities with its mirror image's. Ctrl-C (SIGTERM,
+// SIGHUP) stops between batches, a CSV ending with its last whole row.
+// The backbone weights are those the run was trained with, found where
+// training read them or beside the checkpoints, or given with --weights
+// (checked by their sha256). --evaluate scores the run on a labelled
+// folder laid out as for training (a class without a folder there is
+// named and scored with no images): loss, accuracy (and, for more than 5
+// classes, the top-5 accuracy), per-class precision, recall and F1 with
+// their macro and weighted averages, the confusion matrix (for more than
+// 20 classes, its 20 most frequent confusions), the most confident
+// mistakes and, with --csv, every image's label, prediction and
 // probabilities, with --plots the confusion matrix, ROC curve and most
 // confident mistakes drawn.
 // --explain prints each image's probabilities as for single
 // files (folders included) and draws its Grad-CAM heatmap over it, into
 // that folder as <image name>.gradcam.jpg: where the network found the
-// evidence for the predicted class (or --explain-class). --onnx writes the
+// evidence for the predicted class (or --explain-class); a picture wider
+// or taller than a JPEG can be (65535 pixels, a panorama) is scaled down
+// to fit. --onnx writes the
 // run (or, with --weights alone, the network) as an ONNX model (see package
 // gotransfer/model/onnx). --summary prints the run's backbone and head
 // as train --summary prints them.
@@ -63,8 +69,8 @@
 // image's Grad-CAM picture as a JPEG, the prediction in the X-Prediction
 // header. GET /info describes the run, GET /healthz answers "ok" and GET /
 // is a page to try the classifier in a browser. Requests arriving
-// together share a backbone pass (up to --batch images); Ctrl-C or SIGTERM
-// lets those in flight finish (for 30 s at most: then they are cut off and
+// together share a backbone pass (up to --batch images); Ctrl-C, SIGTERM
+// or SIGHUP lets those in flight finish (for 30 s at most: then they are cut off and
 // the command exits 1).
 package main
 
@@ -139,7 +145,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.weights, "weights", "", "ResNet50 weights `file`: the project's .npz, Keras' .h5 or a torchvision .pth (see README), or published weights by name, downloaded once: imagenet (Keras'), IMAGENET1K_V1 or IMAGENET1K_V2 (torchvision's); with --checkpoint, the very file the run was trained with, for a run moved to another machine (default: where training read it, or a file of its name in the run folder)")
 	fs.StringVar(&o.checkpoint, "checkpoint", "", "a trained run's checkpoint `folder` (e.g. runs/cats_dogs/checkpoints/best; a run folder means its best checkpoint): classify with its classes")
-	fs.StringVar(&o.evaluate, "evaluate", "", "with --checkpoint: score the run on this labelled `folder` (one sub-folder per class, as for training) and print loss, accuracy, per-class scores, the confusion matrix and the --top most confident mistakes")
+	fs.StringVar(&o.evaluate, "evaluate", "", "with --checkpoint: score the run on this labelled `folder` (one sub-folder per class, as for training; a class without one is scored with no images) and print loss, accuracy (and, for more than 5 classes, top-5 accuracy), per-class scores and their averages, the confusion matrix (for more than 20 classes, its 20 most frequent confusions) and the --top most confident mistakes")
 	fs.StringVar(&o.serve, "serve", "", "with --checkpoint: answer HTTP requests on this `address` (e.g. :8080): POST an image to /predict for JSON probabilities, to /explain for its Grad-CAM picture; GET /info, /healthz")
 	fs.StringVar(&o.onnxOut, "onnx", "", "export the classifier (with --checkpoint) or the network (with --weights) to this ONNX `file` and exit: decoded RGB images (N, H, W, 3), 0-255, any size, in; probabilities and features out")
 	fs.StringVar(&o.explain, "explain", "", "write a Grad-CAM heatmap of each image, drawn over it, into this `folder` (<image name>.gradcam.jpg): where the network found the evidence for the class (with --checkpoint, the run's; with --weights, ImageNet's)")
@@ -147,7 +153,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.tta, "tta", false, "with --checkpoint: test-time augmentation: each image's probabilities are the mean of its own and its mirror image's (classifying, --evaluate, --serve, --explain's predictions), at twice the backbone's work")
 	fs.BoolVar(&o.jsonOut, "json", false, "with --checkpoint (or --explain): write JSON Lines instead of text or CSV, an object per image: {\"path\", \"predicted\", \"probabilities\": [{\"class\", \"probability\"}, ...]} as --serve answers (every class in label order, or with --top the most probable first; with --explain also \"gradcam\" and \"gradcam_class\"), or {\"path\", \"error\"}")
 	fs.StringVar(&o.plots, "plots", "", "with --evaluate: draw the confusion matrix (confusion.png), for two classes the ROC curve (roc.png), and the most confident mistakes (mistakes.png) into this `folder`")
-	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint: write the predictions as CSV to this `file` (- for stdout; a row per image, files and folders alike) instead of printing them; with --evaluate: write every image's label, prediction and probabilities to it")
+	fs.StringVar(&o.csvOut, "csv", "", "with --checkpoint: write the predictions as CSV to this `file` (- for stdout; a row per image, files and folders alike) instead of printing them; with --evaluate: write every image's label, prediction and probabilities to it (a file: not -)")
 	fs.StringVar(&o.device, "device", "", "where the backbone runs: cpu or cuda (default cpu, or the checkpoint's)")
 	fs.StringVar(&o.preprocess, "preprocess", "", "image preprocessing: caffe or torch (default: what the weights' variant was trained with, caffe for Keras, torch for torchvision)")
 	fs.StringVar(&o.npyIn, "npy", "", "run on this preprocessed NHWC float32 batch (`.npy`) instead of image files")

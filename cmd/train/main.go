@@ -13,11 +13,20 @@
 // the run's config.yaml records the result, so such a run resumes with
 // train --config runs/lr3e-4/config.yaml --resume.
 //
+// Ctrl-C, SIGTERM or SIGHUP (a closed terminal or ssh session; ignored
+// under nohup) stops a training at its next step and saves a checkpoint
+// to --resume from; a second one kills at once.
+//
+// --check-data exits non-zero when a class has no usable image, or none
+// for training (the split put them all in validation), which training
+// refuses; interrupted, it prints no report.
+//
 // --find-lr extracts (or reads) the features as training would, then trains
 // a fresh head for 100 steps while the learning rate grows from 1e-7 to 10,
 // and writes the loss against the rate to lr_find.png and lr_find.csv in
-// the run folder, with a suggested rate (fastai's lr_find,
-// torch-lr-finder); it changes nothing else there.
+// the run folder, with a suggested rate (fastai's lr_find valley, looked
+// for as fastai does, past the first tenth of the steps and before the
+// last 5; torch-lr-finder's steepest fall); it changes nothing else there.
 //
 // See configs/cats_dogs.yaml for every setting.
 package main
