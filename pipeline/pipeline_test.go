@@ -574,12 +574,21 @@ func TestEarlyStopping(t *testing.T) {
 	dir := t.TempDir()
 	tr := newTrainer(t, dir, train, val)
 	tr.Epochs, tr.Patience, tr.MinDelta = 50, 2, 0.01
+	var first bytes.Buffer
+	tr.Progress = NewProgress(&first)
 	h, err := tr.Fit(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(h) >= 50 {
 		t.Fatalf("ran all %d epochs: early stopping never triggered", len(h))
+	}
+	// The stop names the epoch whose val_loss the later ones did not
+	// improve on by more than min_delta (not the best checkpoint's, which
+	// may be lower by less).
+	ref := h[len(h)-1-tr.Patience]
+	if want := fmt.Sprintf("for 2 epochs, since epoch %d's %.4f", ref.Epoch, ref.ValLoss); !strings.Contains(first.String(), want) {
+		t.Errorf("early stopping's line does not say %q:\n%s", want, &first)
 	}
 	// A resume with the same patience trains nothing, and says how to.
 	again := newTrainer(t, dir, train, val)

@@ -136,7 +136,8 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 			return nil, err
 		}
 		// Resuming from a checkpoint: nothing in the run folder may change
-		// until the resume is accepted.
+		// until the resume is accepted (but for the leftovers of killed
+		// writes, removed above: they hold nothing).
 		last, lastErr = mgr.Latest()
 		if opts.Resume && lastErr != nil && !errors.Is(lastErr, checkpoints.ErrNoCheckpoint) {
 			// Damaged checkpoints are no reason to start again from nothing.

@@ -322,7 +322,13 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 			return t.history, err
 		}
 		if t.Patience > 0 && t.wait >= t.Patience {
-			t.Progress.Line("early stopping: val_loss has not improved%s for %d epochs (best %.4f)", byMoreThan(t.MinDelta), t.Patience, t.best)
+			// t.best is what the later epochs had to beat by more than
+			// MinDelta; the best checkpoint's (marked *) may be lower.
+			since := ""
+			if i := slices.IndexFunc(t.history, func(h EpochMetrics) bool { return h.HasVal && h.ValLoss == t.best }); i >= 0 {
+				since = fmt.Sprintf(", since epoch %d's %.4f", t.history[i].Epoch, t.best)
+			}
+			t.Progress.Line("early stopping: val_loss has not improved%s for %d epochs%s", byMoreThan(t.MinDelta), t.Patience, since)
 			break
 		}
 	}
