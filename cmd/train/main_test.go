@@ -234,10 +234,12 @@ func TestInterruptAndResume(t *testing.T) {
 		name  string
 		sig   os.Signal
 		nohup bool // started with SIGHUP ignored
+		twice bool // as a closed terminal sends it: the shell, then the kernel
 	}{
-		{"SIGINT", os.Interrupt, false},
-		{"SIGHUP", syscall.SIGHUP, false},
-		{"SIGHUP under nohup", syscall.SIGHUP, true},
+		{"SIGINT", os.Interrupt, false, false},
+		{"SIGHUP", syscall.SIGHUP, false, false},
+		{"SIGHUP twice", syscall.SIGHUP, false, true},
+		{"SIGHUP under nohup", syscall.SIGHUP, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, cfg := smokeRun(t, 8, 3, "epochs: 3", "epochs: 60")
@@ -263,6 +265,10 @@ func TestInterruptAndResume(t *testing.T) {
 			for sc.Scan() {
 				if strings.HasPrefix(sc.Text(), "epoch 2/60") {
 					cmd.Process.Signal(tc.sig)
+					if tc.twice {
+						time.Sleep(5 * time.Millisecond)
+						cmd.Process.Signal(tc.sig)
+					}
 					if !tc.nohup {
 						break
 					}

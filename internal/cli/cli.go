@@ -167,11 +167,11 @@ func (e UsageError) Error() string { return e.Msg }
 // Usagef returns a UsageError.
 func Usagef(format string, args ...any) error { return UsageError{fmt.Sprintf(format, args...)} }
 
-// StopSignals are the signals that stop a command cleanly (StopContext):
+// stopSignals are the signals that stop a command cleanly (StopContext):
 // Ctrl-C, SIGTERM (docker stop, kill), and SIGHUP (the terminal or ssh
 // session closed) unless the command was started with it ignored (nohup),
 // which it then keeps ignoring.
-func StopSignals() []os.Signal {
+func stopSignals() []os.Signal {
 	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
 	if !signal.Ignored(syscall.SIGHUP) {
 		sigs = append(sigs, syscall.SIGHUP)
@@ -179,15 +179,27 @@ func StopSignals() []os.Signal {
 	return sigs
 }
 
-// StopContext returns a context done at the first of StopSignals, so that
-// the command stops at its next safe point (a training saves a
-// checkpoint); after it the signals act as without a handler, so a second
-// Ctrl-C kills at once. stop releases the signals.
+// StopContext returns a context done at the first of Ctrl-C, SIGTERM and
+// SIGHUP (stopSignals), so that the command stops at its next safe point
+// (a training saves a checkpoint). After it Ctrl-C and SIGTERM act as
+// without a handler, so a second Ctrl-C kills at once; SIGHUP is ignored
+// from then on, as a closed terminal sends it twice (the shell forwards
+// one, the kernel sends another as the shell exits), and the second must
+// not kill the save the first began. stop releases the signals.
 func StopContext() (ctx context.Context, stop context.CancelFunc) {
-	ctx, stop = signal.NotifyContext(context.Background(), StopSignals()...)
+	ctx, stop = context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, stopSignals()...)
 	go func() {
-		<-ctx.Done()
-		stop()
+		select {
+		case <-sigs:
+			// Only after a signal: a process started from this one (a
+			// test's) would inherit the ignored SIGHUP.
+			signal.Ignore(syscall.SIGHUP) // before Stop, which would restore its default
+			stop()
+		case <-ctx.Done():
+		}
+		signal.Stop(sigs)
 	}()
 	return ctx, stop
 }
