@@ -2203,7 +2203,7 @@ func TestResumeRefusesWhenNoManifestReads(t *testing.T) {
 // TestResumeRemovesLeftovers: a run killed while it wrote a file of its
 // folder (backbone.npz: tens of MB) leaves the temporary file; the next
 // training there removes it, but not what --find-lr, which runs beside a
-// training, may be writing.
+// training, or others in its sub-folders may be writing.
 func TestResumeRemovesLeftovers(t *testing.T) {
 	dir := t.TempDir()
 	cfg := tinyRun(t, dir, 4, tinyYAML)
@@ -2212,6 +2212,12 @@ func TestResumeRemovesLeftovers(t *testing.T) {
 		atomicfile.TempPrefix + "backbone.npz-3k2j1": true,
 		atomicfile.TempPrefix + "metrics.jsonl-x9":   true,
 		atomicfile.TempPrefix + "lr_find.png-a1":     false,
+		// A feature cache (or predict's plots) inside the run folder is
+		// written by others meanwhile.
+		filepath.Join("cache", atomicfile.TempPrefix+"shard-1.npy-a2"): false,
+	}
+	if err := os.MkdirAll(filepath.Join(run, "cache"), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	for name := range leftovers {
 		if err := os.WriteFile(filepath.Join(run, name), []byte("half"), 0o644); err != nil {

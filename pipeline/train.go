@@ -621,23 +621,22 @@ func setClassWeights(h *head.Head, cw configs.ClassWeight, train Split, classes 
 const maxClassesNamed = 12
 
 // removeLeftovers removes the temporary files that writes into the run
-// folder killed part-way left (backbone.npz's: tens of MB), but those of
-// the files --find-lr writes: it takes no lock, and may be writing them.
-// The checkpoint manager cleans its own folder.
+// folder killed part-way left (backbone.npz's: tens of MB at full width),
+// but those of the files --find-lr writes: it takes no lock, and may be
+// writing them. Only the folder itself: the checkpoint manager cleans its
+// own, and a feature cache (or predict's plots) may live in a sub-folder,
+// written by others meanwhile.
 func removeLeftovers(runDir string) {
-	filepath.WalkDir(runDir, func(path string, d fs.DirEntry, err error) error {
-		switch name := d.Name(); {
-		case err != nil:
-			return nil
-		case d.IsDir() && path != runDir && name == "checkpoints":
-			return filepath.SkipDir
-		case !d.Type().IsRegular() || !strings.HasPrefix(name, atomicfile.TempPrefix) || strings.HasPrefix(name, atomicfile.TempPrefix+"lr_find."):
-			return nil
+	entries, err := os.ReadDir(runDir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if name := e.Name(); e.Type().IsRegular() && strings.HasPrefix(name, atomicfile.TempPrefix) && !strings.HasPrefix(name, atomicfile.TempPrefix+"lr_find.") {
+			slog.Info("removing leftover of an interrupted write", "path", filepath.Join(runDir, name))
+			os.Remove(filepath.Join(runDir, name))
 		}
-		slog.Info("removing leftover of an interrupted write", "path", path)
-		os.Remove(path)
-		return nil
-	})
+	}
 }
 
 // prepareRunDir creates the run folder and saves the configuration in it.
