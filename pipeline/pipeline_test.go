@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -1690,6 +1692,49 @@ func TestResumeWithMovedData(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "data.dir changed from") {
 		t.Errorf("the resume did not list the data's new place:\n%s", &out)
+	}
+}
+
+// TestResumeWithMovedDataBeforeImageDigests: a checkpoint from before runs
+// recorded their images' sha256 cannot vouch for a moved data folder: the
+// resume is refused, saying where the data was.
+func TestResumeWithMovedDataBeforeImageDigests(t *testing.T) {
+	dir := t.TempDir()
+	cfg := tinyRun(t, dir, 4, tinyYAML)
+	steps, err := filepath.Glob(filepath.Join(dir, "run", "checkpoints", "step-*"))
+	if err != nil || len(steps) == 0 {
+		t.Fatalf("checkpoints %q: %v", steps, err)
+	}
+	for _, step := range steps { // as such a checkpoint was written
+		var run, man map[string]any
+		rewrite := func(name string, v *map[string]any, edit func()) []byte {
+			raw, err := os.ReadFile(filepath.Join(step, name))
+			if err == nil {
+				err = json.Unmarshal(raw, v)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			edit()
+			if raw, err = json.Marshal(*v); err == nil {
+				err = os.WriteFile(filepath.Join(step, name), raw, 0o644)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return raw
+		}
+		raw := rewrite(checkpoints.RunFile, &run, func() { delete(run, "images_sha256") })
+		sum := sha256.Sum256(raw)
+		rewrite("manifest.json", &man, func() { man["run_sha256"] = hex.EncodeToString(sum[:]) })
+	}
+	if err := os.Rename(filepath.Join(dir, "data"), filepath.Join(dir, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Data.Dir, cfg.Train.Epochs = filepath.Join(dir, "moved"), 2
+	_, err = Train(context.Background(), cfg, Options{Resume: true, Out: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "put data.dir back at "+filepath.Join(dir, "data")) {
+		t.Fatalf("resume of a checkpoint without image digests, data moved: %v", err)
 	}
 }
 

@@ -370,6 +370,11 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 					return nil, fmt.Errorf("resume: checkpoint %s was written with another configuration%s (start a new run folder for a new configuration)", last.Dir, refused)
 				}
 			}
+			if was.Data == "" && was.Config != nil && (was.Config.Data.Dir != cfg.Data.Dir || was.Config.Data.ValidationDir != cfg.Data.ValidationDir) {
+				// Moved data folders are accepted on the images' digest,
+				// which checkpoints from before it was recorded lack.
+				return nil, fmt.Errorf("resume: checkpoint %s does not record its images' sha256, so they cannot move: put data.dir back at %s (data.validation_dir %q)", last.Dir, was.Config.Data.Dir, was.Config.Data.ValidationDir)
+			}
 			if was.Data != "" && was.Data != run.Data {
 				return nil, fmt.Errorf("resume: the images changed since checkpoint %s (%d training and %d validation images then, %d and %d now, or some differ): "+
 					"the run could not go on as it would have; put the images back as they were, or train a new run (another run.dir)",
