@@ -2527,3 +2527,24 @@ func TestManyClassesLines(t *testing.T) {
 		}
 	}
 }
+
+func TestLowestValLoss(t *testing.T) {
+	h := []EpochMetrics{{Epoch: 1, ValLoss: 0.5, HasVal: true}, {Epoch: 2, HasVal: false}, {Epoch: 3, ValLoss: 0.4, HasVal: true}}
+	for _, tc := range []struct {
+		history []EpochMetrics
+		loss    float64
+		want    bool
+	}{
+		{nil, 0.7, true},
+		{h, 0.3, true},
+		{h, 0.4, false}, // a tie: the earlier epoch stays the best
+		{h, 0.45, false},
+		{h, math.NaN(), false},
+		{nil, math.NaN(), false},
+		{h, math.Inf(-1), true},
+	} {
+		if got := lowestValLoss(tc.history, tc.loss); got != tc.want {
+			t.Errorf("lowestValLoss(%d epochs, %v) = %v, want %v", len(tc.history), tc.loss, got, tc.want)
+		}
+	}
+}

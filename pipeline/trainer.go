@@ -166,6 +166,13 @@ func (t *Trainer) Resume(ck *checkpoints.Checkpoint) error {
 	return nil
 }
 
+// lowestValLoss reports whether loss is below every val_loss of history:
+// a new best checkpoint (ties go to the earlier epoch, as Manager.Best;
+// NaN never is, as Best passes it over).
+func lowestValLoss(history []EpochMetrics, loss float64) bool {
+	return !math.IsNaN(loss) && !slices.ContainsFunc(history, func(h EpochMetrics) bool { return h.HasVal && h.ValLoss <= loss })
+}
+
 // Fit runs the remaining epochs. It returns the metrics of every epoch,
 // those before a resume included.
 func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
@@ -277,7 +284,7 @@ func (t *Trainer) Fit(ctx context.Context) ([]EpochMetrics, error) {
 			// The best checkpoint is the lowest val_loss (Keras'
 			// ModelCheckpoint(save_best_only)), min_delta or not; only
 			// early stopping's count needs an improvement by more than it.
-			newBest = !slices.ContainsFunc(t.history, func(h EpochMetrics) bool { return h.HasVal && h.ValLoss <= loss })
+			newBest = lowestValLoss(t.history, loss)
 			if loss < t.best-t.MinDelta {
 				t.best, t.wait = loss, 0
 			} else {
