@@ -298,7 +298,7 @@ func (m *Manager) Latest() (Info, error) {
 	}
 	if len(infos) == 0 {
 		if err := m.newestUnreadable(); err != nil {
-			return Info{}, fmt.Errorf("checkpoint manager %s: no checkpoint whose manifest reads: the newest: %w", m.dir, err)
+			return Info{}, fmt.Errorf("checkpoint manager %s: no checkpoint whose manifest reads (damaged since written; move them away to start again from nothing): the newest: %w", m.dir, err)
 		}
 		return Info{}, fmt.Errorf("checkpoint manager %s: %w", m.dir, ErrNoCheckpoint)
 	}

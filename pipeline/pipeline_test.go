@@ -2340,7 +2340,7 @@ func TestConfusionAverages(t *testing.T) {
 // it is.
 func TestConfusionShown(t *testing.T) {
 	many := NewConfusion(nil)
-	for i := range MaxMatrixClasses + 1 {
+	for i := range maxMatrixClasses + 1 {
 		many.Classes = append(many.Classes, fmt.Sprintf("class %02d", i))
 	}
 	many = NewConfusion(many.Classes)

@@ -291,20 +291,20 @@ func (c *Confusion) WriteTo(w io.Writer) (int64, error) {
 	return int64(n), err
 }
 
-// MaxMatrixClasses is the most classes whose confusion matrix WriteShown
+// maxMatrixClasses is the most classes whose confusion matrix WriteShown
 // prints as a table: more make lines too wide to read (120 classes, 1,600
 // columns), and their most frequent confusions are printed instead.
-const MaxMatrixClasses = 20
+const maxMatrixClasses = 20
 
 // maxConfusionsShown is how many confusions WriteShown lists.
 const maxConfusionsShown = 20
 
 // WriteShown prints the matrix for a terminal: as WriteTo does, or, for
-// more than MaxMatrixClasses classes, the most frequent confusions (the
+// more than maxMatrixClasses classes, the most frequent confusions (the
 // cells off the diagonal with the most images), each with its share of
 // the true class's images.
 func (c *Confusion) WriteShown(w io.Writer) error {
-	if len(c.Classes) <= MaxMatrixClasses {
+	if len(c.Classes) <= maxMatrixClasses {
 		_, err := c.WriteTo(w)
 		return err
 	}

@@ -141,7 +141,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		last, lastErr = mgr.Latest()
 		if opts.Resume && lastErr != nil && !errors.Is(lastErr, checkpoints.ErrNoCheckpoint) {
 			// Damaged checkpoints are no reason to start again from nothing.
-			return nil, fmt.Errorf("resume: %w (move the damaged checkpoints away to train again from the start)", lastErr)
+			return nil, fmt.Errorf("resume: %w", lastErr)
 		}
 	}
 	resuming := opts.Resume && lastErr == nil
@@ -270,7 +270,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	}
 	all := append(append([]dataset.Sample(nil), idx.Train...), idx.Validation...)
 	progress.Line("data: %d classes %s, %d training and %d validation images; feature cache %s (%d images cached)",
-		len(idx.Classes), texttable.List(idx.Classes, maxClassesNamed), len(idx.Train), len(idx.Validation), cache.Dir(), cache.Len())
+		len(idx.Classes), texttable.List(idx.Classes, MaxClassesNamed), len(idx.Train), len(idx.Validation), cache.Dir(), cache.Len())
 	if ign := idx.IgnoredString(); ign != "" {
 		progress.Line("not read, as not images by their extension: %s", ign)
 	}
@@ -361,9 +361,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		switch {
 		case errors.Is(lastErr, checkpoints.ErrNoCheckpoint):
 			progress.Line("resume: no checkpoint in %s yet, starting from the beginning", ckDir)
-		case lastErr != nil:
-			return nil, lastErr
-		default:
+		default: // any other error of Latest's was returned above
 			ck := resumeFrom
 			if ck.Manifest.ConfigHash != cfg.Hash() {
 				if refused, ok := hashRefusals(was.Config, cfg); !ok {
@@ -460,15 +458,11 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		if err := atomicfile.WriteFile(filepath.Join(runDir, "confusion.txt"), []byte(b.String())); err != nil {
 			return nil, err
 		}
-		shown := b.String()
-		if len(conf.Classes) > MaxMatrixClasses { // the matrix stays in the file
-			var s strings.Builder
-			conf.WriteShown(&s)
-			s.WriteString("\n")
-			conf.WriteScores(&s)
-			shown = s.String()
-		}
-		progress.Line("validation confusion matrix (rows: true class) and scores:\n%s", strings.TrimRight(shown, "\n"))
+		var shown strings.Builder // the same, the matrix as a terminal takes it
+		conf.WriteShown(&shown)
+		shown.WriteString("\n")
+		conf.WriteScores(&shown)
+		progress.Line("validation confusion matrix (rows: true class) and scores:\n%s", strings.TrimRight(shown.String(), "\n"))
 		res.Confusion = conf
 	}
 	if best, err := mgr.Best(); err == nil {
@@ -608,7 +602,7 @@ func setClassWeights(h *head.Head, cw configs.ClassWeight, train Split, classes 
 		return fmt.Errorf("train.class_weight: %w", err)
 	}
 	weight := func(k int) string { return fmt.Sprintf("%s %.4g (%d examples)", classes[k], ws[k], counts[k]) }
-	if len(ws) > maxClassesNamed {
+	if len(ws) > MaxClassesNamed {
 		lo := slices.Index(ws, slices.Min(ws))
 		hi := slices.Index(ws, slices.Max(ws))
 		progress.Line("class weights (%s) of %d classes: from %s to %s", cw, len(ws), weight(lo), weight(hi))
@@ -622,8 +616,9 @@ func setClassWeights(h *head.Head, cw configs.ClassWeight, train Split, classes 
 	return nil
 }
 
-// maxClassesNamed is the most classes a line names one by one.
-const maxClassesNamed = 12
+// MaxClassesNamed is the most classes a line of output names one by one
+// (texttable.List).
+const MaxClassesNamed = 12
 
 // removeLeftovers removes the temporary files that writes into the run
 // folder killed part-way left (backbone.npz's: tens of MB at full width),

@@ -549,7 +549,7 @@ func serve(ctx context.Context, o *options, stdout io.Writer) error {
 	go s.run(classify)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "serving %s (classes %s) on %s: POST an image to /predict or /explain, or open it in a browser\n", c.Checkpoint, texttable.List(c.Classes, 12), serverURL(ln.Addr()))
+	fmt.Fprintf(stdout, "serving %s (classes %s) on %s: POST an image to /predict or /explain, or open it in a browser\n", c.Checkpoint, texttable.List(c.Classes, pipeline.MaxClassesNamed), serverURL(ln.Addr()))
 	select {
 	case err := <-served:
 		return err
