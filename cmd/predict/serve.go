@@ -559,6 +559,7 @@ func serve(ctx context.Context, o *options, stdout io.Writer) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdown); errors.Is(err, context.DeadlineExceeded) {
+		srv.Close() // Shutdown leaves them open when its time is up
 		return fmt.Errorf("shut down with requests still in flight after %v (an upload still arriving, or a long queue): they were cut off", shutdownTimeout)
 	} else if err != nil {
 		return err

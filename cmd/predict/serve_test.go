@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/jpeg"
@@ -489,6 +490,11 @@ func TestServeShutdownCutsOff(t *testing.T) {
 	cancel()
 	if err := stopped(t, done); err == nil || !strings.Contains(err.Error(), "requests still in flight") {
 		t.Fatalf("serve stopped with %v, want one saying requests were cut off", err)
+	}
+	// Cut off indeed: the connection is closed, not left to the process's end.
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the stalled upload's connection is still open after the shutdown (%v)", err)
 	}
 }
 
