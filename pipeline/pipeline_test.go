@@ -1424,6 +1424,40 @@ run: {dir: run}
 	}
 }
 
+// TestResumeNamesImagesReadNow: a file the run skipped (skipped.jsonl)
+// that is read now changes the images, and the refusal names it: after an
+// upgrade that decodes files the earlier build could not (a CMYK 4:2:0
+// JPEG), the user changed nothing, and "put the images back as they were"
+// alone left them guessing.
+func TestResumeNamesImagesReadNow(t *testing.T) {
+	dir := t.TempDir()
+	cfg := tinyConfig(t, dir, 6, tinyYAML)
+	late := filepath.Join(dir, "data", "dogs", "late.jpg")
+	if err := os.WriteFile(late, []byte("not a jpeg yet"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := Train(ctx, cfg, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	jpegs, _ := filepath.Glob(filepath.Join(dir, "data", "dogs", "*.jpg"))
+	var raw []byte
+	for _, f := range jpegs {
+		if f != late {
+			raw, _ = os.ReadFile(f)
+			break
+		}
+	}
+	if err := os.WriteFile(late, raw, 0o644); err != nil { // read now
+		t.Fatal(err)
+	}
+	cfg.Train.Epochs = 2
+	_, err := Train(ctx, cfg, Options{Resume: true})
+	if err == nil || !strings.Contains(err.Error(), "the images changed since checkpoint") || !strings.Contains(err.Error(), "dogs/late.jpg") || !strings.Contains(err.Error(), "skipped") {
+		t.Fatalf("resume with a skipped file read now: %v, want the refusal naming dogs/late.jpg as skipped before", err)
+	}
+}
+
 // TestROCAUC holds rocAUC against counting every (positive, negative) pair,
 // ties counting half.
 func TestROCAUC(t *testing.T) {

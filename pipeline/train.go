@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -374,9 +375,14 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 				return nil, fmt.Errorf("resume: checkpoint %s does not record its images' sha256, so they cannot move: put data.dir back at %s (data.validation_dir %q)", last.Dir, was.Config.Data.Dir, was.Config.Data.ValidationDir)
 			}
 			if was.Data != "" && was.Data != run.Data {
+				readNow := ""
+				if names := readNowSkippedBefore(runDir, kept); len(names) > 0 {
+					readNow = fmt.Sprintf("; %d file(s) the run skipped are read now (this build decodes what an older one could not, or they were replaced): %s; with them moved out of the data folder, it resumes",
+						len(names), texttable.List(names, maxClassesNamed))
+				}
 				return nil, fmt.Errorf("resume: the images changed since checkpoint %s (%d training and %d validation images then, %d and %d now, or some differ): "+
-					"the run could not go on as it would have; put the images back as they were, or train a new run (another run.dir)",
-					last.Dir, was.TrainExamples, was.ValExamples, run.TrainExamples, run.ValExamples)
+					"the run could not go on as it would have; put the images back as they were, or train a new run (another run.dir)%s",
+					last.Dir, was.TrainExamples, was.ValExamples, run.TrainExamples, run.ValExamples, readNow)
 			}
 			if was.Features != "" && was.Features != run.Features {
 				slog.Warn("resume: the same images, but their cached features are not the bits the checkpoint trained on (the feature cache was computed again, e.g. with another backbone.batch): the run goes on, but will not end byte for byte as an uninterrupted one", "checkpoint", last.Dir)
@@ -916,6 +922,28 @@ func splitFeatures(idx *dataset.Index, kept []dataset.Sample, feats *tensor.Dens
 		val.X = denseRows(vx, dim)
 	}
 	return train, val, nil
+}
+
+// readNowSkippedBefore returns the paths of the usable files kept that the
+// run folder's skipped.jsonl, written by the start the checkpoints come
+// from, lists as skipped, each with the reason then.
+func readNowSkippedBefore(runDir string, kept []dataset.Sample) []string {
+	raw, err := os.ReadFile(filepath.Join(runDir, "skipped.jsonl"))
+	if err != nil {
+		return nil
+	}
+	usable := make(map[string]bool, len(kept))
+	for _, s := range kept {
+		usable[s.Path] = true
+	}
+	var names []string
+	for line := range bytes.Lines(raw) {
+		var s dataset.Skip
+		if json.Unmarshal(line, &s) == nil && usable[s.Path] {
+			names = append(names, fmt.Sprintf("%s (%s)", s.Path, s.Reason))
+		}
+	}
+	return names
 }
 
 // writeSkips saves the skipped files' report in the run folder.
