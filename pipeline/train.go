@@ -378,7 +378,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 				readNow := ""
 				if names := readNowSkippedBefore(runDir, kept); len(names) > 0 {
 					readNow = fmt.Sprintf("; %d file(s) the run skipped are read now (this build decodes what an older one could not, or they were replaced): %s; with them moved out of the data folder, it resumes",
-						len(names), texttable.List(names, maxClassesNamed))
+						len(names), texttable.List(names, MaxClassesNamed))
 				}
 				return nil, fmt.Errorf("resume: the images changed since checkpoint %s (%d training and %d validation images then, %d and %d now, or some differ): "+
 					"the run could not go on as it would have; put the images back as they were, or train a new run (another run.dir)%s",
