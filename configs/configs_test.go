@@ -700,6 +700,8 @@ func TestCheckedByContent(t *testing.T) {
 		{Change{Path: "data.validation_dir", From: `"/a/v"`, To: `"/b/v"`}, true},
 		{Change{Path: "data.validation_dir", From: `""`, To: `"/b/v"`}, false}, // a split for a folder
 		{Change{Path: "data.image_size", From: `[224 224]`, To: `[160 160]`}, false},
+		{Change{Path: "data.classes", From: `[]`, To: `["cats" "dogs"]`}, true},
+		{Change{Path: "data.max_pixels", From: `50000000`, To: `80000000`}, true},
 	} {
 		if got := tc.c.CheckedByContent(); got != tc.want {
 			t.Errorf("%v: CheckedByContent = %v, want %v", tc.c, got, tc.want)

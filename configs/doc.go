@@ -57,8 +57,9 @@
 // number of workers), the backbone (but device and batch size) and the head.
 // Training settings may change (more epochs, say), and so may locations:
 // paths enter the hash by their last element only, and a weights file or
-// data folder moved under another name is left to the pipeline to compare
-// by content (Change.CheckedByContent). Settings added since
+// data folder moved under another name, and the classes listed or the
+// pixel limit changed, are left to the pipeline to compare by content
+// (Change.CheckedByContent). Settings added since
 // (data.flip_augmentation, data.crop_augmentation, head.dropout, ...) enter
 // it only when on, so that runs begun before they existed still resume. Diff lists every setting
 // that differs between two configurations, in words ("head.layers changed

@@ -138,13 +138,17 @@ type Change struct {
 // the run checks what the setting names by content, not by value: the
 // backbone weights moved, renamed, or named (imagenet) rather than given
 // as a file, or the reverse, whose sha256 the pipeline compares with the
-// checkpoint's; a data folder moved, whose images' sha256s, labels and
-// split the pipeline compares with the checkpoint's. Random weights for a
+// checkpoint's; a data folder moved, or the classes listed or the pixel
+// limit changed, whose images' sha256s, labels and split (which files
+// train, with which labels) the pipeline compares with the checkpoint's. Random weights for a
 // file, a validation folder for a split, or the reverse, are not.
 func (c Change) CheckedByContent() bool {
 	switch c.Path {
 	case "backbone.weights", "data.dir", "data.validation_dir":
 		return c.From != `""` && c.To != `""`
+	case "data.classes", "data.max_pixels":
+		// Which files train, with which labels: the images' digest.
+		return true
 	}
 	return false
 }

@@ -1729,6 +1729,24 @@ func TestResumeWithMovedData(t *testing.T) {
 	}
 }
 
+// TestResumeWithClassesListed: listing the classes the folders give, in
+// their order, or raising the pixel limit where no image is over it,
+// changes no image the run trains on, and resumes; listing them in
+// another order changes the labels, and is refused.
+func TestResumeWithClassesListed(t *testing.T) {
+	dir := t.TempDir()
+	cfg := tinyRun(t, dir, 4, tinyYAML)
+	cfg.Train.Epochs = 2
+	cfg.Data.Classes = []string{"dogs", "cats"}
+	if _, err := Train(context.Background(), cfg, Options{Resume: true, Out: io.Discard}); err == nil || !strings.Contains(err.Error(), "the images changed") {
+		t.Errorf("resume with the classes in another order: %v", err)
+	}
+	cfg.Data.Classes, cfg.Data.MaxPixels = []string{"cats", "dogs"}, 2*cfg.Data.MaxPixels
+	if res, err := Train(context.Background(), cfg, Options{Resume: true, Out: io.Discard}); err != nil || len(res.History) != 2 {
+		t.Errorf("resume with the classes listed as found: %v", err)
+	}
+}
+
 // TestResumeWithMovedDataBeforeImageDigests: a checkpoint from before runs
 // recorded their images' sha256 cannot vouch for a moved data folder: the
 // resume is refused, saying where the data was.
