@@ -1785,8 +1785,17 @@ func TestResumeWithMovedDataBeforeImageDigests(t *testing.T) {
 	}
 	cfg.Data.Dir, cfg.Train.Epochs = filepath.Join(dir, "moved"), 2
 	_, err = Train(context.Background(), cfg, Options{Resume: true, Out: io.Discard})
-	if err == nil || !strings.Contains(err.Error(), "put data.dir back at "+filepath.Join(dir, "data")) {
+	if err == nil || !strings.Contains(err.Error(), "data.dir was "+filepath.Join(dir, "data")) {
 		t.Fatalf("resume of a checkpoint without image digests, data moved: %v", err)
+	}
+	// Nor may its classes be listed.
+	if err := os.Rename(filepath.Join(dir, "moved"), filepath.Join(dir, "data")); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Data.Dir, cfg.Data.Classes = filepath.Join(dir, "data"), []string{"cats", "dogs"}
+	_, err = Train(context.Background(), cfg, Options{Resume: true, Out: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "data.classes changed") {
+		t.Fatalf("resume of a checkpoint without image digests, classes listed: %v", err)
 	}
 }
 

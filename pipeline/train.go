@@ -369,10 +369,18 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 					return nil, fmt.Errorf("resume: checkpoint %s was written with another configuration%s (start a new run folder for a new configuration)", last.Dir, refused)
 				}
 			}
-			if was.Data == "" && was.Config != nil && (was.Config.Data.Dir != cfg.Data.Dir || was.Config.Data.ValidationDir != cfg.Data.ValidationDir) {
-				// Moved data folders are accepted on the images' digest,
+			if was.Data == "" && was.Config != nil {
+				// Data settings changed are accepted on the images' digest,
 				// which checkpoints from before it was recorded lack.
-				return nil, fmt.Errorf("resume: checkpoint %s does not record its images' sha256, so they cannot move: put data.dir back at %s (data.validation_dir %q)", last.Dir, was.Config.Data.Dir, was.Config.Data.ValidationDir)
+				var changed []string
+				for _, c := range configs.Diff(was.Config, cfg) {
+					if c.CheckedByContent() && strings.HasPrefix(c.Path, "data.") {
+						changed = append(changed, c.String())
+					}
+				}
+				if len(changed) > 0 {
+					return nil, fmt.Errorf("resume: checkpoint %s does not record its images' sha256, so its data settings cannot change: %s (put them back: data.dir was %s)", last.Dir, strings.Join(changed, "; "), was.Config.Data.Dir)
+				}
 			}
 			if was.Data != "" && was.Data != run.Data {
 				readNow := ""
