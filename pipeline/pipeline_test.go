@@ -13,6 +13,7 @@ import (
 	"image"
 	pngpkg "image/png"
 	"io"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -1453,8 +1454,51 @@ func TestResumeNamesImagesReadNow(t *testing.T) {
 	}
 	cfg.Train.Epochs = 2
 	_, err := Train(ctx, cfg, Options{Resume: true})
-	if err == nil || !strings.Contains(err.Error(), "the images changed since checkpoint") || !strings.Contains(err.Error(), "dogs/late.jpg") || !strings.Contains(err.Error(), "skipped") {
+	if err == nil || !strings.Contains(err.Error(), "the images changed since checkpoint") || !strings.Contains(err.Error(), "dogs/late.jpg") ||
+		!strings.Contains(err.Error(), "skipped") || !strings.Contains(err.Error(), "with them moved out of the data folder, it resumes") {
 		t.Fatalf("resume with a skipped file read now: %v, want the refusal naming dogs/late.jpg as skipped before", err)
+	}
+	// With another image added too, moving the file out would not do:
+	// the refusal does not say it would.
+	if err := os.WriteFile(filepath.Join(dir, "data", "cats", "added.jpg"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Train(ctx, cfg, Options{Resume: true}); err == nil || !strings.Contains(err.Error(), "dogs/late.jpg") || strings.Contains(err.Error(), "it resumes") {
+		t.Fatalf("resume with a skipped file read now and an image added: %v", err)
+	}
+	// The skipped files' report is the checkpoint's still: refused
+	// resumes do not rewrite it.
+	if report, _ := os.ReadFile(filepath.Join(cfg.Run.Dir, "skipped.jsonl")); !strings.Contains(string(report), "dogs/late.jpg") {
+		t.Errorf("skipped.jsonl after refused resumes: %q", report)
+	}
+	// Both out of the way, the resume goes on, and the report of what it
+	// skipped (nothing) replaces the old one.
+	for _, f := range []string{late, filepath.Join(dir, "data", "cats", "added.jpg")} {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Train(ctx, cfg, Options{Resume: true, Out: io.Discard}); err != nil {
+		t.Fatalf("resume with the files moved out: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Run.Dir, "skipped.jsonl")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("skipped.jsonl of an earlier start left beside a resume that skipped nothing (%v)", err)
+	}
+}
+
+// TestResumeNamesMaxPixels: a resume refused because a raised pixel limit
+// lets files in says so.
+func TestResumeNamesMaxPixels(t *testing.T) {
+	dir := t.TempDir()
+	cfg := tinyConfig(t, dir, 6, tinyYAML)
+	cfg.Data.MaxPixels = 250 * 250 // the synthetic images are 96 to 512 pixels a side
+	ctx := context.Background()
+	if _, err := Train(ctx, cfg, Options{Out: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Data.MaxPixels, cfg.Train.Epochs = 1<<30, 2
+	if _, err := Train(ctx, cfg, Options{Resume: true, Out: io.Discard}); err == nil || !strings.Contains(err.Error(), "data.max_pixels changed from 62500 to 1073741824") {
+		t.Fatalf("resume with max_pixels raised: %v", err)
 	}
 }
 
@@ -1738,8 +1782,20 @@ func TestResumeWithClassesListed(t *testing.T) {
 	cfg := tinyRun(t, dir, 4, tinyYAML)
 	cfg.Train.Epochs = 2
 	cfg.Data.Classes = []string{"dogs", "cats"}
-	if _, err := Train(context.Background(), cfg, Options{Resume: true, Out: io.Discard}); err == nil || !strings.Contains(err.Error(), "the images changed") {
+	if _, err := Train(context.Background(), cfg, Options{Resume: true, Out: io.Discard}); err == nil || !strings.Contains(err.Error(), `the classes are ["dogs" "cats"]`) {
 		t.Errorf("resume with the classes in another order: %v", err)
+	}
+	// A class folder renamed: the same images, labels and split, but the
+	// checkpoints would name the class two ways.
+	if err := os.Rename(filepath.Join(dir, "data", "cats"), filepath.Join(dir, "data", "kittens")); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Data.Classes = nil
+	if _, err := Train(context.Background(), cfg, Options{Resume: true, Out: io.Discard}); err == nil || !strings.Contains(err.Error(), `the classes are ["dogs" "kittens"]`) {
+		t.Errorf("resume with a class folder renamed: %v", err)
+	}
+	if err := os.Rename(filepath.Join(dir, "data", "kittens"), filepath.Join(dir, "data", "cats")); err != nil {
+		t.Fatal(err)
 	}
 	cfg.Data.Classes, cfg.Data.MaxPixels = []string{"cats", "dogs"}, 2*cfg.Data.MaxPixels
 	if res, err := Train(context.Background(), cfg, Options{Resume: true, Out: io.Discard}); err != nil || len(res.History) != 2 {

@@ -180,6 +180,20 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 			} else {
 				applied = append(applied, changed...)
 			}
+			if was.Data == "" {
+				// Data settings changed are accepted on the images'
+				// digest, which checkpoints from before it was recorded
+				// lack.
+				var changed []string
+				for _, c := range configs.Diff(was.Config, cfg) {
+					if c.CheckedByContent() && strings.HasPrefix(c.Path, "data.") {
+						changed = append(changed, c.String())
+					}
+				}
+				if len(changed) > 0 {
+					return nil, fmt.Errorf("resume: checkpoint %s does not record its images' sha256, so its data settings cannot change: %s (put them back: data.dir was %s)", last.Dir, strings.Join(changed, "; "), was.Config.Data.Dir)
+				}
+			}
 		}
 	}
 	if len(applied) > 0 {
@@ -202,6 +216,11 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 		return nil, err
 	}
 	// Known now, before the weights load and the features are extracted.
+	if resuming && !slices.Equal(resumeFrom.Manifest.Classes, idx.Classes) {
+		// The images' digest knows labels by number: names renamed or
+		// listed in another order would pass it.
+		return nil, fmt.Errorf("resume: the classes are %q, checkpoint %s's are %q: put the class folders (or data.classes) back as they were, or train a new run (another run.dir)", idx.Classes, last.Dir, resumeFrom.Manifest.Classes)
+	}
 	if n := len(cfg.Train.ClassWeight.Weights); n > 0 && n != len(idx.Classes) {
 		return nil, fmt.Errorf("%s: train.class_weight: %d weights for the %d classes %q: want one per class, in this order", cfg.File, n, len(idx.Classes), idx.Classes)
 	}
@@ -277,7 +296,7 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	}
 	extractStart := time.Now()
 	kept, digests, feats, err := extract(ctx, cfg, dcfg, bb, cache, all, nil, skips, "features", progress)
-	if (err != nil || !resuming) && !finding {
+	if !resuming && !finding { // a resume's once it is accepted
 		writeSkips(runDir, skips)
 	}
 	if err != nil {
@@ -369,24 +388,22 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 					return nil, fmt.Errorf("resume: checkpoint %s was written with another configuration%s (start a new run folder for a new configuration)", last.Dir, refused)
 				}
 			}
-			if was.Data == "" && was.Config != nil {
-				// Data settings changed are accepted on the images' digest,
-				// which checkpoints from before it was recorded lack.
-				var changed []string
-				for _, c := range configs.Diff(was.Config, cfg) {
-					if c.CheckedByContent() && strings.HasPrefix(c.Path, "data.") {
-						changed = append(changed, c.String())
-					}
-				}
-				if len(changed) > 0 {
-					return nil, fmt.Errorf("resume: checkpoint %s does not record its images' sha256, so its data settings cannot change: %s (put them back: data.dir was %s)", last.Dir, strings.Join(changed, "; "), was.Config.Data.Dir)
-				}
-			}
 			if was.Data != "" && was.Data != run.Data {
 				readNow := ""
-				if names := readNowSkippedBefore(runDir, kept); len(names) > 0 {
-					readNow = fmt.Sprintf("; %d file(s) the run skipped are read now (this build decodes what an older one could not, or they were replaced): %s; with them moved out of the data folder, it resumes",
+				if skipped := readNowSkippedBefore(runDir, kept); len(skipped) > 0 {
+					drop := make(map[string]bool, len(skipped))
+					names := make([]string, len(skipped))
+					for i, sk := range skipped {
+						drop[sk.Path], names[i] = true, fmt.Sprintf("%s (%s)", sk.Path, sk.Reason)
+					}
+					readNow = fmt.Sprintf("; %d file(s) the run skipped are read now (this build decodes what an older one could not, or they were replaced): %s",
 						len(names), texttable.List(names, MaxClassesNamed))
+					if imagesDigest(sums, train.without(drop), val.without(drop)) == was.Data {
+						readNow += "; with them moved out of the data folder, it resumes"
+					}
+				}
+				if was.Config != nil && was.Config.Data.MaxPixels != cfg.Data.MaxPixels {
+					readNow += fmt.Sprintf("; data.max_pixels changed from %d to %d, which lets other files in or out: set it back", was.Config.Data.MaxPixels, cfg.Data.MaxPixels)
 				}
 				return nil, fmt.Errorf("resume: the images changed since checkpoint %s (%d training and %d validation images then, %d and %d now, or some differ): "+
 					"the run could not go on as it would have; put the images back as they were, or train a new run (another run.dir)%s",
@@ -932,10 +949,10 @@ func splitFeatures(idx *dataset.Index, kept []dataset.Sample, feats *tensor.Dens
 	return train, val, nil
 }
 
-// readNowSkippedBefore returns the paths of the usable files kept that the
-// run folder's skipped.jsonl, written by the start the checkpoints come
-// from, lists as skipped, each with the reason then.
-func readNowSkippedBefore(runDir string, kept []dataset.Sample) []string {
+// readNowSkippedBefore returns the usable files kept that the run folder's
+// skipped.jsonl, written by the start the checkpoints come from, lists as
+// skipped, each with the reason then.
+func readNowSkippedBefore(runDir string, kept []dataset.Sample) []dataset.Skip {
 	raw, err := os.ReadFile(filepath.Join(runDir, "skipped.jsonl"))
 	if err != nil {
 		return nil
@@ -944,22 +961,27 @@ func readNowSkippedBefore(runDir string, kept []dataset.Sample) []string {
 	for _, s := range kept {
 		usable[s.Path] = true
 	}
-	var names []string
+	var skipped []dataset.Skip
 	for line := range bytes.Lines(raw) {
 		var s dataset.Skip
 		if json.Unmarshal(line, &s) == nil && usable[s.Path] {
-			names = append(names, fmt.Sprintf("%s (%s)", s.Path, s.Reason))
+			skipped = append(skipped, s)
 		}
 	}
-	return names
+	return skipped
 }
 
 // writeSkips saves the skipped files' report in the run folder.
 func writeSkips(runDir string, skips *dataset.SkipLog) {
+	path := filepath.Join(runDir, "skipped.jsonl")
 	if skips.Len() == 0 {
+		// An earlier start's list is not this one's.
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			slog.Warn("could not remove the skipped-files report of an earlier start", "err", err)
+		}
 		return
 	}
-	if err := skips.WriteReport(filepath.Join(runDir, "skipped.jsonl")); err != nil {
+	if err := skips.WriteReport(path); err != nil {
 		slog.Warn("could not write the skipped-files report", "err", err)
 	}
 }

@@ -31,6 +31,18 @@ type Split struct {
 // Len is the number of examples.
 func (s Split) Len() int { return len(s.Y) }
 
+// without returns the samples and labels of s but those of the paths in
+// drop (no features: for imagesDigest).
+func (s Split) without(drop map[string]bool) Split {
+	var out Split
+	for i, smp := range s.Samples {
+		if !drop[smp.Path] {
+			out.Samples, out.Y = append(out.Samples, smp), append(out.Y, s.Y[i])
+		}
+	}
+	return out
+}
+
 // Trainer trains a head on cached features, epoch by epoch, saving
 // checkpoints from which a killed run resumes exactly: the order of every
 // epoch is a pure function of (Seed, epoch), and a checkpoint holds the

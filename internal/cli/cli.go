@@ -187,19 +187,25 @@ func stopSignals() []os.Signal {
 // one, the kernel sends another as the shell exits), and the second must
 // not kill the save the first began. stop releases the signals.
 func StopContext() (ctx context.Context, stop context.CancelFunc) {
-	ctx, stop = context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, stopSignals()...)
 	go func() {
 		select {
 		case <-sigs:
+			if ctx.Err() != nil { // stopped already: released, a signal left queued
+				return
+			}
 			// Only after a signal: a process started from this one (a
 			// test's) would inherit the ignored SIGHUP.
 			signal.Ignore(syscall.SIGHUP) // before Stop, which would restore its default
-			stop()
+			signal.Stop(sigs)
+			cancel()
 		case <-ctx.Done():
 		}
-		signal.Stop(sigs)
 	}()
-	return ctx, stop
+	return ctx, func() {
+		signal.Stop(sigs) // released when stop returns
+		cancel()
+	}
 }
