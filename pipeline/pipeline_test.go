@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	pngpkg "image/png"
 	"io"
 	"io/fs"
 	"math"
@@ -659,18 +658,7 @@ func TestReports(t *testing.T) {
 	if err := plotMetrics(png, h); err != nil {
 		t.Fatal(err)
 	}
-	width := func() int {
-		f, err := os.Open(png)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		cfg, err := pngpkg.DecodeConfig(f)
-		if err != nil {
-			t.Fatalf("metrics.png: %v", err)
-		}
-		return cfg.Width
-	}
+	width := func() int { return readPNG(t, png).Bounds().Dx() }
 	two := width()
 	// A learning-rate schedule's changes get a third panel.
 	h[0].LR, h[1].LR = 1e-3, 1e-4

@@ -130,10 +130,12 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 	lastErr := checkpoints.ErrNoCheckpoint
 	if !finding {
 		var err error
-		if applied, err = prepareRunDir(cfg, opts.Resume); err != nil {
+		// The manager first: it removes what a save killed part-way left,
+		// which is no checkpoint to prepareRunDir.
+		if mgr, err = checkpoints.NewManager(ckDir, checkpoints.Options{Keep: cfg.Run.Keep}); err != nil {
 			return nil, err
 		}
-		if mgr, err = checkpoints.NewManager(ckDir, checkpoints.Options{Keep: cfg.Run.Keep}); err != nil {
+		if applied, err = prepareRunDir(cfg, opts.Resume); err != nil {
 			return nil, err
 		}
 		// Resuming from a checkpoint: nothing in the run folder may change
@@ -482,18 +484,16 @@ func Train(ctx context.Context, cfg *configs.Config, opts Options) (*Result, err
 				}
 			}
 		}
-		var b strings.Builder
-		conf.WriteTo(&b)
-		b.WriteString("\n")
-		conf.WriteScores(&b)
-		if err := atomicfile.WriteFile(filepath.Join(runDir, "confusion.txt"), []byte(b.String())); err != nil {
+		// The file gets the whole matrix, the terminal what it can show of
+		// it; both the same scores.
+		var matrix, shown, scores strings.Builder
+		conf.WriteTo(&matrix)
+		conf.WriteShown(&shown)
+		conf.WriteScores(&scores)
+		if err := atomicfile.WriteFile(filepath.Join(runDir, "confusion.txt"), []byte(matrix.String()+"\n"+scores.String())); err != nil {
 			return nil, err
 		}
-		var shown strings.Builder // the same, the matrix as a terminal takes it
-		conf.WriteShown(&shown)
-		shown.WriteString("\n")
-		conf.WriteScores(&shown)
-		progress.Line("validation confusion matrix (rows: true class) and scores:\n%s", strings.TrimRight(shown.String(), "\n"))
+		progress.Line("validation confusion matrix (rows: true class) and scores:\n%s\n%s", shown.String(), strings.TrimRight(scores.String(), "\n"))
 		res.Confusion = conf
 	}
 	if best, err := mgr.Best(); err == nil {
@@ -677,11 +677,7 @@ func removeLeftovers(runDir string) {
 func prepareRunDir(cfg *configs.Config, resume bool) (applied []configs.Change, err error) {
 	runDir := cfg.Run.Dir
 	saved := filepath.Join(runDir, "config.yaml")
-	entries, _ := os.ReadDir(filepath.Join(runDir, "checkpoints"))
-	// The leftovers of a save killed part-way are no checkpoint (the
-	// manager removes them).
-	entries = slices.DeleteFunc(entries, func(e fs.DirEntry) bool { return strings.HasPrefix(e.Name(), atomicfile.TempPrefix) })
-	if len(entries) > 0 && !resume {
+	if entries, _ := os.ReadDir(filepath.Join(runDir, "checkpoints")); len(entries) > 0 && !resume {
 		return nil, fmt.Errorf("run folder %s already has checkpoints: add --resume (Options.Resume) to continue it, or set run.dir to a new folder", runDir)
 	}
 	if resume {
